@@ -1,0 +1,34 @@
+/** The gateway's HTTP API as a list of routes: each module exports its own, main.ts mounts them. */
+import type { Identity } from '../../src/shared/identity.js';
+
+/** Who may call a route: anyone, any verified identity, or members of review/audit/admin policies. */
+export type RouteAccess = 'public' | 'identity' | 'review' | 'audit' | 'admin';
+
+export interface RouteContext {
+  /** Set for every access but 'public'. */
+  identity: Identity;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: unknown;
+  /** ip:port of the caller. */
+  source: string;
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** `/v1/sessions/:id` — `:name` segments become params. */
+  path: string;
+  access: RouteAccess;
+  handler: (ctx: RouteContext) => Promise<unknown>;
+}
+
+/** Throw from a handler to answer with this status; `expose` messages are shown to the caller as they are. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: 'unauthenticated' | 'forbidden' | 'not_found' | 'bad_request' | 'conflict' | 'unavailable',
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The gateway's configuration (gateway.yaml): one zod schema, with every default stated here,
+ * where it is defined. docs/configuration.md documents each key; keep the two together.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../duration.js';
+import { STATEMENT_CLASSES, STATEMENT_FLAGS } from '../statement.js';
+
+/** A duration such as `30m`; parsed to milliseconds. */
+const duration = z
+  .union([z.string(), z.number().int().nonnegative()])
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value * 1000; // bare numbers are seconds
+    try {
+      return parseDuration(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const nonEmpty = z.string().min(1, 'must not be empty');
+const stringList = z.array(nonEmpty);
+
+const hostPort = nonEmpty.regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8443');
+
+export const listenSchema = z
+  .strictObject({
+    address: hostPort.default('127.0.0.1:8443'),
+    tls: z.strictObject({ cert: nonEmpty, key: nonEmpty }).optional(),
+    /** Plain HTTP. Refused unless the address is a loopback address. */
+    insecure_loopback: z.boolean().default(false),
+    /** The URL clients reach this gateway at, advertised in discovery (default: from the address). */
+    public_url: z.url().optional(),
+    /** Largest single Postgres message accepted from a client, in bytes (Postgres itself allows 1 GiB). */
+    max_message_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+    /** Close a session idle this long (no message from the client). 0 = never. */
+    idle_timeout: duration.default(0),
+    /** Close any session after this long. 0 = never. */
+    max_session: duration.default(0),
+  })
+  .superRefine((listen, ctx) => {
+    if (!listen.tls && !listen.insecure_loopback) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'is required (or set listen.insecure_loopback: true on a loopback address)',
+      });
+    }
+    if (listen.insecure_loopback && !listen.tls && !isLoopbackAddress(listen.address)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['insecure_loopback'],
+        message: `plain HTTP is refused on ${listen.address}: only a loopback address (127.0.0.1, [::1], localhost) may listen without TLS`,
+      });
+    }
+  });
+
+export function isLoopbackAddress(address: string): boolean {
+  const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export const issuerSchema = z.strictObject({
+  issuer: z.url(),
+  /** Accepted `aud` values of tokens from this issuer. */
+  audience: z.union([nonEmpty, stringList.min(1)]).transform((a) => (Array.isArray(a) ? a : [a])),
+  /** `oidc`: people and service accounts of your IdP; `workload`: CI/workload ID tokens presented as they are. */
+  kind: z.enum(['oidc', 'workload']).default('oidc'),
+  /** Public client id `hoopctl login` uses for the device flow (oidc issuers). */
+  cli_client_id: nonEmpty.optional(),
+  /** Which claims make the identity. `groups` names a claim holding a list (or a space/comma separated string). */
+  claims: z
+    .strictObject({
+      subject: nonEmpty.default('sub'),
+      name: nonEmpty.optional(),
+      groups: nonEmpty.optional(),
+    })
+    .default({ subject: 'sub' }),
+  /** Every listed claim must equal the value (or one of the values); `*` globs allowed. */
+  bound_claims: z.record(z.string(), z.union([nonEmpty, stringList])).default({}),
+  /** Groups every identity from this issuer gets, in addition to the groups claim. */
+  groups: stringList.default([]),
+  /** Override the JWKS location (default: from the issuer's discovery document). */
+  jwks_uri: z.url().optional(),
+  /** Accepted signing algorithms: asymmetric only. */
+  algorithms: z
+    .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+    .default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+  /** Clock skew tolerated on exp/nbf/iat. */
+  clock_skew: duration.default(30_000),
+  /** Extra CA certificate (PEM file) to trust when fetching discovery and JWKS from this issuer. */
+  ca: nonEmpty.optional(),
+});
+
+const tlsModes = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+
+export const connectionSchema = z
+  .strictObject({
+    name: nonEmpty.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, ".", "_" and "-" only'),
+    type: z.literal('postgres').default('postgres'),
+    host: nonEmpty,
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: nonEmpty,
+    user: nonEmpty,
+    password_env: nonEmpty.optional(),
+    password_file: nonEmpty.optional(),
+    tls: z
+      .strictObject({ mode: z.enum(tlsModes).default('verify-full'), ca: nonEmpty.optional() })
+      .default({ mode: 'verify-full' }),
+    description: z.string().optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.password_env && c.password_file) {
+      ctx.addIssue({ code: 'custom', path: ['password_file'], message: 'set password_env or password_file, not both' });
+    }
+  });
+
+const statementClass = z.enum(STATEMENT_CLASSES);
+const ruleSchema = z
+  .strictObject({
+    name: nonEmpty,
+    allow: z.array(statementClass).optional(),
+    deny: z.array(statementClass).optional(),
+    approve: z.array(statementClass).optional(),
+    /** Narrow the rule to statements touching these relations (globs: `audit.*`, `public.order*`). */
+    relations: stringList.optional(),
+    /** Narrow the rule to statements calling these functions (globs). */
+    functions: stringList.optional(),
+    /** Narrow the rule to statements carrying all of these flags. */
+    flags: z.array(z.enum(STATEMENT_FLAGS)).optional(),
+    /** Names from the built-in side-channel deny-list this rule may allow (only with `allow`). */
+    allow_side_channels: stringList.optional(),
+    /** approve: groups whose members may approve. */
+    approvers: stringList.optional(),
+    /** approve: how many distinct approvers are needed. */
+    approvals_required: z.number().int().min(1).max(10).default(1),
+    /** approve: how long a request waits before it expires. */
+    timeout: duration.default(1_800_000),
+  })
+  .superRefine((rule, ctx) => {
+    const actions = (['allow', 'deny', 'approve'] as const).filter((a) => rule[a] !== undefined);
+    if (actions.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'a rule has exactly one of allow, deny or approve' });
+    }
+    if (rule.approve && (!rule.approvers || rule.approvers.length === 0)) {
+      ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'an approve rule names its approver groups' });
+    }
+  });
+
+export const MASKS = ['redact', 'partial', 'email-domain', 'token', 'null'] as const;
+export const MASK_TAGS = ['pan', 'ssn', 'email', 'secret'] as const;
+const maskingRuleSchema = z
+  .strictObject({
+    name: nonEmpty.optional(),
+    /** schema.table.column (globs allowed). */
+    columns: stringList.optional(),
+    /** Value detectors that trigger this mask on outputs of unknown lineage. */
+    tags: z.array(z.enum(MASK_TAGS)).optional(),
+    mask: z.enum(MASKS),
+  })
+  .superRefine((m, ctx) => {
+    if (!m.columns?.length && !m.tags?.length) {
+      ctx.addIssue({ code: 'custom', message: 'a masking rule names columns or tags' });
+    }
+  });
+
+export const policySchema = z.strictObject({
+  name: nonEmpty,
+  description: z.string().optional(),
+  /** Who: members of any of these groups, or any of these subjects. */
+  groups: stringList.default([]),
+  subjects: stringList.default([]),
+  /** Which connections (globs); default none. */
+  connections: stringList.default([]),
+  /** Ordered statement rules: first match wins; nothing matched = deny. */
+  rules: z.array(ruleSchema).default([]),
+  masking: z.array(maskingRuleSchema).default([]),
+  /** Where lineage of an output column cannot be proven: mask it whole, or deny the statement. */
+  masking_fallback: z.enum(['mask', 'deny']).default('mask'),
+  /** Deny predicates, ORDER BY, GROUP BY and joins on masked columns. */
+  inference_guard: z.boolean().default(false),
+  /** Members may list and decide approvals. */
+  review: z.boolean().default(false),
+  /** Members may list, replay and export sessions and verify the log. */
+  audit: z.boolean().default(false),
+  /** Members may manage identities (revoke, restore). */
+  admin: z.boolean().default(false),
+  /** Only through an approved time-boxed access request (hoopctl request). */
+  requestable: z.boolean().default(false),
+  /** Longest time-boxed grant of this policy. */
+  max_duration: duration.default(28_800_000),
+});
+
+export const webhookSchema = z.strictObject({
+  url: z.url(),
+  secret_env: nonEmpty.optional(),
+  format: z.enum(['json', 'slack']).default('json'),
+  events: stringList.optional(),
+});
+
+export const configSchema = z.strictObject({
+  listen: listenSchema.default({ address: '127.0.0.1:8443', insecure_loopback: false } as never),
+  identity: z.strictObject({ issuers: z.array(issuerSchema).min(1, 'name at least one issuer') }),
+  store: z
+    .union([
+      z.strictObject({ path: nonEmpty }),
+      z.strictObject({ url: nonEmpty.regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL') }),
+    ])
+    .default({ path: './hoop-data' }),
+  connections: z.array(connectionSchema).default([]),
+  policies: z.array(policySchema).default([]),
+  retention: z.strictObject({ days: z.number().int().min(1).default(400) }).default({ days: 400 }),
+  notify: z.strictObject({ webhooks: z.array(webhookSchema).default([]) }).default({ webhooks: [] }),
+  recording: z
+    .strictObject({
+      /** Rows of each result kept for replay (masked values only). */
+      max_rows: z.number().int().min(0).default(100),
+      /** Bytes of each result kept for replay. */
+      max_bytes: z.number().int().min(0).default(64 * 1024),
+    })
+    .default({ max_rows: 100, max_bytes: 64 * 1024 }),
+  audit: z
+    .strictObject({
+      /** Forward statements even when the log cannot be written. Loudly discouraged. */
+      fail_open: z.boolean().default(false),
+      /** Sign a checkpoint every N records or T, whichever comes first. */
+      checkpoint_every: z.number().int().min(1).default(1000),
+      checkpoint_interval: duration.default(60_000),
+      /** Ed25519 signing key (PEM). Default: generated once into the store directory. */
+      signing_key_file: nonEmpty.optional(),
+      sinks: z
+        .array(
+          z.union([
+            z.strictObject({ type: z.literal('file'), path: nonEmpty }),
+            z.strictObject({ type: z.literal('webhook'), url: z.url(), secret_env: nonEmpty.optional() }),
+          ]),
+        )
+        .default([]),
+    })
+    .default({ fail_open: false, checkpoint_every: 1000, checkpoint_interval: 60_000, sinks: [] }),
+  masking: z
+    .strictObject({
+      /** HMAC key for the `token` mask, from an environment variable (default: generated into the store). */
+      token_secret_env: nonEmpty.optional(),
+    })
+    .default({}),
+});
+
+export type GatewayConfig = z.infer<typeof configSchema>;
+export type IssuerConfig = GatewayConfig['identity']['issuers'][number];
+export type ConnectionConfig = GatewayConfig['connections'][number];
+export type PolicyConfig = GatewayConfig['policies'][number];
+export type RuleConfig = PolicyConfig['rules'][number];
+export type MaskingRuleConfig = PolicyConfig['masking'][number];
