@@ -1,10 +1,12 @@
 /**
- * A throwaway PostgreSQL cluster on a free loopback port, for integration tests and benchmarks.
+ * A throwaway PostgreSQL cluster on a free loopback port: the demo database of `hoop-gateway --dev`,
+ * and the one integration tests and benchmarks start.
  * Real server binaries (pg_config --bindir, else /usr/lib/postgresql/<newest>/bin). Postgres refuses
  * to run as root, so as root the cluster is owned by and run as the `postgres` system user (runuser).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -25,6 +27,10 @@ export interface PgServer {
 }
 
 export interface PgOptions {
+  /** Keep the cluster in this directory (created if missing, reused if it holds a cluster). Default: a temp dir removed on stop. */
+  dir?: string;
+  /** Port to listen on (default: a free one). */
+  port?: number;
   /** Extra postgresql.conf settings. */
   settings?: Record<string, string>;
   /** Serve TLS with this certificate and key (PEM files). */
@@ -76,39 +82,45 @@ process.on('exit', () => {
 
 export async function startPostgres(options: PgOptions = {}): Promise<PgServer> {
   const bindir = findPgBindir();
-  const root = mkdtempSync(join(tmpdir(), 'hoop-pg-'));
+  const persistent = options.dir !== undefined;
+  const root = options.dir ?? mkdtempSync(join(tmpdir(), 'hoop-pg-'));
+  mkdirSync(root, { recursive: true });
   const dataDir = join(root, 'data');
   const socketDir = join(root, 'sock');
   const owner = ownerIds();
-  const password = `pw-${Math.random().toString(36).slice(2)}`;
   const pwfile = join(root, 'pwfile');
-  writeFileSync(pwfile, `${password}\n`);
-  execFileSync('mkdir', ['-p', socketDir]);
+  const reuse = persistent && existsSync(join(dataDir, 'PG_VERSION')) && existsSync(pwfile);
+  const password = reuse ? readFileSync(pwfile, 'utf8').trim() : `pw-${randomBytes(12).toString('hex')}`;
+  if (!reuse) writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  mkdirSync(socketDir, { recursive: true });
   if (owner) {
     for (const p of [root, socketDir, pwfile]) chownSync(p, owner.uid, owner.gid);
   }
   chmodSync(root, 0o700);
 
   const authMethod = options.authMethod ?? 'scram-sha-256';
-  runAsOwner(join(bindir, 'initdb'), [
-    '-D',
-    dataDir,
-    '-U',
-    'postgres',
-    '--pwfile',
-    pwfile,
-    '--auth-local=trust',
-    `--auth-host=${authMethod}`,
-    '--encoding=UTF8',
-    '--locale=C',
-    '--no-sync',
-  ]);
+  if (!reuse) {
+    rmSync(dataDir, { recursive: true, force: true });
+    runAsOwner(join(bindir, 'initdb'), [
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      '--pwfile',
+      pwfile,
+      '--auth-local=trust',
+      `--auth-host=${authMethod}`,
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+    ]);
+  }
   if (authMethod === 'md5' || authMethod === 'password') {
     // Stored verifiers follow password_encryption; md5 auth needs md5-hashed passwords.
     options.settings = { password_encryption: authMethod === 'md5' ? 'md5' : 'scram-sha-256', ...options.settings };
   }
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const settings: Record<string, string> = {
     listen_addresses: "'127.0.0.1'",
     port: String(port),
@@ -134,8 +146,13 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgServer> 
   const conf = Object.entries(settings)
     .map(([k, v]) => `${k} = ${v}`)
     .join('\n');
-  runAsOwner('/bin/sh', ['-c', `cat >> '${join(dataDir, 'postgresql.conf')}'`], { input: `\n${conf}\n` });
-  if (owner) chownSync(join(dataDir, 'postgresql.conf'), owner.uid, owner.gid);
+  // Settings go in a file of their own, rewritten at every start, included once from postgresql.conf.
+  const hoopConf = join(dataDir, 'hoop.conf');
+  writeFileSync(hoopConf, `${conf}\n`);
+  if (owner) chownSync(hoopConf, owner.uid, owner.gid);
+  if (!reuse) {
+    runAsOwner('/bin/sh', ['-c', `echo "include 'hoop.conf'" >> '${join(dataDir, 'postgresql.conf')}'`]);
+  }
 
   runAsOwner(join(bindir, 'pg_ctl'), ['-D', dataDir, '-l', join(root, 'postgres.log'), '-w', '-t', '60', 'start']);
 
@@ -167,7 +184,7 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgServer> 
       } catch {
         // Already gone.
       }
-      rmSync(root, { recursive: true, force: true });
+      if (!persistent) rmSync(root, { recursive: true, force: true });
     },
   };
   running.add(server);

@@ -1,0 +1,57 @@
+/**
+ * What the relay asks before forwarding a statement, and what it reports afterwards.
+ * The relay owns the sockets and the protocol state; the gate owns the decisions (policy,
+ * approvals, recording). Keeping them apart lets each be tested without the other.
+ */
+import type { NoticeFields } from '../pgwire/backend.js';
+
+export interface GateRequest {
+  /** 'query' = a simple-protocol Query; 'parse' = a Parse (deny-only check); 'execute' = an Execute of a portal. */
+  phase: 'query' | 'parse' | 'execute';
+  sql: string;
+  /** Prepared statement name (extended protocol). */
+  statementName?: string;
+  portal?: string;
+  /** Bound parameter values (Execute), as sent; and their format codes. */
+  parameters?: (Buffer | null)[];
+  parameterFormats?: number[];
+  /** Transaction status before this statement: I idle, T in a block, E aborted block. */
+  transactionStatus: 'I' | 'T' | 'E';
+}
+
+export type GateVerdict =
+  /** Forward. `statementIds` identify the records of the statements (one per statement of a Query). */
+  | { action: 'forward'; statementIds: string[]; notices?: NoticeFields[] }
+  /** Refuse with this error; the relay makes the database fail at this point so both sides agree on state. */
+  | { action: 'refuse'; error: NoticeFields };
+
+export interface StatementOutcome {
+  /** CommandComplete tag, e.g. "SELECT 3". */
+  tag?: string;
+  rows: number;
+  bytes: number;
+  durationMs: number;
+  /** SQLSTATE when the statement failed; "skipped" statements never ran. */
+  sqlstate?: string;
+  error?: string;
+  skipped?: boolean;
+  /** Column names and the first rows (text values), bounded, for replay. */
+  result?: { columns: string[]; rows: (string | null)[][]; truncated: boolean };
+}
+
+export interface SessionGate {
+  check(request: GateRequest): Promise<GateVerdict> | GateVerdict;
+  /** A forwarded statement finished (or was skipped after an earlier error). */
+  completed(statementId: string, outcome: StatementOutcome): void;
+  /** How many result rows/bytes of each statement to keep for replay (0 = none). */
+  readonly recordRows: number;
+  readonly recordBytes: number;
+}
+
+/** The simplest gate: forwards everything and keeps nothing. For tests of the relay alone. */
+export const allowAllGate: SessionGate = {
+  check: () => ({ action: 'forward', statementIds: [] }),
+  completed: () => {},
+  recordRows: 0,
+  recordBytes: 0,
+};

@@ -1,0 +1,559 @@
+/**
+ * The per-connection relay: the one place that owns both sides of a session (the client's tunnel
+ * and the upstream socket) and asks the gate for a decision before each statement goes through.
+ *
+ * Client → database: frames are processed strictly in order. Statements (Query, Parse, Execute)
+ * wait for the gate (policy, approval, the durable record) before they are forwarded; everything
+ * else passes as the same bytes. A refused statement is replaced by a "poison" message that makes
+ * the database fail at exactly that point, and the database's error is swapped for ours: so the
+ * client and the database always agree on transaction state, pipelines skip to Sync as Postgres
+ * does, and no ordering of responses has to be faked.
+ *
+ * Database → client: frames are followed against a queue of expected responses (one entry per
+ * forwarded message that gets answers) to learn each statement's outcome; bytes pass through in
+ * contiguous runs unless a frame must be replaced.
+ */
+import type { Duplex } from 'node:stream';
+import { serialize } from 'pg-protocol';
+import {
+  decodeCommandComplete,
+  decodeDataRow,
+  decodeFields,
+  decodeReadyForQuery,
+  decodeRowDescription,
+  errorResponse,
+  type NoticeFields,
+  noticeResponse,
+  type TransactionStatus,
+} from '../pgwire/backend.js';
+import { type Frame, FrameReader, ProtocolViolation } from '../pgwire/frames.js';
+import { parseBind, parseExecute, parseParse, parseQuery } from '../pgwire/frontend.js';
+import type { GateRequest, SessionGate, StatementOutcome } from './gate.js';
+
+export interface RelayOptions {
+  maxMessageBytes: number;
+  idleTimeoutMs: number;
+  maxSessionMs: number;
+  /** Bytes queued towards one side before we stop reading the other (backpressure). */
+  highWaterMark?: number;
+}
+
+/** A statement forwarded and not yet finished. */
+interface Running {
+  id: string;
+  startedAt: number;
+  rows: number;
+  bytes: number;
+  columns?: string[];
+  recorded?: (string | null)[][];
+  recordedBytes: number;
+  truncated: boolean;
+}
+
+/** What the database will answer to one forwarded message. */
+type Expected =
+  | { kind: 'query'; statements: Running[]; index: number; refusal?: NoticeFields }
+  | { kind: 'parse' | 'bind' | 'describe' | 'close'; refusal?: NoticeFields }
+  | { kind: 'execute'; statement?: Running }
+  | { kind: 'sync' }
+  | { kind: 'function'; refusal?: NoticeFields };
+
+/** Text that fails to parse in every PostgreSQL version: the "poison" a refused statement becomes. */
+const POISON_SQL = 'HOOP STATEMENT REFUSED BY THE GATEWAY';
+
+export class Relay {
+  private readonly clientReader: FrameReader;
+  private readonly upstreamReader = new FrameReader(1 << 30);
+  private readonly incoming: Frame[] = [];
+  private processing = false;
+  private outgoing: Buffer[] = [];
+  private readonly expected: Expected[] = [];
+  private readonly statements = new Map<string, string>(); // prepared statement name → SQL
+  private readonly portals = new Map<string, { sql: string; statementName: string; bind: Frame }>();
+  private status: TransactionStatus = 'I';
+  private closed = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private sessionTimer: NodeJS.Timeout | undefined;
+  private readonly highWaterMark: number;
+  private clientPaused = false;
+  private upstreamPaused = false;
+  private ended: ((reason: string) => void)[] = [];
+
+  constructor(
+    private readonly client: Duplex,
+    private readonly upstream: Duplex,
+    private readonly gate: SessionGate,
+    private readonly options: RelayOptions,
+    initialStatus: TransactionStatus = 'I',
+  ) {
+    this.clientReader = new FrameReader(options.maxMessageBytes);
+    this.status = initialStatus;
+    this.highWaterMark = options.highWaterMark ?? 1 << 20;
+  }
+
+  /** Start relaying. `pending` are client bytes already read past the startup packet. */
+  start(pending?: Buffer, upstreamLeftover?: Buffer): void {
+    this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    this.client.on('end', () => this.close('client disconnected'));
+    this.client.on('close', () => this.close('client disconnected'));
+    this.client.on('error', () => this.close('client connection error'));
+    this.client.on('drain', () => this.resumeUpstream());
+    this.upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
+    this.upstream.on('end', () => this.upstreamGone());
+    this.upstream.on('close', () => this.upstreamGone());
+    this.upstream.on('error', () => this.upstreamGone());
+    this.upstream.on('drain', () => this.resumeClient());
+    if (this.options.maxSessionMs > 0) {
+      this.sessionTimer = setTimeout(
+        () => this.terminate({ code: '57P01', message: 'terminating connection: the session reached its maximum duration' }),
+        this.options.maxSessionMs,
+      );
+      this.sessionTimer.unref();
+    }
+    this.touch();
+    if (upstreamLeftover?.length) this.onUpstreamData(upstreamLeftover);
+    if (pending?.length) this.onClientData(pending);
+  }
+
+  /** Called once, with the reason, when the session ends. */
+  onEnd(listener: (reason: string) => void): void {
+    this.ended.push(listener);
+  }
+
+  get transactionStatus(): TransactionStatus {
+    return this.status;
+  }
+
+  /** End the session from the gateway's side with a FATAL the client can read (revocation, timeouts, shutdown). */
+  terminate(fields: Omit<NoticeFields, 'severity'>, reason = fields.message): void {
+    if (this.closed) return;
+    this.client.write(errorResponse({ ...fields, severity: 'FATAL' }));
+    this.close(reason);
+  }
+
+  // ---- client → database -------------------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.touch();
+    let frames: Frame[];
+    try {
+      frames = this.clientReader.push(chunk);
+    } catch (err) {
+      this.protocolError(err as Error);
+      return;
+    }
+    for (const frame of frames) this.incoming.push(frame);
+    if (this.incoming.length > 1000 && !this.clientPaused) {
+      this.clientPaused = true;
+      this.client.pause();
+    }
+    if (!this.processing) void this.processIncoming();
+  }
+
+  /** Handle client frames in order; only statements wait (for the gate), the rest batch into one write. */
+  private async processIncoming(): Promise<void> {
+    this.processing = true;
+    try {
+      while (this.incoming.length > 0 && !this.closed) {
+        const frame = this.incoming.shift()!;
+        const pending = this.handleClientFrame(frame);
+        if (pending) {
+          this.flushUpstream();
+          await pending;
+        }
+      }
+      this.flushUpstream();
+    } catch (err) {
+      if (err instanceof ProtocolViolation) this.protocolError(err);
+      else this.terminate({ code: 'XX000', message: `gateway error: ${(err as Error).message}` });
+    } finally {
+      this.processing = false;
+    }
+    if (this.clientPaused && !this.upstreamBackedUp()) this.resumeClient();
+  }
+
+  /** Returns a promise when the frame had to wait for the gate; otherwise it was queued for upstream. */
+  private handleClientFrame(frame: Frame): Promise<void> | undefined {
+    switch (frame.type) {
+      case 'Q':
+        return this.onQuery(frame);
+      case 'P':
+        return this.onParse(frame);
+      case 'B':
+        this.onBind(frame);
+        return undefined;
+      case 'E':
+        return this.onExecute(frame);
+      case 'D':
+        this.send(frame.bytes, { kind: 'describe' });
+        return undefined;
+      case 'C':
+        this.onClose(frame);
+        return undefined;
+      case 'S':
+        this.send(frame.bytes, { kind: 'sync' });
+        return undefined;
+      case 'H': // Flush
+      case 'd': // CopyData
+      case 'c': // CopyDone
+      case 'f': // CopyFail
+        this.send(frame.bytes);
+        return undefined;
+      case 'F':
+        // FunctionCall names a function by OID, bypassing SQL: nothing to classify, so refused.
+        this.send(serialize.query(POISON_SQL), {
+          kind: 'function',
+          refusal: {
+            severity: 'ERROR',
+            code: '42501',
+            message: 'hoop: the fast-path FunctionCall message is not allowed through the gateway',
+            hint: 'Call the function from SQL (SELECT fn(...)) so policy can check it.',
+          },
+        });
+        return undefined;
+      case 'X':
+        this.flushUpstream();
+        this.upstream.write(frame.bytes);
+        this.close('client terminated');
+        return undefined;
+      default:
+        throw new ProtocolViolation(`unexpected message type "${printable(frame.type)}" from the client`);
+    }
+  }
+
+  private async onQuery(frame: Frame): Promise<void> {
+    const { sql } = parseQuery(frame.body);
+    const verdict = await this.gate.check({ phase: 'query', sql, transactionStatus: this.status });
+    if (verdict.action === 'refuse') {
+      this.send(serialize.query(POISON_SQL), { kind: 'query', statements: [], index: 0, refusal: verdict.error });
+      return;
+    }
+    this.queueNotices(verdict.notices);
+    this.send(frame.bytes, { kind: 'query', statements: verdict.statementIds.map(startRunning), index: 0 });
+  }
+
+  private async onParse(frame: Frame): Promise<void> {
+    const parse = parseParse(frame.body);
+    const verdict = await this.gate.check({
+      phase: 'parse',
+      sql: parse.sql,
+      statementName: parse.statement,
+      transactionStatus: this.status,
+    });
+    if (verdict.action === 'refuse') {
+      this.statements.delete(parse.statement);
+      // Same statement name: Postgres reports the syntax error before any name clash.
+      this.send(serialize.parse({ name: parse.statement, text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
+      return;
+    }
+    this.statements.set(parse.statement, parse.sql);
+    this.send(frame.bytes, { kind: 'parse' });
+  }
+
+  private onBind(frame: Frame): void {
+    const bind = parseBind(frame.body);
+    const sql = this.statements.get(bind.statement);
+    if (sql !== undefined) this.portals.set(bind.portal, { sql, statementName: bind.statement, bind: frame });
+    else this.portals.delete(bind.portal); // Postgres will refuse the Bind: no such statement.
+    this.send(frame.bytes, { kind: 'bind' });
+  }
+
+  private async onExecute(frame: Frame): Promise<void> {
+    const { portal: portalName } = parseExecute(frame.body);
+    const portal = this.portals.get(portalName);
+    if (!portal) {
+      // No portal we know of: Postgres answers "portal does not exist" itself.
+      this.send(frame.bytes, { kind: 'execute' });
+      return;
+    }
+    const bind = parseBind(portal.bind.body);
+    const request: GateRequest = {
+      phase: 'execute',
+      sql: portal.sql,
+      statementName: portal.statementName,
+      portal: portalName,
+      parameters: bind.parameters,
+      parameterFormats: bind.parameterFormats,
+      transactionStatus: this.status,
+    };
+    const verdict = await this.gate.check(request);
+    if (verdict.action === 'refuse') {
+      this.send(serialize.parse({ name: '', text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
+      return;
+    }
+    this.queueNotices(verdict.notices);
+    const id = verdict.statementIds[0];
+    this.send(frame.bytes, { kind: 'execute', statement: id === undefined ? undefined : startRunning(id) });
+  }
+
+  private onClose(frame: Frame): void {
+    const target = String.fromCharCode(frame.body[0] ?? 0);
+    const end = frame.body.indexOf(0, 1);
+    const name = frame.body.toString('utf8', 1, end < 0 ? frame.body.length : end);
+    if (target === 'S') this.statements.delete(name);
+    else this.portals.delete(name);
+    this.send(frame.bytes, { kind: 'close' });
+  }
+
+  private send(bytes: Buffer, expectation?: Expected): void {
+    this.outgoing.push(bytes);
+    if (expectation) this.expected.push(expectation);
+  }
+
+  private flushUpstream(): void {
+    if (this.outgoing.length === 0 || this.closed) return;
+    const data = this.outgoing.length === 1 ? this.outgoing[0]! : Buffer.concat(this.outgoing);
+    this.outgoing = [];
+    if (!this.upstream.write(data) && !this.clientPaused) {
+      this.clientPaused = true;
+      this.client.pause();
+    }
+  }
+
+  private upstreamBackedUp(): boolean {
+    return this.upstream.writableLength > this.highWaterMark;
+  }
+
+  private resumeClient(): void {
+    if (this.clientPaused && !this.closed && this.incoming.length < 100 && !this.upstreamBackedUp()) {
+      this.clientPaused = false;
+      this.client.resume();
+    }
+  }
+
+  /** Notices from the gate (e.g. "approved by ...") reach the client ahead of the statement's answer. */
+  private queueNotices(notices: NoticeFields[] | undefined): void {
+    for (const n of notices ?? []) this.client.write(noticeResponse(n));
+  }
+
+  // ---- database → client -------------------------------------------------------------------
+
+  private onUpstreamData(chunk: Buffer): void {
+    if (this.closed) return;
+    let frames: Frame[];
+    try {
+      frames = this.upstreamReader.push(chunk);
+    } catch (err) {
+      this.terminate({ code: '08P01', message: `invalid message from the database: ${(err as Error).message}` });
+      return;
+    }
+    // Pass contiguous runs of unchanged frames as one write.
+    const out: Buffer[] = [];
+    let runStart: Frame | undefined;
+    let runEnd = 0;
+    let runLength = 0;
+    const endRun = () => {
+      if (runStart) out.push(Buffer.from(runStart.bytes.buffer, runStart.bytes.byteOffset, runLength));
+      runStart = undefined;
+      runLength = 0;
+    };
+    for (const frame of frames) {
+      const replacement = this.observeBackend(frame);
+      if (replacement === undefined) {
+        if (runStart && frame.bytes.buffer === runStart.bytes.buffer && frame.bytes.byteOffset === runEnd) {
+          runLength += frame.bytes.length;
+        } else {
+          endRun();
+          runStart = frame;
+          runLength = frame.bytes.length;
+        }
+        runEnd = frame.bytes.byteOffset + frame.bytes.length;
+      } else {
+        endRun();
+        if (replacement.length > 0) out.push(replacement);
+      }
+    }
+    endRun();
+    if (out.length === 0) return;
+    const ok = this.client.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    if (!ok && !this.upstreamPaused) {
+      this.upstreamPaused = true;
+      this.upstream.pause();
+    }
+  }
+
+  private resumeUpstream(): void {
+    if (this.upstreamPaused && !this.closed) {
+      this.upstreamPaused = false;
+      this.upstream.resume();
+    }
+  }
+
+  /** Follow one server message. Returns undefined to pass it as is, or the bytes to send instead. */
+  private observeBackend(frame: Frame): Buffer | undefined {
+    const head = this.expected[0];
+    switch (frame.type) {
+      case 'D': {
+        const running = this.currentStatement(head);
+        if (running) this.countRow(running, frame);
+        return undefined;
+      }
+      case 'd': {
+        const running = this.currentStatement(head);
+        if (running) running.bytes += frame.body.length;
+        return undefined;
+      }
+      case 'T': {
+        if (head?.kind === 'describe') this.expected.shift();
+        else {
+          const running = this.currentStatement(head);
+          if (running && this.gate.recordRows > 0) running.columns = decodeRowDescription(frame.body).map((f) => f.name);
+        }
+        return undefined;
+      }
+      case 'n': // NoData
+        if (head?.kind === 'describe') this.expected.shift();
+        return undefined;
+      case '1': // ParseComplete
+      case '2': // BindComplete
+      case '3': // CloseComplete
+        if (head && head.kind !== 'query' && head.kind !== 'sync' && head.kind !== 'execute') this.expected.shift();
+        return undefined;
+      case 'C':
+      case 'I': // EmptyQueryResponse
+      case 's': {
+        // PortalSuspended
+        const tag = frame.type === 'C' ? decodeCommandComplete(frame.body).tag : undefined;
+        if (head?.kind === 'query') {
+          const running = head.statements[head.index++];
+          if (running) this.finish(running, { tag });
+        } else if (head?.kind === 'execute') {
+          this.expected.shift();
+          if (head.statement) this.finish(head.statement, { tag });
+        }
+        return undefined;
+      }
+      case 'E':
+        return this.onBackendError(frame, head);
+      case 'Z': {
+        this.status = decodeReadyForQuery(frame.body);
+        // Everything up to the Query/Sync/FunctionCall this answers is over (skipped after an error).
+        while (this.expected.length > 0) {
+          const entry = this.expected.shift()!;
+          if (entry.kind === 'query') {
+            for (const s of entry.statements.slice(entry.index)) this.finish(s, { skipped: true });
+            break;
+          }
+          if (entry.kind === 'execute' && entry.statement) this.finish(entry.statement, { skipped: true });
+          if (entry.kind === 'sync' || entry.kind === 'function') break;
+        }
+        if (this.status === 'I') this.dropUnnamedPortals();
+        return undefined;
+      }
+      default:
+        // Notices, notifications, parameter status, COPY responses, function results: as they are.
+        return undefined;
+    }
+  }
+
+  private onBackendError(frame: Frame, head: Expected | undefined): Buffer | undefined {
+    const fields = decodeFields(frame.body);
+    const refusal = head && 'refusal' in head ? head.refusal : undefined;
+    if (head?.kind === 'query') {
+      const running = head.statements[head.index++];
+      if (running) this.finish(running, { sqlstate: fields.C, error: fields.M });
+      if (refusal) head.refusal = undefined;
+    } else if (head && head.kind !== 'sync') {
+      // Extended protocol: Postgres now skips every message until Sync, so will we.
+      if (head.kind === 'execute' && head.statement) this.finish(head.statement, { sqlstate: fields.C, error: fields.M });
+      this.expected.shift();
+      while (this.expected.length > 0 && this.expected[0]!.kind !== 'sync') {
+        const skipped = this.expected.shift()!;
+        if (skipped.kind === 'execute' && skipped.statement) this.finish(skipped.statement, { skipped: true });
+      }
+    }
+    if (refusal) return errorResponse(refusal);
+    return undefined;
+  }
+
+  private currentStatement(head: Expected | undefined): Running | undefined {
+    if (head?.kind === 'query') return head.statements[head.index];
+    if (head?.kind === 'execute') return head.statement;
+    return undefined;
+  }
+
+  private countRow(running: Running, frame: Frame): void {
+    running.rows++;
+    running.bytes += frame.body.length;
+    if (running.recordedBytes >= this.gate.recordBytes || (running.recorded?.length ?? 0) >= this.gate.recordRows) {
+      if (this.gate.recordRows > 0) running.truncated = true;
+      return;
+    }
+    const values = decodeDataRow(frame.body).map((v) => (v === null ? null : v.toString('utf8')));
+    running.recorded ??= [];
+    running.recorded.push(values);
+    running.recordedBytes += frame.body.length;
+  }
+
+  private finish(running: Running, outcome: Partial<StatementOutcome>): void {
+    this.gate.completed(running.id, {
+      rows: running.rows,
+      bytes: running.bytes,
+      durationMs: Date.now() - running.startedAt,
+      result:
+        running.columns || running.recorded
+          ? { columns: running.columns ?? [], rows: running.recorded ?? [], truncated: running.truncated }
+          : undefined,
+      ...outcome,
+    });
+  }
+
+  private dropUnnamedPortals(): void {
+    // Portals live until the end of their transaction.
+    this.portals.clear();
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  private touch(): void {
+    if (this.options.idleTimeoutMs <= 0) return;
+    if (this.idleTimer) this.idleTimer.refresh();
+    else {
+      this.idleTimer = setTimeout(
+        () => this.terminate({ code: '57P05', message: 'terminating connection due to idle-session timeout' }),
+        this.options.idleTimeoutMs,
+      );
+      this.idleTimer.unref();
+    }
+  }
+
+  private protocolError(err: Error): void {
+    const code = err instanceof ProtocolViolation ? err.sqlstate : '08P01';
+    this.terminate({ code, message: `hoop: ${err.message}` }, `protocol violation: ${err.message}`);
+  }
+
+  private upstreamGone(): void {
+    if (this.closed) return;
+    this.terminate(
+      { code: '08006', message: 'the database closed the connection' },
+      'database closed the connection',
+    );
+  }
+
+  private close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.sessionTimer);
+    for (const entry of this.expected.splice(0)) {
+      if (entry.kind === 'query') for (const s of entry.statements.slice(entry.index)) this.finish(s, { skipped: true });
+      if (entry.kind === 'execute' && entry.statement) this.finish(entry.statement, { skipped: true });
+    }
+    // Closing the upstream socket makes Postgres roll back any open transaction.
+    this.upstream.end();
+    this.upstream.destroy();
+    this.client.end();
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    for (const listener of this.ended) listener(reason);
+    this.ended = [];
+  }
+}
+
+function startRunning(id: string): Running {
+  return { id, startedAt: Date.now(), rows: 0, bytes: 0, recordedBytes: 0, truncated: false };
+}
+
+function printable(type: string): string {
+  return /^[\x20-\x7e]$/.test(type) ? type : `0x${type.charCodeAt(0).toString(16)}`;
+}

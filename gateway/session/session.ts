@@ -1,0 +1,170 @@
+/**
+ * One tunnelled client connection from start to end: the client's handshake, the upstream login,
+ * the gateway-made BackendKeyData, then the relay. Also answers CancelRequests that arrive through
+ * a tunnel, mapping the gateway's key to the upstream one.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { ConnectionConfig } from '../../src/shared/config/schema.js';
+import type { Identity } from '../../src/shared/identity.js';
+import { type BackendKey, backendKeyData, errorResponse, parameterStatus, readyForQuery } from '../pgwire/backend.js';
+import { connectUpstream, sendUpstreamCancel, type UpstreamTarget } from '../transport/upstream.js';
+import type { SessionGate } from './gate.js';
+import { Relay } from './relay.js';
+import { acceptStartup, refuseStartup } from './startup.js';
+
+export interface SessionInfo {
+  id: string;
+  identity: Identity;
+  connection: ConnectionConfig;
+  source: string;
+  /** Which CLI command opened the tunnel (connect | exec). */
+  client: string;
+  startedAt: number;
+}
+
+export interface SessionHooks {
+  /** The session is authenticated and the upstream is ready: build its gate (records session.started). */
+  openGate(info: SessionInfo): Promise<SessionGate>;
+  /** The session ended (records session.ended). */
+  closed(info: SessionInfo, reason: string): void;
+  /** The local one-time password was wrong, or the handshake failed (records auth.failed). */
+  refused(info: SessionInfo, reason: string): void;
+}
+
+export interface SessionSettings {
+  maxMessageBytes: number;
+  idleTimeoutMs: number;
+  maxSessionMs: number;
+  target: (connection: ConnectionConfig) => UpstreamTarget;
+}
+
+interface LiveSession {
+  info: SessionInfo;
+  relay: Relay;
+  upstreamKey: BackendKey;
+  target: UpstreamTarget;
+}
+
+/** Every open session, and the cancel keys the gateway handed out for them. */
+export class SessionRegistry {
+  private readonly byId = new Map<string, LiveSession>();
+  private readonly byCancelKey = new Map<string, LiveSession>();
+
+  add(session: LiveSession, key: string): void {
+    this.byId.set(session.info.id, session);
+    this.byCancelKey.set(key, session);
+  }
+  remove(id: string, key: string): void {
+    this.byId.delete(id);
+    this.byCancelKey.delete(key);
+  }
+  byKey(key: string): LiveSession | undefined {
+    return this.byCancelKey.get(key);
+  }
+  all(): LiveSession[] {
+    return [...this.byId.values()];
+  }
+  get size(): number {
+    return this.byId.size;
+  }
+  /** End every open session of this subject (revocation takes effect at once). */
+  terminateSubject(issuer: string, subject: string, message: string): number {
+    let count = 0;
+    for (const s of this.byId.values()) {
+      if (s.info.identity.subject === subject && (!issuer || s.info.identity.issuer === issuer)) {
+        s.relay.terminate({ code: '28000', message });
+        count++;
+      }
+    }
+    return count;
+  }
+}
+
+const cancelKey = (processId: number, secret: Buffer) => `${processId}:${secret.toString('hex')}`;
+
+export async function runSession(
+  client: Duplex,
+  meta: { identity: Identity; connection: ConnectionConfig; source: string; client: string; localPassword?: string },
+  settings: SessionSettings,
+  hooks: SessionHooks,
+  registry: SessionRegistry,
+): Promise<void> {
+  const info: SessionInfo = {
+    id: randomUUID(),
+    identity: meta.identity,
+    connection: meta.connection,
+    source: meta.source,
+    client: meta.client,
+    startedAt: Date.now(),
+  };
+  let handshake: Awaited<ReturnType<typeof acceptStartup>>;
+  try {
+    handshake = await acceptStartup(client, {
+      maxMessageBytes: settings.maxMessageBytes,
+      localPassword: meta.localPassword,
+    });
+  } catch (err) {
+    hooks.refused(info, (err as Error).message);
+    refuseStartup(client, err as Error);
+    return;
+  }
+
+  if (handshake.result.kind === 'cancel') {
+    const session = registry.byKey(cancelKey(handshake.result.processId, handshake.result.secretKey));
+    // Only the session's own identity may cancel it: a guessed key from someone else does nothing.
+    if (session && session.info.identity.subject === meta.identity.subject) {
+      await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
+    }
+    client.end();
+    return;
+  }
+
+  const target = settings.target(meta.connection);
+  let upstream: Awaited<ReturnType<typeof connectUpstream>>;
+  try {
+    upstream = await connectUpstream(target, handshake.result.parameters);
+  } catch (err) {
+    const e = err as Error & { sqlstate?: string };
+    client.end(errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }));
+    hooks.refused(info, e.message);
+    return;
+  }
+
+  let gate: SessionGate;
+  try {
+    gate = await hooks.openGate(info);
+  } catch (err) {
+    upstream.socket.destroy();
+    client.end(errorResponse({ severity: 'FATAL', code: '58000', message: `hoop: ${(err as Error).message}` }));
+    return;
+  }
+
+  // The client gets our own key; the upstream key never leaves the gateway.
+  const processId = randomBytes(4).readInt32BE(0) & 0x7fffffff;
+  const secret = randomBytes(4);
+  const key = cancelKey(processId, secret);
+  const hello: Buffer[] = [];
+  for (const [name, value] of upstream.parameters) hello.push(parameterStatus(name, value));
+  hello.push(backendKeyData(processId, secret.readInt32BE(0)));
+  hello.push(readyForQuery(upstream.status));
+  client.write(Buffer.concat(hello));
+
+  const relay = new Relay(
+    client,
+    upstream.socket,
+    gate,
+    {
+      maxMessageBytes: settings.maxMessageBytes,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      maxSessionMs: settings.maxSessionMs,
+    },
+    upstream.status,
+  );
+  registry.add({ info, relay, upstreamKey: upstream.backendKey, target }, key);
+  relay.onEnd((reason) => {
+    registry.remove(info.id, key);
+    hooks.closed(info, reason);
+  });
+  relay.start(handshake.leftover, upstream.leftover);
+}

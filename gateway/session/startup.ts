@@ -1,0 +1,204 @@
+/**
+ * The client's side of the startup handshake, answered by the gateway itself: the client never
+ * authenticates to PostgreSQL and never learns the database password.
+ *
+ * SSLRequest and GSSENCRequest are answered 'N' (the tunnel is already TLS; GSS encryption would
+ * blind inspection), a newer protocol minor version gets NegotiateProtocolVersion, a CancelRequest
+ * is handed back to the caller, and the one-time local password (when the tunnel carries one) is
+ * checked with SCRAM-SHA-256.
+ */
+import type { Duplex } from 'node:stream';
+import { ScramError, ScramServer } from '../../src/shared/scram.js';
+import {
+  authenticationOk,
+  authenticationSasl,
+  authenticationSaslContinue,
+  authenticationSaslFinal,
+  errorResponse,
+  negotiateProtocolVersion,
+} from '../pgwire/backend.js';
+import { type Frame, FrameReader, ProtocolViolation } from '../pgwire/frames.js';
+import { BodyReader, parseStartupPacket, type StartupPacket } from '../pgwire/frontend.js';
+
+export type StartupResult =
+  | { kind: 'session'; parameters: Record<string, string>; reader: FrameReader }
+  | { kind: 'cancel'; processId: number; secretKey: Buffer };
+
+/** Startup parameters passed on to the database; the rest are the gateway's to decide (user, database, options). */
+const FORWARDED_PARAMETERS = new Set([
+  'application_name',
+  'client_encoding',
+  'datestyle',
+  'timezone',
+  'extra_float_digits',
+  'intervalstyle',
+]);
+
+/** Encodings the gateway can read SQL in. Others (SJIS, BIG5 ...) could hide quotes from the parser. */
+const UTF8_NAMES = new Set(['utf8', 'utf-8', 'unicode']);
+
+export class StartupRefused extends Error {
+  constructor(
+    message: string,
+    readonly sqlstate: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Reads packets from a client stream one at a time until the handshake is done. */
+class PacketSource {
+  private readonly frames: Frame[] = [];
+  private waiting: ((frame: Frame) => void) | undefined;
+  private failed: ((err: Error) => void) | undefined;
+  private readonly onData = (chunk: Buffer) => {
+    try {
+      this.collect(chunk);
+    } catch (err) {
+      this.failed?.(err as Error);
+    }
+  };
+  private readonly onEnd = () => this.failed?.(new StartupRefused('the client closed the connection', '08006'));
+
+  constructor(
+    private readonly stream: Duplex,
+    readonly reader: FrameReader,
+  ) {
+    stream.on('data', this.onData);
+    stream.on('end', this.onEnd);
+    stream.on('error', this.onEnd);
+  }
+
+  private collect(chunk: Buffer): void {
+    for (const frame of this.reader.push(chunk)) this.frames.push(frame);
+    this.deliver();
+  }
+
+  private deliver(): void {
+    if (this.waiting && this.frames.length > 0) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve(this.frames.shift()!);
+    }
+  }
+
+  next(timeoutMs: number): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new StartupRefused('timed out waiting for the client', '08006')), timeoutMs);
+      this.waiting = (frame) => {
+        clearTimeout(timer);
+        resolve(frame);
+      };
+      this.failed = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      // A startup-phase push returns one packet at a time; ask for what is already buffered.
+      if (this.frames.length === 0 && this.reader.buffered > 0) this.collect(Buffer.alloc(0));
+      else this.deliver();
+    });
+  }
+
+  /** Stop reading; return every byte received past what the handshake consumed. */
+  detach(): Buffer {
+    this.stream.off('data', this.onData);
+    this.stream.off('end', this.onEnd);
+    this.stream.off('error', this.onEnd);
+    const parsed = this.frames.splice(0).map((f) => f.bytes);
+    return Buffer.concat([...parsed, this.reader.drain()]);
+  }
+}
+
+export interface StartupOptions {
+  maxMessageBytes: number;
+  /** The one-time password the client must prove (SCRAM); undefined = the tunnel's bearer token is enough. */
+  localPassword?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Run the client's handshake up to (not including) AuthenticationOk's follow-ups: after this the
+ * caller connects upstream and sends ParameterStatus, BackendKeyData and ReadyForQuery.
+ * Returns the leftover client bytes (a pipelining client may already have sent its first query).
+ */
+export async function acceptStartup(
+  client: Duplex,
+  options: StartupOptions,
+): Promise<{ result: StartupResult; leftover: Buffer }> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const reader = new FrameReader(Math.min(options.maxMessageBytes, 1 << 20), { startup: true });
+  const source = new PacketSource(client, reader);
+  try {
+    let packet: StartupPacket;
+    for (;;) {
+      const frame = await source.next(timeoutMs);
+      packet = parseStartupPacket(frame.body);
+      if (packet.kind === 'ssl-request' || packet.kind === 'gssenc-request') {
+        client.write(Buffer.from('N'));
+        continue;
+      }
+      break;
+    }
+    if (packet.kind === 'cancel') {
+      return { result: { kind: 'cancel', processId: packet.processId, secretKey: packet.secretKey }, leftover: Buffer.alloc(0) };
+    }
+    if (packet.kind !== 'startup') throw new ProtocolViolation('unexpected startup packet');
+    if (packet.minor > 0 || packet.protocolOptions.length > 0) {
+      client.write(negotiateProtocolVersion(0, packet.protocolOptions));
+    }
+    if (packet.parameters.replication && packet.parameters.replication !== 'false') {
+      throw new StartupRefused('replication connections are not allowed through the gateway', '42501');
+    }
+    const encoding = packet.parameters.client_encoding;
+    if (encoding && !UTF8_NAMES.has(encoding.toLowerCase()) && encoding.toLowerCase() !== 'auto') {
+      throw new StartupRefused(
+        `client_encoding "${encoding}" is not supported through the gateway: use UTF8`,
+        '0A000',
+      );
+    }
+    reader.expectTyped();
+    if (options.localPassword !== undefined) await checkLocalPassword(client, source, options.localPassword, timeoutMs);
+    client.write(authenticationOk());
+
+    const parameters: Record<string, string> = {};
+    for (const [name, value] of Object.entries(packet.parameters)) {
+      const key = name.toLowerCase();
+      if (FORWARDED_PARAMETERS.has(key)) parameters[key] = value;
+    }
+    parameters.client_encoding = 'UTF8';
+    const leftover = source.detach();
+    return { result: { kind: 'session', parameters, reader }, leftover };
+  } catch (err) {
+    source.detach();
+    throw err;
+  }
+}
+
+async function checkLocalPassword(client: Duplex, source: PacketSource, password: string, timeoutMs: number) {
+  client.write(authenticationSasl(['SCRAM-SHA-256']));
+  const initial = await source.next(timeoutMs);
+  if (initial.type !== 'p') throw new StartupRefused('expected a SASL initial response', '08P01');
+  const r = new BodyReader(initial.body);
+  const mechanism = r.cstring();
+  if (mechanism !== 'SCRAM-SHA-256') throw new StartupRefused(`unsupported SASL mechanism ${mechanism}`, '28000');
+  const length = r.int32();
+  const clientFirst = r.bytes(Math.max(0, length)).toString('utf8');
+  const scram = new ScramServer(password);
+  try {
+    client.write(authenticationSaslContinue(scram.first(clientFirst)));
+    const response = await source.next(timeoutMs);
+    if (response.type !== 'p') throw new StartupRefused('expected a SASL response', '08P01');
+    client.write(authenticationSaslFinal(scram.final(response.body.toString('utf8'))));
+  } catch (err) {
+    if (err instanceof ScramError) {
+      throw new StartupRefused('password authentication failed: use the one-time password hoopctl connect printed', '28P01');
+    }
+    throw err;
+  }
+}
+
+/** Tell the client why the handshake ended, as a FATAL it can show. */
+export function refuseStartup(client: Duplex, err: Error): void {
+  const sqlstate = err instanceof StartupRefused || err instanceof ProtocolViolation ? err.sqlstate : '08006';
+  client.end(errorResponse({ severity: 'FATAL', code: sqlstate, message: `hoop: ${err.message}` }));
+}

@@ -1,0 +1,191 @@
+/**
+ * The gateway's front door: one HTTPS (or, on loopback only, plain HTTP) server that answers the
+ * JSON API and upgrades tunnel requests to WebSocket. Authentication happens here, once, for both.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { GatewayConfig } from '../../src/shared/config/schema.js';
+import type { Identity } from '../../src/shared/identity.js';
+import { HttpError, type Route, type RouteAccess, type RouteContext } from './router.js';
+
+export interface Authenticator {
+  /** Verify a bearer token; throws an error with a one-line `message` when it is refused. */
+  authenticate(token: string, source: string): Promise<Identity>;
+  /** May this identity use a route of this access level? */
+  allowed(identity: Identity, access: RouteAccess): boolean;
+}
+
+export interface UpgradeHandler {
+  (request: IncomingMessage, socket: Duplex, head: Buffer, identity: Identity): void;
+}
+
+interface CompiledRoute {
+  route: Route;
+  pattern: RegExp;
+  names: string[];
+}
+
+function compile(route: Route): CompiledRoute {
+  const names: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((part) => {
+      if (!part.startsWith(':')) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      names.push(part.slice(1));
+      return '([^/]+)';
+    })
+    .join('/');
+  return { route, pattern: new RegExp(`^${source}$`), names };
+}
+
+export function sourceOf(request: IncomingMessage): string {
+  const socket = request.socket;
+  const host = socket.remoteAddress ?? 'unknown';
+  return `${host.includes(':') ? `[${host}]` : host}:${socket.remotePort ?? 0}`;
+}
+
+export function bearerToken(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization;
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1];
+}
+
+const MAX_BODY = 1 << 20;
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, 'bad_request', 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'bad_request', 'request body is not valid JSON');
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const payload = Buffer.from(JSON.stringify(body));
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': payload.length,
+    'cache-control': 'no-store',
+  });
+  response.end(payload);
+}
+
+/** A handler may return this to answer with something other than JSON (exports, streams). */
+export interface RawResponse {
+  raw: true;
+  contentType: string;
+  body: string | AsyncIterable<string | Buffer>;
+  filename?: string;
+}
+
+function isRaw(value: unknown): value is RawResponse {
+  return typeof value === 'object' && value !== null && (value as RawResponse).raw === true;
+}
+
+export function createGatewayServer(
+  config: GatewayConfig['listen'],
+  routes: Route[],
+  auth: Authenticator,
+  onTunnel: UpgradeHandler,
+  log: (message: string, fields?: Record<string, unknown>) => void,
+): Server {
+  const compiled = routes.map(compile);
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const url = new URL(request.url ?? '/', 'http://gateway');
+    const method = request.method ?? 'GET';
+    const matches = compiled.filter((r) => r.pattern.test(url.pathname));
+    if (matches.length === 0) throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);
+    const match = matches.find((r) => r.route.method === method);
+    if (!match) throw new HttpError(405, 'bad_request', `method ${method} not allowed on ${url.pathname}`);
+    const groups = match.pattern.exec(url.pathname)!;
+    const params: Record<string, string> = {};
+    match.names.forEach((name, i) => {
+      params[name] = decodeURIComponent(groups[i + 1]!);
+    });
+    const source = sourceOf(request);
+    let identity = undefined as unknown as Identity;
+    if (match.route.access !== 'public') {
+      const token = bearerToken(request);
+      if (!token) throw new HttpError(401, 'unauthenticated', 'missing bearer token');
+      try {
+        identity = await auth.authenticate(token, source);
+      } catch (err) {
+        throw new HttpError(401, 'unauthenticated', (err as Error).message);
+      }
+      if (!auth.allowed(identity, match.route.access)) {
+        throw new HttpError(403, 'forbidden', `this needs the ${match.route.access} role, which ${identity.subject} does not have`);
+      }
+    }
+    const body = method === 'GET' ? undefined : await readJson(request);
+    const ctx: RouteContext = { identity, params, query: url.searchParams, body, source };
+    const result = await match.route.handler(ctx);
+    if (isRaw(result)) {
+      response.writeHead(200, {
+        'content-type': result.contentType,
+        'cache-control': 'no-store',
+        ...(result.filename ? { 'content-disposition': `attachment; filename="${result.filename}"` } : {}),
+      });
+      if (typeof result.body === 'string') response.end(result.body);
+      else {
+        for await (const chunk of result.body) {
+          if (!response.write(chunk)) await new Promise((r) => response.once('drain', r));
+        }
+        response.end();
+      }
+      return;
+    }
+    sendJson(response, method === 'POST' && result && (result as { created?: boolean }).created ? 201 : 200, result ?? {});
+  };
+
+  const listener = (request: IncomingMessage, response: ServerResponse) => {
+    handle(request, response).catch((err: unknown) => {
+      if (response.headersSent) {
+        response.destroy();
+        return;
+      }
+      if (err instanceof HttpError) {
+        sendJson(response, err.status, { error: { code: err.code, message: err.message } });
+        return;
+      }
+      log('api handler failed', { error: (err as Error).message, stack: (err as Error).stack, path: request.url });
+      sendJson(response, 500, { error: { code: 'internal', message: 'internal error (see the gateway log)' } });
+    });
+  };
+
+  const server = config.tls
+    ? createHttps({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, listener)
+    : createHttp(listener);
+
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: number, message: string) => {
+      const body = JSON.stringify({ error: { code: status === 401 ? 'unauthenticated' : 'forbidden', message } });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Forbidden'}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    };
+    socket.on('error', () => socket.destroy());
+    const token = bearerToken(request);
+    if (!token) {
+      refuse(401, 'missing bearer token');
+      return;
+    }
+    auth
+      .authenticate(token, sourceOf(request))
+      .then((identity) => onTunnel(request, socket, head, identity))
+      .catch((err: Error) => refuse(401, err.message));
+  });
+  return server;
+}

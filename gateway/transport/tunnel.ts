@@ -1,0 +1,79 @@
+/**
+ * The tunnel endpoint: `GET /v1/tunnel/<connection>` upgraded to a WebSocket whose binary messages
+ * carry the Postgres protocol byte stream of one client connection. The bearer token was verified
+ * before the upgrade (http.ts); here we check the connection is one this identity may reach.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import { TUNNEL_HEADERS, TUNNEL_PATH } from '../../src/shared/api.js';
+import type { ConnectionConfig } from '../../src/shared/config/schema.js';
+import type { Identity } from '../../src/shared/identity.js';
+import type { UpgradeHandler } from './http.js';
+import { sourceOf } from './http.js';
+
+export interface TunnelTarget {
+  identity: Identity;
+  connection: ConnectionConfig;
+  source: string;
+  client: string;
+  localPassword?: string;
+}
+
+export interface TunnelOptions {
+  connections: Map<string, ConnectionConfig>;
+  /** May this identity open a session on this connection at all? */
+  canReach(identity: Identity, connection: string): boolean;
+  /** A refused tunnel (unknown connection, no policy): recorded as auth.failed. */
+  refused(identity: Identity, source: string, connection: string, reason: string): void;
+  onStream(stream: Duplex, target: TunnelTarget): void;
+  maxMessageBytes: number;
+}
+
+export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeHandler; close(): void } {
+  const wss = new WebSocketServer({
+    noServer: true,
+    // One Postgres message may be up to the configured cap; a WebSocket message carries at most one chunk of it.
+    maxPayload: Math.max(options.maxMessageBytes, 1 << 20) + 1024,
+    perMessageDeflate: false,
+  });
+
+  const handler: UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer, identity: Identity) => {
+    const url = new URL(request.url ?? '/', 'http://gateway');
+    const refuse = (status: number, message: string) => {
+      const body = JSON.stringify({ error: { code: status === 404 ? 'not_found' : 'forbidden', message } });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Forbidden'}\r\ncontent-type: application/json\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    };
+    if (!url.pathname.startsWith(TUNNEL_PATH)) {
+      refuse(404, `no such endpoint: ${url.pathname}`);
+      return;
+    }
+    const name = decodeURIComponent(url.pathname.slice(TUNNEL_PATH.length));
+    const source = sourceOf(request);
+    const connection = options.connections.get(name);
+    if (!connection || !options.canReach(identity, name)) {
+      // The same answer whether it does not exist or is not yours: names are not disclosed.
+      const reason = `no connection "${name}" for ${identity.subject}`;
+      options.refused(identity, source, name, reason);
+      refuse(404, `${reason} (see: hoopctl connections)`);
+      return;
+    }
+    const localPassword = request.headers[TUNNEL_HEADERS.localPassword];
+    const client = request.headers[TUNNEL_HEADERS.client];
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      const stream = createWebSocketStream(ws, { highWaterMark: 1 << 20 });
+      stream.on('error', () => stream.destroy());
+      options.onStream(stream, {
+        identity,
+        connection,
+        source,
+        client: typeof client === 'string' ? client : 'unknown',
+        localPassword: typeof localPassword === 'string' && localPassword ? localPassword : undefined,
+      });
+    });
+  };
+  return { handler, close: () => wss.close() };
+}
