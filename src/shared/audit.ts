@@ -50,3 +50,73 @@ export interface AuditRecord extends AuditRecordInput {
   /** SHA-256 hex over prev and the canonical encoding of this record's content. */
   hash: string;
 }
+
+/** 64 hex zeros: the `prev` of the very first record. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/**
+ * A signed statement "the record at `seq` has hash `hash`", made by a gateway's Ed25519 key. Signatures
+ * are what a forger without the key cannot recompute: a re-hashed chain no longer matches them.
+ */
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  /** When it was signed (RFC 3339, UTC). */
+  time: string;
+  /** Which key signed it (see SigningPublicKey.key_id). */
+  key_id: string;
+  /** Base64 Ed25519 signature over the canonical encoding of { seq, hash, time, key_id }. */
+  signature: string;
+}
+
+/** A gateway signing key's public half; old keys stay listed after rotation so old checkpoints verify. */
+export interface SigningPublicKey {
+  /** First 16 hex digits of SHA-256 over the key's SPKI DER. */
+  key_id: string;
+  /** SPKI PEM. */
+  public_key: string;
+  created_at: string;
+  /** Set when a newer key took over. */
+  retired_at?: string;
+}
+
+/** What `statement.result` records keep of a result for replay: masked values only, bounded. */
+export interface RecordedResult {
+  columns: string[];
+  rows: (string | null)[][];
+  /** More rows or bytes came than recording.max_rows / max_bytes kept. */
+  truncated: boolean;
+}
+
+/** `data` of a `statement.result` record. */
+export interface StatementResultData {
+  statement_id: string;
+  /** Command tag, e.g. "SELECT 3". */
+  tag?: string;
+  rows?: number;
+  bytes?: number;
+  duration_ms?: number;
+  sqlstate?: string;
+  error?: string;
+  masked_columns?: string[];
+  result?: RecordedResult;
+}
+
+/** GET /v1/sessions: one line per session. */
+export interface SessionSummary {
+  id: string;
+  identity?: Identity;
+  connection?: string;
+  source?: string;
+  started: string;
+  /** Absent while the session is open (or when the gateway died before recording its end). */
+  ended?: string;
+  statements: number;
+  /** `statement` records with decision "deny", plus `policy.blocked` records. */
+  denied: number;
+}
+
+/** GET /v1/audit/verify, and `hoopctl audit verify`. */
+export type VerifyResult =
+  | { ok: true; count: number; first_seq?: number; last_seq?: number; checkpoints: number }
+  | { ok: false; seq: number; reason: string };

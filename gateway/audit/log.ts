@@ -1,0 +1,165 @@
+/**
+ * The append-only audit log. `append` resolves once the record is committed (durable), and rejects when
+ * the store cannot write it: the caller then fails the statement (fail closed).
+ *
+ * Group commit: while one batch is being written, new appends queue; the next transaction takes all of
+ * them. One fsync (SQLite) or one commit round trip (PostgreSQL) then serves many statements.
+ *
+ * One order across processes: the head (seq, hash) is read inside the append transaction, under the
+ * store's write lock, never cached — so two gateways on one PostgreSQL store interleave batches on a
+ * single chain.
+ */
+import type { AuditRecord, AuditRecordInput, Checkpoint } from '../../src/shared/audit.js';
+import { RECORD_TYPES } from '../../src/shared/audit.js';
+import { canonicalJson, recordHash } from '../../src/shared/audit-chain.js';
+import type { ChainHead, Store } from '../store/types.js';
+import { Checkpointer, type CheckpointPolicy, type SigningKey } from './checkpoint.js';
+
+/** The record could not be made durable; the statement it was for must not run. */
+export class AuditWriteError extends Error {
+  constructor(cause: unknown) {
+    super(`the audit log cannot be written: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'AuditWriteError';
+    this.cause = cause;
+  }
+}
+
+export interface AuditLogOptions {
+  /** Sign checkpoints with this key (most callers); without it, nothing is signed. */
+  signingKey?: SigningKey;
+  checkpoint?: CheckpointPolicy;
+  /** Largest batch per transaction (default 1000). */
+  maxBatch?: number;
+  /** Called when something fails off the append path (a checkpoint write). */
+  onError?: (err: Error) => void;
+}
+
+export interface AuditLog {
+  append(input: AuditRecordInput): Promise<AuditRecord>;
+  /** Sign the current head now (if not signed yet); exports and verification seal first. */
+  seal(): Promise<Checkpoint | undefined>;
+  /** Called after each committed batch (sinks use it to wake up). Returns an unsubscribe function. */
+  onAppend(listener: (last: AuditRecord) => void): () => void;
+  /** Wait for queued appends, seal the head, stop timers. The store stays open (its owner closes it). */
+  close(): Promise<void>;
+}
+
+const KNOWN_TYPES = new Set<string>(RECORD_TYPES);
+
+/** Epoch microseconds, never going backwards within this process. */
+function microClock(): () => number {
+  let last = 0;
+  return () => {
+    const now = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+    last = Math.max(last, now);
+    return last;
+  };
+}
+
+/** RFC 3339 UTC with six fraction digits. */
+export function formatMicros(us: number): string {
+  const iso = new Date(Math.floor(us / 1000)).toISOString(); // ...T10:40:00.123Z
+  return `${iso.slice(0, -1)}${String(us % 1000).padStart(3, '0')}Z`;
+}
+
+interface Pending {
+  input: AuditRecordInput;
+  resolve: (record: AuditRecord) => void;
+  reject: (err: Error) => void;
+}
+
+export async function createAuditLog(store: Store, options: AuditLogOptions = {}): Promise<AuditLog> {
+  const maxBatch = options.maxBatch ?? 1000;
+  const clock = microClock();
+  const listeners = new Set<(last: AuditRecord) => void>();
+  const onError = options.onError ?? (() => {});
+  const checkpointer = options.signingKey
+    ? new Checkpointer(store, options.signingKey, options.checkpoint ?? { every: 1000, intervalMs: 60_000 })
+    : undefined;
+  await checkpointer?.start();
+
+  const queue: Pending[] = [];
+  let draining: Promise<void> | undefined;
+  let closed = false;
+
+  /** Chain a batch onto the head read under the store's lock. */
+  const chain = (head: ChainHead, batch: Pending[]): AuditRecord[] => {
+    let { seq, hash } = head;
+    const time = formatMicros(clock());
+    return batch.map(({ input }) => {
+      const content = {
+        seq: ++seq,
+        time,
+        type: input.type,
+        identity: input.identity,
+        source: input.source,
+        connection: input.connection,
+        session: input.session,
+        data: input.data,
+      };
+      // A round trip through canonical JSON drops undefined members, so the object handed back is
+      // exactly what was hashed and stored.
+      const clean = JSON.parse(canonicalJson(content)) as Omit<AuditRecord, 'prev' | 'hash'>;
+      const record: AuditRecord = { ...clean, prev: hash, hash: recordHash(hash, clean) };
+      hash = record.hash;
+      return record;
+    });
+  };
+
+  const drain = async (): Promise<void> => {
+    // Let appends made in the same tick join the first batch.
+    await null;
+    try {
+      while (queue.length > 0) await writeBatch(queue.splice(0, maxBatch));
+    } finally {
+      // Cleared in the same step that saw the queue empty, so a later append always starts a new drain.
+      draining = undefined;
+    }
+  };
+
+  const writeBatch = async (batch: Pending[]): Promise<void> => {
+    let records: AuditRecord[];
+    try {
+      records = await store.appendBatch((head) => chain(head, batch));
+    } catch (err) {
+      const failure = new AuditWriteError(err);
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    for (const [i, p] of batch.entries()) p.resolve(records[i]!);
+    const last = records.at(-1)!;
+    for (const listener of listeners) listener(last);
+    if (checkpointer) {
+      // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
+      await checkpointer.afterAppend(last).catch((err: Error) => onError(err));
+    }
+  };
+
+  return {
+    append(input) {
+      if (closed) return Promise.reject(new AuditWriteError(new Error('the audit log is closed')));
+      if (!KNOWN_TYPES.has(input.type))
+        return Promise.reject(new Error(`unknown audit record type "${input.type}"`));
+      try {
+        canonicalJson(input.data);
+      } catch (err) {
+        return Promise.reject(new Error(`audit record data cannot be encoded: ${(err as Error).message}`));
+      }
+      return new Promise<AuditRecord>((resolve, reject) => {
+        queue.push({ input, resolve, reject });
+        draining ??= drain();
+      });
+    },
+    seal: () => (checkpointer ? checkpointer.seal() : Promise.resolve(undefined)),
+    onAppend(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async close() {
+      closed = true;
+      while (draining) await draining;
+      checkpointer?.stop();
+      await checkpointer?.seal().catch((err: Error) => onError(err));
+    },
+  };
+}

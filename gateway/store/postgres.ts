@@ -1,0 +1,63 @@
+/**
+ * The PostgreSQL store: its own database (never a proxied one), shared by several gateway replicas.
+ * Commits are durable with the server's default synchronous_commit=on; the audit chain stays one order
+ * because appends take a transaction-scoped advisory lock and read the head under it (audit/log.ts).
+ */
+import pg from 'pg';
+import type { SqlDriver, SqlExecutor } from './driver.js';
+
+/** `?` placeholders to `$1..$n` (the store's SQL never contains a literal question mark). */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+function executorOf(client: pg.Pool | pg.PoolClient): SqlExecutor {
+  return {
+    async query<T>(sql: string, params: unknown[] = []) {
+      const result = await client.query(numbered(sql), params);
+      return result.rows as T[];
+    },
+    async run(sql: string, params: unknown[] = []) {
+      const result = await client.query(numbered(sql), params);
+      return result.rowCount ?? 0;
+    },
+  };
+}
+
+export function openPostgresDriver(url: string, options: { poolSize?: number } = {}): SqlDriver {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 8,
+    application_name: 'hoop-gateway store',
+  });
+  // An idle client losing its server must not crash the gateway; the next query reports the error.
+  pool.on('error', () => {});
+  const direct = executorOf(pool);
+  return {
+    dialect: 'postgres',
+    query: direct.query,
+    run: direct.run,
+    async transaction(fn, lock) {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        if (lock !== undefined) await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
+        const result = await fn(executorOf(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true; // the connection itself failed: do not return it to the pool
+        }
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}

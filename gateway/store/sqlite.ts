@@ -1,0 +1,105 @@
+/**
+ * The embedded store: one SQLite file (libsql's prebuilt binding, better-sqlite3's API) in WAL mode.
+ *
+ * Durability: synchronous=FULL. In WAL mode NORMAL already survives kill -9 of the gateway (a commit is
+ * in the WAL file, in the OS page cache, before COMMIT returns), but not a power cut or kernel crash, which
+ * can lose the last commits. FULL fsyncs the WAL at every commit; group commit (audit/log.ts) makes that
+ * one fsync per batch, so an audit record, once acknowledged, survives the machine going down as well.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'libsql';
+import type { SqlDriver, SqlExecutor } from './driver.js';
+
+export const SQLITE_FILE = 'hoop.db';
+
+type Db = InstanceType<typeof Database>;
+interface PreparedStatement {
+  all(...params: unknown[]): unknown[];
+  run(...params: unknown[]): { changes: number };
+}
+
+/** libsql adds a `_metadata` member to each row; drop it so rows are plain column maps. */
+function clean<T>(row: unknown): T {
+  const { _metadata: _m, ...rest } = row as Record<string, unknown>;
+  return rest as T;
+}
+
+export function openSqliteDriver(dir: string): SqlDriver {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const db: Db = new Database(join(dir, SQLITE_FILE));
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = FULL');
+  // Another process (a second gateway, a backup) may hold the write lock for a moment: wait, do not fail.
+  db.exec('PRAGMA busy_timeout = 5000');
+  db.exec('PRAGMA foreign_keys = ON');
+
+  const statements = new Map<string, PreparedStatement>();
+  const prepare = (sql: string): PreparedStatement => {
+    let stmt = statements.get(sql);
+    if (!stmt) {
+      stmt = db.prepare<unknown[]>(sql);
+      statements.set(sql, stmt);
+    }
+    return stmt;
+  };
+  const bind = (params: unknown[]) =>
+    params.map((p) => (p === undefined ? null : typeof p === 'boolean' ? Number(p) : p));
+
+  const executor: SqlExecutor = {
+    async query<T>(sql: string, params: unknown[] = []) {
+      return prepare(sql)
+        .all(...bind(params))
+        .map((row) => clean<T>(row));
+    },
+    async run(sql: string, params: unknown[] = []) {
+      return prepare(sql).run(...bind(params)).changes;
+    },
+  };
+
+  // One connection serves the whole process: an `await` inside a transaction would let any other query
+  // join it, so work is queued and a transaction has the connection to itself until it ends.
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = queue.then(work, work);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  let closed = false;
+  const checkOpen = () => {
+    if (closed) throw new Error('the store is closed');
+  };
+
+  return {
+    dialect: 'sqlite',
+    query: (sql, params) =>
+      exclusive(async () => {
+        checkOpen();
+        return executor.query(sql, params);
+      }),
+    run: (sql, params) =>
+      exclusive(async () => {
+        checkOpen();
+        return executor.run(sql, params);
+      }),
+    transaction: (fn) =>
+      exclusive(async () => {
+        checkOpen();
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(executor);
+          db.exec('COMMIT');
+          return result;
+        } catch (err) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw err;
+        }
+      }),
+    close: () =>
+      exclusive(async () => {
+        if (closed) return;
+        closed = true;
+        db.close();
+      }),
+  };
+}
