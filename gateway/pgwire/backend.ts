@@ -76,6 +76,12 @@ export interface NoticeFields {
   message: string;
   detail?: string;
   hint?: string;
+  /**
+   * The 'R' (routine) field. The gateway's own refusals put a stable reason here
+   * (hoop_policy_denied, hoop_approval_required, hoop_approval_rejected, hoop_approval_expired,
+   * hoop_audit_unavailable, hoop_revoked) so programs such as `hoopctl exec` can tell them apart.
+   */
+  routine?: string;
 }
 
 function encodeFields(type: 'E' | 'N', fields: NoticeFields): Buffer {
@@ -89,6 +95,7 @@ function encodeFields(type: 'E' | 'N', fields: NoticeFields): Buffer {
   field('M', fields.message);
   field('D', fields.detail);
   field('H', fields.hint);
+  field('R', fields.routine);
   return w.byte(0).end(type);
 }
 

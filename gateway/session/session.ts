@@ -20,6 +20,8 @@ export interface SessionInfo {
   source: string;
   /** Which CLI command opened the tunnel (connect | exec). */
   client: string;
+  /** exec --approval ID: the approval request this session came to run. */
+  approval?: string;
   startedAt: number;
 }
 
@@ -85,17 +87,26 @@ const cancelKey = (processId: number, secret: Buffer) => `${processId}:${secret.
 
 export async function runSession(
   client: Duplex,
-  meta: { identity: Identity; connection: ConnectionConfig; source: string; client: string; localPassword?: string },
+  meta: {
+    identity: Identity;
+    connection: ConnectionConfig;
+    source: string;
+    client: string;
+    localPassword?: string;
+    sessionId?: string;
+    approval?: string;
+  },
   settings: SessionSettings,
   hooks: SessionHooks,
   registry: SessionRegistry,
 ): Promise<void> {
   const info: SessionInfo = {
-    id: randomUUID(),
+    id: meta.sessionId ?? randomUUID(),
     identity: meta.identity,
     connection: meta.connection,
     source: meta.source,
     client: meta.client,
+    approval: meta.approval,
     startedAt: Date.now(),
   };
   let handshake: Awaited<ReturnType<typeof acceptStartup>>;

@@ -3,6 +3,7 @@
  * carry the Postgres protocol byte stream of one client connection. The bearer token was verified
  * before the upgrade (http.ts); here we check the connection is one this identity may reach.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
@@ -18,6 +19,10 @@ export interface TunnelTarget {
   source: string;
   client: string;
   localPassword?: string;
+  /** The session's id, announced to the client in the upgrade response. */
+  sessionId: string;
+  /** exec --approval ID. */
+  approval?: string;
 }
 
 export interface TunnelOptions {
@@ -36,6 +41,13 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     // One Postgres message may be up to the configured cap; a WebSocket message carries at most one chunk of it.
     maxPayload: Math.max(options.maxMessageBytes, 1 << 20) + 1024,
     perMessageDeflate: false,
+  });
+
+  // Tell the client its session id in the upgrade response (hoopctl exec prints it for the audit trail).
+  const pendingIds = new WeakMap<IncomingMessage, string>();
+  wss.on('headers', (headers, request) => {
+    const id = pendingIds.get(request);
+    if (id) headers.push(`${TUNNEL_HEADERS.session}: ${id}`);
   });
 
   const handler: UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer, identity: Identity) => {
@@ -63,6 +75,9 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     }
     const localPassword = request.headers[TUNNEL_HEADERS.localPassword];
     const client = request.headers[TUNNEL_HEADERS.client];
+    const approval = request.headers[TUNNEL_HEADERS.approval];
+    const sessionId = randomUUID();
+    pendingIds.set(request, sessionId);
     wss.handleUpgrade(request, socket, head, (ws) => {
       const stream = createWebSocketStream(ws, { highWaterMark: 1 << 20 });
       stream.on('error', () => stream.destroy());
@@ -72,6 +87,8 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
         source,
         client: typeof client === 'string' ? client : 'unknown',
         localPassword: typeof localPassword === 'string' && localPassword ? localPassword : undefined,
+        sessionId,
+        approval: typeof approval === 'string' && approval ? approval : undefined,
       });
     });
   };

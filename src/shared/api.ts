@@ -49,6 +49,10 @@ export const TUNNEL_HEADERS = {
   localPassword: 'x-hoop-local-password',
   /** Which CLI command opened the tunnel: connect | exec. */
   client: 'x-hoop-client',
+  /** exec --approval ID: the approval request whose statement this tunnel runs. */
+  approval: 'x-hoop-approval',
+  /** Upgrade response: the gateway's session id, for the audit trail. */
+  session: 'x-hoop-session',
 } as const;
 
 export const TUNNEL_PATH = '/v1/tunnel/';

@@ -1,5 +1,118 @@
+/** `hoopctl connect <conn>`: a local Postgres port that tunnels each client connection to the gateway. */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import type { Command } from 'commander';
+import type { ConnectionView } from '../../shared/api.js';
+import { CliError, ExitCode } from '../../shared/errors.js';
+import { apiRequest } from '../api.js';
+import { c, info } from '../output.js';
+import { resolveGateway } from '../settings.js';
+import { getAccessToken } from '../tokens.js';
+import { openTunnel } from '../tunnel.js';
 
-export function registerConnectCommand(_program: Command): void {
-  // Not built yet.
+export function registerConnectCommand(program: Command): void {
+  program
+    .command('connect')
+    .description('Open a local port that tunnels PostgreSQL to the gateway; prints a ready psql command')
+    .argument('<connection>', 'connection name (see: hoopctl connections)')
+    .option('-p, --port <port>', 'local port on 127.0.0.1 (default: a free port)', parsePort)
+    .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
+    .addHelpText(
+      'after',
+      `
+Only clients that know the one-time password printed here can use the port: another local
+user cannot ride your tunnel. Every statement is checked, masked and recorded by the gateway.
+
+Examples:
+  hoopctl connect prod-db
+  hoopctl connect prod-db --port 5433
+  psql "postgresql://hoop:<password>@127.0.0.1:5433/prod-db?sslmode=disable"`,
+    )
+    .action(async (connection: string, opts: { port?: number; gateway?: string }) => {
+      const target = resolveGateway(opts.gateway);
+      // Fail now, not at the first psql: are we logged in, and may we reach this connection?
+      const reachable = await apiRequest<ConnectionView[]>(target, 'GET', '/v1/connections', {
+        token: await getAccessToken(target),
+      });
+      if (!reachable.some((r) => r.name === connection)) {
+        const names = reachable.map((r) => r.name).join(', ') || 'none';
+        throw new CliError(`no connection "${connection}" for you on this gateway (yours: ${names})`, ExitCode.denied);
+      }
+
+      const password = randomBytes(18).toString('base64url');
+      const sockets = new Set<Socket>();
+      const server = createServer((socket) => {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        void tunnelOne(socket, { target, connection, password });
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(
+            new CliError(
+              err.code === 'EADDRINUSE' ? `port ${opts.port} is already in use: pick another with --port` : err.message,
+              ExitCode.usage,
+            ),
+          ),
+        );
+        server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+      });
+      const port = (server.address() as { port: number }).port;
+      const url = `postgresql://hoop:${password}@127.0.0.1:${port}/${encodeURIComponent(connection)}?sslmode=disable`;
+      process.stdout.write(
+        `${c.green('✔')} Tunnel to ${c.bold(connection)} through ${target.url} is listening on 127.0.0.1:${port}\n\n` +
+          `  psql "${url}"\n\n` +
+          `  URL:      ${url}\n` +
+          `  password: ${password}  (one-time: valid while this command runs)\n\n` +
+          `Press Ctrl-C to close the tunnel.\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          server.close();
+          for (const s of sockets) s.destroy();
+          resolve();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`not a port: ${value}`, ExitCode.usage);
+  return port;
+}
+
+/** One local client connection ↔ one WebSocket. A fresh access token each time (refreshed as it expires). */
+async function tunnelOne(socket: Socket, opts: { target: ReturnType<typeof resolveGateway>; connection: string; password: string }) {
+  socket.pause();
+  socket.setNoDelay(true);
+  try {
+    const token = await getAccessToken(opts.target);
+    const stream = await openTunnel({
+      target: opts.target,
+      connection: opts.connection,
+      token,
+      localPassword: opts.password,
+      client: 'connect',
+    });
+    stream.on('error', () => socket.destroy());
+    socket.on('error', () => stream.destroy());
+    socket.pipe(stream).pipe(socket);
+    socket.resume();
+  } catch (err) {
+    info(`tunnel: ${(err as Error).message}`);
+    socket.end(fatal((err as Error).message));
+  }
+}
+
+/** A Postgres FATAL ErrorResponse, so psql shows why the tunnel could not open. */
+function fatal(message: string): Buffer {
+  const fields = Buffer.from(`SFATAL\0VFATAL\0C28000\0Mhoop: ${message}\0\0`, 'utf8');
+  const out = Buffer.alloc(5 + fields.length);
+  out[0] = 0x45;
+  out.writeInt32BE(4 + fields.length, 1);
+  fields.copy(out, 5);
+  return out;
 }

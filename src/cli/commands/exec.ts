@@ -1,5 +1,147 @@
+/**
+ * `hoopctl exec <conn>`: run SQL through the gateway with no local port — for CI jobs, bots and
+ * agents. Statements run one by one (split by the real parser), results stream to stdout as
+ * table, json (one object per line) or csv, and the exit code tells the outcome.
+ */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parseDuration } from '../../shared/duration.js';
+import { CliError, ExitCode } from '../../shared/errors.js';
+import { splitSqlScript } from '../../shared/sql-split.js';
+import { ce, info, isTty } from '../output.js';
+import { type PgError, PgServerError, PgSession } from '../pg-session.js';
+import { resolveGateway } from '../settings.js';
+import { getAccessToken } from '../tokens.js';
+import { openTunnel } from '../tunnel.js';
+import { createResultWriter, type OutputFormat } from './exec-output.js';
 
-export function registerExecCommand(_program: Command): void {
-  // Not built yet.
+interface ExecOptions {
+  command?: string[];
+  file?: string;
+  format: OutputFormat;
+  approvalTimeout: string;
+  wait: boolean;
+  approval?: string;
+  continueOnError?: boolean;
+  gateway?: string;
+}
+
+export function registerExecCommand(program: Command): void {
+  program
+    .command('exec')
+    .description('Run SQL through the gateway (no local port): for scripts, CI jobs and agents')
+    .argument('<connection>', 'connection name (see: hoopctl connections)')
+    .option('-c, --command <sql>', 'SQL to run (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('-f, --file <path>', 'file of SQL to run ("-" for stdin)')
+    .option('--format <format>', 'output: table, json (one object per row, per line) or csv', 'table')
+    .option('--approval-timeout <duration>', 'how long to wait for an approval', '30m')
+    .option('--no-wait', 'do not wait for approval: print the request id and exit 5')
+    .option('--approval <id>', 'run the statement that this approval request approved')
+    .option('--continue-on-error', 'run the remaining statements after one fails')
+    .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
+    .addHelpText(
+      'after',
+      `
+With neither -c nor -f, SQL is read from stdin. Statements run one at a time, each in its own
+transaction unless the script says BEGIN/COMMIT. The session id goes to stderr for the audit trail.
+
+Exit codes: 0 ok, 3 not authenticated, 4 denied by policy, 5 approval rejected or timed out
+(or --no-wait and approval needed), 6 database error, 1 other errors, 2 usage.
+
+Examples:
+  hoopctl exec prod-db -c "select count(*) from customers"
+  hoopctl exec prod-db -f migrate.sql
+  psql-style pipe:  cat report.sql | hoopctl exec prod-db --format csv > report.csv
+  hoopctl exec prod-db --format json -c "select id, email from customers" | jq .email
+  hoopctl exec prod-db -c "delete from orders where id = 7" --no-wait     # prints the approval id`,
+    )
+    .action(async (connection: string, opts: ExecOptions) => {
+      process.exitCode = await runExec(connection, opts);
+    });
+}
+
+async function readSql(opts: ExecOptions): Promise<string> {
+  if (opts.command?.length && opts.file) throw new CliError('give -c or -f, not both', ExitCode.usage);
+  if (opts.command?.length) return opts.command.join(';\n');
+  if (opts.file && opts.file !== '-') {
+    try {
+      return readFileSync(opts.file, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.usage);
+    }
+  }
+  if (process.stdin.isTTY && opts.file !== '-') {
+    throw new CliError('no SQL: give -c SQL, -f FILE, or pipe it on stdin', ExitCode.usage);
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Map a statement's failure to the exit code SPEC.md promises. */
+export function exitCodeForError(error: PgError): ExitCode {
+  switch (error.routine) {
+    case 'hoop_policy_denied':
+    case 'hoop_approval_required':
+      return ExitCode.denied;
+    case 'hoop_approval_rejected':
+    case 'hoop_approval_expired':
+      return ExitCode.approval;
+    case 'hoop_revoked':
+      return ExitCode.notAuthenticated;
+    default:
+      return ExitCode.database;
+  }
+}
+
+async function runExec(connection: string, opts: ExecOptions): Promise<number> {
+  if (!['table', 'json', 'csv'].includes(opts.format)) {
+    throw new CliError(`--format must be table, json or csv (got "${opts.format}")`, ExitCode.usage);
+  }
+  try {
+    parseDuration(opts.approvalTimeout);
+  } catch (err) {
+    throw new CliError(`--approval-timeout: ${(err as Error).message}`, ExitCode.usage);
+  }
+  const sql = await readSql(opts);
+  const statements = await splitSqlScript(sql);
+  if (statements.length === 0) throw new CliError('no SQL statements to run', ExitCode.usage);
+
+  const target = resolveGateway(opts.gateway);
+  const token = await getAccessToken(target);
+  const stream = await openTunnel({ target, connection, token, client: 'exec', approval: opts.approval });
+  const session = new PgSession(stream);
+  const notice = (n: PgError) => info(`${ce.dim(`${n.severity}:`)} ${n.message}`);
+  try {
+    await session.start(connection, notice);
+  } catch (err) {
+    if (err instanceof PgServerError) throw new CliError(err.error.message, exitCodeForError(err.error));
+    throw err;
+  }
+  info(ce.dim(`hoop session ${stream.sessionId ?? 'unknown'} on ${connection}`));
+
+  const writer = createResultWriter(opts.format, process.stdout, isTty);
+  let exitCode: ExitCode = ExitCode.ok;
+  for (const statement of statements) {
+    const failure = await session.query(statement, {
+      onColumns: (names) => writer.columns(names),
+      onRow: (values) => {
+        const ok = writer.row(values);
+        if (!ok) process.stdout.once('drain', () => session.resume());
+        return ok;
+      },
+      onComplete: (tag) => writer.complete(tag),
+      onNotice: notice,
+    });
+    writer.end();
+    if (failure) {
+      const where = failure.detail ? `\n${ce.dim('DETAIL:')} ${failure.detail}` : '';
+      const hint = failure.hint ? `\n${ce.dim('HINT:')} ${failure.hint}` : '';
+      process.stderr.write(`${ce.red('ERROR:')} ${failure.message} (SQLSTATE ${failure.code})${where}${hint}\n`);
+      exitCode = exitCode === ExitCode.ok ? exitCodeForError(failure) : exitCode;
+      if (!opts.continueOnError) break;
+    }
+  }
+  await session.end();
+  return exitCode;
 }

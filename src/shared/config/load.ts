@@ -1,5 +1,6 @@
 /** Read gateway.yaml: YAML syntax errors and schema errors both name the file, the key and, where known, the line. */
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { type GatewayConfig, configSchema } from './schema.js';
@@ -48,7 +49,22 @@ export function loadConfigFile(file: string): GatewayConfig {
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
-  return parseConfig(text, file);
+  return resolveRelativePaths(parseConfig(text, file), dirname(resolve(file)));
+}
+
+/** Relative file paths in a config mean relative to the config file, wherever the gateway was started from. */
+export function resolveRelativePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
+  const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
+  if (config.listen.tls) config.listen.tls = { cert: at(config.listen.tls.cert), key: at(config.listen.tls.key) };
+  if ('path' in config.store) config.store = { path: at(config.store.path) };
+  for (const c of config.connections) {
+    if (c.password_file) c.password_file = at(c.password_file);
+    if (c.tls.ca) c.tls.ca = at(c.tls.ca);
+  }
+  for (const issuer of config.identity.issuers) if (issuer.ca) issuer.ca = at(issuer.ca);
+  if (config.audit.signing_key_file) config.audit.signing_key_file = at(config.audit.signing_key_file);
+  for (const sink of config.audit.sinks) if (sink.type === 'file') sink.path = at(sink.path);
+  return config;
 }
 
 function describeIssues(issues: z.core.$ZodIssue[], root: unknown, lines: LineCounter): string[] {

@@ -69,6 +69,8 @@ export const issuerSchema = z.strictObject({
   kind: z.enum(['oidc', 'workload']).default('oidc'),
   /** Public client id `hoopctl login` uses for the device flow (oidc issuers). */
   cli_client_id: nonEmpty.optional(),
+  /** Scopes `hoopctl login` asks for. offline_access gets a refresh token. */
+  scopes: stringList.default(['openid', 'profile', 'email', 'offline_access']),
   /** Which claims make the identity. `groups` names a claim holding a list (or a space/comma separated string). */
   claims: z
     .strictObject({

@@ -1,0 +1,164 @@
+/**
+ * `hoop-gateway --dev`: everything needed to try hoopctl in one command — a demo PostgreSQL
+ * (the system's server binaries) seeded with obviously fake PII, the dev OIDC provider with demo
+ * identities, and a gateway.yaml with the policy from SPEC.md. State lives in one directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEV_CLIENTS, DEV_USERS, type DevIdp, startDevIdp } from './idp.js';
+import { type PgServer, startPostgres } from './postgres.js';
+
+export interface DevEnvironment {
+  configFile: string;
+  printWelcome(address: string): void;
+  stop(): Promise<void>;
+}
+
+const SEED_SQL = `
+CREATE ROLE hoop_gateway LOGIN PASSWORD :'gw_password';
+CREATE DATABASE shop OWNER hoop_gateway;
+\\connect shop
+SET ROLE hoop_gateway;
+CREATE TABLE public.customers (
+  id serial PRIMARY KEY,
+  name text NOT NULL,
+  email text NOT NULL,
+  ssn text NOT NULL,
+  card_pan text NOT NULL,
+  country text NOT NULL
+);
+INSERT INTO public.customers (name, email, ssn, card_pan, country) VALUES
+  ('Ada Example',    'ada@example.com',    '000-12-3456', '4111111111111111', 'GB'),
+  ('Brian Sample',   'brian@example.org',  '000-98-7654', '5555555555554444', 'US'),
+  ('Chloe Fictional','chloe@example.net',  '000-45-6789', '378282246310005',  'FR'),
+  ('Dev Placeholder','dev@example.com',    '000-11-2222', '6011111111111117', 'IN'),
+  ('Eve Testperson', 'eve@example.org',    '000-33-4444', '4012888888881881', 'DE');
+CREATE TABLE public.orders (
+  id serial PRIMARY KEY,
+  customer_id int NOT NULL REFERENCES public.customers(id),
+  total_cents int NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO public.orders (customer_id, total_cents)
+  SELECT 1 + (g % 5), 100 * g FROM generate_series(1, 50) AS g;
+`;
+
+function devConfig(opts: { port: number; issuer: string; dbPort: number }): string {
+  const audience = `http://127.0.0.1:${opts.port}`;
+  return `# Written by hoop-gateway --dev. The same shape as docs/examples/gateway.yaml, on loopback.
+listen:
+  address: 127.0.0.1:${opts.port}
+  insecure_loopback: true          # plain HTTP: only ever on a loopback address
+
+identity:
+  issuers:
+    - issuer: ${opts.issuer}
+      audience: ${audience}
+      cli_client_id: hoopctl
+      scopes: [openid, profile, email, offline_access, gateway]
+      claims: { subject: sub, name: email, groups: groups }
+
+store:
+  path: ./hoop-data
+
+connections:
+  - name: prod-db
+    description: demo database (fake PII)
+    host: 127.0.0.1
+    port: ${opts.dbPort}
+    database: shop
+    user: hoop_gateway
+    password_file: ./db-password
+    tls: { mode: disable }
+
+policies:
+  - name: engineers
+    groups: [engineering]
+    connections: [prod-db]
+    rules:
+      - { name: reads, allow: [read, transaction, session] }
+      - { name: changes-need-review, approve: [write, ddl], approvers: [db-reviewers], timeout: 30m }
+      - { name: no-admin, deny: [admin, dcl, copy-out, procedural] }
+    masking:
+      - { columns: [public.customers.ssn, public.customers.card_pan], mask: partial }
+      - { columns: [public.customers.email], mask: email-domain }
+  - name: ci-deploy
+    groups: [ci-deploy]
+    connections: [prod-db]
+    rules:
+      - { name: migrate, allow: [read, write, ddl, transaction, session] }
+  - name: reviewers
+    groups: [db-reviewers]
+    review: true
+  - name: auditors
+    groups: [audit]
+    audit: true
+
+retention: { days: 400 }
+`;
+}
+
+export async function startDevEnvironment(options: { dir: string; port: number }): Promise<DevEnvironment> {
+  const { dir, port } = options;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+
+  say(`hoop dev: starting a demo PostgreSQL in ${join(dir, 'postgres')} ...`);
+  const firstRun = !existsSync(join(dir, 'postgres', 'data', 'PG_VERSION'));
+  const pg: PgServer = await startPostgres({ dir: join(dir, 'postgres') });
+  const passwordFile = join(dir, 'db-password');
+  if (firstRun || !existsSync(passwordFile)) {
+    const password = randomBytes(18).toString('base64url');
+    writeFileSync(passwordFile, password, { mode: 0o600 });
+    pg.psql(`\\set gw_password '${password}'\n${SEED_SQL}`);
+  }
+  readFileSync(passwordFile, 'utf8');
+
+  say('hoop dev: starting the dev OIDC provider ...');
+  let idp: DevIdp;
+  try {
+    idp = await startDevIdp({
+      port: port + 1,
+      audience: `http://127.0.0.1:${port}`,
+      dataDir: join(dir, 'idp'),
+    });
+  } catch (err) {
+    pg.stop();
+    throw new Error(`cannot start the dev OIDC provider on 127.0.0.1:${port + 1}: ${(err as Error).message}`);
+  }
+
+  const configFile = join(dir, 'gateway.yaml');
+  writeFileSync(configFile, devConfig({ port, issuer: idp.issuer, dbPort: pg.port }));
+
+  return {
+    configFile,
+    printWelcome: (address: string) => {
+      const users = DEV_USERS.map((u) => `    ${u.username.padEnd(22)} password ${u.password.padEnd(12)} groups ${u.groups.join(',')}`);
+      const clients = DEV_CLIENTS.map((c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(12)} groups ${c.groups.join(',')}`);
+      process.stdout.write(`
+hoop-gateway (dev) is running at ${address}
+  demo database  postgres on 127.0.0.1:${pg.port}, database "shop" (fake customers), connection "prod-db"
+  OIDC provider  ${idp.issuer}  (log in through its page in a browser)
+  config         ${configFile}
+  state          ${dir}
+
+Demo identities:
+${users.join('\n')}
+  service account (client credentials):
+${clients.join('\n')}
+
+Next, in another terminal:
+  npx hoopctl login --gateway ${address}        # sign in as alice@example.com / alice-dev
+  npx hoopctl connect prod-db                   # prints a psql command; run it in a third terminal
+  npx hoopctl exec prod-db -c "select id, name, email from customers"
+
+Stop with Ctrl-C. Start over: rm -rf ${dir}
+`);
+    },
+    stop: async () => {
+      await idp.stop().catch(() => {});
+      pg.stop();
+    },
+  };
+}

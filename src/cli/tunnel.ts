@@ -1,0 +1,72 @@
+/**
+ * The CLI end of the tunnel: one WebSocket per Postgres client connection, to
+ * `<gateway>/v1/tunnel/<connection>`, carrying the protocol bytes as binary messages.
+ */
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { createWebSocketStream, WebSocket } from 'ws';
+import { TUNNEL_HEADERS, TUNNEL_PATH } from '../shared/api.js';
+import { CliError, ExitCode } from '../shared/errors.js';
+import type { GatewayTarget } from './api.js';
+
+export interface TunnelOptions {
+  target: GatewayTarget;
+  connection: string;
+  token: string;
+  /** The one-time password the local client must present; omitted when the CLI itself is the client. */
+  localPassword?: string;
+  client: 'connect' | 'exec';
+  /** exec --approval ID: run the statement this approval request approved. */
+  approval?: string;
+}
+
+/** The tunnel's byte stream, and the gateway's id for the session (for the audit trail). */
+export type TunnelStream = Duplex & { sessionId?: string };
+
+const caCache = new Map<string, Buffer>();
+
+/** Open a tunnel; resolves with a byte stream once the gateway accepted it, or rejects with a CliError. */
+export function openTunnel(options: TunnelOptions): Promise<TunnelStream> {
+  const url = new URL(`${TUNNEL_PATH}${encodeURIComponent(options.connection)}`, options.target.url);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${options.token}`,
+    [TUNNEL_HEADERS.client]: options.client,
+  };
+  if (options.localPassword) headers[TUNNEL_HEADERS.localPassword] = options.localPassword;
+  if (options.approval) headers[TUNNEL_HEADERS.approval] = options.approval;
+  let ca: Buffer | undefined;
+  if (options.target.caFile) {
+    ca = caCache.get(options.target.caFile) ?? readFileSync(options.target.caFile);
+    caCache.set(options.target.caFile, ca);
+  }
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, ca, perMessageDeflate: false, maxPayload: 1 << 30 });
+    ws.once('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        let message = `the gateway refused the tunnel (HTTP ${res.statusCode})`;
+        try {
+          message = JSON.parse(Buffer.concat(chunks).toString('utf8')).error.message ?? message;
+        } catch {
+          // Not our JSON: keep the status line.
+        }
+        const code =
+          res.statusCode === 401 ? ExitCode.notAuthenticated : res.statusCode === 403 || res.statusCode === 404 ? ExitCode.denied : ExitCode.error;
+        reject(new CliError(res.statusCode === 401 ? `not authenticated: ${message}` : message, code));
+      });
+    });
+    ws.once('error', (err) => reject(new CliError(`cannot reach the gateway at ${options.target.url}: ${err.message}`)));
+    let sessionId: string | undefined;
+    ws.once('upgrade', (res) => {
+      const header = res.headers[TUNNEL_HEADERS.session];
+      sessionId = typeof header === 'string' ? header : undefined;
+    });
+    ws.once('open', () => {
+      const stream: TunnelStream = createWebSocketStream(ws, { highWaterMark: 1 << 20 });
+      stream.sessionId = sessionId;
+      resolve(stream);
+    });
+  });
+}
