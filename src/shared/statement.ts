@@ -47,6 +47,11 @@ export interface ClassifiedStatement {
   sideChannels: string[];
   /** SHA-256 (hex, first 16 chars) of the statement with constants removed: the same query shape, the same fingerprint. */
   fingerprint: string;
+  /**
+   * Set when the classifier cannot tell what this statement does (an EXECUTE of a prepared statement this
+   * session has not seen, a statement type it does not know): policy denies it with rule `unplaceable`.
+   */
+  unplaceable?: string;
 }
 
 export type Classification =
@@ -59,7 +64,7 @@ export interface Decision {
   action: DecisionAction;
   /** The policy whose rule decided, or null for the default deny / built-in deny-list. */
   policy: string | null;
-  /** The rule's name; `default-deny`, `builtin-deny-list` or `unparseable` for the gateway's own refusals. */
+  /** The rule's name; `default-deny`, `builtin-deny-list`, `unparseable` or `unplaceable` for the gateway's own refusals. */
   rule: string;
   /** One line for the person: why. */
   reason: string;

@@ -1,0 +1,361 @@
+/**
+ * Policy evaluation: identity x connection x classified statement -> allow | deny | approve. Pure:
+ * built once from the config (globs compiled here), no sockets, no files.
+ *
+ * How a decision is made (docs/policy.md says the same to operators):
+ * 1. A statement the classifier could not place is denied (rule `unplaceable`).
+ * 2. Each policy that applies (who x connection; requestable ones only while granted) gives at most one
+ *    verdict: its first rule, in order, that matches the statement.
+ * 3. A granted (time-boxed) policy with a verdict decides: the grant is the approved elevation.
+ * 4. Otherwise the strictest verdict of the standing policies wins: deny > approve > allow.
+ * 5. No verdict at all: deny (rule `default-deny`).
+ * An allow (or approve) verdict for a statement reaching a side channel the allow rule does not list in
+ * `allow_side_channels` is a deny (rule `builtin-deny-list`).
+ */
+
+import type { ConnectionView, RuleView } from '../../src/shared/api.js';
+import type {
+  ConnectionConfig,
+  GatewayConfig,
+  PolicyConfig,
+  RuleConfig,
+} from '../../src/shared/config/schema.js';
+import { formatDuration } from '../../src/shared/duration.js';
+import type { Identity } from '../../src/shared/identity.js';
+import type {
+  Classification,
+  ClassifiedStatement,
+  Decision,
+  StatementClass,
+  StatementFlag,
+} from '../../src/shared/statement.js';
+import { compileGlobs } from '../sql/glob.js';
+
+export interface DecideOptions {
+  /** Names of requestable policies granted to this identity right now (time-boxed access). */
+  grants?: readonly string[];
+}
+
+/** The decision for a whole message, and the statement that decided it when it was not an allow. */
+export interface MessageDecision {
+  decision: Decision;
+  /** The denied statement (or the first one needing approval). */
+  statement?: ClassifiedStatement;
+  /** One decision per statement, in order (empty when the text did not parse). */
+  statements: Decision[];
+}
+
+export interface Roles {
+  review: boolean;
+  audit: boolean;
+  admin: boolean;
+}
+
+export interface PolicyEngine {
+  /** The policies that apply to this identity on this connection, in config order. */
+  policiesFor(identity: Identity, connection: string, grants?: readonly string[]): PolicyConfig[];
+  decide(identity: Identity, connection: string, stmt: ClassifiedStatement, opts?: DecideOptions): Decision;
+  decideAll(
+    identity: Identity,
+    connection: string,
+    classification: Classification,
+    opts?: DecideOptions,
+  ): MessageDecision;
+  roles(identity: Identity, opts?: DecideOptions): Roles;
+  connectionsView(identity: Identity, opts?: DecideOptions): ConnectionView[];
+  /** The configured connection of that name. */
+  connection(name: string): ConnectionConfig | undefined;
+}
+
+type Action = 'allow' | 'deny' | 'approve';
+
+interface CompiledRule {
+  config: RuleConfig;
+  action: Action;
+  classes: ReadonlySet<StatementClass>;
+  relations?: (name: string) => boolean;
+  functions?: (name: string) => boolean;
+  flags: readonly StatementFlag[];
+  allowsSideChannel: (name: string) => boolean;
+}
+
+interface CompiledPolicy {
+  config: PolicyConfig;
+  connections: (name: string) => boolean;
+  groups: ReadonlySet<string>;
+  subjects: ReadonlySet<string>;
+  rules: CompiledRule[];
+}
+
+export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
+  const policies = config.policies.map(compilePolicy);
+  const connections = new Map(config.connections.map((c) => [c.name, c]));
+
+  const applies = (policy: CompiledPolicy, identity: Identity, grants: readonly string[]): boolean =>
+    isMember(policy, identity) && (!policy.config.requestable || grants.includes(policy.config.name));
+
+  const applicable = (identity: Identity, connection: string, grants: readonly string[]) =>
+    policies.filter((p) => applies(p, identity, grants) && p.connections(connection));
+
+  const decide = (
+    identity: Identity,
+    connection: string,
+    stmt: ClassifiedStatement,
+    opts: DecideOptions = {},
+  ): Decision => {
+    if (stmt.unplaceable) {
+      return {
+        action: 'deny',
+        policy: null,
+        rule: 'unplaceable',
+        reason: `cannot tell what it does: ${stmt.unplaceable}`,
+      };
+    }
+    const matching = applicable(identity, connection, opts.grants ?? []);
+    for (const policy of matching) {
+      if (!policy.config.requestable) continue;
+      const granted = verdictOf(policy, stmt);
+      if (granted) return granted;
+    }
+    const verdicts = matching
+      .filter((p) => !p.config.requestable)
+      .map((p) => verdictOf(p, stmt))
+      .filter((v): v is Decision => v !== undefined);
+    const strictest =
+      verdicts.find((v) => v.action === 'deny') ??
+      verdicts.find((v) => v.action === 'approve') ??
+      verdicts.find((v) => v.action === 'allow');
+    if (strictest) return strictest;
+    return {
+      action: 'deny',
+      policy: null,
+      rule: 'default-deny',
+      reason:
+        matching.length === 0
+          ? `no policy gives this identity access to connection "${connection}"`
+          : `no rule allows ${stmt.class} statements (${stmt.kind}) on "${connection}"`,
+    };
+  };
+
+  return {
+    policiesFor: (identity, connection, grants = []) =>
+      applicable(identity, connection, grants).map((p) => p.config),
+    decide,
+    decideAll(identity, connection, classification, opts = {}) {
+      if (!classification.ok) {
+        return {
+          decision: {
+            action: 'deny',
+            policy: null,
+            rule: 'unparseable',
+            reason: `the SQL could not be parsed: ${classification.error}`,
+          },
+          statements: [],
+        };
+      }
+      const statements = classification.statements;
+      const decisions = statements.map((stmt) => decide(identity, connection, stmt, opts));
+      return { ...combine(statements, decisions), statements: decisions };
+    },
+    roles(identity, opts = {}) {
+      const mine = policies.filter((p) => applies(p, identity, opts.grants ?? [])).map((p) => p.config);
+      return {
+        review: mine.some((p) => p.review),
+        audit: mine.some((p) => p.audit),
+        admin: mine.some((p) => p.admin),
+      };
+    },
+    connectionsView(identity, opts = {}) {
+      const views: ConnectionView[] = [];
+      for (const connection of config.connections) {
+        const mine = applicable(identity, connection.name, opts.grants ?? []);
+        if (mine.length === 0) continue;
+        views.push({
+          name: connection.name,
+          ...(connection.description ? { description: connection.description } : {}),
+          database: connection.database,
+          policies: mine.map((p) => ({
+            name: p.config.name,
+            rules: p.config.rules.map(ruleView),
+            masking: p.config.masking.map((m) => ({
+              ...(m.columns ? { columns: m.columns } : {}),
+              ...(m.tags ? { tags: [...m.tags] } : {}),
+              mask: m.mask,
+            })),
+          })),
+        });
+      }
+      return views;
+    },
+    connection: (name) => connections.get(name),
+  };
+}
+
+/** A message's decision: any deny denies; else approvals (under one rule) ask for approval; else allow. */
+function combine(
+  statements: readonly ClassifiedStatement[],
+  decisions: readonly Decision[],
+): Omit<MessageDecision, 'statements'> {
+  if (statements.length === 0) {
+    return {
+      decision: { action: 'allow', policy: null, rule: 'empty-query', reason: 'the query has no statements' },
+    };
+  }
+  const where = (i: number) => (statements.length > 1 ? `statement ${i + 1} of ${statements.length}: ` : '');
+  const denied = decisions.findIndex((d) => d.action === 'deny');
+  if (denied >= 0) {
+    const d = decisions[denied]!;
+    return { decision: { ...d, reason: where(denied) + d.reason }, statement: statements[denied] };
+  }
+  const approvals = decisions.map((d, i) => [d, i] as const).filter(([d]) => d.action === 'approve');
+  if (approvals.length > 0) {
+    const [first, index] = approvals[0]!;
+    const rules = new Set(approvals.map(([d]) => `${d.policy}/${d.rule}`));
+    if (rules.size > 1) {
+      // One approval would stand for statements whose rules name different approvers: refuse instead.
+      return {
+        decision: {
+          action: 'deny',
+          policy: null,
+          rule: 'mixed-approvals',
+          reason: `statements need approval under different rules (${[...rules].join(', ')}): send them separately`,
+        },
+        statement: statements[index],
+      };
+    }
+    return { decision: { ...first, reason: where(index) + first.reason }, statement: statements[index] };
+  }
+  if (decisions.length === 1) return { decision: decisions[0]! };
+  const rules = [...new Set(decisions.map((d) => d.rule))];
+  return {
+    decision: {
+      action: 'allow',
+      policy: decisions[0]!.policy,
+      rule: rules.join(', '),
+      reason: `all ${decisions.length} statements allowed`,
+    },
+  };
+}
+
+function isMember(policy: CompiledPolicy, identity: Identity): boolean {
+  return policy.subjects.has(identity.subject) || identity.groups.some((g) => policy.groups.has(g));
+}
+
+/** The policy's first matching rule as a decision, or undefined when no rule matches. */
+function verdictOf(policy: CompiledPolicy, stmt: ClassifiedStatement): Decision | undefined {
+  const rule = policy.rules.find((r) => ruleMatches(r, stmt));
+  if (!rule) return undefined;
+  const policyName = policy.config.name;
+  const ruleName = rule.config.name;
+  if (rule.action === 'deny') {
+    return {
+      action: 'deny',
+      policy: policyName,
+      rule: ruleName,
+      reason: `rule "${ruleName}" of policy "${policyName}" denies ${stmt.class} statements`,
+    };
+  }
+  const blocked = stmt.sideChannels.filter(
+    (name) => rule.action !== 'allow' || !rule.allowsSideChannel(name),
+  );
+  if (blocked.length > 0) {
+    return {
+      action: 'deny',
+      policy: null,
+      rule: 'builtin-deny-list',
+      reason: `reaches the side channel${blocked.length > 1 ? 's' : ''} ${blocked.join(', ')} (an allow rule may list ${blocked.length > 1 ? 'them' : 'it'} in allow_side_channels)`,
+    };
+  }
+  if (rule.action === 'allow') {
+    return {
+      action: 'allow',
+      policy: policyName,
+      rule: ruleName,
+      reason: `rule "${ruleName}" of policy "${policyName}" allows ${stmt.class} statements`,
+    };
+  }
+  return {
+    action: 'approve',
+    policy: policyName,
+    rule: ruleName,
+    reason: `rule "${ruleName}" of policy "${policyName}" requires approval for ${stmt.class} statements`,
+    approvers: rule.config.approvers ?? [],
+    approvalsRequired: rule.config.approvals_required,
+    timeoutMs: rule.config.timeout,
+  };
+}
+
+/**
+ * Class in the list, and every narrowing holds. Relations and functions narrow an allow rule only when
+ * ALL the statement's relations (functions) match — `allow read on public.orders` must not let a join
+ * with another table through — and a deny or approve rule when ANY does, so it catches more. A rule
+ * that narrows by relations (functions) does not match a statement touching none.
+ */
+function ruleMatches(rule: CompiledRule, stmt: ClassifiedStatement): boolean {
+  if (!rule.classes.has(stmt.class)) return false;
+  const narrowing = rule.action === 'allow' ? 'every' : 'some';
+  if (rule.relations && !(stmt.relations.length > 0 && stmt.relations[narrowing](rule.relations)))
+    return false;
+  if (rule.functions && !(stmt.functions.length > 0 && stmt.functions[narrowing](rule.functions)))
+    return false;
+  return rule.flags.every((f) => stmt.flags.includes(f));
+}
+
+function compilePolicy(config: PolicyConfig): CompiledPolicy {
+  return {
+    config,
+    connections: compileGlobs(config.connections),
+    groups: new Set(config.groups),
+    subjects: new Set(config.subjects),
+    rules: config.rules.map(compileRule),
+  };
+}
+
+function compileRule(config: RuleConfig): CompiledRule {
+  const action: Action = config.allow ? 'allow' : config.approve ? 'approve' : 'deny';
+  return {
+    config,
+    action,
+    classes: new Set(config[action] ?? []),
+    relations: config.relations ? relationMatcher(config.relations) : undefined,
+    functions: config.functions ? functionMatcher(config.functions) : undefined,
+    flags: config.flags ?? [],
+    allowsSideChannel: compileGlobs(config.allow_side_channels ?? [], true),
+  };
+}
+
+/** Relation globs resolve like the statements' names do: `orders` means `public.orders`. */
+function relationMatcher(globs: readonly string[]): (name: string) => boolean {
+  return compileGlobs(
+    globs.map((g) => (g.includes('.') ? g : `public.${g}`)),
+    true,
+  );
+}
+
+/** Function globs with a schema match the name as written; without one, the bare name in any schema. */
+function functionMatcher(globs: readonly string[]): (name: string) => boolean {
+  const qualified = compileGlobs(
+    globs.filter((g) => g.includes('.')),
+    true,
+  );
+  const bare = compileGlobs(
+    globs.filter((g) => !g.includes('.')),
+    true,
+  );
+  return (name) => qualified(name) || bare(name.slice(name.lastIndexOf('.') + 1));
+}
+
+function ruleView(rule: RuleConfig): RuleView {
+  const action: Action = rule.allow ? 'allow' : rule.approve ? 'approve' : 'deny';
+  return {
+    name: rule.name,
+    action,
+    classes: [...(rule[action] ?? [])],
+    ...(rule.relations ? { relations: rule.relations } : {}),
+    ...(rule.functions ? { functions: rule.functions } : {}),
+    ...(rule.flags ? { flags: [...rule.flags] } : {}),
+    ...(action === 'approve'
+      ? { approvers: rule.approvers ?? [], timeout: formatDuration(rule.timeout) }
+      : {}),
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * What `hoopctl policy test` and POST /v1/policy/test answer: the decision for a piece of SQL and how
+ * each statement was classified. Also the `--json` shape of `hoopctl policy test` (docs/policy.md).
+ */
+import type { DecisionAction, StatementClass, StatementFlag } from './statement.js';
+
+export interface StatementExplanation {
+  text: string;
+  class: StatementClass;
+  kind: string;
+  relations: string[];
+  functions: string[];
+  flags: StatementFlag[];
+  sideChannels: string[];
+  fingerprint: string;
+  /** Why the classifier could not place it (then it is denied). */
+  unplaceable?: string;
+  /** This statement's own decision. */
+  decision: DecisionAction;
+  policy: string | null;
+  rule: string;
+  reason: string;
+}
+
+export interface PolicyExplanation {
+  identity: { subject: string; groups: string[] };
+  connection: string;
+  /** The decision for the whole text: any statement denied denies it. */
+  decision: DecisionAction;
+  policy: string | null;
+  rule: string;
+  reason: string;
+  approvers?: string[];
+  approvalsRequired?: number;
+  timeoutMs?: number;
+  /** Policies that apply to this identity on this connection, in config order. */
+  policies: string[];
+  /** The parser's error when the text did not parse (then `statements` is empty). */
+  parseError?: string;
+  statements: StatementExplanation[];
+}
