@@ -25,6 +25,9 @@ function clean<T>(row: unknown): T {
   return rest as T;
 }
 
+/** The tail of each database file's work queue, shared by all connections of this process. */
+const fileQueues = new Map<string, Promise<unknown>>();
+
 export function openSqliteDriver(dir: string): SqlDriver {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const db: Db = new Database(join(dir, SQLITE_FILE));
@@ -57,12 +60,17 @@ export function openSqliteDriver(dir: string): SqlDriver {
     },
   };
 
-  // One connection serves the whole process: an `await` inside a transaction would let any other query
-  // join it, so work is queued and a transaction has the connection to itself until it ends.
-  let queue: Promise<unknown> = Promise.resolve();
+  // Work is queued per database file, for every connection this process has to it: an `await` inside a
+  // transaction would otherwise let another query join it, and a second connection's BEGIN IMMEDIATE
+  // would wait synchronously (busy_timeout) for a lock only this same, now blocked, event loop can free.
+  // Other processes are kept out by SQLite's own file locks.
+  const file = join(dir, SQLITE_FILE);
   const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
-    const next = queue.then(work, work);
-    queue = next.catch(() => undefined);
+    const next = (fileQueues.get(file) ?? Promise.resolve()).then(work, work);
+    fileQueues.set(
+      file,
+      next.catch(() => undefined),
+    );
     return next;
   };
   let closed = false;
