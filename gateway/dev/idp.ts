@@ -216,7 +216,11 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      revocation: { enabled: true },
+      // `hoopctl logout` revokes its own refresh token; nobody revokes another client's tokens.
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
       deviceFlow: {
         enabled: true,
         userCodeInputSource: (ctx, form, _out, err) => {
