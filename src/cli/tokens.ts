@@ -324,8 +324,13 @@ function writeLogin(target: GatewayTarget, login: StoredLogin, store: StoreKind)
   writeTokenFile(file);
 }
 
+/**
+ * On Linux only the Secret Service (gnome-keyring, KWallet, KeePassXC) counts as a keychain: without it
+ * @napi-rs/keyring would fall back to the kernel keyring, which is memory-only and loses the login at
+ * every reboot. Requiring it makes the constructor throw there, and we fall back to the file.
+ */
 function keychainEntry(target: GatewayTarget): Entry {
-  return new Entry(KEYCHAIN_SERVICE, target.url);
+  return new Entry(KEYCHAIN_SERVICE, target.url, { linux: { store: 'secret-service' } });
 }
 
 function keychainUnusable(err: unknown): CliError {

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Entry } from '@napi-rs/keyring';
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuthError, createTokenVerifier } from '../../gateway/auth/verify.js';
@@ -30,7 +31,7 @@ process.env.NO_COLOR = '1';
 
 // Imported after HOOPCTL_HOME is set: settings() reads it once.
 const { registerLoginCommands } = await import('../../src/cli/commands/login.js');
-const { getAccessToken, tokenExpiry } = await import('../../src/cli/tokens.js');
+const { clearTokens, getAccessToken, saveLogin, tokenExpiry } = await import('../../src/cli/tokens.js');
 
 /** hoopctl with only the login commands (the other command groups are tested elsewhere). */
 function buildProgram(): Command {
@@ -194,6 +195,42 @@ describe('device login', () => {
     expect(code).toBe(3);
     expect(message).toMatch(/invalid_grant/);
     expect(existsSync(tokenFile())).toBe(false);
+  });
+});
+
+describe('no usable keychain', () => {
+  // Only where the OS keychain refuses (headless Linux, CI): elsewhere this would write to a real keychain.
+  const keychainUsable = (() => {
+    try {
+      const probe = new Entry('hoopctl-test-probe', 'probe', { linux: { store: 'secret-service' } });
+      probe.setPassword('x');
+      probe.deletePassword();
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.skipIf(keychainUsable)('falls back to the 0600 file with one warning line', async () => {
+    delete process.env.HOOPCTL_TOKEN_STORE;
+    let err = '';
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      err += chunk.toString();
+      return true;
+    });
+    try {
+      const login = { issuer: idp.issuer, clientId: 'hoopctl', audience: AUDIENCE, refreshToken: 'r1' };
+      expect(saveLogin({ url: gatewayUrl }, login)).toBe('file');
+      expect(saveLogin({ url: gatewayUrl }, { ...login, refreshToken: 'r2' })).toBe('file');
+      expect(err.trim().split('\n')).toHaveLength(1);
+      expect(err).toMatch(/no usable OS keychain.*tokens\.json \(mode 0600\)/);
+      expect(statSync(tokenFile()).mode & 0o777).toBe(0o600);
+      expect(clearTokens({ url: gatewayUrl })?.refreshToken).toBe('r2');
+      expect(existsSync(tokenFile())).toBe(false);
+    } finally {
+      spy.mockRestore();
+      process.env.HOOPCTL_TOKEN_STORE = 'file';
+    }
   });
 });
 
