@@ -4,7 +4,7 @@
  * identities, and a gateway.yaml with the policy from SPEC.md. State lives in one directory.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEV_CLIENTS, DEV_USERS, type DevIdp, startDevIdp } from './idp.js';
 import { type PgServer, startPostgres } from './postgres.js';
@@ -15,7 +15,8 @@ export interface DevEnvironment {
   stop(): Promise<void>;
 }
 
-const SEED_SQL = `
+/** The demo database: a role for the gateway, the `shop` database, obviously fake PII. */
+export const SEED_SQL = `
 CREATE ROLE hoop_gateway LOGIN PASSWORD :'gw_password';
 CREATE DATABASE shop OWNER hoop_gateway;
 \\connect shop
@@ -101,7 +102,9 @@ retention: { days: 400 }
 
 export async function startDevEnvironment(options: { dir: string; port: number }): Promise<DevEnvironment> {
   const { dir, port } = options;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // 0711: the database runs as the unprivileged postgres user (when started as root) and must traverse it.
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  chmodSync(dir, 0o711);
   const say = (line: string) => process.stderr.write(`${line}\n`);
 
   say(`hoop dev: starting a demo PostgreSQL in ${join(dir, 'postgres')} ...`);
@@ -134,8 +137,12 @@ export async function startDevEnvironment(options: { dir: string; port: number }
   return {
     configFile,
     printWelcome: (address: string) => {
-      const users = DEV_USERS.map((u) => `    ${u.username.padEnd(22)} password ${u.password.padEnd(12)} groups ${u.groups.join(',')}`);
-      const clients = DEV_CLIENTS.map((c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(12)} groups ${c.groups.join(',')}`);
+      const users = DEV_USERS.map(
+        (u) => `    ${u.username.padEnd(22)} password ${u.password.padEnd(12)} groups ${u.groups.join(',')}`,
+      );
+      const clients = DEV_CLIENTS.map(
+        (c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(12)} groups ${c.groups.join(',')}`,
+      );
       process.stdout.write(`
 hoop-gateway (dev) is running at ${address}
   demo database  postgres on 127.0.0.1:${pg.port}, database "shop" (fake customers), connection "prod-db"
