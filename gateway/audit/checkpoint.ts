@@ -12,6 +12,7 @@ import { checkpointPayload, keyIdOf } from '../../src/shared/audit-chain.js';
 import type { ChainHead, Store } from '../store/types.js';
 
 export const SIGNING_KEY_FILE = 'audit-signing-key.pem';
+export const SIGNING_PUBLIC_KEY_FILE = 'audit-signing-key.pub.pem';
 
 export interface SigningKey {
   keyId: string;
@@ -45,7 +46,12 @@ export function loadOrCreateSigningKey(options: { dataDir: string; keyFile?: str
     if (options.keyFile) throw new Error(`audit.signing_key_file: ${path} does not exist`);
     generateKeyFile(path);
   }
-  return keyFromPem(readFileSync(path, 'utf8'), path);
+  const key = keyFromPem(readFileSync(path, 'utf8'), path);
+  // The public half beside the generated key, for auditors to pin: hoopctl audit verify --public-key.
+  const publicPath = join(options.dataDir, SIGNING_PUBLIC_KEY_FILE);
+  if (!options.keyFile && !existsSync(publicPath))
+    writeFileSync(publicPath, key.publicKeyPem, { mode: 0o644 });
+  return key;
 }
 
 /**
@@ -57,6 +63,10 @@ export async function rotateSigningKey(store: Store, dataDir: string): Promise<S
   const path = join(dataDir, SIGNING_KEY_FILE);
   const old = loadOrCreateSigningKey({ dataDir });
   renameSync(path, join(dataDir, `audit-signing-key.${old.keyId}.retired.pem`));
+  renameSync(
+    join(dataDir, SIGNING_PUBLIC_KEY_FILE),
+    join(dataDir, `audit-signing-key.${old.keyId}.retired.pub.pem`),
+  );
   generateKeyFile(path);
   const fresh = loadOrCreateSigningKey({ dataDir });
   await registerSigningKey(store, fresh);
