@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfigFile } from '../src/shared/config/load.js';
 import type { GatewayConfig } from '../src/shared/config/schema.js';
 import type { Identity } from '../src/shared/identity.js';
-import { createAuditLog } from './audit/log.js';
+import { startAudit } from './audit/index.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
 import { checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
 import { createPolicyEngine } from './policy/engine.js';
@@ -69,6 +69,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   try {
     if (args.dev) {
+      quietDevProviderWarnings();
       const { startDevEnvironment } = await import('./dev/dev.js');
       const dev = await startDevEnvironment({ dir: resolve(args.dir ?? '.hoop-dev'), port: Number(args.port ?? 8443) });
       await startGateway(dev.configFile, { onListening: dev.printWelcome, onStop: dev.stop });
@@ -99,6 +100,18 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 class UsageError extends Error {}
+
+/**
+ * The dev OIDC provider is in-memory on purpose and runs on Node 20 fine; its start-up warnings
+ * about both would only alarm someone trying the demo.
+ */
+function quietDevProviderWarnings(): void {
+  const warn = console.warn.bind(console);
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && /^oidc-provider WARNING: (Unsupported runtime|a quick start development-only)/.test(args[0])) return;
+    warn(...args);
+  };
+}
 
 function parseCli(argv: string[]) {
   const { values } = parseArgs({
@@ -141,7 +154,10 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const verifier = createTokenVerifier(config.identity.issuers);
   const storeDir = 'path' in config.store ? resolve(dirname(configFile), config.store.path) : undefined;
   const store = await openStore(config.store, { baseDir: dirname(resolve(configFile)) });
-  const auditLog = await createAuditLog(store, await auditLogOptions(config, store, storeDir, logger));
+  const audit = await startAudit(store, config, {
+    onError: (err) => logger.error({ err: err.message }, 'audit background task failed'),
+  });
+  const auditLog = audit.log;
   if (config.audit.fail_open) {
     logger.warn('audit.fail_open is true: statements will run even when the audit log cannot be written');
     process.stderr.write('\n*** WARNING: audit.fail_open is on — statements may run UNRECORDED if the store fails ***\n\n');
@@ -280,7 +296,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     for (const s of registry.all()) s.relay.terminate({ code: '57P01', message: 'terminating connection: the gateway is shutting down' });
     tunnel.close();
     await auditLog.append({ type: 'gateway.stopped', data: { signal } }).catch(() => {});
-    await auditLog.close().catch(() => {});
+    await audit.close().catch(() => {});
     await store.close().catch(() => {});
     await hooks.onStop?.();
     process.exit(0);
@@ -292,13 +308,4 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
 function splitAddress(address: string): [string, string] {
   const at = address.lastIndexOf(':');
   return [address.slice(0, at).replace(/^\[|\]$/g, ''), address.slice(at + 1)];
-}
-
-async function auditLogOptions(
-  _config: GatewayConfig,
-  _store: unknown,
-  _storeDir: string | undefined,
-  logger: { error: (o: object, m: string) => void },
-) {
-  return { onError: (err: Error) => logger.error({ err: err.message }, 'audit background task failed') };
 }

@@ -3,7 +3,7 @@
  * The relay owns the sockets and the protocol state; the gate owns the decisions (policy,
  * approvals, recording). Keeping them apart lets each be tested without the other.
  */
-import type { NoticeFields } from '../pgwire/backend.js';
+import type { FieldDescription, NoticeFields } from '../pgwire/backend.js';
 
 export interface GateRequest {
   /** 'query' = a simple-protocol Query; 'parse' = a Parse (deny-only check); 'execute' = an Execute of a portal. */
@@ -17,11 +17,36 @@ export interface GateRequest {
   parameterFormats?: number[];
   /** Transaction status before this statement: I idle, T in a block, E aborted block. */
   transactionStatus: 'I' | 'T' | 'E';
+  /** Aborted when the client cancels (CancelRequest) or disconnects while the gate is still deciding. */
+  signal: AbortSignal;
+  /** Send the client a NoticeResponse now (e.g. "waiting for approval #42"), while the statement waits. */
+  notify(notice: NoticeFields): void;
+}
+
+/**
+ * Looks inside one statement's results when a rule needs to (masking). The relay calls it only for
+ * statements that have one; every other result passes through as the same bytes.
+ */
+export interface ResultFilter {
+  /** The result's columns (RowDescription). For the extended protocol this may not come at all. */
+  columns?(fields: FieldDescription[]): void;
+  /**
+   * One DataRow: its body and each column's format (0 text, 1 binary).
+   * Returns the whole replacement message, or undefined to pass the row unchanged.
+   */
+  dataRow(body: Buffer, formats: readonly number[]): Buffer | undefined;
+  /** One CopyData message of COPY TO STDOUT; returns a replacement message or undefined. */
+  copyData?(body: Buffer): Buffer | undefined;
+  /** An ErrorResponse/NoticeResponse during this statement: fields (by code letter) to send instead, or undefined. */
+  message?(fields: Record<string, string>): Record<string, string> | undefined;
 }
 
 export type GateVerdict =
-  /** Forward. `statementIds` identify the records of the statements (one per statement of a Query). */
-  | { action: 'forward'; statementIds: string[]; notices?: NoticeFields[] }
+  /**
+   * Forward. `statementIds` identify the records of the statements (one per statement of a Query);
+   * `filters`, when present, has one entry per statement (undefined = results pass untouched).
+   */
+  | { action: 'forward'; statementIds: string[]; notices?: NoticeFields[]; filters?: (ResultFilter | undefined)[] }
   /** Refuse with this error; the relay makes the database fail at this point so both sides agree on state. */
   | { action: 'refuse'; error: NoticeFields };
 

@@ -22,13 +22,14 @@ import {
   decodeReadyForQuery,
   decodeRowDescription,
   errorResponse,
+  MessageWriter,
   type NoticeFields,
   noticeResponse,
   type TransactionStatus,
 } from '../pgwire/backend.js';
 import { type Frame, FrameReader, ProtocolViolation } from '../pgwire/frames.js';
 import { parseBind, parseExecute, parseParse, parseQuery } from '../pgwire/frontend.js';
-import type { GateRequest, SessionGate, StatementOutcome } from './gate.js';
+import type { GateRequest, ResultFilter, SessionGate, StatementOutcome } from './gate.js';
 
 export interface RelayOptions {
   maxMessageBytes: number;
@@ -48,6 +49,10 @@ interface Running {
   recorded?: (string | null)[][];
   recordedBytes: number;
   truncated: boolean;
+  /** Looks inside the results (masking); absent for the common case of plain pass-through. */
+  filter?: ResultFilter;
+  /** Result column formats: from RowDescription (simple) or Bind's result format codes (extended). */
+  formats?: readonly number[];
 }
 
 /** What the database will answer to one forwarded message. */
@@ -69,7 +74,7 @@ export class Relay {
   private outgoing: Buffer[] = [];
   private readonly expected: Expected[] = [];
   private readonly statements = new Map<string, string>(); // prepared statement name → SQL
-  private readonly portals = new Map<string, { sql: string; statementName: string; bind: Frame }>();
+  private readonly portals = new Map<string, { sql: string; statementName: string; bind: Frame; resultFormats: number[] }>();
   private status: TransactionStatus = 'I';
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -78,6 +83,8 @@ export class Relay {
   private clientPaused = false;
   private upstreamPaused = false;
   private ended: ((reason: string) => void)[] = [];
+  /** Aborts the gate's decision in progress (an approval wait) on cancel or disconnect. */
+  private deciding: AbortController | undefined;
 
   constructor(
     private readonly client: Duplex,
@@ -224,18 +231,19 @@ export class Relay {
 
   private async onQuery(frame: Frame): Promise<void> {
     const { sql } = parseQuery(frame.body);
-    const verdict = await this.gate.check({ phase: 'query', sql, transactionStatus: this.status });
+    const verdict = await this.decide({ phase: 'query', sql, transactionStatus: this.status });
     if (verdict.action === 'refuse') {
       this.send(serialize.query(POISON_SQL), { kind: 'query', statements: [], index: 0, refusal: verdict.error });
       return;
     }
     this.queueNotices(verdict.notices);
-    this.send(frame.bytes, { kind: 'query', statements: verdict.statementIds.map(startRunning), index: 0 });
+    const statements = verdict.statementIds.map((id, i) => startRunning(id, verdict.filters?.[i]));
+    this.send(frame.bytes, { kind: 'query', statements, index: 0 });
   }
 
   private async onParse(frame: Frame): Promise<void> {
     const parse = parseParse(frame.body);
-    const verdict = await this.gate.check({
+    const verdict = await this.decide({
       phase: 'parse',
       sql: parse.sql,
       statementName: parse.statement,
@@ -254,7 +262,9 @@ export class Relay {
   private onBind(frame: Frame): void {
     const bind = parseBind(frame.body);
     const sql = this.statements.get(bind.statement);
-    if (sql !== undefined) this.portals.set(bind.portal, { sql, statementName: bind.statement, bind: frame });
+    if (sql !== undefined) {
+      this.portals.set(bind.portal, { sql, statementName: bind.statement, bind: frame, resultFormats: bind.resultFormats });
+    }
     else this.portals.delete(bind.portal); // Postgres will refuse the Bind: no such statement.
     this.send(frame.bytes, { kind: 'bind' });
   }
@@ -268,7 +278,7 @@ export class Relay {
       return;
     }
     const bind = parseBind(portal.bind.body);
-    const request: GateRequest = {
+    const request: Omit<GateRequest, 'signal' | 'notify'> = {
       phase: 'execute',
       sql: portal.sql,
       statementName: portal.statementName,
@@ -277,14 +287,40 @@ export class Relay {
       parameterFormats: bind.parameterFormats,
       transactionStatus: this.status,
     };
-    const verdict = await this.gate.check(request);
+    const verdict = await this.decide(request);
     if (verdict.action === 'refuse') {
       this.send(serialize.parse({ name: '', text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
       return;
     }
     this.queueNotices(verdict.notices);
     const id = verdict.statementIds[0];
-    this.send(frame.bytes, { kind: 'execute', statement: id === undefined ? undefined : startRunning(id) });
+    const running = id === undefined ? undefined : startRunning(id, verdict.filters?.[0]);
+    if (running) running.formats = portal.resultFormats;
+    this.send(frame.bytes, { kind: 'execute', statement: running });
+  }
+
+  /** Ask the gate; while it decides, a cancel or a disconnect aborts the wait. */
+  private async decide(request: Omit<GateRequest, 'signal' | 'notify'>) {
+    const controller = new AbortController();
+    this.deciding = controller;
+    try {
+      return await this.gate.check({
+        ...request,
+        signal: controller.signal,
+        notify: (notice) => {
+          if (!this.closed) this.client.write(noticeResponse(notice));
+        },
+      });
+    } finally {
+      if (this.deciding === controller) this.deciding = undefined;
+    }
+  }
+
+  /** A CancelRequest for this session: abort a decision in progress. True if there was one. */
+  cancelPendingDecision(): boolean {
+    if (!this.deciding) return false;
+    this.deciding.abort(new Error('canceled by the client'));
+    return true;
   }
 
   private onClose(frame: Frame): void {
@@ -386,21 +422,39 @@ export class Relay {
     switch (frame.type) {
       case 'D': {
         const running = this.currentStatement(head);
-        if (running) this.countRow(running, frame);
-        return undefined;
+        if (!running) return undefined;
+        let replacement: Buffer | undefined;
+        if (running.filter) {
+          const formats = expandFormats(running.formats, frame.body.readInt16BE(0));
+          replacement = running.filter.dataRow(frame.body, formats);
+        }
+        // Recordings hold what the client saw: the masked row when there is one.
+        this.countRow(running, replacement ? replacement.subarray(5) : frame.body, frame.body.length);
+        return replacement;
       }
       case 'd': {
         const running = this.currentStatement(head);
-        if (running) running.bytes += frame.body.length;
-        return undefined;
+        if (!running) return undefined;
+        running.bytes += frame.body.length;
+        return running.filter?.copyData?.(frame.body);
       }
       case 'T': {
         if (head?.kind === 'describe') this.expected.shift();
         else {
           const running = this.currentStatement(head);
-          if (running && this.gate.recordRows > 0) running.columns = decodeRowDescription(frame.body).map((f) => f.name);
+          if (running && (running.filter || this.gate.recordRows > 0)) {
+            const fields = decodeRowDescription(frame.body);
+            running.columns = fields.map((f) => f.name);
+            // Simple protocol: RowDescription carries the real formats (binary cursors).
+            if (head?.kind === 'query') running.formats = fields.map((f) => f.format);
+            running.filter?.columns?.(fields);
+          }
         }
         return undefined;
+      }
+      case 'N': {
+        const running = this.currentStatement(head);
+        return running?.filter?.message ? rewriteFields('N', frame.body, running.filter) : undefined;
       }
       case 'n': // NoData
         if (head?.kind === 'describe') this.expected.shift();
@@ -449,6 +503,8 @@ export class Relay {
 
   private onBackendError(frame: Frame, head: Expected | undefined): Buffer | undefined {
     const fields = decodeFields(frame.body);
+    // A failed statement may echo a masked value (e.g. a failed cast quoting it): let the filter redact.
+    const filtered = this.currentStatement(head)?.filter?.message ? rewriteFields('E', frame.body, this.currentStatement(head)!.filter!) : undefined;
     const refusal = head && 'refusal' in head ? head.refusal : undefined;
     if (head?.kind === 'query') {
       const running = head.statements[head.index++];
@@ -464,7 +520,7 @@ export class Relay {
       }
     }
     if (refusal) return errorResponse(refusal);
-    return undefined;
+    return filtered;
   }
 
   private currentStatement(head: Expected | undefined): Running | undefined {
@@ -473,17 +529,19 @@ export class Relay {
     return undefined;
   }
 
-  private countRow(running: Running, frame: Frame): void {
+  private countRow(running: Running, body: Buffer, wireBytes: number): void {
     running.rows++;
-    running.bytes += frame.body.length;
+    running.bytes += wireBytes;
     if (running.recordedBytes >= this.gate.recordBytes || (running.recorded?.length ?? 0) >= this.gate.recordRows) {
       if (this.gate.recordRows > 0) running.truncated = true;
       return;
     }
-    const values = decodeDataRow(frame.body).map((v) => (v === null ? null : v.toString('utf8')));
+    const values = decodeDataRow(body).map((v, i) =>
+      v === null ? null : formatOf(running.formats, i) === 1 ? `\\x${v.toString('hex')}` : v.toString('utf8'),
+    );
     running.recorded ??= [];
     running.recorded.push(values);
-    running.recordedBytes += frame.body.length;
+    running.recordedBytes += body.length;
   }
 
   private finish(running: Running, outcome: Partial<StatementOutcome>): void {
@@ -534,6 +592,7 @@ export class Relay {
   private close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.deciding?.abort(new Error(`session ended: ${reason}`));
     clearTimeout(this.idleTimer);
     clearTimeout(this.sessionTimer);
     for (const entry of this.expected.splice(0)) {
@@ -550,8 +609,27 @@ export class Relay {
   }
 }
 
-function startRunning(id: string): Running {
-  return { id, startedAt: Date.now(), rows: 0, bytes: 0, recordedBytes: 0, truncated: false };
+function startRunning(id: string, filter?: ResultFilter): Running {
+  return { id, startedAt: Date.now(), rows: 0, bytes: 0, recordedBytes: 0, truncated: false, filter };
+}
+
+/** Format of column i: Bind's codes mean none = all text, one = all that, else one per column. */
+function formatOf(formats: readonly number[] | undefined, i: number): number {
+  if (!formats || formats.length === 0) return 0;
+  return formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
+}
+
+function expandFormats(formats: readonly number[] | undefined, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => formatOf(formats, i));
+}
+
+/** Re-encode an ErrorResponse/NoticeResponse after the filter redacted its fields. */
+function rewriteFields(type: 'E' | 'N', body: Buffer, filter: ResultFilter): Buffer | undefined {
+  const changed = filter.message!(decodeFields(body));
+  if (!changed) return undefined;
+  const w = new MessageWriter();
+  for (const [code, value] of Object.entries(changed)) w.byte(code.charCodeAt(0)).cstring(value);
+  return w.byte(0).end(type);
 }
 
 function printable(type: string): string {

@@ -125,7 +125,10 @@ export async function runSession(
     const session = registry.byKey(cancelKey(handshake.result.processId, handshake.result.secretKey));
     // Only the session's own identity may cancel it: a guessed key from someone else does nothing.
     if (session && session.info.identity.subject === meta.identity.subject) {
-      await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
+      // A statement still waiting at the gateway (an approval) is withdrawn; one running is cancelled upstream.
+      if (!session.relay.cancelPendingDecision()) {
+        await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
+      }
     }
     client.end();
     return;
