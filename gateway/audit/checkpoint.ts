@@ -5,7 +5,7 @@
  * audit.signing_key_file names one); every public key ever used is kept in the store and exported.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Checkpoint, SigningPublicKey } from '../../src/shared/audit.js';
 import { checkpointPayload, keyIdOf } from '../../src/shared/audit-chain.js';
@@ -44,6 +44,7 @@ export function loadOrCreateSigningKey(options: { dataDir: string; keyFile?: str
   const path = options.keyFile ?? join(options.dataDir, SIGNING_KEY_FILE);
   if (!existsSync(path)) {
     if (options.keyFile) throw new Error(`audit.signing_key_file: ${path} does not exist`);
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     generateKeyFile(path);
   }
   const key = keyFromPem(readFileSync(path, 'utf8'), path);
