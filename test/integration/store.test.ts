@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateSigningKey, rotateSigningKey, type SigningKey } from '../../gateway/audit/checkpoint.js';
 import { exportJsonl } from '../../gateway/audit/export.js';
-import { type AuditLog, AuditWriteError, createAuditLog } from '../../gateway/audit/log.js';
+import { AuditWriteError, createAuditLog } from '../../gateway/audit/log.js';
 import { purgeExpired } from '../../gateway/audit/retention.js';
 import { fileSink, type SinkTarget, startSinks } from '../../gateway/audit/sinks.js';
 import { verifyStoredLog } from '../../gateway/audit/verify.js';
