@@ -56,7 +56,8 @@ Examples:
   hoopctl policy test --config gateway.yaml --identity ci --groups ci-deploy \\
       --connection prod-db --json < migrate.sql
 
-Exit codes: 0 allowed or approval required, 4 denied, 2 usage error.`,
+Exit codes: 0 allowed or approval required, 4 denied, 2 usage error.
+`,
     )
     .action(async (options: TestOptions) => {
       const sql = options.sql ?? (await readStdin());
