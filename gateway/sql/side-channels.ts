@@ -87,6 +87,12 @@ export const SECURITY_SETTINGS = [
   'dynamic_library_path',
   'allow_system_table_mods',
   'lo_compat_privileges',
+  // The gateway parses SQL assuming standard-conforming strings in UTF-8. Changing how the server
+  // lexes quotes or decodes bytes would let text mean one thing to the gateway and another to Postgres.
+  'standard_conforming_strings',
+  'backslash_quote',
+  'escape_string_warning',
+  'client_encoding',
 ] as const;
 
 /** Settings that change the role the session acts as (flag `set-role`). */
