@@ -109,6 +109,26 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 3,
+    name: 'approval modes, revisions and links; grant decisions',
+    sql: (dialect) => {
+      const t = types(dialect);
+      return [
+        // wait: the statement is held in its session; deferred: filed by exec --no-wait, run later with --approval.
+        "ALTER TABLE approvals ADD COLUMN mode TEXT NOT NULL DEFAULT 'wait'",
+        // Bumped by every change: decisions are compare-and-set on it, so two gateways never lose a vote.
+        `ALTER TABLE approvals ADD COLUMN revision ${t.int} NOT NULL DEFAULT 0`,
+        'ALTER TABLE approvals ADD COLUMN statement_id TEXT',
+        'ALTER TABLE approvals ADD COLUMN used_session TEXT',
+        'ALTER TABLE approvals ADD COLUMN outcome_reason TEXT',
+        `ALTER TABLE grants ADD COLUMN revision ${t.int} NOT NULL DEFAULT 0`,
+        'ALTER TABLE grants ADD COLUMN decided_by TEXT',
+        'ALTER TABLE grants ADD COLUMN decision_reason TEXT',
+        'ALTER TABLE grants ADD COLUMN requester TEXT',
+      ];
+    },
+  },
 ];
 
 /** Bring the schema up to date. Safe when several gateways start at once (migration lock). */

@@ -61,6 +61,11 @@ function approvalOf(row: Row): Approval {
     expires_at: String(row.expires_at),
     decided_at: opt(row.decided_at as string | null),
     used_at: opt(row.used_at as string | null),
+    mode: (opt(row.mode as string | null) ?? 'wait') as Approval['mode'],
+    revision: num(row.revision ?? 0),
+    statement_id: opt(row.statement_id as string | null),
+    used_session: opt(row.used_session as string | null),
+    outcome_reason: opt(row.outcome_reason as string | null),
   };
 }
 
@@ -92,6 +97,10 @@ function grantOf(row: Row): Grant {
     approved_at: opt(row.approved_at as string | null),
     expires_at: opt(row.expires_at as string | null),
     approved_by: opt(row.approved_by as string | null),
+    revision: num(row.revision ?? 0),
+    decided_by: opt(row.decided_by as string | null),
+    decision_reason: opt(row.decision_reason as string | null),
+    requester: row.requester === null || row.requester === undefined ? undefined : json<Identity>(row.requester),
   };
 }
 
@@ -311,8 +320,8 @@ export class SqlStore implements Store {
   async createApproval(a: NewApproval): Promise<Approval> {
     const rows = await this.db.query<Row>(
       `INSERT INTO approvals (status, requester, requester_subject, connection, session, statement, statement_hash,
-         params, rule, policy, approvers, approvals_required, decisions, created_at, expires_at)
-       VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?) RETURNING *`,
+         params, rule, policy, approvers, approvals_required, decisions, created_at, expires_at, mode, statement_id)
+       VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?) RETURNING *`,
       [
         JSON.stringify(a.requester),
         a.requester.subject,
@@ -327,6 +336,8 @@ export class SqlStore implements Store {
         a.approvals_required,
         a.created_at,
         a.expires_at,
+        a.mode ?? 'wait',
+        a.statement_id ?? null,
       ],
     );
     return approvalOf(rows[0]!);
@@ -351,6 +362,23 @@ export class SqlStore implements Store {
       id,
     ]);
     return rows[0] ? approvalOf(rows[0]) : undefined;
+  }
+
+  async transitionApproval(id: number, revision: number, patch: ApprovalPatch): Promise<Approval | undefined> {
+    const set = setClause(patch, (k, v) => (k === 'decisions' ? JSON.stringify(v) : v));
+    const rows = await this.db.query<Row>(
+      `UPDATE approvals SET ${set.sql ? `${set.sql}, ` : ''}revision = revision + 1 WHERE id = ? AND revision = ? RETURNING *`,
+      [...set.params, id, revision],
+    );
+    return rows[0] ? approvalOf(rows[0]) : undefined;
+  }
+
+  async listExpiredApprovals(now: string): Promise<Approval[]> {
+    const rows = await this.db.query<Row>(
+      "SELECT * FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY id",
+      [now],
+    );
+    return rows.map(approvalOf);
   }
 
   // --- identities --------------------------------------------------------------------------------
@@ -388,6 +416,13 @@ export class SqlStore implements Store {
     return rows.map(identityOf);
   }
 
+  async listRevokedIdentities(): Promise<IdentityEntry[]> {
+    const rows = await this.db.query<Row>(
+      'SELECT * FROM identities WHERE revoked_at IS NOT NULL ORDER BY revoked_at, subject',
+    );
+    return rows.map(identityOf);
+  }
+
   async setIdentityRevoked(
     issuer: string,
     subject: string,
@@ -404,9 +439,18 @@ export class SqlStore implements Store {
 
   async createGrant(g: NewGrant): Promise<Grant> {
     const rows = await this.db.query<Row>(
-      `INSERT INTO grants (issuer, subject, connection, policy, reason, status, duration_ms, created_at)
-       VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING *`,
-      [g.issuer, g.subject, g.connection, g.policy, g.reason, g.duration_ms, g.created_at],
+      `INSERT INTO grants (issuer, subject, connection, policy, reason, status, duration_ms, created_at, requester)
+       VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *`,
+      [
+        g.issuer,
+        g.subject,
+        g.connection,
+        g.policy,
+        g.reason,
+        g.duration_ms,
+        g.created_at,
+        g.requester ? JSON.stringify(g.requester) : null,
+      ],
     );
     return grantOf(rows[0]!);
   }
@@ -429,6 +473,15 @@ export class SqlStore implements Store {
       ...set.params,
       id,
     ]);
+    return rows[0] ? grantOf(rows[0]) : undefined;
+  }
+
+  async transitionGrant(id: number, revision: number, patch: GrantPatch): Promise<Grant | undefined> {
+    const set = setClause(patch, (_k, v) => v);
+    const rows = await this.db.query<Row>(
+      `UPDATE grants SET ${set.sql ? `${set.sql}, ` : ''}revision = revision + 1 WHERE id = ? AND revision = ? RETURNING *`,
+      [...set.params, id, revision],
+    );
     return rows[0] ? grantOf(rows[0]) : undefined;
   }
 

@@ -66,10 +66,24 @@ export interface Approval {
   expires_at: string;
   decided_at?: string;
   used_at?: string;
+  /** wait (default): held in its session; deferred: filed by `exec --no-wait`, run later with `--approval`. */
+  mode?: ApprovalMode;
+  /** Bumped by every transition (compare-and-set across gateways). */
+  revision?: number;
+  /** The `statement` record the request was made for. */
+  statement_id?: string;
+  /** The session that ran the approved statement. */
+  used_session?: string;
+  /** Why it ended when it was not approved (reject reason, expiry, withdrawal). */
+  outcome_reason?: string;
 }
-export type NewApproval = Omit<Approval, 'id' | 'status' | 'decisions' | 'decided_at' | 'used_at'>;
+export type ApprovalMode = 'wait' | 'deferred';
+export type NewApproval = Omit<
+  Approval,
+  'id' | 'status' | 'decisions' | 'decided_at' | 'used_at' | 'revision' | 'used_session' | 'outcome_reason'
+>;
 export type ApprovalPatch = Partial<
-  Pick<Approval, 'status' | 'decisions' | 'decided_at' | 'used_at' | 'expires_at'>
+  Pick<Approval, 'status' | 'decisions' | 'decided_at' | 'used_at' | 'expires_at' | 'used_session' | 'outcome_reason'>
 >;
 
 export interface IdentityEntry {
@@ -101,9 +115,21 @@ export interface Grant {
   /** Requested duration in milliseconds. */
   duration_ms: number;
   approved_by?: string;
+  /** Bumped by every transition (compare-and-set across gateways). */
+  revision?: number;
+  /** Who approved or rejected (subject), and the reject reason or approve comment. */
+  decided_by?: string;
+  decision_reason?: string;
+  /** The requester's identity as it was when asking (JSON of Identity). */
+  requester?: Identity;
 }
-export type NewGrant = Omit<Grant, 'id' | 'status' | 'approved_at' | 'expires_at' | 'approved_by'>;
-export type GrantPatch = Partial<Pick<Grant, 'status' | 'approved_at' | 'expires_at' | 'approved_by'>>;
+export type NewGrant = Omit<
+  Grant,
+  'id' | 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'revision' | 'decided_by' | 'decision_reason'
+>;
+export type GrantPatch = Partial<
+  Pick<Grant, 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'decided_by' | 'decision_reason'>
+>;
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
@@ -143,12 +169,21 @@ export interface Store {
   getApproval(id: number): Promise<Approval | undefined>;
   listApprovals(filter?: { status?: ApprovalStatus; connection?: string }): Promise<Approval[]>;
   updateApproval(id: number, patch: ApprovalPatch): Promise<Approval | undefined>;
+  /**
+   * Compare-and-set: apply the patch (and bump the revision) only if the row is still at `revision`.
+   * Undefined when someone else changed it first (re-read and decide again).
+   */
+  transitionApproval(id: number, revision: number, patch: ApprovalPatch): Promise<Approval | undefined>;
+  /** Pending requests past their expiry (for the sweeper). */
+  listExpiredApprovals(now: string): Promise<Approval[]>;
 
   // --- identities --------------------------------------------------------------------------------
   /** Insert or refresh last_seen, name, groups, kind. */
   recordIdentitySeen(identity: Identity, at: string): Promise<IdentityEntry>;
   getIdentity(issuer: string, subject: string): Promise<IdentityEntry | undefined>;
   listIdentities(): Promise<IdentityEntry[]>;
+  /** Only the revoked ones: what each gateway polls to keep its revocation cache current. */
+  listRevokedIdentities(): Promise<IdentityEntry[]>;
   /** Revoke (reason set) or restore (reason null). */
   setIdentityRevoked(
     issuer: string,
@@ -161,6 +196,8 @@ export interface Store {
   getGrant(id: number): Promise<Grant | undefined>;
   listGrants(filter?: { subject?: string; status?: GrantStatus }): Promise<Grant[]>;
   updateGrant(id: number, patch: GrantPatch): Promise<Grant | undefined>;
+  /** Compare-and-set on the grant's revision, as transitionApproval. */
+  transitionGrant(id: number, revision: number, patch: GrantPatch): Promise<Grant | undefined>;
 
   close(): Promise<void>;
 }
