@@ -100,7 +100,8 @@ function grantOf(row: Row): Grant {
     revision: num(row.revision ?? 0),
     decided_by: opt(row.decided_by as string | null),
     decision_reason: opt(row.decision_reason as string | null),
-    requester: row.requester === null || row.requester === undefined ? undefined : json<Identity>(row.requester),
+    requester:
+      row.requester === null || row.requester === undefined ? undefined : json<Identity>(row.requester),
   };
 }
 
@@ -364,7 +365,11 @@ export class SqlStore implements Store {
     return rows[0] ? approvalOf(rows[0]) : undefined;
   }
 
-  async transitionApproval(id: number, revision: number, patch: ApprovalPatch): Promise<Approval | undefined> {
+  async transitionApproval(
+    id: number,
+    revision: number,
+    patch: ApprovalPatch,
+  ): Promise<Approval | undefined> {
     const set = setClause(patch, (k, v) => (k === 'decisions' ? JSON.stringify(v) : v));
     const rows = await this.db.query<Row>(
       `UPDATE approvals SET ${set.sql ? `${set.sql}, ` : ''}revision = revision + 1 WHERE id = ? AND revision = ? RETURNING *`,

@@ -83,7 +83,10 @@ export type NewApproval = Omit<
   'id' | 'status' | 'decisions' | 'decided_at' | 'used_at' | 'revision' | 'used_session' | 'outcome_reason'
 >;
 export type ApprovalPatch = Partial<
-  Pick<Approval, 'status' | 'decisions' | 'decided_at' | 'used_at' | 'expires_at' | 'used_session' | 'outcome_reason'>
+  Pick<
+    Approval,
+    'status' | 'decisions' | 'decided_at' | 'used_at' | 'expires_at' | 'used_session' | 'outcome_reason'
+  >
 >;
 
 export interface IdentityEntry {
@@ -125,7 +128,14 @@ export interface Grant {
 }
 export type NewGrant = Omit<
   Grant,
-  'id' | 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'revision' | 'decided_by' | 'decision_reason'
+  | 'id'
+  | 'status'
+  | 'approved_at'
+  | 'expires_at'
+  | 'approved_by'
+  | 'revision'
+  | 'decided_by'
+  | 'decision_reason'
 >;
 export type GrantPatch = Partial<
   Pick<Grant, 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'decided_by' | 'decision_reason'>
