@@ -65,6 +65,8 @@ type Expected =
 
 /** Text that fails to parse in every PostgreSQL version: the "poison" a refused statement becomes. */
 const POISON_SQL = 'HOOP STATEMENT REFUSED BY THE GATEWAY';
+/** Name of the poison Parse sent in an Execute's place: never created (it fails), so the client's own statements are untouched. */
+const POISON_STATEMENT = 'hoop_refused_statement';
 
 export class Relay {
   private readonly clientReader: FrameReader;
@@ -74,7 +76,17 @@ export class Relay {
   private outgoing: Buffer[] = [];
   private readonly expected: Expected[] = [];
   private readonly statements = new Map<string, string>(); // prepared statement name → SQL
-  private readonly portals = new Map<string, { sql: string; statementName: string; bind: Frame; resultFormats: number[] }>();
+  private readonly portals = new Map<
+    string,
+    { sql: string; statementName: string; bind: Frame; resultFormats: number[]; epoch: number }
+  >();
+  /**
+   * Sync-like messages (Sync, Query, FunctionCall) forwarded, and ReadyForQuery messages seen. A
+   * pipelining client's Bind may be read before the ReadyForQuery of an earlier Sync arrives: a
+   * portal bound after the k-th Sync only ends at a ReadyForQuery answering a later one.
+   */
+  private syncsSent = 0;
+  private readiesSeen = 0;
   private status: TransactionStatus = 'I';
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -249,13 +261,15 @@ export class Relay {
       statementName: parse.statement,
       transactionStatus: this.status,
     });
+    // Postgres drops the unnamed statement at every Parse, but refuses to redefine a named one
+    // (42P05): an existing named statement keeps its original text, here as there.
+    if (parse.statement === '') this.statements.delete('');
     if (verdict.action === 'refuse') {
-      this.statements.delete(parse.statement);
       // Same statement name: Postgres reports the syntax error before any name clash.
       this.send(serialize.parse({ name: parse.statement, text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
       return;
     }
-    this.statements.set(parse.statement, parse.sql);
+    if (!this.statements.has(parse.statement)) this.statements.set(parse.statement, parse.sql);
     this.send(frame.bytes, { kind: 'parse' });
   }
 
@@ -263,9 +277,14 @@ export class Relay {
     const bind = parseBind(frame.body);
     const sql = this.statements.get(bind.statement);
     if (sql !== undefined) {
-      this.portals.set(bind.portal, { sql, statementName: bind.statement, bind: frame, resultFormats: bind.resultFormats });
-    }
-    else this.portals.delete(bind.portal); // Postgres will refuse the Bind: no such statement.
+      this.portals.set(bind.portal, {
+        sql,
+        statementName: bind.statement,
+        bind: frame,
+        resultFormats: bind.resultFormats,
+        epoch: this.syncsSent,
+      });
+    } else this.portals.delete(bind.portal); // Postgres will refuse the Bind: no such statement.
     this.send(frame.bytes, { kind: 'bind' });
   }
 
@@ -273,8 +292,18 @@ export class Relay {
     const { portal: portalName } = parseExecute(frame.body);
     const portal = this.portals.get(portalName);
     if (!portal) {
-      // No portal we know of: Postgres answers "portal does not exist" itself.
-      this.send(frame.bytes, { kind: 'execute' });
+      // A portal whose SQL we never saw (a SQL-level DECLARE or PREPARE used through the protocol,
+      // or one that does not exist): nothing to check it against, so it is refused.
+      this.send(serialize.parse({ name: POISON_STATEMENT, text: POISON_SQL }), {
+        kind: 'parse',
+        refusal: {
+          severity: 'ERROR',
+          code: '42501',
+          message: `hoop: portal "${portalName}" was not bound through the gateway from a statement it checked`,
+          hint: 'Bind portals to statements prepared with Parse, or FETCH from SQL cursors with SQL.',
+          routine: 'hoop_policy_denied',
+        },
+      });
       return;
     }
     const bind = parseBind(portal.bind.body);
@@ -289,7 +318,7 @@ export class Relay {
     };
     const verdict = await this.decide(request);
     if (verdict.action === 'refuse') {
-      this.send(serialize.parse({ name: '', text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
+      this.send(serialize.parse({ name: POISON_STATEMENT, text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
       return;
     }
     this.queueNotices(verdict.notices);
@@ -334,7 +363,10 @@ export class Relay {
 
   private send(bytes: Buffer, expectation?: Expected): void {
     this.outgoing.push(bytes);
-    if (expectation) this.expected.push(expectation);
+    if (expectation) {
+      this.expected.push(expectation);
+      if (expectation.kind === 'sync' || expectation.kind === 'query' || expectation.kind === 'function') this.syncsSent++;
+    }
   }
 
   private flushUpstream(): void {
@@ -482,6 +514,7 @@ export class Relay {
         return this.onBackendError(frame, head);
       case 'Z': {
         this.status = decodeReadyForQuery(frame.body);
+        this.readiesSeen++;
         // Everything up to the Query/Sync/FunctionCall this answers is over (skipped after an error).
         while (this.expected.length > 0) {
           const entry = this.expected.shift()!;
@@ -558,8 +591,9 @@ export class Relay {
   }
 
   private dropUnnamedPortals(): void {
-    // Portals live until the end of their transaction.
-    this.portals.clear();
+    // Portals live until the end of their transaction: those bound before the Sync this
+    // ReadyForQuery answers are gone; those a pipelining client bound after it are not.
+    for (const [name, portal] of this.portals) if (portal.epoch < this.readiesSeen) this.portals.delete(name);
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
@@ -568,10 +602,11 @@ export class Relay {
     if (this.options.idleTimeoutMs <= 0) return;
     if (this.idleTimer) this.idleTimer.refresh();
     else {
-      this.idleTimer = setTimeout(
-        () => this.terminate({ code: '57P05', message: 'terminating connection due to idle-session timeout' }),
-        this.options.idleTimeoutMs,
-      );
+      this.idleTimer = setTimeout(() => {
+        // Idle means the database waits for the client, not the client for a long statement.
+        if (this.expected.length > 0 || this.processing) this.idleTimer?.refresh();
+        else this.terminate({ code: '57P05', message: 'terminating connection due to idle-session timeout' });
+      }, this.options.idleTimeoutMs);
       this.idleTimer.unref();
     }
   }
