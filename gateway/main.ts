@@ -13,6 +13,8 @@ import type { Identity } from '../src/shared/identity.js';
 import { startAudit } from './audit/index.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
 import { checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
+import { identityRoutes } from './identities/routes.js';
+import { createIdentityService } from './identities/service.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
 import { SessionRegistry, runSession } from './session/session.js';
@@ -174,13 +176,27 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const recordQuietly = (input: Parameters<typeof auditLog.append>[0]) =>
     auditLog.append(input).catch((err: Error) => logger.error({ err: err.message }, 'audit append failed'));
 
+  // Identities seen, and revocation: a cache refreshed from the store, so replicas agree within seconds.
+  const identities = createIdentityService({
+    store,
+    record: (input) => auditLog.append(input),
+    policies: config.policies,
+    terminate: (issuer, subject, message) => registry.terminateSubject(issuer, subject, message),
+    onError: (err) => logger.error({ err: err.message }, 'identity store failed'),
+  });
+  await identities.start();
+
   const authenticate = async (token: string, source: string): Promise<Identity> => {
+    let identity: Identity | undefined;
     try {
-      const identity = await verifier.verify(token);
+      identity = await verifier.verify(token);
+      // A revoked identity is refused even with a valid token, until an admin restores it.
+      identities.admit(identity);
+      await identities.seen(identity);
       return identity;
     } catch (err) {
       const reason = err instanceof AuthError ? err.reason : 'error';
-      await recordQuietly({ type: 'auth.failed', source, data: { reason, message: (err as Error).message } });
+      await recordQuietly({ type: 'auth.failed', identity, source, data: { reason, message: (err as Error).message } });
       throw err;
     }
   };
@@ -193,6 +209,14 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       void recordQuietly({ type: 'auth.failed', identity, source, connection, data: { reason: 'no_access', message: reason } });
     },
     onStream: (stream, target) => {
+      void recordQuietly({
+        type: 'auth.succeeded',
+        identity: target.identity,
+        source: target.source,
+        connection: target.connection.name,
+        session: target.sessionId,
+        data: { client: target.client },
+      });
       void runSession(
         stream,
         target,
@@ -226,7 +250,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
               recordRows: config.recording.max_rows,
               recordBytes: config.recording.max_bytes,
               grants: noGrants,
-              revoked: () => false,
+              revoked: (info) => identities.isRevoked(info.identity),
               onLogError: (err) => logger.error({ err: err.message }, 'audit append failed'),
             });
           },
@@ -260,6 +284,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     ...coreRoutes({ config, engine, version: gatewayVersion, grants: noGrants }),
     ...policyRoutes({ engine }),
     ...auditRoutes({ store, log: auditLog }),
+    ...identityRoutes({ identities, roles: (identity) => engine.roles(identity) }),
   ];
   const server = createGatewayServer(
     config.listen,
@@ -293,6 +318,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     stopping = true;
     logger.info({ signal }, 'stopping');
     server.close();
+    identities.stop();
     for (const s of registry.all()) s.relay.terminate({ code: '57P01', message: 'terminating connection: the gateway is shutting down' });
     tunnel.close();
     await auditLog.append({ type: 'gateway.stopped', data: { signal } }).catch(() => {});

@@ -101,7 +101,13 @@ export class PgSession {
       }
     });
     this.stream.write(serialize.query(sql));
-    await finished;
+    try {
+      await finished;
+    } catch (err) {
+      // The gateway ended the session after saying why (a FATAL ErrorResponse): report that.
+      if (failure) return failure;
+      throw err;
+    }
     return failure;
   }
 

@@ -12,7 +12,7 @@ import { SEED_SQL } from '../../gateway/dev/dev.js';
 import { makeCerts, type TestCerts } from './certs.js';
 import { completeDeviceLogin, DEV_USERS, startTestIdp } from './idp.js';
 import { freePort } from './ports.js';
-import { type PgServer, startPostgres } from './postgres.js';
+import { type PgOptions, type PgServer, startPostgres } from './postgres.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const HOOPCTL = join(ROOT, 'bin', 'hoopctl');
@@ -50,8 +50,18 @@ export interface StackOptions {
   tls?: boolean;
   /** Postgres settings (e.g. log_statement). */
   pgSettings?: Record<string, string>;
+  /** How Postgres authenticates TCP logins and whether it serves TLS (see gateway/dev/postgres.ts). */
+  pgAuth?: PgOptions['authMethod'];
+  pgTls?: boolean;
+  /** YAML flow mapping for connections[0].tls (default `{ mode: disable }`); `$CA` is replaced by the test CA file. */
+  connectionTls?: string;
   /** listen.* extra keys (YAML lines, indented two spaces). */
   listenExtra?: string;
+  /**
+   * More identity.issuers[] entries (YAML list items indented four spaces), given the gateway's URL,
+   * which is the audience tokens must carry; e.g. a workload issuer from startWorkloadIssuer().
+   */
+  extraIssuers?: (audience: string) => string;
 }
 
 export interface CliResult {
@@ -109,12 +119,16 @@ function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: 
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const tls = options.tls ?? true;
-  const pg = await startPostgres({ settings: options.pgSettings });
+  const certs = tls || options.pgTls ? makeCerts() : undefined;
+  const pg = await startPostgres({
+    settings: options.pgSettings,
+    authMethod: options.pgAuth,
+    tls: options.pgTls ? { cert: certs!.cert, key: certs!.key } : undefined,
+  });
   const dbPassword = `gw-${Math.random().toString(36).slice(2)}`;
   pg.psql(`\\set gw_password '${dbPassword}'\n${SEED_SQL}`);
 
   const dir = mkdtempSync(join(tmpdir(), 'hoop-stack-'));
-  const certs = tls ? makeCerts() : undefined;
   const port = await freePort();
   const gatewayUrl = `${tls ? 'https' : 'http'}://${tls ? 'localhost' : '127.0.0.1'}:${port}`;
   const idp = await startTestIdp({ audience: gatewayUrl });
@@ -133,6 +147,7 @@ identity:
       cli_client_id: hoopctl
       scopes: [openid, profile, email, offline_access, gateway]
       claims: { subject: sub, name: email, groups: groups }
+${options.extraIssuers?.(gatewayUrl) ?? ''}
 store:
   path: ./hoop-data
 connections:
@@ -142,7 +157,7 @@ connections:
     database: shop
     user: hoop_gateway
     password_env: TEST_DB_PASSWORD
-    tls: { mode: disable }
+    tls: ${(options.connectionTls ?? '{ mode: disable }').replace('$CA', certs?.caCert ?? '')}
 ${options.policies ?? DEFAULT_POLICIES}
 ${options.extraConfig ?? ''}
 `,

@@ -11,7 +11,7 @@ import { splitSqlScript } from '../../shared/sql-split.js';
 import { ce, info, isTty } from '../output.js';
 import { type PgError, PgServerError, PgSession } from '../pg-session.js';
 import { resolveGateway } from '../settings.js';
-import { getAccessToken } from '../tokens.js';
+import { getAccessToken, useIdTokenFile } from '../tokens.js';
 import { openTunnel } from '../tunnel.js';
 import { createResultWriter, type OutputFormat } from './exec-output.js';
 
@@ -23,6 +23,7 @@ interface ExecOptions {
   wait: boolean;
   approval?: string;
   continueOnError?: boolean;
+  idTokenFile?: string;
   gateway?: string;
 }
 
@@ -38,6 +39,7 @@ export function registerExecCommand(program: Command): void {
     .option('--no-wait', 'do not wait for approval: print the request id and exit 5')
     .option('--approval <id>', 'run the statement that this approval request approved')
     .option('--continue-on-error', 'run the remaining statements after one fails')
+    .option('--id-token-file <path>', 'act as the workload whose ID token is in this file (CI; or HOOPCTL_ID_TOKEN)')
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
     .addHelpText(
       'after',
@@ -90,7 +92,8 @@ export function exitCodeForError(error: PgError): ExitCode {
     case 'hoop_revoked':
       return ExitCode.notAuthenticated;
     default:
-      return ExitCode.database;
+      // Class 28 (invalid authorization): the gateway ended the session because the identity was revoked.
+      return error.code.startsWith('28') ? ExitCode.notAuthenticated : ExitCode.database;
   }
 }
 
@@ -107,6 +110,7 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   const statements = await splitSqlScript(sql);
   if (statements.length === 0) throw new CliError('no SQL statements to run', ExitCode.usage);
 
+  if (opts.idTokenFile) useIdTokenFile(opts.idTokenFile);
   const target = resolveGateway(opts.gateway);
   const token = await getAccessToken(target);
   const stream = await openTunnel({ target, connection, token, client: 'exec', approval: opts.approval });
@@ -122,12 +126,20 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
 
   const writer = createResultWriter(opts.format, process.stdout, isTty);
   let exitCode: ExitCode = ExitCode.ok;
+  // One 'drain' listener at a time, however many rows of a chunk found stdout full.
+  let draining = false;
   for (const statement of statements) {
     const failure = await session.query(statement, {
       onColumns: (names) => writer.columns(names),
       onRow: (values) => {
         const ok = writer.row(values);
-        if (!ok) process.stdout.once('drain', () => session.resume());
+        if (!ok && !draining) {
+          draining = true;
+          process.stdout.once('drain', () => {
+            draining = false;
+            session.resume();
+          });
+        }
         return ok;
       },
       onComplete: (tag) => writer.complete(tag),
@@ -139,7 +151,8 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
       const hint = failure.hint ? `\n${ce.dim('HINT:')} ${failure.hint}` : '';
       process.stderr.write(`${ce.red('ERROR:')} ${failure.message} (SQLSTATE ${failure.code})${where}${hint}\n`);
       exitCode = exitCode === ExitCode.ok ? exitCodeForError(failure) : exitCode;
-      if (!opts.continueOnError) break;
+      // FATAL: the gateway ended the session (revoked, shutting down): nothing more can run.
+      if (!opts.continueOnError || failure.severity === 'FATAL' || failure.severity === 'PANIC') break;
     }
   }
   await session.end();
