@@ -205,7 +205,8 @@ export async function connectUpstream(
 /** Send a CancelRequest for an upstream backend (a fresh connection, as the protocol wants). */
 export async function sendUpstreamCancel(target: UpstreamTarget, key: BackendKey): Promise<void> {
   const socket = await openTransport(target, 5000);
-  const packet = Buffer.alloc(12 + key.secretKey.length - 4);
+  // length | code | process id | secret key: 16 bytes with protocol 3.0's 4-byte key (was 12: Postgres ignored it).
+  const packet = Buffer.alloc(12 + key.secretKey.length);
   packet.writeInt32BE(packet.length, 0);
   packet.writeInt32BE(80877102, 4);
   packet.writeInt32BE(key.processId, 8);
