@@ -70,7 +70,8 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
     relations: stmt?.relations ?? [],
     functions: stmt?.functions ?? [],
     flags: stmt?.flags ?? [],
-    decision: decision.action === 'allow' ? 'allowed' : decision.action === 'deny' ? 'denied' : 'approval-required',
+    // docs/audit.md: allow | deny | approve (the policy's own words; sessions list and replay read them).
+    decision: decision.action,
     policy: decision.policy,
     rule: decision.rule,
     reason: decision.reason,

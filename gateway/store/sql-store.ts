@@ -1,7 +1,6 @@
 /** Store over either SQL backend: every query lives here once, so both backends behave the same. */
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
 import { GENESIS_HASH } from '../../src/shared/audit.js';
-import { canonicalJson } from '../../src/shared/audit-chain.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { SqlDriver, SqlExecutor } from './driver.js';
 import { LOCKS } from './driver.js';
@@ -10,6 +9,7 @@ import type {
   ApprovalPatch,
   ApprovalStatus,
   ChainHead,
+  EncodedRecord,
   Grant,
   GrantPatch,
   GrantStatus,
@@ -27,8 +27,8 @@ const num = (v: unknown): number => Number(v);
 const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
 const json = <T>(v: unknown): T => JSON.parse(String(v)) as T;
 
-/** Columns copied out of a record for filtering. */
-function recordRow(r: AuditRecord): unknown[] {
+/** Columns copied out of a record for filtering, and the record's canonical text (encoded by the log). */
+function recordRow({ record: r, text }: EncodedRecord): unknown[] {
   const decision = typeof r.data.decision === 'string' ? r.data.decision : null;
   return [
     r.seq,
@@ -38,7 +38,7 @@ function recordRow(r: AuditRecord): unknown[] {
     r.connection ?? null,
     r.identity?.subject ?? null,
     decision,
-    canonicalJson(r),
+    text,
   ];
 }
 
@@ -146,11 +146,12 @@ export class SqlStore implements Store {
     return this.readHead(this.db);
   }
 
-  appendBatch(build: (head: ChainHead) => AuditRecord[]): Promise<AuditRecord[]> {
+  appendBatch(build: (head: ChainHead) => EncodedRecord[]): Promise<AuditRecord[]> {
     return this.db.transaction(async (tx) => {
-      const records = build(await this.readHead(tx));
+      const encoded = build(await this.readHead(tx));
+      const records = encoded.map((e) => e.record);
       if (records.length === 0) return records;
-      const rows = records.map(recordRow);
+      const rows = encoded.map(recordRow);
       if (this.db.dialect === 'postgres') {
         // One statement for the whole batch: column arrays unnested into rows.
         const columns = rows[0]!.map((_, i) => rows.map((r) => r[i]));
@@ -225,7 +226,8 @@ export class SqlStore implements Store {
          MIN(time) AS first_time,
          MAX(CASE WHEN type = 'session.ended' THEN time END) AS ended,
          SUM(CASE WHEN type = 'statement' THEN 1 ELSE 0 END) AS statements,
-         SUM(CASE WHEN type = 'policy.blocked' OR (type = 'statement' AND decision = 'deny') THEN 1 ELSE 0 END) AS denied
+         SUM(CASE WHEN type = 'policy.blocked' THEN 1 ELSE 0 END) AS blocked,
+         SUM(CASE WHEN type = 'statement' AND decision = 'deny' THEN 1 ELSE 0 END) AS denied
        FROM audit_records WHERE ${where.join(' AND ')}
        GROUP BY session ${having.length ? `HAVING ${having.join(' AND ')}` : ''}
        ORDER BY MIN(time) DESC LIMIT ?`,
@@ -248,7 +250,9 @@ export class SqlStore implements Store {
         started: String(g.first_time),
         ended: opt(g.ended as string | null),
         statements: num(g.statements),
-        denied: num(g.denied),
+        // The statement gate writes both a `statement` (decision deny) and a `policy.blocked` record for
+        // one refusal; other writers may write only one of them. Each refusal counts once either way.
+        denied: Math.max(num(g.denied), num(g.blocked)),
       };
     });
   }

@@ -141,6 +141,12 @@ export type GrantPatch = Partial<
   Pick<Grant, 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'decided_by' | 'decision_reason'>
 >;
 
+/** A record and its canonical JSON (`canonicalJson(record)`), the exact text the store keeps. */
+export interface EncodedRecord {
+  record: AuditRecord;
+  text: string;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Where the gateway keeps files of its own (signing key): the store directory, or the gateway's data dir. */
@@ -150,9 +156,10 @@ export interface Store {
   /**
    * Append records in one transaction, holding the log's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL:
    * a transaction-scoped advisory lock) so that the head `build` is given is the true head across every
-   * process. `build` makes the hashed records; they are committed (durable) when the promise resolves.
+   * process. `build` makes the hashed records, each with its canonical JSON text (encoded once, by the
+   * log, and stored as is); they are committed (durable) when the promise resolves.
    */
-  appendBatch(build: (head: ChainHead) => AuditRecord[]): Promise<AuditRecord[]>;
+  appendBatch(build: (head: ChainHead) => EncodedRecord[]): Promise<AuditRecord[]>;
   head(): Promise<ChainHead>;
   /** Ordered by seq. */
   listRecords(query?: RecordQuery): Promise<AuditRecord[]>;

@@ -55,6 +55,8 @@ export interface StackOptions {
   pgTls?: boolean;
   /** YAML flow mapping for connections[0].tls (default `{ mode: disable }`); `$CA` is replaced by the test CA file. */
   connectionTls?: string;
+  /** The `store:` section (YAML, two-space indented lines under it); default the embedded `path: ./hoop-data`. */
+  store?: string;
   /** listen.* extra keys (YAML lines, indented two spaces). */
   listenExtra?: string;
   /**
@@ -88,11 +90,12 @@ export interface Stack {
   cli(home: string, args: string[], options?: { env?: Record<string, string>; input?: string; timeoutMs?: number }): Promise<CliResult>;
   /** A fresh HOOPCTL_HOME, logged in through the real device flow as a demo user. */
   login(username: string): Promise<string>;
-  /** `hoopctl connect <conn>` as that home's user, parsed. */
-  connect(home: string, connection?: string): Promise<Tunnel>;
+  /** `hoopctl connect <conn>` as that home's user (or as `env` says, e.g. ciEnv()), parsed. */
+  connect(home: string, connection?: string, options?: { env?: Record<string, string> }): Promise<Tunnel>;
   /** CLI env of a CI job with client credentials. */
   ciEnv(): Record<string, string>;
-  restartGateway(): Promise<void>;
+  /** kill -9 the gateway and start it again (with extra environment, if given). */
+  restartGateway(options?: { env?: Record<string, string> }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -149,7 +152,7 @@ identity:
       claims: { subject: sub, name: email, groups: groups }
 ${options.extraIssuers?.(gatewayUrl) ?? ''}
 store:
-  path: ./hoop-data
+${options.store ?? '  path: ./hoop-data'}
 connections:
   - name: prod-db
     host: 127.0.0.1
@@ -165,10 +168,10 @@ ${options.extraConfig ?? ''}
 
   let gateway: ChildProcess | undefined;
   let log = '';
-  const startGateway = async () => {
+  const startGateway = async (extraEnv: Record<string, string> = {}) => {
     log = '';
     gateway = spawn(process.execPath, [GATEWAY, '--config', configFile], {
-      env: { ...process.env, TEST_DB_PASSWORD: dbPassword, HOOP_LOG_LEVEL: 'info' },
+      env: { ...process.env, TEST_DB_PASSWORD: dbPassword, HOOP_LOG_LEVEL: 'info', ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     gateway.stdout!.on('data', (c: Buffer) => {
@@ -253,9 +256,9 @@ ${options.extraConfig ?? ''}
       if (code !== 0) throw new Error(`hoopctl login exited ${code}:\n${output}`);
       return home;
     },
-    async connect(home, connection = 'prod-db') {
+    async connect(home, connection = 'prod-db', options = {}) {
       const child = spawn(process.execPath, [HOOPCTL, 'connect', connection], {
-        env: baseEnv(home),
+        env: { ...baseEnv(home), ...options.env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.add(child);
@@ -271,10 +274,12 @@ ${options.extraConfig ?? ''}
       };
     },
     ciEnv: () => ({ HOOPCTL_CLIENT_ID: 'ci-bot', HOOPCTL_CLIENT_SECRET: 'ci-bot-secret' }),
-    async restartGateway() {
-      gateway?.kill('SIGKILL');
-      await new Promise((r) => setTimeout(r, 200));
-      await startGateway();
+    async restartGateway(options = {}) {
+      const old = gateway;
+      const exited = old && old.exitCode === null ? new Promise((r) => old.once('exit', r)) : undefined;
+      old?.kill('SIGKILL');
+      await exited;
+      await startGateway(options.env);
     },
     async stop() {
       for (const child of children) child.kill('SIGTERM');

@@ -151,9 +151,8 @@ function printResult(record: AuditRecord): void {
       process.stdout.write(c.dim(`  ... (recording kept the first ${r.result.rows.length} rows)\n`));
   }
   const masked = r.masked_columns?.length ? `, masked: ${r.masked_columns.join(', ')}` : '';
-  process.stdout.write(
-    c.dim(`  ${r.tag ?? ''} · ${r.rows ?? 0} rows · ${r.duration_ms ?? 0} ms${masked}\n\n`),
-  );
+  const parts = [r.tag, `${r.rows ?? 0} rows`, `${r.duration_ms ?? 0} ms`].filter(Boolean);
+  process.stdout.write(c.dim(`  ${parts.join(' · ')}${masked}\n\n`));
 }
 
 function offsetOf(ms: number): string {
