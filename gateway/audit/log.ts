@@ -9,10 +9,11 @@
  * store's write lock, never cached — so two gateways on one PostgreSQL store interleave batches on a
  * single chain.
  */
+import { createHash } from 'node:crypto';
 import type { AuditRecord, AuditRecordInput, Checkpoint } from '../../src/shared/audit.js';
 import { RECORD_TYPES } from '../../src/shared/audit.js';
-import { canonicalJson, recordHash } from '../../src/shared/audit-chain.js';
-import type { ChainHead, Store } from '../store/types.js';
+import { canonicalJson } from '../../src/shared/audit-chain.js';
+import type { ChainHead, EncodedRecord, Store } from '../store/types.js';
 import { Checkpointer, type CheckpointPolicy, type SigningKey } from './checkpoint.js';
 
 /** The record could not be made durable; the statement it was for must not run. */
@@ -62,8 +63,79 @@ export function formatMicros(us: number): string {
   return `${iso.slice(0, -1)}${String(us % 1000).padStart(3, '0')}Z`;
 }
 
+/**
+ * An input's members encoded once, at append (so a bad value is refused to its writer, not to the batch):
+ * each is `"key":<canonical JSON>` or absent. seq, time, prev and hash are added when the batch is chained.
+ */
+export interface EncodedInput {
+  connection?: string;
+  data: string;
+  identity?: string;
+  session?: string;
+  source?: string;
+  type: string;
+}
+
+function member(key: string, value: unknown): string | undefined {
+  return value === undefined ? undefined : `"${key}":${canonicalJson(value)}`;
+}
+
+export function encodeInput(input: AuditRecordInput): EncodedInput {
+  return {
+    connection: member('connection', input.connection),
+    data: member('data', input.data)!,
+    identity: member('identity', input.identity),
+    session: member('session', input.session),
+    source: member('source', input.source),
+    type: member('type', input.type)!,
+  };
+}
+
+/** The record object handed back: the input's defined members (what was encoded), seq, time and hashes. */
+function recordOf(
+  input: AuditRecordInput,
+  seq: number,
+  time: string,
+  prev: string,
+  hash: string,
+): AuditRecord {
+  const record: AuditRecord = { seq, time, type: input.type, data: input.data, prev, hash };
+  if (input.identity !== undefined) record.identity = input.identity;
+  if (input.source !== undefined) record.source = input.source;
+  if (input.connection !== undefined) record.connection = input.connection;
+  if (input.session !== undefined) record.session = input.session;
+  return record;
+}
+
+/**
+ * Chain one record: its content's canonical JSON is assembled from the members encoded at append, in
+ * sorted key order (connection, data, identity, seq, session, source, time, type), hashed, and the stored
+ * text is the same members with hash and prev in their sorted places. Each value is encoded exactly once;
+ * the result is byte for byte `canonicalJson(record)` (test/unit/audit/encode.test.ts checks it).
+ */
+export function encodeRecord(
+  input: AuditRecordInput,
+  encoded: EncodedInput,
+  seq: number,
+  time: string,
+  prev: string,
+): EncodedRecord {
+  const seqMember = `"seq":${seq}`;
+  const timeMember = `"time":${JSON.stringify(time)}`;
+  const head = [encoded.connection, encoded.data].filter(Boolean).join(',');
+  const identity = encoded.identity ? `${encoded.identity},` : '';
+  const tail = [seqMember, encoded.session, encoded.source, timeMember, encoded.type]
+    .filter(Boolean)
+    .join(',');
+  const content = `{${head},${identity}${tail}}`;
+  const hash = createHash('sha256').update(prev).update(content).digest('hex');
+  const text = `{${head},"hash":"${hash}",${identity}"prev":"${prev}",${tail}}`;
+  return { record: recordOf(input, seq, time, prev, hash), text };
+}
+
 interface Pending {
   input: AuditRecordInput;
+  encoded: EncodedInput;
   resolve: (record: AuditRecord) => void;
   reject: (err: Error) => void;
 }
@@ -83,26 +155,13 @@ export async function createAuditLog(store: Store, options: AuditLogOptions = {}
   let closed = false;
 
   /** Chain a batch onto the head read under the store's lock. */
-  const chain = (head: ChainHead, batch: Pending[]): AuditRecord[] => {
+  const chain = (head: ChainHead, batch: Pending[]): EncodedRecord[] => {
     let { seq, hash } = head;
     const time = formatMicros(clock());
-    return batch.map(({ input }) => {
-      const content = {
-        seq: ++seq,
-        time,
-        type: input.type,
-        identity: input.identity,
-        source: input.source,
-        connection: input.connection,
-        session: input.session,
-        data: input.data,
-      };
-      // A round trip through canonical JSON drops undefined members, so the object handed back is
-      // exactly what was hashed and stored.
-      const clean = JSON.parse(canonicalJson(content)) as Omit<AuditRecord, 'prev' | 'hash'>;
-      const record: AuditRecord = { ...clean, prev: hash, hash: recordHash(hash, clean) };
-      hash = record.hash;
-      return record;
+    return batch.map(({ input, encoded }) => {
+      const next = encodeRecord(input, encoded, ++seq, time, hash);
+      hash = next.record.hash;
+      return next;
     });
   };
 
@@ -140,13 +199,14 @@ export async function createAuditLog(store: Store, options: AuditLogOptions = {}
       if (closed) return Promise.reject(new AuditWriteError(new Error('the audit log is closed')));
       if (!KNOWN_TYPES.has(input.type))
         return Promise.reject(new Error(`unknown audit record type "${input.type}"`));
+      let encoded: EncodedInput;
       try {
-        canonicalJson(input.data);
+        encoded = encodeInput(input);
       } catch (err) {
-        return Promise.reject(new Error(`audit record data cannot be encoded: ${(err as Error).message}`));
+        return Promise.reject(new Error(`audit record cannot be encoded: ${(err as Error).message}`));
       }
       return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ input, resolve, reject });
+        queue.push({ input, encoded, resolve, reject });
         draining ??= drain();
       });
     },

@@ -21,15 +21,27 @@ export function canonicalJson(value: unknown): string {
       if (!Number.isFinite(value)) throw new Error(`cannot encode ${value} canonically`);
       return JSON.stringify(value);
     case 'object': {
+      // Plain loops and string concatenation: this runs for every audit record, on the append path.
       if (Array.isArray(value)) {
-        return `[${value.map((v) => (v === undefined || typeof v === 'function' ? 'null' : canonicalJson(v))).join(',')}]`;
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          const v = value[i];
+          if (i > 0) out += ',';
+          out += v === undefined || typeof v === 'function' ? 'null' : canonicalJson(v);
+        }
+        return `${out}]`;
       }
       if (value instanceof Date) return JSON.stringify(value.toISOString());
-      const entries = Object.keys(value as object)
-        .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-        .sort()
-        .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
-      return `{${entries.join(',')}}`;
+      const object = value as Record<string, unknown>;
+      const keys = Object.keys(object).sort();
+      let out = '{';
+      for (const key of keys) {
+        const v = object[key];
+        if (v === undefined) continue;
+        if (out.length > 1) out += ',';
+        out += `${JSON.stringify(key)}:${canonicalJson(v)}`;
+      }
+      return `${out}}`;
     }
     default:
       throw new Error(`cannot encode a ${typeof value} canonically`);
