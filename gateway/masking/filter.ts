@@ -1,0 +1,341 @@
+/**
+ * The result filter the relay runs for a statement of an identity with masking rules: decides each
+ * output column's mask from lineage (cross-checked with RowDescription's table OID and column number),
+ * rewrites DataRows in text and binary formats with correct lengths, runs the value detectors on what
+ * stays clear, and redacts ErrorResponse/NoticeResponse fields that could echo a masked value. Pure.
+ */
+import type { FieldDescription } from '../pgwire/backend.js';
+import type { ResultFilter } from '../session/gate.js';
+import type { Catalog } from './catalog.js';
+import { detectAndMask, scrubAll } from './detectors.js';
+import { type Lineage, mergeLineage, type Output, type ViewCache } from './lineage.js';
+import {
+  canHoldString,
+  decodeValue,
+  encodeMasked,
+  type MaskContext,
+  type MaskName,
+  maskString,
+  stricterMask,
+  type ValueKind,
+  valueKind,
+} from './masks.js';
+import type { ColumnRule, MaskRules } from './rules.js';
+
+export const FALLBACK_RULE = 'masking-fallback';
+
+export interface ColumnDecision {
+  mask?: MaskName;
+  rule?: string;
+  policy?: string;
+  /** lineage: the source's value as is; derived: a transformed value (redacted); fallback: unknown lineage. */
+  why?: 'lineage' | 'derived' | 'fallback' | 'row-description';
+  sources?: string[];
+}
+
+/** What the statement record says about one masked output column. */
+export interface MaskedColumn {
+  column: string;
+  position: number;
+  mask: MaskName;
+  rule: string;
+  policy?: string;
+  why: NonNullable<ColumnDecision['why']>;
+  sources?: string[];
+}
+
+/** The mask a column gets from its lineage (undefined: clear). */
+export function decideColumn(lineage: Lineage, rules: MaskRules): ColumnDecision {
+  if (lineage.unknown)
+    return { mask: 'redact', rule: FALLBACK_RULE, why: 'fallback', sources: [...lineage.sources] };
+  let strictest: ColumnRule | undefined;
+  const masked: string[] = [];
+  for (const source of lineage.sources) {
+    const rule = rules.column(source);
+    if (!rule) continue;
+    masked.push(source);
+    if (!strictest || stricterMask(strictest.mask, rule.mask) === rule.mask) strictest = rule;
+  }
+  if (!strictest) return {};
+  if (lineage.transformed) {
+    // A mask that needs the clear shape (partial, email-domain, token) cannot apply to a derived value.
+    const mask = strictest.mask === 'null' ? 'null' : 'redact';
+    return { mask, rule: strictest.rule, policy: strictest.policy, why: 'derived', sources: masked };
+  }
+  return {
+    mask: strictest.mask,
+    rule: strictest.rule,
+    policy: strictest.policy,
+    why: 'lineage',
+    sources: masked,
+  };
+}
+
+/** Expand open outputs (`*` over an unknown shape) to `count` columns; a mismatch makes every column unknown. */
+export function expandOutputs(outputs: readonly Output[], count: number): Lineage[] {
+  const fixed = outputs.filter((o) => !o.open);
+  const open = outputs.filter((o) => o.open);
+  const everything = () =>
+    mergeLineage(
+      [...outputs.map((o) => o.lineage), { sources: new Set(), transformed: true, unknown: true }],
+      true,
+    );
+  if (open.length === 0) {
+    if (fixed.length === count) return fixed.map((o) => o.lineage);
+    return Array.from({ length: count }, everything);
+  }
+  if (open.length > 1 || count < fixed.length) return Array.from({ length: count }, everything);
+  const result: Lineage[] = [];
+  for (const o of outputs) {
+    if (!o.open) result.push(o.lineage);
+    else for (let i = 0; i < count - fixed.length; i++) result.push(o.lineage);
+  }
+  return result;
+}
+
+interface Column {
+  decision: ColumnDecision;
+  kind: ValueKind;
+}
+
+export interface MaskingFilterOptions {
+  /** The outputs lineage found; 'unknown' when it could not (every column falls back). */
+  outputs: readonly Output[] | 'unknown';
+  rules: MaskRules;
+  ctx: MaskContext;
+  catalog?: Catalog;
+  views?: ViewCache;
+  /** The statement reads masked (or unknown) data: errors and notices are redacted. */
+  redactMessages: boolean;
+}
+
+export class MaskingFilter implements ResultFilter {
+  private layout: Column[] | undefined;
+  private types: number[] | undefined;
+  private crossChecked: Lineage[] | undefined;
+  private anyMasked = false;
+  private readonly detect: boolean;
+
+  constructor(private readonly options: MaskingFilterOptions) {
+    this.detect = options.rules.tags.size > 0;
+  }
+
+  /** RowDescription: real types, and a cross-check of lineage against the table OID / column number. */
+  columns(fields: FieldDescription[]): void {
+    this.types = fields.map((f) => f.typeOid);
+    const catalog = this.options.catalog;
+    const base =
+      this.options.outputs === 'unknown' ? undefined : expandOutputs(this.options.outputs, fields.length);
+    this.crossChecked = fields.map((f, i) => {
+      const own = base?.[i] ?? { sources: new Set<string>(), transformed: true, unknown: true };
+      if (!catalog || f.tableOid === 0 || f.columnNumber <= 0) return own;
+      const relation = catalog.byOid(f.tableOid);
+      if (!relation) return own;
+      const column = relation.columns.find((c) => c.attnum === f.columnNumber);
+      if (!column) return own;
+      let direct: Lineage;
+      if (relation.viewDefinition !== undefined && this.options.views) {
+        const shape = this.options.views.get(relation, catalog);
+        direct = shape.columns[relation.columns.indexOf(column)]?.lineage ?? {
+          sources: new Set(),
+          transformed: true,
+          unknown: true,
+        };
+      } else {
+        direct = {
+          sources: new Set([`${relation.schema}.${relation.name}.${column.name}`.toLowerCase()]),
+          transformed: false,
+          unknown: false,
+        };
+      }
+      // The database says this column is that source's value: both must agree, so take both.
+      return mergeLineage([own, direct], own.transformed);
+    });
+    this.layout = undefined;
+  }
+
+  private resolve(count: number): Column[] {
+    const lineages =
+      this.crossChecked && this.crossChecked.length === count
+        ? this.crossChecked
+        : this.options.outputs === 'unknown'
+          ? Array.from(
+              { length: count },
+              () => ({ sources: new Set<string>(), transformed: true, unknown: true }) as Lineage,
+            )
+          : expandOutputs(this.options.outputs, count);
+    const layout = lineages.map((lineage, i) => ({
+      decision: decideColumn(lineage, this.options.rules),
+      kind: valueKind(this.types?.[i] ?? (lineage.transformed ? undefined : lineage.typeOid)),
+    }));
+    this.anyMasked = layout.some((c) => c.decision.mask !== undefined);
+    this.layout = layout;
+    return layout;
+  }
+
+  /** The masked output columns as decided so far (for the statement's record). */
+  masked(names?: readonly string[]): MaskedColumn[] {
+    const layout = this.layout ?? (this.options.outputs === 'unknown' ? [] : this.resolveForEvidence());
+    const out: MaskedColumn[] = [];
+    layout.forEach((c, i) => {
+      if (!c.decision.mask) return;
+      out.push({
+        column: names?.[i] ?? this.outputName(i),
+        position: i + 1,
+        mask: c.decision.mask,
+        rule: c.decision.rule!,
+        ...(c.decision.policy ? { policy: c.decision.policy } : {}),
+        why: c.decision.why!,
+        ...(c.decision.sources?.length ? { sources: c.decision.sources } : {}),
+      });
+    });
+    return out;
+  }
+
+  private resolveForEvidence(): Column[] {
+    const outputs = this.options.outputs as readonly Output[];
+    if (outputs.some((o) => o.open)) {
+      return outputs.map((o) => ({
+        decision: decideColumn(o.lineage, this.options.rules),
+        kind: 'other' as const,
+      }));
+    }
+    return outputs.map((o) => ({
+      decision: decideColumn(o.lineage, this.options.rules),
+      kind: 'other' as const,
+    }));
+  }
+
+  private outputName(i: number): string {
+    const outputs = this.options.outputs;
+    if (outputs === 'unknown' || outputs.some((o) => o.open)) return `column ${i + 1}`;
+    return outputs[i]?.name ?? `column ${i + 1}`;
+  }
+
+  dataRow(body: Buffer, formats: readonly number[]): Buffer | undefined {
+    const count = body.readInt16BE(0);
+    const layout = this.layout && this.layout.length === count ? this.layout : this.resolve(count);
+    if (!this.anyMasked && !this.detect) return undefined;
+    const { ctx } = this.options;
+    // One pass: find each value, decide its replacement (undefined = unchanged).
+    const replacements: (Buffer | null | undefined)[] = new Array(count);
+    const starts: number[] = new Array(count);
+    const lengths: number[] = new Array(count);
+    let changed = false;
+    let size = 2;
+    let offset = 2;
+    for (let i = 0; i < count; i++) {
+      const length = body.readInt32BE(offset);
+      starts[i] = offset + 4;
+      lengths[i] = length;
+      offset += 4 + (length > 0 ? length : 0);
+      const column = layout[i]!;
+      const mask = column.decision.mask;
+      let replacement: Buffer | null | undefined;
+      if (length >= 0 && mask) {
+        const format = formats[i] ?? 0;
+        if (mask === 'null' || !canHoldString(column.kind)) replacement = null;
+        else if (mask === 'redact')
+          replacement = encodeMasked(maskString('', 'redact', ctx), format, column.kind);
+        else {
+          const clear = decodeValue(body.subarray(starts[i]!, starts[i]! + length), format, column.kind);
+          replacement = encodeMasked(maskString(clear, mask, ctx), format, column.kind);
+        }
+      } else if (length > 0 && this.detect && canHoldString(column.kind)) {
+        const format = formats[i] ?? 0;
+        const clear = decodeValue(body.subarray(starts[i]!, starts[i]! + length), format, column.kind);
+        const found = detectAndMask(clear, this.options.rules.tags, ctx);
+        if (found) {
+          if (found.nulled) replacement = null;
+          else if (column.kind === 'string') replacement = Buffer.from(found.text, 'utf8');
+          else if (column.kind === 'json' || column.kind === 'jsonb') {
+            // Masking inside JSON text can break its syntax only if a hit spans a quote: detectors do not.
+            replacement =
+              column.kind === 'jsonb' && format === 1
+                ? Buffer.concat([Buffer.from([1]), Buffer.from(found.text, 'utf8')])
+                : Buffer.from(found.text, 'utf8');
+          }
+        }
+      }
+      replacements[i] = replacement;
+      if (replacement !== undefined) {
+        changed = true;
+        size += 4 + (replacement === null ? 0 : replacement.length);
+      } else size += 4 + (length > 0 ? length : 0);
+    }
+    if (!changed) return undefined;
+    const out = Buffer.allocUnsafe(size + 5);
+    out[0] = 0x44; // 'D'
+    out.writeInt32BE(size + 4, 1);
+    out.writeInt16BE(count, 5);
+    let at = 7;
+    for (let i = 0; i < count; i++) {
+      const replacement = replacements[i];
+      if (replacement === undefined) {
+        const length = lengths[i]!;
+        const end = starts[i]! + (length > 0 ? length : 0);
+        at += body.copy(out, at, starts[i]! - 4, end);
+      } else if (replacement === null) {
+        out.writeInt32BE(-1, at);
+        at += 4;
+      } else {
+        out.writeInt32BE(replacement.length, at);
+        at += 4 + replacement.copy(out, at + 4);
+      }
+    }
+    return out;
+  }
+
+  /** COPY data of an allowed COPY (nothing masked): detectors only, text and csv lines. */
+  copyData(body: Buffer): Buffer | undefined {
+    if (!this.detect) return undefined;
+    const text = body.toString('utf8');
+    const found = detectAndMask(text, this.options.rules.tags, this.options.ctx);
+    if (!found) return undefined;
+    const payload = Buffer.from(found.text, 'utf8');
+    const out = Buffer.allocUnsafe(payload.length + 5);
+    out[0] = 0x64; // 'd'
+    out.writeInt32BE(payload.length + 4, 1);
+    payload.copy(out, 5);
+    return out;
+  }
+
+  message(fields: Record<string, string>): Record<string, string> | undefined {
+    if (!this.options.redactMessages) return undefined;
+    return redactMessageFields(fields);
+  }
+}
+
+const WITHHELD = 'hoop: detail withheld because the statement reads masked columns';
+
+/**
+ * An error or notice of a statement that reads masked data, with every place a value could be echoed
+ * redacted: quoted values and byte sequences in the message, the detail (which quotes keys and failing
+ * rows), the context and the internal query dropped. SQLSTATE, severity and names stay.
+ */
+export function redactMessageFields(fields: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [code, value] of Object.entries(fields)) {
+    switch (code) {
+      case 'M':
+      case 'H':
+        out[code] = scrubAll(
+          value
+            .replace(/"(?:[^"]|"")*"/g, '"****"')
+            .replace(/'(?:[^']|'')*'/g, "'****'")
+            .replace(/0x[0-9a-fA-F]+/g, '0x****')
+            .replace(/\((?:[^()]*)\)=\((?:.*)\)/g, '(****)=(****)'),
+        );
+        break;
+      case 'D':
+        out[code] = WITHHELD;
+        break;
+      case 'W': // context: may quote the failing row or statement values
+      case 'q': // internal query
+        break;
+      default:
+        out[code] = value;
+    }
+  }
+  return out;
+}

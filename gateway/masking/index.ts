@@ -1,0 +1,246 @@
+/**
+ * Masking for one session: for each statement the gate forwards, decide from lineage whether it is
+ * denied (masked values flowing into storage or side effects, COPY of masked data, the inference
+ * guard, an unprovable statement under `masking_fallback: deny`) or which result filter it runs.
+ * Remembers what the session's cursors and SQL-level prepared statements return, so FETCH and EXECUTE
+ * are masked like the query they run.
+ */
+import type { ClassifiedStatement } from '../../src/shared/statement.js';
+import { LruCache } from '../sql/lru.js';
+import { type ParseResult, parseSql } from '../sql/parser.js';
+import type { Catalog, CatalogSource } from './catalog.js';
+import { FALLBACK_RULE, type MaskedColumn, MaskingFilter } from './filter.js';
+import { analyzeStatement, type Output, type StatementLineage, ViewCache } from './lineage.js';
+import type { MaskContext } from './masks.js';
+import type { MaskRules } from './rules.js';
+
+export type { MaskedColumn } from './filter.js';
+export { resolveMaskRules } from './rules.js';
+
+export interface MaskingDeps {
+  catalog: CatalogSource;
+  ctx: MaskContext;
+}
+
+export interface StatementMasking {
+  /** Refuse the statement: the rule and the reason. */
+  deny?: { rule: string; reason: string };
+  /** Run this filter over the statement's results (undefined: nothing to mask). */
+  filter?: MaskingFilter;
+  /** Output columns masked, as far as known before the statement runs. */
+  masked?: MaskedColumn[];
+}
+
+interface Remembered {
+  outputs: readonly Output[] | 'unknown';
+  hold: boolean;
+}
+
+const parseCache = new LruCache<string, ParseResult>(2000);
+
+function parseCached(sql: string): ParseResult {
+  let parsed = parseCache.get(sql);
+  if (!parsed) {
+    parsed = parseSql(sql);
+    if (sql.length <= 64 * 1024) parseCache.set(sql, parsed);
+  }
+  return parsed;
+}
+
+export class SessionMasking {
+  private readonly cursors = new Map<string, Remembered>();
+  private readonly prepared = new Map<string, StatementLineage>();
+  private readonly views = new ViewCache((sql) => parseSql(sql));
+
+  constructor(private readonly deps: MaskingDeps) {}
+
+  /** The schema may have changed (DDL through this gateway). */
+  invalidate(): void {
+    this.deps.catalog.invalidate();
+  }
+
+  /**
+   * Plan every statement of one message. `rules[i]` are statement i's masking rules. Throws when the
+   * catalog cannot be read (the caller fails closed).
+   */
+  async plan(
+    sql: string,
+    statements: readonly ClassifiedStatement[],
+    rules: readonly MaskRules[],
+    transactionStatus: 'I' | 'T' | 'E',
+  ): Promise<StatementMasking[]> {
+    // Cursors without HOLD end with their transaction.
+    if (transactionStatus === 'I')
+      for (const [name, c] of this.cursors) if (!c.hold) this.cursors.delete(name);
+    const active = rules.some((r) => r.active);
+    if (!active) {
+      // Still follow cursors and prepared statements: rules can differ per statement (a grant).
+      return statements.map(() => ({}));
+    }
+    const catalog = await this.deps.catalog.get();
+    let parsed: ParseResult;
+    try {
+      parsed = parseCached(sql);
+    } catch {
+      return statements.map(() => ({
+        deny: { rule: FALLBACK_RULE, reason: 'the statement could not be parsed for masking' },
+      }));
+    }
+    const nodes = (parsed.stmts ?? []).map((s) => s.stmt);
+    return statements.map((stmt, i) => {
+      const node = nodes.length === statements.length ? nodes[i] : undefined;
+      const lineage = analyzeStatement(node, catalog, this.views);
+      return this.decide(stmt, lineage, rules[i]!, catalog);
+    });
+  }
+
+  private decide(
+    stmt: ClassifiedStatement,
+    lineage: StatementLineage,
+    rules: MaskRules,
+    catalog: Catalog,
+  ): StatementMasking {
+    // Bookkeeping first: what later FETCH / EXECUTE will return.
+    if (lineage.declareCursor) {
+      this.cursors.set(lineage.declareCursor.name, {
+        outputs: lineage.outputs,
+        hold: lineage.declareCursor.hold,
+      });
+    }
+    if (lineage.closeCursor !== undefined) {
+      if (lineage.closeCursor === null) this.cursors.clear();
+      else this.cursors.delete(lineage.closeCursor);
+    }
+    if (lineage.prepare !== undefined) this.prepared.set(lineage.prepare, lineage);
+    if (stmt.kind === 'DeallocateStmt' || (stmt.kind === 'DiscardStmt' && /\ball\b/i.test(stmt.text))) {
+      const name = /deallocate\s+(?:prepare\s+)?("?)([^";\s]+)\1/i.exec(stmt.text)?.[2]?.toLowerCase();
+      if (!name || name === 'all') this.prepared.clear();
+      else this.prepared.delete(name);
+    }
+    if (stmt.kind === 'DiscardStmt' && /\ball\b/i.test(stmt.text)) this.cursors.clear();
+    if (!rules.active) return {};
+
+    let effective = lineage;
+    if (lineage.execute !== undefined) {
+      const prepared = this.prepared.get(lineage.execute);
+      effective = prepared
+        ? { ...prepared, rows: prepared.rows === 'none' ? 'known' : prepared.rows, prepare: undefined }
+        : lineage;
+      if (prepared?.declareCursor) effective = { ...effective, rows: 'none' };
+    }
+    const masked = (sources: Iterable<string>, guardOnly = false) =>
+      [...sources].filter((s) => {
+        const rule = rules.column(s);
+        return rule !== undefined && (!guardOnly || rule.guard);
+      });
+
+    if (effective.opaque && stmt.kind === 'DoStmt') {
+      return {
+        deny: {
+          rule: 'masking-opaque',
+          reason: `${effective.opaque}, and this identity sees masked columns`,
+        },
+      };
+    }
+    const sunk = masked(effective.sinks);
+    if (sunk.length > 0) {
+      return {
+        deny: {
+          rule: 'masking-sink',
+          reason: `masked column ${sunk.join(', ')} would be copied into storage or a side effect (INSERT/UPDATE values, CREATE TABLE AS, set_config, pg_notify ...)`,
+        },
+      };
+    }
+    if (effective.unknownSink && rules.fallback === 'deny') {
+      return {
+        deny: {
+          rule: FALLBACK_RULE,
+          reason: 'values of unknown lineage would be copied into storage or a side effect',
+        },
+      };
+    }
+    const guarded = masked(effective.predicates, true);
+    if (guarded.length > 0) {
+      return {
+        deny: {
+          rule: 'inference-guard',
+          reason: `masked column ${guarded.join(', ')} is used in a predicate, join, grouping, ordering or comparison`,
+        },
+      };
+    }
+    if (effective.unknownPredicate && rules.guard && rules.fallback === 'deny') {
+      return { deny: { rule: 'inference-guard', reason: 'a predicate uses values of unknown lineage' } };
+    }
+    if (effective.copyOut) {
+      const copied = masked(effective.copyOut.sources);
+      if (copied.length > 0 || effective.copyOut.unknown) {
+        return {
+          deny: {
+            rule: 'masking-copy',
+            reason:
+              copied.length > 0
+                ? `COPY would send masked column ${copied.join(', ')}; use SELECT, which is masked`
+                : 'COPY of data whose lineage cannot be proven; use SELECT, which is masked',
+          },
+        };
+      }
+    }
+
+    const readsMasked =
+      masked(effective.reads).length > 0 ||
+      effective.unknownRead ||
+      stmt.relations.some((r) => touchesMasked(r, catalog, rules));
+
+    let outputs: readonly Output[] | 'unknown' | undefined;
+    if (lineage.fetchCursor !== undefined) {
+      const cursor = this.cursors.get(lineage.fetchCursor);
+      outputs = cursor ? cursor.outputs : 'unknown';
+      if (!cursor && rules.fallback === 'deny') {
+        return {
+          deny: {
+            rule: FALLBACK_RULE,
+            reason: `cursor "${lineage.fetchCursor}" was not declared through this session, so what it returns cannot be proven`,
+          },
+        };
+      }
+    } else if (effective.rows === 'known') outputs = effective.outputs;
+    else if (effective.rows === 'unknown') outputs = 'unknown';
+    else if (effective.rows === 'clear') outputs = undefined;
+    else outputs = 'unknown'; // 'none': no rows expected; if any come, they are masked whole.
+
+    if (outputs !== undefined && rules.fallback === 'deny') {
+      const unknown =
+        outputs === 'unknown' ? effective.rows !== 'none' : outputs.some((o) => o.lineage.unknown);
+      if (unknown) {
+        return {
+          deny: {
+            rule: FALLBACK_RULE,
+            reason: 'the lineage of an output column cannot be proven (masking_fallback: deny)',
+          },
+        };
+      }
+    }
+    const filter =
+      outputs === undefined && !readsMasked
+        ? undefined
+        : new MaskingFilter({
+            outputs: outputs ?? [],
+            rules,
+            ctx: this.deps.ctx,
+            catalog,
+            views: this.views,
+            redactMessages: readsMasked,
+          });
+    const maskedColumns =
+      filter && outputs !== undefined && outputs !== 'unknown' ? filter.masked() : undefined;
+    return { filter, masked: maskedColumns?.length ? maskedColumns : undefined };
+  }
+}
+
+/** Does this relation (or a view over it) hold a column this identity sees masked? */
+function touchesMasked(relation: string, catalog: Catalog, rules: MaskRules): boolean {
+  const r = catalog.relation(relation);
+  if (!r) return false;
+  const q = `${r.schema}.${r.name}`.toLowerCase();
+  return r.columns.some((c) => rules.column(`${q}.${c.name.toLowerCase()}`) !== undefined);
+}

@@ -1,0 +1,149 @@
+/**
+ * Which masks apply to an identity, from the policies that match it on a connection. Pure.
+ *
+ * Precedence (docs/masking.md says the same to operators):
+ * 1. A statement allowed by a granted time-boxed policy (`requestable: true`, e.g. break-glass) is masked
+ *    by that policy's rules alone: the grant is the approved elevation, so a break-glass policy with no
+ *    masking rules sees clear values while its grant lasts.
+ * 2. Otherwise the masking rules of every matching policy apply together. A column named by several
+ *    rules gets the mask that reveals least (redact > null > token > email-domain > partial). A policy
+ *    without masking rules clears nothing: someone in both `auditors` (partial) and `bots` (redact) sees
+ *    redacted values. Safe by default: more policies never mean fewer masks.
+ * 3. `masking_fallback: deny` of any policy that contributes masking rules wins over `mask`;
+ *    `inference_guard: true` of a policy guards the columns that policy masks.
+ * Built in, whenever any masking rule applies: the statistics views' sample values (pg_stats and
+ * friends hold real column values) are redacted.
+ */
+import type { MaskingRuleConfig, PolicyConfig } from '../../src/shared/config/schema.js';
+import { compileGlobs } from '../sql/glob.js';
+import type { Tag, TagMasks } from './detectors.js';
+import { type MaskName, stricterMask } from './masks.js';
+
+export interface ColumnRule {
+  mask: MaskName;
+  /** The rule's name (its `name`, or `<policy>.masking[i]`). */
+  rule: string;
+  policy: string;
+  /** Predicates, ORDER BY, GROUP BY and joins on this column are denied. */
+  guard: boolean;
+}
+
+export interface MaskRules {
+  /** False when nothing is masked for this identity: results pass untouched, nothing is analysed. */
+  readonly active: boolean;
+  /** The rule for a source column `schema.table.column` (lower-case), or undefined when it is clear. */
+  column(id: string): ColumnRule | undefined;
+  /** Tags of the value detectors, and the mask each triggers. */
+  readonly tags: TagMasks;
+  readonly fallback: 'mask' | 'deny';
+  /** Some policy guards inference (used for predicates on values of unknown lineage). */
+  readonly guard: boolean;
+  /** Stable key of this rule set, for caches. */
+  readonly key: string;
+}
+
+export const STATISTICS_RULE = 'builtin-statistics';
+const STATISTICS_COLUMNS = compileGlobs(
+  [
+    'pg_catalog.pg_stats*.most_common_vals',
+    'pg_catalog.pg_stats*.most_common_elems',
+    'pg_catalog.pg_stats*.histogram_bounds',
+    'pg_catalog.pg_stats*.range_*',
+    'pg_catalog.pg_stats*.most_common_base_*',
+    'pg_catalog.pg_stats_ext*.exprs',
+  ],
+  true,
+);
+
+interface CompiledRule {
+  matches: (id: string) => boolean;
+  tags: readonly Tag[];
+  rule: ColumnRule;
+}
+
+/** Column globs: `s.t.c` as written; `t.c` means `public.t.c`; `c` means that column of any table. */
+export function normaliseColumnGlob(glob: string): string {
+  const parts = glob.split('.');
+  if (parts.length >= 3) return glob;
+  if (parts.length === 2) return `public.${glob}`;
+  return `*.*.${glob}`;
+}
+
+const NO_RULES: MaskRules = {
+  active: false,
+  column: () => undefined,
+  tags: new Map(),
+  fallback: 'mask',
+  guard: false,
+  key: '',
+};
+
+/**
+ * The rules for one statement. `policies` are the policies matching the identity on the connection
+ * (config order); `decidingPolicy` is the policy whose rule allowed the statement.
+ */
+export function resolveMaskRules(
+  policies: readonly PolicyConfig[],
+  decidingPolicy: string | null,
+): MaskRules {
+  const deciding = policies.find((p) => p.name === decidingPolicy);
+  const contributing = deciding?.requestable ? [deciding] : policies;
+  const compiled: CompiledRule[] = [];
+  for (const policy of contributing) {
+    policy.masking.forEach((m: MaskingRuleConfig, i: number) => {
+      compiled.push({
+        matches: m.columns ? compileGlobs(m.columns.map(normaliseColumnGlob), true) : () => false,
+        tags: m.tags ?? [],
+        rule: {
+          mask: m.mask,
+          rule: m.name ?? `${policy.name}.masking[${i}]`,
+          policy: policy.name,
+          guard: policy.inference_guard,
+        },
+      });
+    });
+  }
+  if (compiled.length === 0) return NO_RULES;
+  const withRules = contributing.filter((p) => p.masking.length > 0);
+  const fallback = withRules.some((p) => p.masking_fallback === 'deny') ? 'deny' : 'mask';
+  const guard = withRules.some((p) => p.inference_guard);
+
+  const tags = new Map<Tag, { mask: MaskName; rule: string }>();
+  for (const c of compiled) {
+    for (const tag of c.tags) {
+      const existing = tags.get(tag);
+      if (!existing || stricterMask(existing.mask, c.rule.mask) === c.rule.mask)
+        tags.set(tag, { mask: c.rule.mask, rule: c.rule.rule });
+    }
+  }
+  const cache = new Map<string, ColumnRule | undefined>();
+  const column = (id: string): ColumnRule | undefined => {
+    if (cache.has(id)) return cache.get(id);
+    let found: ColumnRule | undefined;
+    for (const c of compiled) {
+      if (!c.matches(id)) continue;
+      if (!found) found = { ...c.rule };
+      else {
+        const mask = stricterMask(found.mask, c.rule.mask);
+        found = {
+          mask,
+          rule: mask === found.mask ? found.rule : c.rule.rule,
+          policy: mask === found.mask ? found.policy : c.rule.policy,
+          guard: found.guard || c.rule.guard,
+        };
+      }
+    }
+    if (!found && STATISTICS_COLUMNS(id))
+      found = { mask: 'redact', rule: STATISTICS_RULE, policy: '(built in)', guard };
+    cache.set(id, found);
+    return found;
+  };
+  return {
+    active: true,
+    column,
+    tags,
+    fallback,
+    guard,
+    key: `${contributing.map((p) => p.name).join(',')}`,
+  };
+}
