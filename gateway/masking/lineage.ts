@@ -628,10 +628,9 @@ class Analyzer {
             : ctx;
         const outputs = this.query(body.subselect, scope, inner);
         const test = this.expr(body.testexpr, scope, inner);
-        if (inner === 'predicate' && ctx !== 'predicate') {
-          // EXISTS / IN: a boolean computed from a comparison: its value tells about what it compared.
-          return mergeLineage([test, ...outputs.map((o) => o.lineage)], true);
-        }
+        // A scalar subquery returns its one output's value as it is; EXISTS / IN / ARRAY(...) compute a
+        // new value from what they compared or collected.
+        if (kind === 'EXPR_SUBLINK' && outputs.length === 1 && !outputs[0]!.open) return outputs[0]!.lineage;
         return mergeLineage([test, ...outputs.map((o) => o.lineage)], true);
       }
       case 'SelectStmt':
