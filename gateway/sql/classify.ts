@@ -30,6 +30,7 @@ import {
   isSecuritySetting,
   isSideChannelFunction,
   isWritingFunction,
+  PREPARED_TRANSACTION,
   SET_CONFIG_DYNAMIC,
   settingSideChannel,
 } from './side-channels.js';
@@ -214,6 +215,11 @@ function place(kind: string, body: Record<string, unknown>, facts: TreeFacts, te
       return simple('procedural', 'dynamic-sql');
     case 'LockStmt':
       return simple('utility', 'locking');
+    case 'TransactionStmt':
+      if (body.kind === 'TRANS_STMT_COMMIT_PREPARED' || body.kind === 'TRANS_STMT_ROLLBACK_PREPARED') {
+        return { class: 'transaction', flags: [], sideChannels: [PREPARED_TRANSACTION] };
+      }
+      return simple('transaction');
     case 'AlterTableStmt': {
       const commands = Array.isArray(body.cmds) ? body.cmds : [];
       const changesAccess = commands.some((c) =>

@@ -103,6 +103,12 @@ export const COPY_PROGRAM = 'copy-program';
 export const COPY_FILE = 'copy-file';
 /** set_config() with a setting name computed at run time: it could be any setting. */
 export const SET_CONFIG_DYNAMIC = 'set_config';
+/**
+ * COMMIT PREPARED / ROLLBACK PREPARED finish a two-phase transaction that *another* session prepared:
+ * they make its writes permanent or throw them away, so a session allowed only `transaction` must not.
+ * (PREPARE TRANSACTION of one's own transaction is not a side channel.)
+ */
+export const PREPARED_TRANSACTION = 'prepared-transaction';
 
 export function settingSideChannel(setting: string): string {
   return `setting:${setting}`;
