@@ -58,7 +58,7 @@ interface Running {
 /** What the database will answer to one forwarded message. */
 type Expected =
   | { kind: 'query'; statements: Running[]; index: number; refusal?: NoticeFields }
-  | { kind: 'parse' | 'bind' | 'describe' | 'close'; refusal?: NoticeFields }
+  | { kind: 'parse' | 'bind' | 'describe' | 'close'; refusal?: NoticeFields; learned?: string }
   | { kind: 'execute'; statement?: Running }
   | { kind: 'sync' }
   | { kind: 'function'; refusal?: NoticeFields };
@@ -269,8 +269,14 @@ export class Relay {
       this.send(serialize.parse({ name: parse.statement, text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
       return;
     }
-    if (!this.statements.has(parse.statement)) this.statements.set(parse.statement, parse.sql);
-    this.send(frame.bytes, { kind: 'parse' });
+    // Learnt now (Bind/Execute may follow before ParseComplete), forgotten if Postgres fails or skips
+    // this Parse: a later Parse of the name with other text is then what Postgres holds.
+    let learned: string | undefined;
+    if (!this.statements.has(parse.statement)) {
+      this.statements.set(parse.statement, parse.sql);
+      learned = parse.statement;
+    }
+    this.send(frame.bytes, { kind: 'parse', learned });
   }
 
   private onBind(frame: Frame): void {
@@ -546,10 +552,12 @@ export class Relay {
     } else if (head && head.kind !== 'sync') {
       // Extended protocol: Postgres now skips every message until Sync, so will we.
       if (head.kind === 'execute' && head.statement) this.finish(head.statement, { sqlstate: fields.C, error: fields.M });
+      if (head.kind === 'parse' && head.learned !== undefined) this.statements.delete(head.learned);
       this.expected.shift();
       while (this.expected.length > 0 && this.expected[0]!.kind !== 'sync') {
         const skipped = this.expected.shift()!;
         if (skipped.kind === 'execute' && skipped.statement) this.finish(skipped.statement, { skipped: true });
+        if (skipped.kind === 'parse' && skipped.learned !== undefined) this.statements.delete(skipped.learned);
       }
     }
     if (refusal) return errorResponse(refusal);
