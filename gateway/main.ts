@@ -157,6 +157,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const storeDir = 'path' in config.store ? resolve(dirname(configFile), config.store.path) : undefined;
   const store = await openStore(config.store, { baseDir: dirname(resolve(configFile)) });
   const audit = await startAudit(store, config, {
+    baseDir: dirname(resolve(configFile)),
     onError: (err) => logger.error({ err: err.message }, 'audit background task failed'),
   });
   const auditLog = audit.log;

@@ -18,7 +18,11 @@ export interface RunningAudit {
 export async function startAudit(
   store: Store,
   config: Pick<GatewayConfig, 'audit' | 'retention'>,
-  options: { onError?: (err: Error) => void } = {},
+  options: {
+    onError?: (err: Error) => void;
+    /** Relative file-sink paths resolve against this (the configuration file's directory), as store.path does. */
+    baseDir?: string;
+  } = {},
 ): Promise<RunningAudit> {
   const onError = options.onError ?? (() => {});
   const signingKey = loadOrCreateSigningKey({
@@ -30,7 +34,7 @@ export async function startAudit(
     checkpoint: { every: config.audit.checkpoint_every, intervalMs: config.audit.checkpoint_interval },
     onError,
   });
-  const sinks = startSinks(store, log, sinksFromConfig(config.audit.sinks), {
+  const sinks = startSinks(store, log, sinksFromConfig(config.audit.sinks, process.env, options.baseDir), {
     onError: (sink, err) => onError(new Error(`audit sink ${sink}: ${err.message}`)),
   });
   const retention = startRetention(store, log, { days: config.retention.days, onError });

@@ -5,7 +5,8 @@
  * idempotency key for receivers.
  */
 import { createHmac } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { AuditRecord } from '../../src/shared/audit.js';
 import { canonicalJson } from '../../src/shared/audit-chain.js';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
@@ -26,6 +27,8 @@ export function fileSink(path: string): SinkTarget {
   return {
     name: `file:${path}`,
     async deliver(records) {
+      // A shipper's directory may not exist yet (first start): make it rather than retry forever.
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       const file = await open(path, 'a', 0o600);
       try {
         await file.write(records.map((r) => `${canonicalJson(r)}\n`).join(''));
@@ -76,10 +79,16 @@ export function webhookSink(url: string, secret?: string, timeoutMs = 10_000): S
   };
 }
 
-/** The sinks audit.sinks configures. */
-export function sinksFromConfig(config: GatewayConfig['audit']['sinks'], env = process.env): SinkTarget[] {
+/** The sinks audit.sinks configures; a relative file path resolves against `baseDir` (default the cwd). */
+export function sinksFromConfig(
+  config: GatewayConfig['audit']['sinks'],
+  env = process.env,
+  baseDir = '.',
+): SinkTarget[] {
   return config.map((s) =>
-    s.type === 'file' ? fileSink(s.path) : webhookSink(s.url, s.secret_env ? env[s.secret_env] : undefined),
+    s.type === 'file'
+      ? fileSink(resolve(baseDir, s.path))
+      : webhookSink(s.url, s.secret_env ? env[s.secret_env] : undefined),
   );
 }
 
