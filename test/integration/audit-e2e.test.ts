@@ -4,15 +4,17 @@
  * export), the record fields SPEC.md lists, and what non-auditors get.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'libsql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord, SessionSummary } from '../../src/shared/audit.js';
 import { CSV_COLUMNS } from '../../src/shared/audit-export.js';
 import { type Stack, startStack } from '../harness/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
 describe('auditors list, replay, export and verify real sessions', () => {
   let stack: Stack;
@@ -23,7 +25,9 @@ describe('auditors list, replay, export and verify real sessions', () => {
   const out = mkdtempSync(join(tmpdir(), 'hoop-audit-e2e-'));
 
   beforeAll(async () => {
-    stack = await startStack({ extraConfig: 'recording: { max_rows: 2, max_bytes: 4096 }' });
+    stack = await startStack({
+      extraConfig: 'recording: { max_rows: 2, max_bytes: 4096 }\nretention: { days: 1 }',
+    });
     [alice, aubrey] = await Promise.all([
       stack.login('alice@example.com'),
       stack.login('aubrey@example.com'),
@@ -272,4 +276,51 @@ describe('auditors list, replay, export and verify real sessions', () => {
       expect(result.stderr, args.join(' ')).toMatch(/forbidden: this needs the audit role/);
     }
   });
+
+  // The gateway's own retention timer, on its own clock: libfaketime moves the gateway two days ahead
+  // (apt-get install faketime); without it this test is skipped (test/integration/store.test.ts still
+  // proves purgeExpired on both stores).
+  it.skipIf(!existsSync(LIBFAKETIME))(
+    'retention: a gateway two days later purges through a signed checkpoint, records it, and the rest still verifies',
+    async () => {
+      const dbFile = join(stack.configFile, '..', 'hoop-data', 'hoop.db');
+      const storeRows = (sql: string) => {
+        const db = new Database(dbFile, { readonly: true });
+        try {
+          return db.prepare(sql).all() as Record<string, unknown>[];
+        } finally {
+          db.close();
+        }
+      };
+      const lastCheckpoint = Number(storeRows('SELECT max(seq) AS s FROM audit_checkpoints')[0]!.s);
+      expect(lastCheckpoint).toBeGreaterThan(1);
+      await stack.restartGateway({
+        env: { LD_PRELOAD: LIBFAKETIME, FAKETIME: '+2d', FAKETIME_DONT_RESET: '1' },
+      });
+      // retention: { days: 1 } (below): the purge runs at start.
+      for (let i = 0; i < 300; i++) {
+        if (storeRows("SELECT seq FROM audit_records WHERE type = 'retention.purged'").length) break;
+        await sleep(50);
+      }
+      await stack.restartGateway(); // back to the real clock, where the auditor's token is valid
+      const purged = storeRows("SELECT record FROM audit_records WHERE type = 'retention.purged'").map(
+        (r) => JSON.parse(String(r.record)) as AuditRecord,
+      );
+      expect(purged).toHaveLength(1);
+      expect(purged[0]!.data).toMatchObject({ through_seq: lastCheckpoint, days: 1 });
+      expect(Number(storeRows('SELECT min(seq) AS s FROM audit_records')[0]!.s)).toBe(lastCheckpoint + 1);
+
+      const online = await stack.cli(aubrey, ['audit', 'verify', '--json']);
+      expect(online.code, online.stderr).toBe(0);
+      expect(JSON.parse(online.stdout)).toMatchObject({ ok: true, first_seq: lastCheckpoint + 1 });
+      const file = join(out, 'after-purge.jsonl');
+      expect((await stack.cli(aubrey, ['sessions', 'export', '--since', '7d', '-o', file])).code).toBe(0);
+      const offline = await stack.cli(aubrey, ['audit', 'verify', file, '--json']);
+      expect(offline.code, offline.stderr).toBe(0);
+      expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, first_seq: lastCheckpoint + 1 });
+      // The purged session is gone from the auditors' view.
+      expect((await stack.cli(aubrey, ['sessions', 'show', sessionId])).code).not.toBe(0);
+    },
+    120_000,
+  );
 });
