@@ -29,14 +29,25 @@ type Waiter = (message: BackendMessage) => void;
 export class PgSession {
   private listener: Waiter | undefined;
   private closedError: Error | undefined;
+  /** A FATAL the gateway sent before closing (revoked, shutting down), even between two statements. */
+  private fatal: PgError | undefined;
   private readonly parsing: Promise<void>;
 
   constructor(private readonly stream: Duplex) {
-    this.parsing = parse(stream, (message) => this.listener?.(message));
-    stream.on('close', () => {
-      this.closedError ??= new Error('the gateway closed the connection');
-      this.listener?.({ name: 'error', length: 0 } as BackendMessage);
+    this.parsing = parse(stream, (message) => {
+      if (message.name === 'error' && (message as unknown as { severity?: string }).severity === 'FATAL') {
+        this.fatal ??= toPgError(message);
+      }
+      this.listener?.(message);
     });
+    // A tunnel the gateway closes only ends the readable side ('end'); 'close' comes when both sides are done.
+    const closed = () => {
+      if (this.closedError) return;
+      this.closedError = new Error('the gateway closed the connection');
+      this.listener?.({ name: 'error', length: 0 } as BackendMessage);
+    };
+    stream.on('end', closed);
+    stream.on('close', closed);
   }
 
   private next(handler: (message: BackendMessage, done: (err?: Error) => void) => void): Promise<void> {
@@ -53,6 +64,8 @@ export class PgSession {
         }
         handler(message, done);
       };
+      // Closed already (e.g. between two statements): nothing will ever answer.
+      if (this.closedError) done(this.closedError);
     });
   }
 
@@ -100,12 +113,12 @@ export class PgSession {
           return;
       }
     });
-    this.stream.write(serialize.query(sql));
+    if (!this.closedError) this.stream.write(serialize.query(sql));
     try {
       await finished;
     } catch (err) {
       // The gateway ended the session after saying why (a FATAL ErrorResponse): report that.
-      if (failure) return failure;
+      if (failure ?? this.fatal) return failure ?? this.fatal;
       throw err;
     }
     return failure;
