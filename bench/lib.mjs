@@ -1,0 +1,302 @@
+/**
+ * The benchmark's real parts, started once: a throwaway PostgreSQL (fsync off, as the tests), pgbench
+ * tables, the dev IdP, and hoop-gateway twice — over TLS (the product's path) and over plain loopback
+ * HTTP (the gateway's own cost, without TLS) — each with `hoopctl connect` in CI mode in front; and
+ * pgbouncer in session mode. Everything from dist/: run `npm run build` first.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SEED_SQL } from '../dist/gateway/dev/dev.js';
+import { startDevIdp } from '../dist/gateway/dev/idp.js';
+import { freePort } from '../dist/gateway/dev/ports.js';
+import { startPostgres } from '../dist/gateway/dev/postgres.js';
+import { ScramClient } from '../dist/src/shared/scram.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+function waitForOutput(child, pattern, timeoutMs = 30_000) {
+  return new Promise((res, rej) => {
+    let seen = '';
+    const timer = setTimeout(() => rej(new Error(`timed out waiting for ${pattern}:\n${seen}`)), timeoutMs);
+    const on = (c) => {
+      seen += c.toString();
+      const m = pattern.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        res(m);
+      }
+    };
+    child.stdout?.on('data', on);
+    child.stderr?.on('data', on);
+    child.once('exit', (code) => rej(new Error(`exited ${code} before ${pattern}:\n${seen}`)));
+  });
+}
+
+const POLICIES = `
+policies:
+  - name: bench
+    groups: [ci-deploy]
+    connections: [prod-db]
+    rules:
+      - name: all
+        allow: [read, write, ddl, dcl, admin, copy-out, copy-in, session, transaction, procedural, utility]
+        allow_side_channels: ['*']
+`;
+
+async function startGateway({ pg, dbPassword, tls, certs, dir }) {
+  const port = await freePort();
+  const url = tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+  const idp = await startDevIdp({ audience: url });
+  const config = join(dir, `gateway-${tls ? 'tls' : 'plain'}.yaml`);
+  writeFileSync(
+    config,
+    `listen:
+  address: 127.0.0.1:${port}
+${tls ? `  tls: { cert: ${certs.cert}, key: ${certs.key} }` : '  insecure_loopback: true'}
+identity:
+  issuers:
+    - issuer: ${idp.issuer}
+      audience: ${url}
+      cli_client_id: hoopctl
+      scopes: [openid, profile, email, offline_access, gateway]
+      claims: { subject: sub, name: email, groups: groups }
+store:
+  path: ./hoop-data-${tls ? 'tls' : 'plain'}
+connections:
+  - name: prod-db
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: shop
+    user: hoop_gateway
+    password_env: BENCH_DB_PASSWORD
+    tls: { mode: disable }
+${POLICIES}`,
+  );
+  const gateway = spawn(process.execPath, [...(process.env.HOOP_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOOP_BENCH_PROFILE}`] : []), join(ROOT, 'bin', 'hoop-gateway'), '--config', config], {
+    env: { ...process.env, BENCH_DB_PASSWORD: dbPassword, HOOP_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(gateway);
+  await waitForOutput(gateway, /hoop-gateway listening/);
+  const home = mkdtempSync(join(tmpdir(), 'hoop-bench-home-'));
+  const cliEnv = {
+    ...process.env,
+    HOOPCTL_HOME: home,
+    HOOPCTL_GATEWAY: url,
+    HOOPCTL_TOKEN_STORE: 'file',
+    HOOPCTL_CLIENT_ID: 'ci-bot',
+    HOOPCTL_CLIENT_SECRET: 'ci-bot-secret',
+    NO_COLOR: '1',
+    ...(tls ? { HOOPCTL_CA_FILE: certs.ca } : {}),
+  };
+  const connect = spawn(process.execPath, [join(ROOT, 'bin', 'hoopctl'), 'connect', 'prod-db'], {
+    env: cliEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(connect);
+  const m = await waitForOutput(connect, /psql "(postgresql:\/\/hoop:([^@]+)@127\.0\.0\.1:(\d+)\/[^"]+)"/);
+  return {
+    pid: gateway.pid,
+    url: m[1],
+    port: Number(m[3]),
+    user: 'hoop',
+    database: 'prod-db',
+    password: decodeURIComponent(m[2]),
+    stop: () => {
+      connect.kill('SIGTERM');
+      gateway.kill('SIGTERM');
+      idp.stop();
+    },
+  };
+}
+
+function makeCerts(dir) {
+  const key = join(dir, 'tls.key');
+  const cert = join(dir, 'tls.crt');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    { stdio: 'ignore' },
+  );
+  return { key, cert, ca: cert };
+}
+
+async function startPgbouncer({ pg, dbPassword, dir }) {
+  const port = await freePort();
+  const ini = join(dir, 'pgbouncer.ini');
+  writeFileSync(
+    ini,
+    `[databases]
+shop = host=127.0.0.1 port=${pg.port} dbname=shop user=hoop_gateway password=${dbPassword}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port}
+unix_socket_dir =
+auth_type = any
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 50
+logfile = ${join(dir, 'pgbouncer.log')}
+`,
+  );
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }));
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }));
+    chownSync(dir, uid, gid);
+    chownSync(ini, uid, gid);
+  }
+  const [cmd, args] = asRoot ? ['runuser', ['-u', 'postgres', '--', 'pgbouncer', ini]] : ['pgbouncer', [ini]];
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((r) => {
+      const s = netConnect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, user: 'hoop_gateway', database: 'shop', password: '', stop: () => child.kill('SIGTERM') };
+}
+
+export async function startBench({ scale = 10, pgbouncer = true } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-'));
+  const pg = await startPostgres({ settings: { max_connections: '300' } });
+  const dbPassword = `bench-${Math.random().toString(36).slice(2)}`;
+  pg.psql(`\\set gw_password '${dbPassword}'\n${SEED_SQL}`);
+  const direct = { port: pg.port, user: 'hoop_gateway', database: 'shop', password: dbPassword };
+  const init = spawnSync('pgbench', ['-i', '-q', '-s', String(scale), ...connArgs(direct), 'shop'], {
+    env: { ...process.env, PGPASSWORD: dbPassword },
+    encoding: 'utf8',
+  });
+  if (init.status !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+  const certs = makeCerts(dir);
+  const plain = await startGateway({ pg, dbPassword, tls: false, certs, dir });
+  const full = await startGateway({ pg, dbPassword, tls: true, certs, dir });
+  const bouncerDir = mkdtempSync(join(tmpdir(), 'hoop-bench-bouncer-'));
+  const bouncer = pgbouncer ? await startPgbouncer({ pg, dbPassword, dir: bouncerDir }) : undefined;
+  return {
+    pg,
+    paths: { direct, pgbouncer: bouncer, gateway: plain, full },
+    stop() {
+      plain.stop();
+      full.stop();
+      bouncer?.stop();
+      pg.stop();
+    },
+  };
+}
+
+export const connArgs = (p) => ['-h', '127.0.0.1', '-p', String(p.port), '-U', p.user];
+
+/** A minimal protocol client (so the client's own cost stays small): login, then raw exchanges. */
+export async function rawConnect(p) {
+  const socket = netConnect({ host: '127.0.0.1', port: p.port });
+  socket.setNoDelay(true);
+  await new Promise((r, j) => {
+    socket.once('connect', r);
+    socket.once('error', j);
+  });
+  const startup = (params) => {
+    const body = Buffer.concat([
+      Buffer.from([0, 3, 0, 0]),
+      ...Object.entries(params).map(([k, v]) => Buffer.from(`${k}\0${v}\0`)),
+      Buffer.from([0]),
+    ]);
+    const len = Buffer.alloc(4);
+    len.writeInt32BE(body.length + 4);
+    return Buffer.concat([len, body]);
+  };
+  const typed = (type, body) => {
+    const h = Buffer.alloc(5);
+    h[0] = type.charCodeAt(0);
+    h.writeInt32BE(body.length + 4, 1);
+    return Buffer.concat([h, body]);
+  };
+  let buf = Buffer.alloc(0);
+  let scram;
+  socket.write(startup({ user: p.user, database: p.database }));
+  await new Promise((res, rej) => {
+    const on = (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 5) {
+        const len = buf.readInt32BE(1);
+        if (buf.length < len + 1) break;
+        const type = String.fromCharCode(buf[0]);
+        const body = buf.subarray(5, len + 1);
+        buf = buf.subarray(len + 1);
+        if (type === 'E') return rej(new Error(body.toString()));
+        if (type === 'Z') {
+          socket.off('data', on);
+          return res();
+        }
+        if (type === 'R') {
+          const code = body.readInt32BE(0);
+          if (code === 10) {
+            scram = new ScramClient(p.password);
+            const first = Buffer.from(scram.first());
+            const mech = Buffer.from('SCRAM-SHA-256\0');
+            const l = Buffer.alloc(4);
+            l.writeInt32BE(first.length);
+            socket.write(typed('p', Buffer.concat([mech, l, first])));
+          } else if (code === 11) {
+            socket.write(typed('p', Buffer.from(scram.final(body.subarray(4).toString()))));
+          } else if (code === 3) {
+            socket.write(typed('p', Buffer.from(`${p.password}\0`)));
+          }
+        }
+      }
+    };
+    socket.on('data', on);
+  });
+  return {
+    socket,
+    /** Send a simple Query; resolve with the bytes received until ReadyForQuery (not kept). */
+    query(sql) {
+      return new Promise((res) => {
+        let bytes = 0;
+        let tail = Buffer.alloc(0);
+        const on = (chunk) => {
+          bytes += chunk.length;
+          // ReadyForQuery is the last 6 bytes of the answer: 'Z', int32 5, status.
+          tail = Buffer.concat([tail, chunk]).subarray(-6);
+          if (tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5) {
+            socket.off('data', on);
+            res(bytes);
+          }
+        };
+        socket.on('data', on);
+        socket.write(typed('Q', Buffer.from(`${sql}\0`)));
+      });
+    },
+    close() {
+      socket.end(typed('X', Buffer.alloc(0)));
+    },
+  };
+}
+
+export function statusKb(pid, field) {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** Reset a process's peak RSS (VmHWM) so the next stage's peak is its own (Linux, same user or root). */
+export function resetPeak(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    // Not permitted: the peak then covers the whole run.
+  }
+}
