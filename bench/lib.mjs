@@ -80,10 +80,21 @@ connections:
     tls: { mode: disable }
 ${POLICIES}`,
   );
-  const gateway = spawn(process.execPath, [...(process.env.HOOP_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOOP_BENCH_PROFILE}`] : []), join(ROOT, 'bin', 'hoop-gateway'), '--config', config], {
-    env: { ...process.env, BENCH_DB_PASSWORD: dbPassword, HOOP_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const gateway = spawn(
+    process.execPath,
+    [
+      ...(process.env.HOOP_BENCH_PROFILE
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOOP_BENCH_PROFILE}`]
+        : []),
+      join(ROOT, 'bin', 'hoop-gateway'),
+      '--config',
+      config,
+    ],
+    {
+      env: { ...process.env, BENCH_DB_PASSWORD: dbPassword, HOOP_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.add(gateway);
   await waitForOutput(gateway, /hoop-gateway listening/);
   const home = mkdtempSync(join(tmpdir(), 'hoop-bench-home-'));
@@ -123,7 +134,23 @@ function makeCerts(dir) {
   const cert = join(dir, 'tls.crt');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
     { stdio: 'ignore' },
   );
   return { key, cert, ca: cert };

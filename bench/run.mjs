@@ -32,7 +32,20 @@ const gatewayPid = (name) => bench.paths[name]?.pid;
 function pgbench(p, mode) {
   const r = spawnSync(
     'pgbench',
-    ['-S', '-n', '-M', mode, '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), ...connArgs(p), p.database],
+    [
+      '-S',
+      '-n',
+      '-M',
+      mode,
+      '-c',
+      String(CLIENTS),
+      '-j',
+      '2',
+      '-T',
+      String(SECONDS),
+      ...connArgs(p),
+      p.database,
+    ],
     { env: { ...process.env, PGPASSWORD: p.password }, encoding: 'utf8' },
   );
   const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
@@ -45,7 +58,9 @@ function pgbench(p, mode) {
 const pad = (s, n) => String(s).padEnd(n);
 const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
-console.log(`hoop bench: ${CLIENTS} clients, ${SECONDS} s per run, node ${process.version}, ${new Date().toISOString()}`);
+console.log(
+  `hoop bench: ${CLIENTS} clients, ${SECONDS} s per run, node ${process.version}, ${new Date().toISOString()}`,
+);
 console.log('\n## pgbench -S (select-only), TPS');
 console.log(`| mode | ${paths.map(([n]) => n).join(' | ')} | full ≥ pgbouncer |`);
 console.log(`|---|${paths.map(() => '---:').join('|')}|---|`);
