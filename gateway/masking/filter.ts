@@ -11,10 +11,12 @@ import { detectAndMask, scrubAll } from './detectors.js';
 import { type Lineage, mergeLineage, type Output, type ViewCache } from './lineage.js';
 import {
   canHoldString,
+  copyBytes,
   decodeValue,
   encodeMasked,
   type MaskContext,
   type MaskName,
+  maskBytes,
   maskString,
   stricterMask,
   type ValueKind,
@@ -212,56 +214,97 @@ export class MaskingFilter implements ResultFilter {
     return outputs[i]?.name ?? `column ${i + 1}`;
   }
 
+  // Per-row work areas, reused: where each value starts, its length, its replacement's place in
+  // `scratch` and length (-1 NULL, -2 unchanged). Rows are rewritten one at a time, never buffered.
+  private starts = new Int32Array(0);
+  private lengths = new Int32Array(0);
+  private outStart = new Int32Array(0);
+  private outLength = new Int32Array(0);
+  private scratch = Buffer.allocUnsafe(1 << 16);
+  private scratchUsed = 0;
+
+  private reserve(bytes: number): void {
+    if (this.scratchUsed + bytes <= this.scratch.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, this.scratchUsed + bytes));
+    this.scratch.copy(bigger, 0, 0, this.scratchUsed);
+    this.scratch = bigger;
+  }
+
+  /** Put a replacement computed the slow way (strings) into scratch. */
+  private place(i: number, replacement: Buffer | null): void {
+    if (replacement === null) {
+      this.outLength[i] = -1;
+      return;
+    }
+    this.reserve(replacement.length);
+    replacement.copy(this.scratch, this.scratchUsed);
+    this.outStart[i] = this.scratchUsed;
+    this.outLength[i] = replacement.length;
+    this.scratchUsed += replacement.length;
+  }
+
   dataRow(body: Buffer, formats: readonly number[]): Buffer | undefined {
     const count = body.readInt16BE(0);
     const layout = this.layout && this.layout.length === count ? this.layout : this.resolve(count);
     if (!this.anyMasked && !this.detect) return undefined;
+    if (this.starts.length < count) {
+      this.starts = new Int32Array(count);
+      this.lengths = new Int32Array(count);
+      this.outStart = new Int32Array(count);
+      this.outLength = new Int32Array(count);
+    }
     const { ctx } = this.options;
-    // One pass: find each value, decide its replacement (undefined = unchanged).
-    const replacements: (Buffer | null | undefined)[] = new Array(count);
-    const starts: number[] = new Array(count);
-    const lengths: number[] = new Array(count);
+    this.scratchUsed = 0;
     let changed = false;
     let size = 2;
     let offset = 2;
     for (let i = 0; i < count; i++) {
       const length = body.readInt32BE(offset);
-      starts[i] = offset + 4;
-      lengths[i] = length;
-      offset += 4 + (length > 0 ? length : 0);
+      const start = offset + 4;
+      this.starts[i] = start;
+      this.lengths[i] = length;
+      offset = start + (length > 0 ? length : 0);
       const column = layout[i]!;
       const mask = column.decision.mask;
-      let replacement: Buffer | null | undefined;
+      this.outLength[i] = -2;
       if (length >= 0 && mask) {
+        changed = true;
         const format = formats[i] ?? 0;
-        if (mask === 'null' || !canHoldString(column.kind)) replacement = null;
-        else if (mask === 'redact')
-          replacement = encodeMasked(maskString('', 'redact', ctx), format, column.kind);
+        if (mask === 'null' || !canHoldString(column.kind)) this.outLength[i] = -1;
         else {
-          const clear = decodeValue(body.subarray(starts[i]!, starts[i]! + length), format, column.kind);
-          replacement = encodeMasked(maskString(clear, mask, ctx), format, column.kind);
+          let written = -1;
+          if (column.kind === 'string') {
+            this.reserve(length + 16);
+            written = maskBytes(body, start, length, mask, this.scratch, this.scratchUsed);
+          }
+          if (written >= 0) {
+            this.outStart[i] = this.scratchUsed;
+            this.outLength[i] = written;
+            this.scratchUsed += written;
+          } else {
+            const clear = decodeValue(body.subarray(start, start + length), format, column.kind);
+            this.place(i, encodeMasked(maskString(clear, mask, ctx), format, column.kind));
+          }
         }
       } else if (length > 0 && this.detect && canHoldString(column.kind)) {
         const format = formats[i] ?? 0;
-        const clear = decodeValue(body.subarray(starts[i]!, starts[i]! + length), format, column.kind);
+        const clear = decodeValue(body.subarray(start, start + length), format, column.kind);
         const found = detectAndMask(clear, this.options.rules.tags, ctx);
         if (found) {
-          if (found.nulled) replacement = null;
-          else if (column.kind === 'string') replacement = Buffer.from(found.text, 'utf8');
-          else if (column.kind === 'json' || column.kind === 'jsonb') {
-            // Masking inside JSON text can break its syntax only if a hit spans a quote: detectors do not.
-            replacement =
-              column.kind === 'jsonb' && format === 1
-                ? Buffer.concat([Buffer.from([1]), Buffer.from(found.text, 'utf8')])
-                : Buffer.from(found.text, 'utf8');
+          changed = true;
+          if (found.nulled) this.outLength[i] = -1;
+          else {
+            const text = Buffer.from(found.text, 'utf8');
+            // Detectors never match across a JSON quote, so masking inside JSON text keeps it valid.
+            this.place(
+              i,
+              column.kind === 'jsonb' && format === 1 ? Buffer.concat([Buffer.from([1]), text]) : text,
+            );
           }
         }
       }
-      replacements[i] = replacement;
-      if (replacement !== undefined) {
-        changed = true;
-        size += 4 + (replacement === null ? 0 : replacement.length);
-      } else size += 4 + (length > 0 ? length : 0);
+      const out = this.outLength[i]!;
+      size += 4 + (out >= 0 ? out : out === -1 ? 0 : length > 0 ? length : 0);
     }
     if (!changed) return undefined;
     const out = Buffer.allocUnsafe(size + 5);
@@ -270,17 +313,17 @@ export class MaskingFilter implements ResultFilter {
     out.writeInt16BE(count, 5);
     let at = 7;
     for (let i = 0; i < count; i++) {
-      const replacement = replacements[i];
-      if (replacement === undefined) {
-        const length = lengths[i]!;
-        const end = starts[i]! + (length > 0 ? length : 0);
-        at += body.copy(out, at, starts[i]! - 4, end);
-      } else if (replacement === null) {
+      const replaced = this.outLength[i]!;
+      if (replaced === -2) {
+        const length = this.lengths[i]!;
+        const start = this.starts[i]!;
+        at += copyBytes(body, start - 4, start + (length > 0 ? length : 0), out, at);
+      } else if (replaced === -1) {
         out.writeInt32BE(-1, at);
         at += 4;
       } else {
-        out.writeInt32BE(replacement.length, at);
-        at += 4 + replacement.copy(out, at + 4);
+        out.writeInt32BE(replaced, at);
+        at += 4 + copyBytes(this.scratch, this.outStart[i]!, this.outStart[i]! + replaced, out, at + 4);
       }
     }
     return out;

@@ -75,6 +75,80 @@ export function token(value: string, key: Buffer): string {
   return `tok_${createHmac('sha256', key).update(value, 'utf8').digest('base64url').slice(0, 22)}`;
 }
 
+/** Copy bytes; a plain loop for short runs (Buffer#copy's checks cost more than the copy itself). */
+export function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const n = to - from;
+  if (n > 48) return src.copy(dst, at, from, to);
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i]!;
+  return n;
+}
+
+function writeRedacted(out: Buffer, at: number): number {
+  out[at] = 42;
+  out[at + 1] = 42;
+  out[at + 2] = 42;
+  out[at + 3] = 42;
+  return 4;
+}
+
+/**
+ * The hot path: mask an ASCII string value straight from the DataRow's bytes into `out` at `at`,
+ * without strings. Returns the bytes written, or -1 when the value needs the string path (non-ASCII
+ * text for partial/email-domain, and token). Same results as maskString for ASCII input.
+ */
+export function maskBytes(
+  src: Buffer,
+  start: number,
+  length: number,
+  mask: MaskName,
+  out: Buffer,
+  at: number,
+): number {
+  const end = start + length;
+  if (mask === 'redact') return writeRedacted(out, at);
+  if (mask === 'partial') {
+    let digits = 0;
+    let other = false;
+    for (let p = start; p < end; p++) {
+      const b = src[p]!;
+      if (b >= 48 && b <= 57) digits++;
+      else if (b !== 32 && b !== 45) {
+        if (b >= 0x80) return -1;
+        other = true;
+      }
+    }
+    if (!other && digits >= 13 && digits <= 19) {
+      // PAN: first 6 digits, stars, last 4 digits (separators dropped).
+      let seen = 0;
+      let w = at;
+      for (let p = start; p < end; p++) {
+        const b = src[p]!;
+        if (b < 48 || b > 57) continue;
+        out[w++] = seen < 6 || seen >= digits - 4 ? b : 42;
+        seen++;
+      }
+      return w - at;
+    }
+    if (length < 8) return writeRedacted(out, at);
+    for (let w = at; w < at + length - 4; w++) out[w] = 42;
+    copyBytes(src, end - 4, end, out, at + length - 4);
+    return length;
+  }
+  if (mask === 'email-domain') {
+    let atSign = -1;
+    for (let p = start; p < end; p++) {
+      const b = src[p]!;
+      if (b >= 0x80) return -1;
+      if (b === 32 || (b >= 9 && b <= 13)) return writeRedacted(out, at);
+      if (b === 64) atSign = p;
+    }
+    if (atSign <= start || atSign === end - 1) return writeRedacted(out, at);
+    const n = writeRedacted(out, at);
+    return n + copyBytes(src, atSign, end, out, at + n);
+  }
+  return -1;
+}
+
 // ---- types on the wire --------------------------------------------------------------------------
 
 /** Types whose text and binary forms are both the UTF-8 string. */
