@@ -55,7 +55,6 @@ function pgbench(p, mode) {
   return Number(m[1]);
 }
 
-const pad = (s, n) => String(s).padEnd(n);
 const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 console.log(
