@@ -19,6 +19,9 @@ import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
 import { SessionRegistry, runSession } from './session/session.js';
 import { createStatementGate } from './session/statement-gate.js';
+import { type CatalogSource, createCatalogSource } from './masking/catalog.js';
+import { SessionMasking } from './masking/index.js';
+import { loadTokenKey } from './masking/secret.js';
 import { loadSqlParser } from './sql/parser.js';
 import { auditRoutes } from './audit/routes.js';
 import { openStore } from './store/index.js';
@@ -172,6 +175,27 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
 
   const connections = new Map(config.connections.map((c) => [c.name, c]));
   const registry = new SessionRegistry();
+  // Masking (gateway/masking): one catalog per upstream, read over the gateway's own connection; the
+  // token mask's key. Sessions of identities without masking rules never touch either.
+  const tokenKey = loadTokenKey(config.masking.token_secret_env, storeDir);
+  if (tokenKey.warning) logger.warn(tokenKey.warning);
+  const catalogs = new Map<string, CatalogSource>();
+  const maskingFor = (info: { connection: GatewayConfig['connections'][number] }) => {
+    const c = info.connection;
+    let catalog = catalogs.get(c.name);
+    if (!catalog) {
+      catalog = createCatalogSource({
+        host: c.host,
+        port: c.port,
+        database: c.database,
+        user: c.user,
+        password: passwords.get(c.name) ?? '',
+        tls: c.tls,
+      });
+      catalogs.set(c.name, catalog);
+    }
+    return new SessionMasking({ catalog, ctx: { tokenKey: tokenKey.key } });
+  };
   const noGrants = (): string[] => [];
 
   const recordQuietly = (input: Parameters<typeof auditLog.append>[0]) =>
@@ -251,6 +275,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
               recordRows: config.recording.max_rows,
               recordBytes: config.recording.max_bytes,
               grants: noGrants,
+              masking: maskingFor,
               revoked: (info) => identities.isRevoked(info.identity),
               onLogError: (err) => logger.error({ err: err.message }, 'audit append failed'),
             });

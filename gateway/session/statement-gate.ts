@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import type { AuditRecordInput } from '../../src/shared/audit.js';
 import type { Classification, ClassifiedStatement, Decision } from '../../src/shared/statement.js';
 import type { NoticeFields } from '../pgwire/backend.js';
+import type { MaskingFilter } from '../masking/filter.js';
+import { resolveMaskRules, type SessionMasking, type StatementMasking } from '../masking/index.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { classify } from '../sql/classify.js';
 import { createSessionSqlState } from '../sql/session-sql.js';
@@ -29,6 +31,8 @@ export interface StatementGateDeps {
   /** Is this identity revoked now? Checked per statement so revocation bites open sessions. */
   revoked(info: SessionInfo): boolean;
   onLogError(err: Error): void;
+  /** Masking for this session (gateway/masking); without it results pass untouched. */
+  masking?: (info: SessionInfo) => SessionMasking | undefined;
 }
 
 /** What the relay says to a client whose statement could not be recorded. */
@@ -42,6 +46,11 @@ const AUDIT_UNAVAILABLE: NoticeFields = {
 
 export function createStatementGate(info: SessionInfo, deps: StatementGateDeps): SessionGate {
   const sqlState = createSessionSqlState();
+  const masking = deps.masking?.(info);
+  /** Masking filters of statements in flight (their evidence goes into statement.result). */
+  const maskFilters = new Map<string, MaskingFilter>();
+  /** DDL statements in flight: when one finishes, the masking catalog is reloaded. */
+  const ddlInFlight = new Set<string>();
   const base = {
     identity: info.identity,
     source: info.source,
@@ -113,6 +122,62 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
     };
   };
 
+  /**
+   * Masking: deny a statement that would leak a masked value (into storage, COPY, an inference), else
+   * the result filter of each statement. Runs after policy allowed the message, before any record.
+   */
+  const planMasking = async (
+    classification: Classification,
+    request: GateRequest,
+    decisions: readonly Decision[],
+    decision: Decision,
+  ): Promise<{ plans: StatementMasking[] } | { refuse: GateVerdict }> => {
+    const statements = classification.ok ? classification.statements : [];
+    if (!masking || statements.length === 0) return { plans: [] };
+    const policies = deps.engine.policiesFor(info.identity, info.connection.name, deps.grants(info));
+    const rules = statements.map((_, i) => resolveMaskRules(policies, (decisions[i] ?? decision).policy));
+    let plans: StatementMasking[];
+    try {
+      plans = await masking.plan(request.sql, statements, rules, request.transactionStatus);
+    } catch (err) {
+      deps.onLogError(new Error(`masking catalog unavailable: ${(err as Error).message}`));
+      return {
+        refuse: {
+          action: 'refuse',
+          error: {
+            severity: 'ERROR',
+            code: '58000',
+            message: 'hoop: masked columns cannot be checked right now (the gateway cannot read the database catalog)',
+            hint: 'This gateway fails closed for identities with masking rules. Ask the operator to check the connection.',
+            routine: 'hoop_masking_unavailable',
+          },
+        },
+      };
+    }
+    const denied = plans.findIndex((p) => p.deny);
+    if (denied >= 0) {
+      const deny = plans[denied]!.deny!;
+      const reason = statements.length > 1 ? `statement ${denied + 1} of ${statements.length}: ${deny.reason}` : deny.reason;
+      return { refuse: await refuse(classification, request, { action: 'deny', policy: null, rule: deny.rule, reason }, statements[denied]) };
+    }
+    return { plans };
+  };
+
+  /** Attach masking filters to a forward verdict; remember them (evidence) and DDL (catalog reload). */
+  const withMasking = (verdict: GateVerdict, plans: StatementMasking[], statements: readonly ClassifiedStatement[]): GateVerdict => {
+    if (verdict.action !== 'forward') return verdict;
+    verdict.statementIds.forEach((id, i) => {
+      const filter = plans[i]?.filter;
+      if (filter) maskFilters.set(id, filter);
+      if (masking && statements[i] && (statements[i]!.class === 'ddl' || statements[i]!.class === 'dcl')) {
+        ddlInFlight.add(id);
+        masking.invalidate();
+      }
+    });
+    if (!plans.some((p) => p.filter)) return verdict;
+    return { ...verdict, filters: verdict.statementIds.map((_, i) => plans[i]?.filter) };
+  };
+
   return {
     recordRows: deps.recordRows,
     recordBytes: deps.recordBytes,
@@ -132,6 +197,8 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
       if (decision.action !== 'allow') return refuse(classification, request, decision, verdict.statement);
       // A Parse is only checked: the statement is recorded when it is executed.
       if (request.phase === 'parse') return { action: 'forward', statementIds: [] };
+      const masks = await planMasking(classification, request, verdict.statements, decision);
+      if ('refuse' in masks) return masks.refuse;
       if (classification.ok) sqlState.commit(classification);
 
       const statements = classification.ok ? classification.statements : [];
@@ -142,18 +209,24 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
         ids.push(id);
         writes.push(record({ type: 'statement', data: statementData(undefined, request.sql, decision, id, request) }));
       }
-      for (const stmt of statements) {
+      for (const [i, stmt] of statements.entries()) {
         const id = nextId();
         ids.push(id);
-        writes.push(record({ type: 'statement', data: statementData(stmt, stmt.text, decision, id, request) }));
+        const maskedColumns = masks.plans[i]?.masked;
+        const data = statementData(stmt, stmt.text, decision, id, request);
+        writes.push(record({ type: 'statement', data: maskedColumns ? { ...data, masked_columns: maskedColumns } : data }));
       }
       // Write-ahead: every record of this message is durable before any of it reaches the database.
       const written = await Promise.all(writes);
       if (written.includes(false)) return { action: 'refuse', error: AUDIT_UNAVAILABLE };
-      return { action: 'forward', statementIds: ids };
+      return withMasking({ action: 'forward', statementIds: ids }, masks.plans, statements);
     },
 
     completed(statementId: string, outcome: StatementOutcome): void {
+      const maskFilter = maskFilters.get(statementId);
+      maskFilters.delete(statementId);
+      if (ddlInFlight.delete(statementId)) masking?.invalidate();
+      const maskedColumns = maskFilter?.masked(outcome.result?.columns);
       deps.log
         .append({
           ...base,
@@ -168,6 +241,7 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
             error: outcome.error,
             skipped: outcome.skipped || undefined,
             result: outcome.result,
+            masked_columns: maskedColumns?.length ? maskedColumns : undefined,
           },
         })
         .catch((err: Error) => deps.onLogError(err));
