@@ -42,7 +42,7 @@ const workloadIssuerYaml = (issuer: string) => (audience: string) =>
       groups: [ci-deploy]`;
 
 /** Every record of the last hour, read the way an auditor does: `hoopctl sessions export`. */
-export async function auditRecords(stack: Stack, auditorHome: string): Promise<AuditRecord[]> {
+async function auditRecords(stack: Stack, auditorHome: string): Promise<AuditRecord[]> {
   const result = await stack.cli(auditorHome, ['sessions', 'export', '--since', '1h', '--format', 'jsonl']);
   expect(result.code, result.stderr).toBe(0);
   return parseExport(result.stdout).records;
