@@ -31,7 +31,7 @@ export interface ColumnDecision {
   rule?: string;
   policy?: string;
   /** lineage: the source's value as is; derived: a transformed value (redacted); fallback: unknown lineage. */
-  why?: 'lineage' | 'derived' | 'fallback' | 'row-description';
+  why?: 'lineage' | 'derived' | 'fallback';
   sources?: string[];
 }
 
