@@ -17,6 +17,8 @@ export interface OpenStoreOptions {
    * <baseDir>/hoop-data. With the embedded store they live in store.path.
    */
   dataDir?: string;
+  /** audit.durability: `crash` (default) or `power` (fsync at every commit). */
+  durability?: 'crash' | 'power';
 }
 
 /** Open and migrate. */
@@ -24,7 +26,9 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
   const base = resolve(options.baseDir ?? '.');
   const dataDir =
     'path' in config ? resolve(base, config.path) : resolve(base, options.dataDir ?? 'hoop-data');
-  const driver = 'url' in config ? openPostgresDriver(config.url) : openSqliteDriver(dataDir);
+  const durability = options.durability ?? 'crash';
+  const driver =
+    'url' in config ? openPostgresDriver(config.url, { durability }) : openSqliteDriver(dataDir, { durability });
   try {
     await migrate(driver);
   } catch (err) {

@@ -1,6 +1,9 @@
 /**
  * The PostgreSQL store: its own database (never a proxied one), shared by several gateway replicas.
- * Commits are durable with the server's default synchronous_commit=on; the audit chain stays one order
+ * Durability (audit.durability): `power` keeps the server's synchronous_commit=on (a commit waits for its
+ * WAL flush); `crash` (default) sets synchronous_commit=off for the store's sessions: a commit is in the
+ * server's memory before it returns, so it survives the gateway's crash, not the store server's.
+ * The audit chain stays one order
  * because appends take a transaction-scoped advisory lock and read the head under it (audit/log.ts).
  */
 import pg from 'pg';
@@ -25,9 +28,13 @@ function executorOf(client: pg.Pool | pg.PoolClient): SqlExecutor {
   };
 }
 
-export function openPostgresDriver(url: string, options: { poolSize?: number } = {}): SqlDriver {
+export function openPostgresDriver(
+  url: string,
+  options: { poolSize?: number; durability?: 'crash' | 'power' } = {},
+): SqlDriver {
   const pool = new pg.Pool({
     connectionString: url,
+    options: options.durability === 'power' ? undefined : '-c synchronous_commit=off',
     max: options.poolSize ?? 8,
     application_name: 'hoop-gateway store',
   });

@@ -1,10 +1,11 @@
 /**
  * The embedded store: one SQLite file (libsql's prebuilt binding, better-sqlite3's API) in WAL mode.
  *
- * Durability: synchronous=FULL. In WAL mode NORMAL already survives kill -9 of the gateway (a commit is
- * in the WAL file, in the OS page cache, before COMMIT returns), but not a power cut or kernel crash, which
- * can lose the last commits. FULL fsyncs the WAL at every commit; group commit (audit/log.ts) makes that
- * one fsync per batch, so an audit record, once acknowledged, survives the machine going down as well.
+ * Durability (audit.durability): `crash` (default) runs WAL with synchronous=NORMAL, which survives kill -9
+ * of the gateway — a commit is in the WAL file, in the OS page cache, before COMMIT returns — but not a
+ * power cut or kernel crash, which can lose the last commits. `power` runs synchronous=FULL: an fsync of
+ * the WAL at every commit (group commit in audit/log.ts makes that one per batch), so an acknowledged
+ * record survives the machine going down too, at the price of the disk's fsync latency per batch.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,11 +29,11 @@ function clean<T>(row: unknown): T {
 /** The tail of each database file's work queue, shared by all connections of this process. */
 const fileQueues = new Map<string, Promise<unknown>>();
 
-export function openSqliteDriver(dir: string): SqlDriver {
+export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 'power' } = {}): SqlDriver {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const db: Db = new Database(join(dir, SQLITE_FILE));
   db.exec('PRAGMA journal_mode = WAL');
-  db.exec('PRAGMA synchronous = FULL');
+  db.exec(`PRAGMA synchronous = ${options.durability === 'power' ? 'FULL' : 'NORMAL'}`);
   // Another process (a second gateway, a backup) may hold the write lock for a moment: wait, do not fail.
   db.exec('PRAGMA busy_timeout = 5000');
   db.exec('PRAGMA foreign_keys = ON');

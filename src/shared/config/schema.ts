@@ -226,6 +226,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Forward statements even when the log cannot be written. Loudly discouraged. */
       fail_open: z.boolean().default(false),
+      /**
+       * What an acknowledged record survives. `crash`: the gateway's own crash or kill -9 (the write
+       * reached the OS or the store's server before the statement is forwarded). `power`: also a power
+       * cut or kernel crash (an fsync per group commit — much slower on ordinary disks).
+       */
+      durability: z.enum(['crash', 'power']).default('crash'),
       /** Sign a checkpoint every N records or T, whichever comes first. */
       checkpoint_every: z.number().int().min(1).default(1000),
       checkpoint_interval: duration.default(60_000),
@@ -240,7 +246,7 @@ export const configSchema = z.strictObject({
         )
         .default([]),
     })
-    .default({ fail_open: false, checkpoint_every: 1000, checkpoint_interval: 60_000, sinks: [] }),
+    .default({ fail_open: false, durability: 'crash', checkpoint_every: 1000, checkpoint_interval: 60_000, sinks: [] }),
   masking: z
     .strictObject({
       /** HMAC key for the `token` mask, from an environment variable (default: generated into the store). */
