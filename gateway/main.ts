@@ -10,6 +10,9 @@ import { pino } from 'pino';
 import { ConfigError, loadConfigFile } from '../src/shared/config/load.js';
 import type { GatewayConfig } from '../src/shared/config/schema.js';
 import type { Identity } from '../src/shared/identity.js';
+import { createNotifier } from './approvals/notify.js';
+import { approvalRoutes } from './approvals/routes.js';
+import { createApprovalService } from './approvals/service.js';
 import { startAudit } from './audit/index.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
 import { checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
@@ -196,7 +199,18 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     }
     return new SessionMasking({ catalog, ctx: { tokenKey: tokenKey.key } });
   };
-  const noGrants = (): string[] => [];
+  // Approval requests and time-boxed grants (gateway/approvals): held statements, decisions, expiry, webhooks.
+  const approvals = createApprovalService({
+    store,
+    log: auditLog,
+    engine,
+    config,
+    notifier: createNotifier(config.notify.webhooks, {
+      onError: (url, err) => logger.warn({ url, err: err.message }, 'notify webhook failed'),
+    }),
+    onError: (err) => logger.error({ err: err.message }, 'approvals background task failed'),
+  });
+  await approvals.start();
 
   const recordQuietly = (input: Parameters<typeof auditLog.append>[0]) =>
     auditLog.append(input).catch((err: Error) => logger.error({ err: err.message }, 'audit append failed'));
@@ -229,7 +243,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const tunnel = createTunnelHandler({
     connections,
     maxMessageBytes: config.listen.max_message_bytes,
-    canReach: (identity, name) => engine.policiesFor(identity, name, noGrants()).length > 0,
+    canReach: (identity, name) => engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0,
     refused: (identity, source, connection, reason) => {
       void recordQuietly({ type: 'auth.failed', identity, source, connection, data: { reason: 'no_access', message: reason } });
     },
@@ -274,7 +288,8 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
               failOpen: config.audit.fail_open,
               recordRows: config.recording.max_rows,
               recordBytes: config.recording.max_bytes,
-              grants: noGrants,
+              grants: (info) => approvals.grantsFor(info.identity, info.connection.name),
+              approvals,
               masking: maskingFor,
               revoked: (info) => identities.isRevoked(info.identity),
               onLogError: (err) => logger.error({ err: err.message }, 'audit append failed'),
@@ -307,8 +322,9 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   });
 
   const routes = [
-    ...coreRoutes({ config, engine, version: gatewayVersion, grants: noGrants }),
-    ...policyRoutes({ engine }),
+    ...coreRoutes({ config, engine, version: gatewayVersion, grants: (issuer, subject) => approvals.grantsFor({ issuer, subject }) }),
+    ...policyRoutes({ engine, grants: (identity) => approvals.grantsFor(identity) }),
+    ...approvalRoutes(approvals),
     ...auditRoutes({ store, log: auditLog }),
     ...identityRoutes({ identities, roles: (identity) => engine.roles(identity) }),
   ];
@@ -345,6 +361,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     logger.info({ signal }, 'stopping');
     server.close();
     identities.stop();
+    approvals.stop();
     for (const s of registry.all()) s.relay.terminate({ code: '57P01', message: 'terminating connection: the gateway is shutting down' });
     tunnel.close();
     await auditLog.append({ type: 'gateway.stopped', data: { signal } }).catch(() => {});

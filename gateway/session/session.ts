@@ -22,6 +22,8 @@ export interface SessionInfo {
   client: string;
   /** exec --approval ID: the approval request this session came to run. */
   approval?: string;
+  /** x-hoop-approval-wait: how long the client waits for approvals (ms), or `none` (exec --no-wait). */
+  approvalWait?: string;
   startedAt: number;
 }
 
@@ -95,6 +97,7 @@ export async function runSession(
     localPassword?: string;
     sessionId?: string;
     approval?: string;
+    approvalWait?: string;
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -107,6 +110,7 @@ export async function runSession(
     source: meta.source,
     client: meta.client,
     approval: meta.approval,
+    approvalWait: meta.approvalWait,
     startedAt: Date.now(),
   };
   let handshake: Awaited<ReturnType<typeof acceptStartup>>;

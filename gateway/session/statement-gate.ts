@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { AuditRecordInput } from '../../src/shared/audit.js';
+import type { ApprovalHook } from '../approvals/service.js';
 import type { Classification, ClassifiedStatement, Decision } from '../../src/shared/statement.js';
 import type { NoticeFields } from '../pgwire/backend.js';
 import type { MaskingFilter } from '../masking/filter.js';
@@ -31,6 +32,8 @@ export interface StatementGateDeps {
   /** Is this identity revoked now? Checked per statement so revocation bites open sessions. */
   revoked(info: SessionInfo): boolean;
   onLogError(err: Error): void;
+  /** Approval requests (gateway/approvals): without it, statements needing approval are refused. */
+  approvals?: ApprovalHook;
   /** Masking for this session (gateway/masking); without it results pass untouched. */
   masking?: (info: SessionInfo) => SessionMasking | undefined;
 }
@@ -194,11 +197,41 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
         grants: deps.grants(info),
       });
       const decision = verdict.decision;
-      if (decision.action !== 'allow') return refuse(classification, request, decision, verdict.statement);
+      // A statement needing approval is held at its Query or Execute (with its bound values), not at Parse.
+      const held = decision.action === 'approve' && deps.approvals !== undefined;
+      if (decision.action === 'deny' || (decision.action === 'approve' && !held)) {
+        return refuse(classification, request, decision, verdict.statement);
+      }
       // A Parse is only checked: the statement is recorded when it is executed.
       if (request.phase === 'parse') return { action: 'forward', statementIds: [] };
       const masks = await planMasking(classification, request, verdict.statements, decision);
       if ('refuse' in masks) return masks.refuse;
+      if (held) {
+        const stmts = classification.ok ? classification.statements : [];
+        const heldIds = stmts.length > 0 ? stmts.map(() => nextId()) : [nextId()];
+        const outcome = await deps.approvals!.hold({
+          info,
+          request,
+          decision,
+          statementIds: heldIds,
+          primary: verdict.statement ? Math.max(0, stmts.indexOf(verdict.statement)) : 0,
+          // Write-ahead: each statement's record carries the approval id before anything waits or runs.
+          record: async (approvalId) => {
+            const writes =
+              stmts.length === 0
+                ? [record({ type: 'statement', data: { ...statementData(undefined, request.sql, decision, heldIds[0]!, request), approval_id: approvalId } })]
+                : stmts.map((stmt, i) =>
+                    record({
+                      type: 'statement',
+                      data: { ...statementData(stmt, stmt.text, verdict.statements[i] ?? decision, heldIds[i]!, request), approval_id: approvalId },
+                    }),
+                  );
+            return !(await Promise.all(writes)).includes(false);
+          },
+        });
+        if (outcome.action === 'forward' && classification.ok) sqlState.commit(classification);
+        return withMasking(outcome, masks.plans, stmts);
+      }
       if (classification.ok) sqlState.commit(classification);
 
       const statements = classification.ok ? classification.statements : [];

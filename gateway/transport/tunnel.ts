@@ -23,6 +23,8 @@ export interface TunnelTarget {
   sessionId: string;
   /** exec --approval ID. */
   approval?: string;
+  /** x-hoop-approval-wait: ms, or `none` (exec --no-wait). */
+  approvalWait?: string;
 }
 
 export interface TunnelOptions {
@@ -76,6 +78,7 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     const localPassword = request.headers[TUNNEL_HEADERS.localPassword];
     const client = request.headers[TUNNEL_HEADERS.client];
     const approval = request.headers[TUNNEL_HEADERS.approval];
+    const approvalWait = request.headers[TUNNEL_HEADERS.approvalWait];
     const sessionId = randomUUID();
     pendingIds.set(request, sessionId);
     wss.handleUpgrade(request, socket, head, (ws) => {
@@ -89,6 +92,7 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
         localPassword: typeof localPassword === 'string' && localPassword ? localPassword : undefined,
         sessionId,
         approval: typeof approval === 'string' && approval ? approval : undefined,
+        approvalWait: typeof approvalWait === 'string' && /^(none|\d{1,12})$/.test(approvalWait) ? approvalWait : undefined,
       });
     });
   };

@@ -18,6 +18,8 @@ export interface TunnelOptions {
   client: 'connect' | 'exec';
   /** exec --approval ID: run the statement this approval request approved. */
   approval?: string;
+  /** How long to wait for approvals, in ms, or `none` (exec --no-wait). */
+  approvalWait?: string;
 }
 
 /** The tunnel's byte stream, and the gateway's id for the session (for the audit trail). */
@@ -35,6 +37,7 @@ export function openTunnel(options: TunnelOptions): Promise<TunnelStream> {
   };
   if (options.localPassword) headers[TUNNEL_HEADERS.localPassword] = options.localPassword;
   if (options.approval) headers[TUNNEL_HEADERS.approval] = options.approval;
+  if (options.approvalWait) headers[TUNNEL_HEADERS.approvalWait] = options.approvalWait;
   let ca: Buffer | undefined;
   if (options.target.caFile) {
     ca = caCache.get(options.target.caFile) ?? readFileSync(options.target.caFile);

@@ -51,9 +51,106 @@ export const TUNNEL_HEADERS = {
   client: 'x-hoop-client',
   /** exec --approval ID: the approval request whose statement this tunnel runs. */
   approval: 'x-hoop-approval',
+  /**
+   * How long this client waits for an approval: milliseconds (exec --approval-timeout; the request
+   * expires at the sooner of this and the rule's timeout), or `none` (exec --no-wait: file the request,
+   * refuse the statement at once, leave the request pending for `exec --approval ID`).
+   */
+  approvalWait: 'x-hoop-approval-wait',
   /** Upgrade response: the gateway's session id, for the audit trail. */
   session: 'x-hoop-session',
 } as const;
 
 export const TUNNEL_PATH = '/v1/tunnel/';
 export const DISCOVERY_PATH = '/.well-known/hoop-gateway';
+
+// ---- approvals and time-boxed access (docs/approvals.md) -------------------------------------------
+
+/** A statement held for approval. GET /v1/approvals, GET /v1/approvals/:id. */
+export interface ApprovalView {
+  /** Statement approvals are numbers ("42"); access requests are "access-<n>". */
+  id: string;
+  kind: 'statement';
+  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'withdrawn' | 'used';
+  /** wait: held in its session; deferred: filed by `exec --no-wait`, run later with `exec --approval`. */
+  mode: 'wait' | 'deferred';
+  requester: Identity;
+  connection: string;
+  session?: string;
+  /** The exact text as it came on the wire, and its SHA-256. */
+  statement: string;
+  statement_hash: string;
+  /** Extended protocol: bound values (text as is, binary as \x<hex>, NULL as null). */
+  params?: (string | null)[];
+  rule: string;
+  policy: string;
+  approvers: string[];
+  approvals_required: number;
+  decisions: { subject: string; name?: string; decision: 'approve' | 'reject'; comment?: string; time: string }[];
+  created_at: string;
+  expires_at: string;
+  decided_at?: string;
+  used_at?: string;
+  /** The `statement` audit record it was made for. */
+  statement_id?: string;
+  outcome_reason?: string;
+  /** May the caller approve or reject it now? */
+  can_decide: boolean;
+}
+
+/** A time-boxed access request (hoopctl request). */
+export interface AccessRequestView {
+  id: string;
+  kind: 'access';
+  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'revoked';
+  requester: { issuer: string; subject: string; name?: string };
+  connection: string;
+  policy: string;
+  reason: string;
+  /** Requested duration, e.g. "1h", and in milliseconds. */
+  duration: string;
+  duration_ms: number;
+  created_at: string;
+  approved_at?: string;
+  /** Set once approved: the grant vanishes at this time. */
+  expires_at?: string;
+  decided_by?: string;
+  decision_reason?: string;
+  /** Approved and not yet expired. */
+  active: boolean;
+  can_decide: boolean;
+}
+
+/** GET /v1/approvals[?all=true] */
+export interface ApprovalListResponse {
+  approvals: ApprovalView[];
+  access_requests: AccessRequestView[];
+}
+
+/** GET /v1/access-requests[?all=true] */
+export interface AccessRequestListResponse {
+  access_requests: AccessRequestView[];
+}
+
+/** POST /v1/approvals/:id/approve ({comment}) and /reject ({reason}); :id is "42" or "access-3". */
+export interface DecideRequest {
+  comment?: string;
+  reason?: string;
+}
+export interface DecideResponse {
+  id: string;
+  status: string;
+  /** Statement approvals: distinct approvals so far, and how many the rule needs. */
+  approvals?: number;
+  approvals_required?: number;
+  expires_at?: string;
+}
+
+/** POST /v1/access-requests */
+export interface AccessRequestBody {
+  connection: string;
+  policy: string;
+  /** A duration: 30m, 1h, 8h. */
+  duration: string;
+  reason: string;
+}

@@ -13,6 +13,7 @@ import { type PgError, PgServerError, PgSession } from '../pg-session.js';
 import { resolveGateway } from '../settings.js';
 import { getAccessToken, useIdTokenFile } from '../tokens.js';
 import { openTunnel } from '../tunnel.js';
+import { approvalIdOf, createApprovalWatcher } from './approval-wait.js';
 import { createResultWriter, type OutputFormat } from './exec-output.js';
 
 interface ExecOptions {
@@ -88,6 +89,9 @@ export function exitCodeForError(error: PgError): ExitCode {
       return ExitCode.denied;
     case 'hoop_approval_rejected':
     case 'hoop_approval_expired':
+    case 'hoop_approval_withdrawn':
+    case 'hoop_approval_pending': // --no-wait: the request was filed, the statement did not run
+    case 'hoop_approval_invalid': // --approval ID that does not approve this statement
       return ExitCode.approval;
     case 'hoop_revoked':
       return ExitCode.notAuthenticated;
@@ -113,9 +117,14 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   if (opts.idTokenFile) useIdTokenFile(opts.idTokenFile);
   const target = resolveGateway(opts.gateway);
   const token = await getAccessToken(target);
-  const stream = await openTunnel({ target, connection, token, client: 'exec', approval: opts.approval });
+  // The gateway holds a statement needing approval as long as we wait (or files it and refuses at once: --no-wait).
+  const approvalWait = opts.wait ? String(parseDuration(opts.approvalTimeout)) : 'none';
+  const stream = await openTunnel({ target, connection, token, client: 'exec', approval: opts.approval, approvalWait });
   const session = new PgSession(stream);
-  const notice = (n: PgError) => info(`${ce.dim(`${n.severity}:`)} ${n.message}`);
+  const watcher = createApprovalWatcher();
+  const notice = (n: PgError) => {
+    if (!watcher.notice(n)) info(`${ce.dim(`${n.severity}:`)} ${n.message}`);
+  };
   try {
     await session.start(connection, notice);
   } catch (err) {
@@ -146,11 +155,14 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
       onNotice: notice,
     });
     writer.end();
+    watcher.finish(failure);
     if (failure) {
       const where = failure.detail ? `\n${ce.dim('DETAIL:')} ${failure.detail}` : '';
       const hint = failure.hint ? `\n${ce.dim('HINT:')} ${failure.hint}` : '';
       process.stderr.write(`${ce.red('ERROR:')} ${failure.message} (SQLSTATE ${failure.code})${where}${hint}\n`);
       exitCode = exitCode === ExitCode.ok ? exitCodeForError(failure) : exitCode;
+      // --no-wait: the request id on stdout, for the script to pass to `exec --approval` later.
+      if (failure.routine === 'hoop_approval_pending') process.stdout.write(`${approvalIdOf(failure.message) ?? ''}\n`);
       // FATAL: the gateway ended the session (revoked, shutting down): nothing more can run.
       if (!opts.continueOnError || failure.severity === 'FATAL' || failure.severity === 'PANIC') break;
     }
