@@ -53,6 +53,8 @@ interface Running {
   filter?: ResultFilter;
   /** Result column formats: from RowDescription (simple) or Bind's result format codes (extended). */
   formats?: readonly number[];
+  /** `formats` expanded to one code per column, for the filter (computed at the first row). */
+  rowFormats?: number[];
 }
 
 /** What the database will answer to one forwarded message. */
@@ -463,8 +465,10 @@ export class Relay {
         if (!running) return undefined;
         let replacement: Buffer | undefined;
         if (running.filter) {
-          const formats = expandFormats(running.formats, frame.body.readInt16BE(0));
-          replacement = running.filter.dataRow(frame.body, formats);
+          // The formats are the same for every row of a statement: expand them once, not per row.
+          const count = frame.body.readInt16BE(0);
+          if (running.rowFormats?.length !== count) running.rowFormats = expandFormats(running.formats, count);
+          replacement = running.filter.dataRow(frame.body, running.rowFormats);
         }
         // Recordings hold what the client saw: the masked row when there is one.
         this.countRow(running, replacement ? replacement.subarray(5) : frame.body, frame.body.length);
