@@ -161,7 +161,10 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const engine = createPolicyEngine(config);
   const verifier = createTokenVerifier(config.identity.issuers);
   const storeDir = 'path' in config.store ? resolve(dirname(configFile), config.store.path) : undefined;
-  const store = await openStore(config.store, { baseDir: dirname(resolve(configFile)) });
+  const store = await openStore(config.store, {
+    baseDir: dirname(resolve(configFile)),
+    durability: config.audit.durability,
+  });
   const audit = await startAudit(store, config, {
     baseDir: dirname(resolve(configFile)),
     onError: (err) => logger.error({ err: err.message }, 'audit background task failed'),

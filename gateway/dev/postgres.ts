@@ -6,7 +6,17 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -117,7 +127,10 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgServer> 
   }
   if (authMethod === 'md5' || authMethod === 'password') {
     // Stored verifiers follow password_encryption; md5 auth needs md5-hashed passwords.
-    options.settings = { password_encryption: authMethod === 'md5' ? 'md5' : 'scram-sha-256', ...options.settings };
+    options.settings = {
+      password_encryption: authMethod === 'md5' ? 'md5' : 'scram-sha-256',
+      ...options.settings,
+    };
   }
 
   const port = options.port ?? (await freePort());
@@ -154,7 +167,16 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgServer> 
     runAsOwner('/bin/sh', ['-c', `echo "include 'hoop.conf'" >> '${join(dataDir, 'postgresql.conf')}'`]);
   }
 
-  runAsOwner(join(bindir, 'pg_ctl'), ['-D', dataDir, '-l', join(root, 'postgres.log'), '-w', '-t', '60', 'start']);
+  runAsOwner(join(bindir, 'pg_ctl'), [
+    '-D',
+    dataDir,
+    '-l',
+    join(root, 'postgres.log'),
+    '-w',
+    '-t',
+    '60',
+    'start',
+  ]);
 
   let stopped = false;
   const server: PgServer = {
@@ -169,7 +191,21 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgServer> 
     psql: (sql, database = 'postgres') => {
       const result = spawnSync(
         'psql',
-        ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', database],
+        [
+          '-X',
+          '-q',
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-At',
+          '-h',
+          socketDir,
+          '-p',
+          String(port),
+          '-U',
+          'postgres',
+          '-d',
+          database,
+        ],
         { encoding: 'utf8', input: sql, env: { ...process.env, PGPASSWORD: password } },
       );
       if (result.status !== 0) throw new Error(`psql failed: ${result.stderr}`);
