@@ -4,7 +4,10 @@
  * and two gateway processes sharing one PostgreSQL store.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect as netConnect, type Socket } from 'node:net';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
@@ -157,6 +160,8 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
   let aubrey: string;
   let tunnel: Tunnel;
   let lastSeen = '';
+  let hookServer: Server;
+  const hooks: { event: string; signature: string; body: string }[] = [];
 
   const pendingFor = (home: string, fragment: string, opts: { all?: boolean; status?: string } = {}) =>
     eventually(`an approval request for "${fragment}"`, async () => {
@@ -179,7 +184,30 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
     // The store lives in its own PostgreSQL, so a second gateway process can share it.
     storePg = await startPostgres();
     storePg.psql('CREATE DATABASE hoop_store');
-    stack = await startStack({ policies: POLICIES, store: `  url: ${storePg.url('hoop_store')}` });
+    // A webhook receiver: the gateway notifies it of requests and decisions, signed.
+    hookServer = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        hooks.push({
+          event: String(req.headers['x-hoop-event']),
+          signature: String(req.headers['x-hoop-signature']),
+          body,
+        });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
+    process.env.HOOP_TEST_WEBHOOK_SECRET = 'hook-secret';
+    stack = await startStack({
+      policies: POLICIES,
+      store: `  url: ${storePg.url('hoop_store')}`,
+      extraConfig: `notify:
+  webhooks:
+    - { url: "http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook", secret_env: HOOP_TEST_WEBHOOK_SECRET }
+`,
+    });
     [alice, rita, aubrey] = await Promise.all([
       stack.login('alice@example.com'),
       stack.login('rita@example.com'),
@@ -191,6 +219,7 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
     tunnel?.stop();
     await stack?.stop();
     storePg?.stop();
+    hookServer?.close();
   });
 
   it('holds a DELETE from psql until a reviewer approves it, then it runs; every step is recorded', async () => {
@@ -233,6 +262,19 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
       .filter((r) => r.data.statement_id === statement.data.statement_id)
       .map((r) => r.type);
     expect(linked).toEqual(['statement', 'approval.requested', 'approval.granted', 'statement.result']);
+
+    // Webhooks: the request and the decision, each signed with HMAC-SHA256 of its body.
+    const delivered = await eventually('the webhook deliveries', async () => {
+      const mine = hooks.filter((h) => JSON.parse(h.body).data?.id === request.id);
+      return mine.length >= 2 ? mine : undefined;
+    });
+    expect(delivered.map((h) => h.event).sort()).toEqual(['approval.granted', 'approval.requested']);
+    for (const h of delivered) {
+      expect(h.signature).toBe(`sha256=${createHmac('sha256', 'hook-secret').update(h.body).digest('hex')}`);
+    }
+    const requested = JSON.parse(delivered.find((h) => h.event === 'approval.requested')!.body);
+    expect(requested.command).toBe(`hoopctl approve ${request.id}`);
+    expect(requested.data.statement).toBe('delete from orders where id = 1');
   });
 
   it('refuses self-approval, and approval by someone outside the approver groups', async () => {
