@@ -18,7 +18,8 @@ export type NotifyEvent =
   | 'access.requested'
   | 'access.granted'
   | 'access.rejected'
-  | 'access.expired';
+  | 'access.expired'
+  | 'policy.blocked';
 
 export interface NotifyPayload {
   /** One line a person reads in chat. */

@@ -60,6 +60,8 @@ export interface HoldRequest {
 /** The piece of the service the statement gate uses. */
 export interface ApprovalHook {
   hold(h: HoldRequest): Promise<GateVerdict>;
+  /** A statement was refused by policy: notify webhooks that ask for `policy.blocked` (never blocks). */
+  blocked?(info: SessionInfo, text: string, decision: Decision): void;
 }
 
 const AUDIT_UNAVAILABLE: NoticeFields = {
@@ -267,6 +269,21 @@ export class ApprovalService implements ApprovalHook {
     } finally {
       this.sweeping = false;
     }
+  }
+
+  blocked(info: SessionInfo, text: string, decision: Decision): void {
+    this.deps.notifier.emit('policy.blocked', {
+      summary: `${info.identity.name ?? info.identity.subject} was refused on ${info.connection.name} by rule ${decision.rule}${decision.policy ? ` of policy ${decision.policy}` : ''}`,
+      data: {
+        requester: info.identity.subject,
+        connection: info.connection.name,
+        session: info.id,
+        statement: text,
+        rule: decision.rule,
+        policy: decision.policy,
+        reason: decision.reason,
+      },
+    });
   }
 
   // ---- holding a statement ------------------------------------------------------------------------

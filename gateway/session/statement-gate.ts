@@ -107,6 +107,7 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
         parse_error: classification.ok ? undefined : classification.error,
       },
     });
+    deps.approvals?.blocked?.(info, request.sql, decision);
     const approval = decision.action === 'approve';
     return {
       action: 'refuse',

@@ -277,6 +277,23 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
     expect(requested.data.statement).toBe('delete from orders where id = 1');
   });
 
+  it('notifies webhooks of statements policy refused outright (policy.blocked)', async () => {
+    const denied = await runPsql(tunnel.url, 'grant select on orders to public').done;
+    expect(denied.stderr).toMatch(/denied by rule "no-admin"/);
+    const hook = await eventually('the policy.blocked webhook', async () =>
+      hooks.find(
+        (h) =>
+          h.event === 'policy.blocked' &&
+          JSON.parse(h.body).data.statement === 'grant select on orders to public',
+      ),
+    );
+    expect(JSON.parse(hook.body).data).toMatchObject({
+      rule: 'no-admin',
+      policy: 'engineers',
+      requester: 'alice@example.com',
+    });
+  });
+
   it('refuses self-approval, and approval by someone outside the approver groups', async () => {
     const ritaTunnel = await stack.connect(rita);
     try {
