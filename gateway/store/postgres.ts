@@ -48,6 +48,12 @@ export function openPostgresDriver(
     async transaction(fn, lock) {
       const client = await pool.connect();
       let broken = false;
+      // The server can go away between two queries of the transaction: pg then emits 'error' on the
+      // checked-out client, which would crash the gateway unhandled. The next query fails instead.
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         if (lock !== undefined) await client.query('SELECT pg_advisory_xact_lock($1)', [lock]);
@@ -62,6 +68,7 @@ export function openPostgresDriver(
         }
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },

@@ -283,8 +283,12 @@ ${options.extraConfig ?? ''}
     },
     async stop() {
       for (const child of children) child.kill('SIGTERM');
-      gateway?.kill('SIGTERM');
-      await new Promise((r) => gateway?.once('exit', r) ?? r(undefined));
+      // A gateway that already exited (crashed, killed) sends no 'exit' again: do not wait for one.
+      if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
+        const exited = new Promise((r) => gateway!.once('exit', r));
+        gateway.kill('SIGTERM');
+        await exited;
+      }
       await idp.stop();
       pg.stop();
     },

@@ -170,7 +170,7 @@ describe('fail closed on the PostgreSQL store: the store database goes away', ()
         () => undefined,
         (err: Error & { code?: string }) => err,
       );
-      expect(failure?.code).toBe('58030');
+      expect(failure?.code, `${failure?.message}\n${stack.gatewayLog()}`).toBe('58030');
       expect(executedStatements(stack).some((t) => t.includes('pg-store-down-marker'))).toBe(false);
       expect(executedStatements(stack).some((t) => t.includes('recorded-in-postgres'))).toBe(true);
     } finally {
