@@ -16,6 +16,21 @@ import { type Stack, startStack } from '../harness/stack.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
+/** Allowed, denied and failing statements without waiting on anyone (no approval rules here). */
+const POLICIES = `
+policies:
+  - name: engineers
+    groups: [engineering]
+    connections: [prod-db]
+    rules:
+      - { name: reads, allow: [read, transaction, session] }
+      - { name: no-writes, deny: [write, ddl] }
+      - { name: no-admin, deny: [admin, dcl, copy-out, procedural] }
+  - name: auditors
+    groups: [audit]
+    audit: true
+`;
+
 describe('auditors list, replay, export and verify real sessions', () => {
   let stack: Stack;
   let alice: string;
@@ -26,6 +41,7 @@ describe('auditors list, replay, export and verify real sessions', () => {
 
   beforeAll(async () => {
     stack = await startStack({
+      policies: POLICIES,
       extraConfig: 'recording: { max_rows: 2, max_bytes: 4096 }\nretention: { days: 1 }',
     });
     [alice, aubrey] = await Promise.all([
@@ -34,7 +50,7 @@ describe('auditors list, replay, export and verify real sessions', () => {
     ]);
     const tunnel = await stack.connect(alice);
     try {
-      // One psql session: allowed, denied (a write needs approval, DCL is denied), failing, allowed.
+      // One psql session: allowed, denied (a write, DCL), failing, allowed.
       const result = spawnSync('psql', ['-X', '-At', tunnel.url], {
         encoding: 'utf8',
         timeout: 30_000,
@@ -51,7 +67,7 @@ describe('auditors list, replay, export and verify real sessions', () => {
         .split('\n')
         .slice(0, 5)
         .map((l) => l.split('|'));
-      expect(result.stderr).toMatch(/approval required by rule "changes-need-review"/);
+      expect(result.stderr).toMatch(/denied by rule "no-writes"/);
       expect(result.stderr).toMatch(/denied by rule "no-admin"/);
       expect(result.stderr).toMatch(/division by zero/);
     } finally {
@@ -150,7 +166,7 @@ describe('auditors list, replay, export and verify real sessions', () => {
       policy: 'engineers',
     });
     expect(statements[0]!.fingerprint).toMatch(/^[0-9a-f]+$/);
-    expect(statements[1]).toMatchObject({ class: 'write', decision: 'approve', rule: 'changes-need-review' });
+    expect(statements[1]).toMatchObject({ class: 'write', decision: 'deny', rule: 'no-writes' });
     expect(statements[2]).toMatchObject({ class: 'dcl', decision: 'deny', rule: 'no-admin' });
     const results = records.filter((r) => r.type === 'statement.result').map((r) => r.data);
     // Recording kept 2 rows (recording.max_rows: 2), exactly the first two rows psql printed.
@@ -181,7 +197,7 @@ describe('auditors list, replay, export and verify real sessions', () => {
       'recording kept the first 2 rows',
       'SELECT 5 · 5 rows',
       "update customers set name = 'x' where id = 1",
-      'approve (rule changes-need-review)',
+      'denied (rule no-writes)',
       'grant select on customers to public',
       'denied (rule no-admin)',
       'select 1/0',

@@ -3,7 +3,8 @@
  * for byte the canonical JSON of the record, and the hash the one the verifier recomputes.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeInput, encodeRecord } from '../../../gateway/audit/log.js';
+import { createAuditLog, encodeInput, encodeRecord } from '../../../gateway/audit/log.js';
+import type { Store } from '../../../gateway/store/types.js';
 import type { AuditRecord, AuditRecordInput } from '../../../src/shared/audit.js';
 import { GENESIS_HASH, RECORD_TYPES } from '../../../src/shared/audit.js';
 import { canonicalJson, recordContent, recordHash } from '../../../src/shared/audit-chain.js';
@@ -88,5 +89,70 @@ describe('encodeRecord (one encoding per record)', () => {
   it('refuses values canonical JSON cannot carry', () => {
     const input: AuditRecordInput = { type: 'statement', data: { rows: Number.NaN } };
     expect(() => encodeInput(input)).toThrow(/NaN/);
+  });
+});
+
+describe('statement outcomes ride along with the next commit', () => {
+  function countingStore() {
+    let head = { seq: 0, hash: GENESIS_HASH };
+    const commits: string[][] = [];
+    const store = {
+      dataDir: '/nonexistent',
+      async appendBatch(build: (h: typeof head) => { record: AuditRecord; text: string }[]) {
+        const encoded = build(head);
+        const last = encoded.at(-1)?.record;
+        if (last) head = { seq: last.seq, hash: last.hash };
+        commits.push(encoded.map((e) => e.record.type));
+        return encoded.map((e) => e.record);
+      },
+    };
+    return { store: store as unknown as Store, commits };
+  }
+  const statement = (i: number): AuditRecordInput => ({
+    type: 'statement',
+    session: 's',
+    data: { statement_id: String(i) },
+  });
+  const result = (i: number): AuditRecordInput => ({
+    type: 'statement.result',
+    session: 's',
+    data: { statement_id: String(i) },
+  });
+
+  it('a session of statements costs one commit per statement, not two, and keeps the order', async () => {
+    const { store, commits } = countingStore();
+    const log = await createAuditLog(store, { lazyMs: 60_000 });
+    const written: Promise<AuditRecord>[] = [];
+    for (let i = 1; i <= 5; i++) {
+      written.push(log.append(statement(i)));
+      await written.at(-1); // write-ahead: durable before the statement runs
+      written.push(log.append(result(i))); // its outcome: nobody waits
+    }
+    written.push(log.append({ type: 'session.ended', session: 's', data: {} }));
+    const records = await Promise.all(written);
+    expect(commits).toEqual([
+      ['statement'],
+      ['statement.result', 'statement'],
+      ['statement.result', 'statement'],
+      ['statement.result', 'statement'],
+      ['statement.result', 'statement'],
+      ['statement.result', 'session.ended'],
+    ]);
+    expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
+    await log.close();
+  });
+
+  it('an outcome with nothing after it is written by the timer, or at close', async () => {
+    const { store, commits } = countingStore();
+    const log = await createAuditLog(store, { lazyMs: 5 });
+    await log.append(statement(1));
+    const outcome = await log.append(result(1)); // resolves once the timer's commit is done
+    expect(outcome.seq).toBe(2);
+    const closing = await createAuditLog(store, { lazyMs: 60_000 });
+    const late = closing.append(result(2));
+    await closing.close();
+    expect((await late).seq).toBe(3);
+    expect(commits).toEqual([['statement'], ['statement.result'], ['statement.result']]);
+    await log.close();
   });
 });
