@@ -82,10 +82,31 @@ const NO_RULES: MaskRules = {
  * The rules for one statement. `policies` are the policies matching the identity on the connection
  * (config order); `decidingPolicy` is the policy whose rule allowed the statement.
  */
+/** Compiled rules by the policies (config objects, stable for the gateway's life) and the deciding policy. */
+const compiledCache = new WeakMap<PolicyConfig, Map<string, MaskRules>>();
+
 export function resolveMaskRules(
   policies: readonly PolicyConfig[],
   decidingPolicy: string | null,
 ): MaskRules {
+  // Called for every statement: compile each combination once.
+  const first = policies[0];
+  if (!first) return NO_RULES;
+  const key = `${decidingPolicy ?? ''}\0${policies.map((p) => p.name).join('\0')}`;
+  let byKey = compiledCache.get(first);
+  if (!byKey) {
+    byKey = new Map();
+    compiledCache.set(first, byKey);
+  }
+  let rules = byKey.get(key);
+  if (!rules) {
+    rules = compileMaskRules(policies, decidingPolicy);
+    byKey.set(key, rules);
+  }
+  return rules;
+}
+
+function compileMaskRules(policies: readonly PolicyConfig[], decidingPolicy: string | null): MaskRules {
   const deciding = policies.find((p) => p.name === decidingPolicy);
   const contributing = deciding?.requestable ? [deciding] : policies;
   const compiled: CompiledRule[] = [];
