@@ -268,7 +268,8 @@ export function saveLogin(target: GatewayTarget, login: StoredLogin): StoreKind 
     removeFromFile(target);
     return 'keychain';
   } catch (err) {
-    warnFileFallback((err as Error).message);
+    // keychainUnusable() wraps the platform's error; show only the platform's reason.
+    warnFileFallback(String((err as { cause?: unknown }).cause ?? (err as Error).message));
     writeLogin(target, login, 'file');
     return 'file';
   }
@@ -334,16 +335,21 @@ function keychainEntry(target: GatewayTarget): Entry {
 }
 
 function keychainUnusable(err: unknown): CliError {
-  return new CliError(
+  const error = new CliError(
     `the OS keychain is not usable here (${(err as Error).message}); set HOOPCTL_TOKEN_STORE=file`,
   );
+  error.cause = (err as Error).message;
+  return error;
 }
 
 let warnedFileFallback = false;
 function warnFileFallback(why: string): void {
   if (warnedFileFallback) return;
   warnedFileFallback = true;
-  warn(`no usable OS keychain (${why}); keeping the refresh token in ${tokenFilePath()} (mode 0600)`);
+  const reason = why.split('\n')[0]!.replace(/\s*\(.*$/, '').slice(0, 80);
+  warn(
+    `no OS keychain (${reason}): refresh token kept in ${tokenFilePath()} (mode 0600); HOOPCTL_TOKEN_STORE=file silences this`,
+  );
 }
 
 interface TokenFile {
