@@ -223,7 +223,7 @@ describe('no usable keychain', () => {
       expect(saveLogin({ url: gatewayUrl }, login)).toBe('file');
       expect(saveLogin({ url: gatewayUrl }, { ...login, refreshToken: 'r2' })).toBe('file');
       expect(err.trim().split('\n')).toHaveLength(1);
-      expect(err).toMatch(/no usable OS keychain.*tokens\.json \(mode 0600\)/);
+      expect(err).toMatch(/no OS keychain.*tokens\.json \(mode 0600\)/);
       expect(statSync(tokenFile()).mode & 0o777).toBe(0o600);
       expect(clearTokens({ url: gatewayUrl })?.refreshToken).toBe('r2');
       expect(existsSync(tokenFile())).toBe(false);
