@@ -2,8 +2,9 @@
 /**
  * Records per second each audit store sustains with group commit, at concurrency 1, 16 and 64.
  * Run after `npm run build`: node bench/store.mjs [--seconds 3]
- * SQLite: WAL, synchronous=FULL (as shipped). PostgreSQL: a throwaway cluster with fsync and
- * synchronous_commit ON (as in production; the test harness turns them off for speed).
+ * Each store at both audit.durability settings: crash (the default: SQLite WAL synchronous=NORMAL, the
+ * PostgreSQL store's sessions synchronous_commit=off) and power (SQLite synchronous=FULL, PostgreSQL
+ * synchronous_commit=on). PostgreSQL: a throwaway cluster with fsync on (the harness turns it off).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -137,11 +138,13 @@ const dataRoot = mkdtempSync(join(tmpdir(), 'hoop-bench-'));
 const pg = await startPostgres();
 const rows = [];
 try {
-  for (const [name, config] of [
-    ['sqlite (WAL, synchronous=FULL)', { path: join(dataRoot, 'sqlite') }],
-    ['postgresql (fsync on)', { url: pg.url }],
+  for (const [name, config, durability] of [
+    ['sqlite, durability crash', { path: join(dataRoot, 'sqlite-crash') }, 'crash'],
+    ['sqlite, durability power', { path: join(dataRoot, 'sqlite-power') }, 'power'],
+    ['postgresql, durability crash', { url: pg.url }, 'crash'],
+    ['postgresql, durability power', { url: pg.url }, 'power'],
   ]) {
-    const store = await openStore(config, { dataDir: join(dataRoot, 'pgdata') });
+    const store = await openStore(config, { dataDir: join(dataRoot, 'pgdata'), durability });
     const figures = [];
     for (const c of CONCURRENCY) figures.push(Math.round(await measure(store, c)));
     await store.close();
