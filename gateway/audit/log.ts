@@ -255,7 +255,10 @@ export async function createAuditLog(store: Store, options: AuditLogOptions = {}
       closed = true;
       if (lazyTimer) clearTimeout(lazyTimer);
       lazyTimer = undefined;
-      while (draining || queue.length > 0) await (draining ??= drain(true));
+      while (draining || queue.length > 0) {
+        draining ??= drain(true);
+        await draining;
+      }
       checkpointer?.stop();
       await checkpointer?.seal().catch((err: Error) => onError(err));
     },

@@ -28,7 +28,9 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
     'path' in config ? resolve(base, config.path) : resolve(base, options.dataDir ?? 'hoop-data');
   const durability = options.durability ?? 'crash';
   const driver =
-    'url' in config ? openPostgresDriver(config.url, { durability }) : openSqliteDriver(dataDir, { durability });
+    'url' in config
+      ? openPostgresDriver(config.url, { durability })
+      : openSqliteDriver(dataDir, { durability });
   try {
     await migrate(driver);
   } catch (err) {
