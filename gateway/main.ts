@@ -14,19 +14,19 @@ import { createNotifier } from './approvals/notify.js';
 import { approvalRoutes } from './approvals/routes.js';
 import { createApprovalService } from './approvals/service.js';
 import { startAudit } from './audit/index.js';
+import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
 import { checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
 import { identityRoutes } from './identities/routes.js';
 import { createIdentityService } from './identities/service.js';
-import { createPolicyEngine } from './policy/engine.js';
-import { policyRoutes } from './policy/routes.js';
-import { SessionRegistry, runSession } from './session/session.js';
-import { createStatementGate } from './session/statement-gate.js';
 import { type CatalogSource, createCatalogSource } from './masking/catalog.js';
 import { SessionMasking } from './masking/index.js';
 import { loadTokenKey } from './masking/secret.js';
+import { createPolicyEngine } from './policy/engine.js';
+import { policyRoutes } from './policy/routes.js';
+import { runSession, SessionRegistry } from './session/session.js';
+import { createStatementGate } from './session/statement-gate.js';
 import { loadSqlParser } from './sql/parser.js';
-import { auditRoutes } from './audit/routes.js';
 import { openStore } from './store/index.js';
 import { coreRoutes } from './transport/core-routes.js';
 import { createGatewayServer } from './transport/http.js';
@@ -79,7 +79,10 @@ export async function main(argv: string[]): Promise<void> {
     if (args.dev) {
       quietDevProviderWarnings();
       const { startDevEnvironment } = await import('./dev/dev.js');
-      const dev = await startDevEnvironment({ dir: resolve(args.dir ?? '.hoop-dev'), port: Number(args.port ?? 8443) });
+      const dev = await startDevEnvironment({
+        dir: resolve(args.dir ?? '.hoop-dev'),
+        port: Number(args.port ?? 8443),
+      });
       await startGateway(dev.configFile, { onListening: dev.printWelcome, onStop: dev.stop });
       return;
     }
@@ -116,7 +119,11 @@ class UsageError extends Error {}
 function quietDevProviderWarnings(): void {
   const warn = console.warn.bind(console);
   console.warn = (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && /^oidc-provider WARNING: (Unsupported runtime|a quick start development-only)/.test(args[0])) return;
+    if (
+      typeof args[0] === 'string' &&
+      /^oidc-provider WARNING: (Unsupported runtime|a quick start development-only)/.test(args[0])
+    )
+      return;
     warn(...args);
   };
 }
@@ -154,7 +161,10 @@ export interface StartHooks {
 
 export async function startGateway(configFile: string, hooks: StartHooks = {}): Promise<void> {
   const { config, passwords } = checkConfig(configFile);
-  const logger = pino({ name: 'hoop-gateway', level: process.env.HOOP_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const logger = pino(
+    { name: 'hoop-gateway', level: process.env.HOOP_LOG_LEVEL ?? 'info' },
+    pino.destination(2),
+  );
   const gatewayVersion = version();
 
   await loadSqlParser();
@@ -172,11 +182,17 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const auditLog = audit.log;
   if (config.audit.fail_open) {
     logger.warn('audit.fail_open is true: statements will run even when the audit log cannot be written');
-    process.stderr.write('\n*** WARNING: audit.fail_open is on — statements may run UNRECORDED if the store fails ***\n\n');
+    process.stderr.write(
+      '\n*** WARNING: audit.fail_open is on — statements may run UNRECORDED if the store fails ***\n\n',
+    );
   }
   await auditLog.append({
     type: 'gateway.started',
-    data: { version: gatewayVersion, fail_open: config.audit.fail_open, connections: config.connections.map((c) => c.name) },
+    data: {
+      version: gatewayVersion,
+      fail_open: config.audit.fail_open,
+      connections: config.connections.map((c) => c.name),
+    },
   });
 
   const connections = new Map(config.connections.map((c) => [c.name, c]));
@@ -238,7 +254,12 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       return identity;
     } catch (err) {
       const reason = err instanceof AuthError ? err.reason : 'error';
-      await recordQuietly({ type: 'auth.failed', identity, source, data: { reason, message: (err as Error).message } });
+      await recordQuietly({
+        type: 'auth.failed',
+        identity,
+        source,
+        data: { reason, message: (err as Error).message },
+      });
       throw err;
     }
   };
@@ -246,9 +267,16 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const tunnel = createTunnelHandler({
     connections,
     maxMessageBytes: config.listen.max_message_bytes,
-    canReach: (identity, name) => engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0,
+    canReach: (identity, name) =>
+      engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0,
     refused: (identity, source, connection, reason) => {
-      void recordQuietly({ type: 'auth.failed', identity, source, connection, data: { reason: 'no_access', message: reason } });
+      void recordQuietly({
+        type: 'auth.failed',
+        identity,
+        source,
+        connection,
+        data: { reason: 'no_access', message: reason },
+      });
     },
     onStream: (stream, target) => {
       void recordQuietly({
@@ -325,7 +353,12 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   });
 
   const routes = [
-    ...coreRoutes({ config, engine, version: gatewayVersion, grants: (issuer, subject) => approvals.grantsFor({ issuer, subject }) }),
+    ...coreRoutes({
+      config,
+      engine,
+      version: gatewayVersion,
+      grants: (issuer, subject) => approvals.grantsFor({ issuer, subject }),
+    }),
     ...policyRoutes({ engine, grants: (identity) => approvals.grantsFor(identity) }),
     ...approvalRoutes(approvals),
     ...auditRoutes({ store, log: auditLog }),
@@ -354,7 +387,10 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   });
   const scheme = config.listen.tls ? 'https' : 'http';
   const address = `${scheme}://${config.listen.address}`;
-  logger.info({ address, connections: [...connections.keys()], store: storeDir ?? 'postgres' }, 'hoop-gateway listening');
+  logger.info(
+    { address, connections: [...connections.keys()], store: storeDir ?? 'postgres' },
+    'hoop-gateway listening',
+  );
   hooks.onListening?.(address);
 
   let stopping = false;
@@ -365,7 +401,8 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     server.close();
     identities.stop();
     approvals.stop();
-    for (const s of registry.all()) s.relay.terminate({ code: '57P01', message: 'terminating connection: the gateway is shutting down' });
+    for (const s of registry.all())
+      s.relay.terminate({ code: '57P01', message: 'terminating connection: the gateway is shutting down' });
     tunnel.close();
     await auditLog.append({ type: 'gateway.stopped', data: { signal } }).catch(() => {});
     await audit.close().catch(() => {});

@@ -1,7 +1,7 @@
 /** Secrets named by the config (database passwords, webhook secrets) are read at start, never written anywhere. */
 import { readFileSync } from 'node:fs';
-import type { ConnectionConfig, GatewayConfig } from '../../src/shared/config/schema.js';
 import { ConfigError } from '../../src/shared/config/load.js';
+import type { ConnectionConfig, GatewayConfig } from '../../src/shared/config/schema.js';
 
 /** Each connection's password, from its password_env or password_file; errors name the key. */
 export function resolveConnectionPasswords(config: GatewayConfig, file: string): Map<string, string> {
@@ -43,13 +43,15 @@ export function checkReferencedFiles(config: GatewayConfig, file: string): void 
     try {
       readFileSync(path);
     } catch (err) {
-      problems.push(`${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      problems.push(
+        `${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
   };
   check('listen.tls.cert', config.listen.tls?.cert);
   check('listen.tls.key', config.listen.tls?.key);
-  config.connections.forEach((c, i) => check(`connections[${i}].tls.ca`, c.tls.ca));
-  config.identity.issuers.forEach((iss, i) => check(`identity.issuers[${i}].ca`, iss.ca));
+  for (const [i, c] of config.connections.entries()) check(`connections[${i}].tls.ca`, c.tls.ca);
+  for (const [i, iss] of config.identity.issuers.entries()) check(`identity.issuers[${i}].ca`, iss.ca);
   check('audit.signing_key_file', config.audit.signing_key_file);
   if (problems.length > 0) throw new ConfigError(file, problems);
 }

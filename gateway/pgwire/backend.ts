@@ -99,10 +99,12 @@ function encodeFields(type: 'E' | 'N', fields: NoticeFields): Buffer {
   return w.byte(0).end(type);
 }
 
-export const errorResponse = (fields: Omit<NoticeFields, 'severity'> & { severity?: NoticeFields['severity'] }): Buffer =>
-  encodeFields('E', { severity: 'ERROR', ...fields });
-export const noticeResponse = (fields: Omit<NoticeFields, 'severity'> & { severity?: NoticeFields['severity'] }): Buffer =>
-  encodeFields('N', { severity: 'NOTICE', ...fields });
+export const errorResponse = (
+  fields: Omit<NoticeFields, 'severity'> & { severity?: NoticeFields['severity'] },
+): Buffer => encodeFields('E', { severity: 'ERROR', ...fields });
+export const noticeResponse = (
+  fields: Omit<NoticeFields, 'severity'> & { severity?: NoticeFields['severity'] },
+): Buffer => encodeFields('N', { severity: 'NOTICE', ...fields });
 
 /** Decode an ErrorResponse/NoticeResponse body into its fields keyed by code letter. */
 export function decodeFields(body: Buffer): Record<string, string> {

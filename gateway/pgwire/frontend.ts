@@ -14,7 +14,13 @@ export type StartupPacket =
   | { kind: 'ssl-request' }
   | { kind: 'gssenc-request' }
   | { kind: 'cancel'; processId: number; secretKey: Buffer }
-  | { kind: 'startup'; major: number; minor: number; parameters: Record<string, string>; protocolOptions: string[] };
+  | {
+      kind: 'startup';
+      major: number;
+      minor: number;
+      parameters: Record<string, string>;
+      protocolOptions: string[];
+    };
 
 /** Decode an untyped startup-phase packet (the body after its length). */
 export function parseStartupPacket(body: Buffer): StartupPacket {
@@ -30,7 +36,10 @@ export function parseStartupPacket(body: Buffer): StartupPacket {
   const major = code >> 16;
   const minor = code & 0xffff;
   if (major !== 3) {
-    throw new ProtocolViolation(`unsupported frontend protocol ${major}.${minor}: the gateway speaks 3.0`, '0A000');
+    throw new ProtocolViolation(
+      `unsupported frontend protocol ${major}.${minor}: the gateway speaks 3.0`,
+      '0A000',
+    );
   }
   const parameters: Record<string, string> = {};
   const protocolOptions: string[] = [];
@@ -108,7 +117,8 @@ export function parseExecute(body: Buffer): ExecuteMessage {
 export function parseDescribeOrClose(body: Buffer): DescribeOrClose {
   const r = new BodyReader(body);
   const target = String.fromCharCode(r.byte());
-  if (target !== 'S' && target !== 'P') throw new ProtocolViolation(`invalid Describe/Close target "${target}"`);
+  if (target !== 'S' && target !== 'P')
+    throw new ProtocolViolation(`invalid Describe/Close target "${target}"`);
   return { target, name: r.cstring() };
 }
 

@@ -46,7 +46,12 @@ export type GateVerdict =
    * Forward. `statementIds` identify the records of the statements (one per statement of a Query);
    * `filters`, when present, has one entry per statement (undefined = results pass untouched).
    */
-  | { action: 'forward'; statementIds: string[]; notices?: NoticeFields[]; filters?: (ResultFilter | undefined)[] }
+  | {
+      action: 'forward';
+      statementIds: string[];
+      notices?: NoticeFields[];
+      filters?: (ResultFilter | undefined)[];
+    }
   /** Refuse with this error; the relay makes the database fail at this point so both sides agree on state. */
   | { action: 'refuse'; error: NoticeFields };
 

@@ -126,7 +126,11 @@ export class Relay {
     this.upstream.on('drain', () => this.resumeClient());
     if (this.options.maxSessionMs > 0) {
       this.sessionTimer = setTimeout(
-        () => this.terminate({ code: '57P01', message: 'terminating connection: the session reached its maximum duration' }),
+        () =>
+          this.terminate({
+            code: '57P01',
+            message: 'terminating connection: the session reached its maximum duration',
+          }),
         this.options.maxSessionMs,
       );
       this.sessionTimer.unref();
@@ -247,7 +251,12 @@ export class Relay {
     const { sql } = parseQuery(frame.body);
     const verdict = await this.decide({ phase: 'query', sql, transactionStatus: this.status });
     if (verdict.action === 'refuse') {
-      this.send(serialize.query(POISON_SQL), { kind: 'query', statements: [], index: 0, refusal: verdict.error });
+      this.send(serialize.query(POISON_SQL), {
+        kind: 'query',
+        statements: [],
+        index: 0,
+        refusal: verdict.error,
+      });
       return;
     }
     this.queueNotices(verdict.notices);
@@ -268,7 +277,10 @@ export class Relay {
     if (parse.statement === '') this.statements.delete('');
     if (verdict.action === 'refuse') {
       // Same statement name: Postgres reports the syntax error before any name clash.
-      this.send(serialize.parse({ name: parse.statement, text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
+      this.send(serialize.parse({ name: parse.statement, text: POISON_SQL }), {
+        kind: 'parse',
+        refusal: verdict.error,
+      });
       return;
     }
     // Learnt now (Bind/Execute may follow before ParseComplete), forgotten if Postgres fails or skips
@@ -326,7 +338,10 @@ export class Relay {
     };
     const verdict = await this.decide(request);
     if (verdict.action === 'refuse') {
-      this.send(serialize.parse({ name: POISON_STATEMENT, text: POISON_SQL }), { kind: 'parse', refusal: verdict.error });
+      this.send(serialize.parse({ name: POISON_STATEMENT, text: POISON_SQL }), {
+        kind: 'parse',
+        refusal: verdict.error,
+      });
       return;
     }
     this.queueNotices(verdict.notices);
@@ -373,7 +388,8 @@ export class Relay {
     this.outgoing.push(bytes);
     if (expectation) {
       this.expected.push(expectation);
-      if (expectation.kind === 'sync' || expectation.kind === 'query' || expectation.kind === 'function') this.syncsSent++;
+      if (expectation.kind === 'sync' || expectation.kind === 'query' || expectation.kind === 'function')
+        this.syncsSent++;
     }
   }
 
@@ -411,7 +427,10 @@ export class Relay {
     try {
       frames = this.upstreamReader.push(chunk);
     } catch (err) {
-      this.terminate({ code: '08P01', message: `invalid message from the database: ${(err as Error).message}` });
+      this.terminate({
+        code: '08P01',
+        message: `invalid message from the database: ${(err as Error).message}`,
+      });
       return;
     }
     // Pass contiguous runs of unchanged frames as one write.
@@ -467,7 +486,8 @@ export class Relay {
         if (running.filter) {
           // The formats are the same for every row of a statement: expand them once, not per row.
           const count = frame.body.readInt16BE(0);
-          if (running.rowFormats?.length !== count) running.rowFormats = expandFormats(running.formats, count);
+          if (running.rowFormats?.length !== count)
+            running.rowFormats = expandFormats(running.formats, count);
           replacement = running.filter.dataRow(frame.body, running.rowFormats);
         }
         // Recordings hold what the client saw: the masked row when there is one.
@@ -504,7 +524,8 @@ export class Relay {
       case '1': // ParseComplete
       case '2': // BindComplete
       case '3': // CloseComplete
-        if (head && head.kind !== 'query' && head.kind !== 'sync' && head.kind !== 'execute') this.expected.shift();
+        if (head && head.kind !== 'query' && head.kind !== 'sync' && head.kind !== 'execute')
+          this.expected.shift();
         return undefined;
       case 'C':
       case 'I': // EmptyQueryResponse
@@ -547,7 +568,9 @@ export class Relay {
   private onBackendError(frame: Frame, head: Expected | undefined): Buffer | undefined {
     const fields = decodeFields(frame.body);
     // A failed statement may echo a masked value (e.g. a failed cast quoting it): let the filter redact.
-    const filtered = this.currentStatement(head)?.filter?.message ? rewriteFields('E', frame.body, this.currentStatement(head)!.filter!) : undefined;
+    const filtered = this.currentStatement(head)?.filter?.message
+      ? rewriteFields('E', frame.body, this.currentStatement(head)!.filter!)
+      : undefined;
     const refusal = head && 'refusal' in head ? head.refusal : undefined;
     if (head?.kind === 'query') {
       const running = head.statements[head.index++];
@@ -555,13 +578,16 @@ export class Relay {
       if (refusal) head.refusal = undefined;
     } else if (head && head.kind !== 'sync') {
       // Extended protocol: Postgres now skips every message until Sync, so will we.
-      if (head.kind === 'execute' && head.statement) this.finish(head.statement, { sqlstate: fields.C, error: fields.M });
+      if (head.kind === 'execute' && head.statement)
+        this.finish(head.statement, { sqlstate: fields.C, error: fields.M });
       if (head.kind === 'parse' && head.learned !== undefined) this.statements.delete(head.learned);
       this.expected.shift();
       while (this.expected.length > 0 && this.expected[0]!.kind !== 'sync') {
         const skipped = this.expected.shift()!;
-        if (skipped.kind === 'execute' && skipped.statement) this.finish(skipped.statement, { skipped: true });
-        if (skipped.kind === 'parse' && skipped.learned !== undefined) this.statements.delete(skipped.learned);
+        if (skipped.kind === 'execute' && skipped.statement)
+          this.finish(skipped.statement, { skipped: true });
+        if (skipped.kind === 'parse' && skipped.learned !== undefined)
+          this.statements.delete(skipped.learned);
       }
     }
     if (refusal) return errorResponse(refusal);
@@ -577,7 +603,10 @@ export class Relay {
   private countRow(running: Running, body: Buffer, wireBytes: number): void {
     running.rows++;
     running.bytes += wireBytes;
-    if (running.recordedBytes >= this.gate.recordBytes || (running.recorded?.length ?? 0) >= this.gate.recordRows) {
+    if (
+      running.recordedBytes >= this.gate.recordBytes ||
+      (running.recorded?.length ?? 0) >= this.gate.recordRows
+    ) {
       if (this.gate.recordRows > 0) running.truncated = true;
       return;
     }
@@ -643,7 +672,8 @@ export class Relay {
     clearTimeout(this.idleTimer);
     clearTimeout(this.sessionTimer);
     for (const entry of this.expected.splice(0)) {
-      if (entry.kind === 'query') for (const s of entry.statements.slice(entry.index)) this.finish(s, { skipped: true });
+      if (entry.kind === 'query')
+        for (const s of entry.statements.slice(entry.index)) this.finish(s, { skipped: true });
       if (entry.kind === 'execute' && entry.statement) this.finish(entry.statement, { skipped: true });
     }
     // Closing the upstream socket makes Postgres roll back any open transaction.

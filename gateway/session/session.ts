@@ -7,7 +7,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
-import { type BackendKey, backendKeyData, errorResponse, parameterStatus, readyForQuery } from '../pgwire/backend.js';
+import {
+  type BackendKey,
+  backendKeyData,
+  errorResponse,
+  parameterStatus,
+  readyForQuery,
+} from '../pgwire/backend.js';
 import { connectUpstream, sendUpstreamCancel, type UpstreamTarget } from '../transport/upstream.js';
 import type { SessionGate } from './gate.js';
 import { Relay } from './relay.js';
@@ -144,7 +150,9 @@ export async function runSession(
     upstream = await connectUpstream(target, handshake.result.parameters);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
-    client.end(errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }));
+    client.end(
+      errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
+    );
     hooks.refused(info, e.message);
     return;
   }
@@ -154,7 +162,9 @@ export async function runSession(
     gate = await hooks.openGate(info);
   } catch (err) {
     upstream.socket.destroy();
-    client.end(errorResponse({ severity: 'FATAL', code: '58000', message: `hoop: ${(err as Error).message}` }));
+    client.end(
+      errorResponse({ severity: 'FATAL', code: '58000', message: `hoop: ${(err as Error).message}` }),
+    );
     return;
   }
 

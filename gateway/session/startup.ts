@@ -58,7 +58,8 @@ class PacketSource {
       this.failed?.(err as Error);
     }
   };
-  private readonly onEnd = () => this.failed?.(new StartupRefused('the client closed the connection', '08006'));
+  private readonly onEnd = () =>
+    this.failed?.(new StartupRefused('the client closed the connection', '08006'));
 
   constructor(
     private readonly stream: Duplex,
@@ -84,7 +85,10 @@ class PacketSource {
 
   next(timeoutMs: number): Promise<Frame> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new StartupRefused('timed out waiting for the client', '08006')), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new StartupRefused('timed out waiting for the client', '08006')),
+        timeoutMs,
+      );
       this.waiting = (frame) => {
         clearTimeout(timer);
         resolve(frame);
@@ -140,7 +144,10 @@ export async function acceptStartup(
       break;
     }
     if (packet.kind === 'cancel') {
-      return { result: { kind: 'cancel', processId: packet.processId, secretKey: packet.secretKey }, leftover: Buffer.alloc(0) };
+      return {
+        result: { kind: 'cancel', processId: packet.processId, secretKey: packet.secretKey },
+        leftover: Buffer.alloc(0),
+      };
     }
     if (packet.kind !== 'startup') throw new ProtocolViolation('unexpected startup packet');
     if (packet.minor > 0 || packet.protocolOptions.length > 0) {
@@ -157,7 +164,8 @@ export async function acceptStartup(
       );
     }
     reader.expectTyped();
-    if (options.localPassword !== undefined) await checkLocalPassword(client, source, options.localPassword, timeoutMs);
+    if (options.localPassword !== undefined)
+      await checkLocalPassword(client, source, options.localPassword, timeoutMs);
     client.write(authenticationOk());
 
     const parameters: Record<string, string> = {};
@@ -180,7 +188,8 @@ async function checkLocalPassword(client: Duplex, source: PacketSource, password
   if (initial.type !== 'p') throw new StartupRefused('expected a SASL initial response', '08P01');
   const r = new BodyReader(initial.body);
   const mechanism = r.cstring();
-  if (mechanism !== 'SCRAM-SHA-256') throw new StartupRefused(`unsupported SASL mechanism ${mechanism}`, '28000');
+  if (mechanism !== 'SCRAM-SHA-256')
+    throw new StartupRefused(`unsupported SASL mechanism ${mechanism}`, '28000');
   const length = r.int32();
   const clientFirst = r.bytes(Math.max(0, length)).toString('utf8');
   const scram = new ScramServer(password);
@@ -191,7 +200,10 @@ async function checkLocalPassword(client: Duplex, source: PacketSource, password
     client.write(authenticationSaslFinal(scram.final(response.body.toString('utf8'))));
   } catch (err) {
     if (err instanceof ScramError) {
-      throw new StartupRefused('password authentication failed: use the one-time password hoopctl connect printed', '28P01');
+      throw new StartupRefused(
+        'password authentication failed: use the one-time password hoopctl connect printed',
+        '28P01',
+      );
     }
     throw err;
   }

@@ -5,11 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { AuditRecordInput } from '../../src/shared/audit.js';
-import type { ApprovalHook } from '../approvals/service.js';
 import type { Classification, ClassifiedStatement, Decision } from '../../src/shared/statement.js';
-import type { NoticeFields } from '../pgwire/backend.js';
+import type { ApprovalHook } from '../approvals/service.js';
 import type { MaskingFilter } from '../masking/filter.js';
 import { resolveMaskRules, type SessionMasking, type StatementMasking } from '../masking/index.js';
+import type { NoticeFields } from '../pgwire/backend.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { classify } from '../sql/classify.js';
 import { createSessionSqlState } from '../sql/session-sql.js';
@@ -73,7 +73,13 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
     }
   };
 
-  const statementData = (stmt: ClassifiedStatement | undefined, text: string, decision: Decision, id: string, request: GateRequest) => ({
+  const statementData = (
+    stmt: ClassifiedStatement | undefined,
+    text: string,
+    decision: Decision,
+    id: string,
+    request: GateRequest,
+  ) => ({
     statement_id: id,
     text: stmt?.text ?? text,
     fingerprint: stmt?.fingerprint ?? hashText(text),
@@ -93,7 +99,12 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
   });
 
   /** Refuse: record the statement as denied and a policy.blocked record, then say why. */
-  const refuse = async (classification: Classification, request: GateRequest, decision: Decision, blocked?: ClassifiedStatement): Promise<GateVerdict> => {
+  const refuse = async (
+    classification: Classification,
+    request: GateRequest,
+    decision: Decision,
+    blocked?: ClassifiedStatement,
+  ): Promise<GateVerdict> => {
     const id = nextId();
     await record({ type: 'statement', data: statementData(blocked, request.sql, decision, id, request) });
     await record({
@@ -151,7 +162,8 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
           error: {
             severity: 'ERROR',
             code: '58000',
-            message: 'hoop: masked columns cannot be checked right now (the gateway cannot read the database catalog)',
+            message:
+              'hoop: masked columns cannot be checked right now (the gateway cannot read the database catalog)',
             hint: 'This gateway fails closed for identities with masking rules. Ask the operator to check the connection.',
             routine: 'hoop_masking_unavailable',
           },
@@ -161,14 +173,28 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
     const denied = plans.findIndex((p) => p.deny);
     if (denied >= 0) {
       const deny = plans[denied]!.deny!;
-      const reason = statements.length > 1 ? `statement ${denied + 1} of ${statements.length}: ${deny.reason}` : deny.reason;
-      return { refuse: await refuse(classification, request, { action: 'deny', policy: null, rule: deny.rule, reason }, statements[denied]) };
+      const reason =
+        statements.length > 1
+          ? `statement ${denied + 1} of ${statements.length}: ${deny.reason}`
+          : deny.reason;
+      return {
+        refuse: await refuse(
+          classification,
+          request,
+          { action: 'deny', policy: null, rule: deny.rule, reason },
+          statements[denied],
+        ),
+      };
     }
     return { plans };
   };
 
   /** Attach masking filters to a forward verdict; remember them (evidence) and DDL (catalog reload). */
-  const withMasking = (verdict: GateVerdict, plans: StatementMasking[], statements: readonly ClassifiedStatement[]): GateVerdict => {
+  const withMasking = (
+    verdict: GateVerdict,
+    plans: StatementMasking[],
+    statements: readonly ClassifiedStatement[],
+  ): GateVerdict => {
     if (verdict.action !== 'forward') return verdict;
     verdict.statementIds.forEach((id, i) => {
       const filter = plans[i]?.filter;
@@ -190,7 +216,12 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
       if (deps.revoked(info)) {
         return {
           action: 'refuse',
-          error: { severity: 'ERROR', code: '28000', message: 'hoop: this identity has been revoked', routine: 'hoop_revoked' },
+          error: {
+            severity: 'ERROR',
+            code: '28000',
+            message: 'hoop: this identity has been revoked',
+            routine: 'hoop_revoked',
+          },
         };
       }
       const classification = sqlState.resolve(classify(request.sql));
@@ -220,11 +251,28 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
           record: async (approvalId) => {
             const writes =
               stmts.length === 0
-                ? [record({ type: 'statement', data: { ...statementData(undefined, request.sql, decision, heldIds[0]!, request), approval_id: approvalId } })]
+                ? [
+                    record({
+                      type: 'statement',
+                      data: {
+                        ...statementData(undefined, request.sql, decision, heldIds[0]!, request),
+                        approval_id: approvalId,
+                      },
+                    }),
+                  ]
                 : stmts.map((stmt, i) =>
                     record({
                       type: 'statement',
-                      data: { ...statementData(stmt, stmt.text, verdict.statements[i] ?? decision, heldIds[i]!, request), approval_id: approvalId },
+                      data: {
+                        ...statementData(
+                          stmt,
+                          stmt.text,
+                          verdict.statements[i] ?? decision,
+                          heldIds[i]!,
+                          request,
+                        ),
+                        approval_id: approvalId,
+                      },
                     }),
                   );
             return !(await Promise.all(writes)).includes(false);
@@ -241,14 +289,21 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
       if (statements.length === 0) {
         const id = nextId();
         ids.push(id);
-        writes.push(record({ type: 'statement', data: statementData(undefined, request.sql, decision, id, request) }));
+        writes.push(
+          record({ type: 'statement', data: statementData(undefined, request.sql, decision, id, request) }),
+        );
       }
       for (const [i, stmt] of statements.entries()) {
         const id = nextId();
         ids.push(id);
         const maskedColumns = masks.plans[i]?.masked;
         const data = statementData(stmt, stmt.text, decision, id, request);
-        writes.push(record({ type: 'statement', data: maskedColumns ? { ...data, masked_columns: maskedColumns } : data }));
+        writes.push(
+          record({
+            type: 'statement',
+            data: maskedColumns ? { ...data, masked_columns: maskedColumns } : data,
+          }),
+        );
       }
       // Write-ahead: every record of this message is durable before any of it reaches the database.
       const written = await Promise.all(writes);

@@ -21,7 +21,11 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
       access: 'public',
       handler: async () => {
         if (!interactive) {
-          throw new HttpError(404, 'not_found', 'this gateway has no interactive issuer (no identity.issuers[].cli_client_id)');
+          throw new HttpError(
+            404,
+            'not_found',
+            'this gateway has no interactive issuer (no identity.issuers[].cli_client_id)',
+          );
         }
         const discovery: GatewayDiscovery = {
           issuer: interactive.issuer,

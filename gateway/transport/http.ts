@@ -3,7 +3,12 @@
  * JSON API and upgrades tunnel requests to WebSocket. Authentication happens here, once, for both.
  */
 import { readFileSync } from 'node:fs';
-import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttp,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
@@ -17,9 +22,12 @@ export interface Authenticator {
   allowed(identity: Identity, access: RouteAccess): boolean;
 }
 
-export interface UpgradeHandler {
-  (request: IncomingMessage, socket: Duplex, head: Buffer, identity: Identity): void;
-}
+export type UpgradeHandler = (
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  identity: Identity,
+) => void;
 
 interface CompiledRoute {
   route: Route;
@@ -125,7 +133,11 @@ export function createGatewayServer(
         throw new HttpError(401, 'unauthenticated', (err as Error).message);
       }
       if (!auth.allowed(identity, match.route.access)) {
-        throw new HttpError(403, 'forbidden', `this needs the ${match.route.access} role, which ${identity.subject} does not have`);
+        throw new HttpError(
+          403,
+          'forbidden',
+          `this needs the ${match.route.access} role, which ${identity.subject} does not have`,
+        );
       }
     }
     const body = method === 'GET' ? undefined : await readJson(request);
@@ -146,7 +158,11 @@ export function createGatewayServer(
       }
       return;
     }
-    sendJson(response, method === 'POST' && result && (result as { created?: boolean }).created ? 201 : 200, result ?? {});
+    sendJson(
+      response,
+      method === 'POST' && result && (result as { created?: boolean }).created ? 201 : 200,
+      result ?? {},
+    );
   };
 
   const listener = (request: IncomingMessage, response: ServerResponse) => {
@@ -159,8 +175,14 @@ export function createGatewayServer(
         sendJson(response, err.status, { error: { code: err.code, message: err.message } });
         return;
       }
-      log('api handler failed', { error: (err as Error).message, stack: (err as Error).stack, path: request.url });
-      sendJson(response, 500, { error: { code: 'internal', message: 'internal error (see the gateway log)' } });
+      log('api handler failed', {
+        error: (err as Error).message,
+        stack: (err as Error).stack,
+        path: request.url,
+      });
+      sendJson(response, 500, {
+        error: { code: 'internal', message: 'internal error (see the gateway log)' },
+      });
     });
   };
 
@@ -170,7 +192,9 @@ export function createGatewayServer(
 
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const refuse = (status: number, message: string) => {
-      const body = JSON.stringify({ error: { code: status === 401 ? 'unauthenticated' : 'forbidden', message } });
+      const body = JSON.stringify({
+        error: { code: status === 401 ? 'unauthenticated' : 'forbidden', message },
+      });
       socket.end(
         `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Forbidden'}\r\n` +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

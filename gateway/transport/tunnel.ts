@@ -52,7 +52,12 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     if (id) headers.push(`${TUNNEL_HEADERS.session}: ${id}`);
   });
 
-  const handler: UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer, identity: Identity) => {
+  const handler: UpgradeHandler = (
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    identity: Identity,
+  ) => {
     const url = new URL(request.url ?? '/', 'http://gateway');
     const refuse = (status: number, message: string) => {
       const body = JSON.stringify({ error: { code: status === 404 ? 'not_found' : 'forbidden', message } });
@@ -92,7 +97,10 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
         localPassword: typeof localPassword === 'string' && localPassword ? localPassword : undefined,
         sessionId,
         approval: typeof approval === 'string' && approval ? approval : undefined,
-        approvalWait: typeof approvalWait === 'string' && /^(none|\d{1,12})$/.test(approvalWait) ? approvalWait : undefined,
+        approvalWait:
+          typeof approvalWait === 'string' && /^(none|\d{1,12})$/.test(approvalWait)
+            ? approvalWait
+            : undefined,
       });
     });
   };

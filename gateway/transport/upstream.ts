@@ -5,10 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, checkServerIdentity, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { md5PasswordResponse, ScramClient } from '../../src/shared/scram.js';
-import { type BackendKey, decodeFields, decodeReadyForQuery, type TransactionStatus } from '../pgwire/backend.js';
+import {
+  type BackendKey,
+  decodeFields,
+  decodeReadyForQuery,
+  type TransactionStatus,
+} from '../pgwire/backend.js';
 import { type Frame, FrameReader } from '../pgwire/frames.js';
 
 export interface UpstreamTarget {
@@ -66,7 +71,9 @@ export async function openTransport(target: UpstreamTarget, timeoutMs = 10_000):
     });
     s.once('error', (err) => {
       clearTimeout(timer);
-      reject(new UpstreamError(`cannot connect to the database at ${target.host}:${target.port}: ${err.message}`));
+      reject(
+        new UpstreamError(`cannot connect to the database at ${target.host}:${target.port}: ${err.message}`),
+      );
     });
   });
   if (target.tls.mode === 'disable') return socket;
@@ -78,7 +85,9 @@ export async function openTransport(target: UpstreamTarget, timeoutMs = 10_000):
   });
   if (answer[0] !== 0x53 /* 'S' */) {
     socket.destroy();
-    throw new UpstreamError(`the database at ${target.host}:${target.port} refused TLS (tls.mode is ${target.tls.mode})`);
+    throw new UpstreamError(
+      `the database at ${target.host}:${target.port} refused TLS (tls.mode is ${target.tls.mode})`,
+    );
   }
   const verify = target.tls.mode === 'verify-ca' || target.tls.mode === 'verify-full';
   const tlsSocket = tlsConnect({
@@ -92,7 +101,9 @@ export async function openTransport(target: UpstreamTarget, timeoutMs = 10_000):
   await new Promise<void>((resolve, reject) => {
     tlsSocket.once('secureConnect', () => resolve());
     tlsSocket.once('error', (err) =>
-      reject(new UpstreamError(`TLS to the database at ${target.host}:${target.port} failed: ${err.message}`)),
+      reject(
+        new UpstreamError(`TLS to the database at ${target.host}:${target.port} failed: ${err.message}`),
+      ),
     );
   });
   tlsSocket.setNoDelay(true);
@@ -113,7 +124,10 @@ export async function connectUpstream(
   let scram: ScramClient | undefined;
 
   return new Promise<UpstreamConnection>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new UpstreamError('timed out logging in to the database')), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new UpstreamError('timed out logging in to the database')),
+      timeoutMs,
+    );
     const fail = (err: Error) => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -134,7 +148,10 @@ export async function connectUpstream(
           return false;
         }
         case 'K':
-          backendKey = { processId: frame.body.readInt32BE(0), secretKey: Buffer.from(frame.body.subarray(4)) };
+          backendKey = {
+            processId: frame.body.readInt32BE(0),
+            secretKey: Buffer.from(frame.body.subarray(4)),
+          };
           return false;
         case 'N':
           return false;
@@ -142,14 +159,23 @@ export async function connectUpstream(
           return false; // NegotiateProtocolVersion: we asked for 3.0, nothing to do.
         case 'E': {
           const fields = decodeFields(frame.body);
-          throw new UpstreamError(`the database refused the gateway's login: ${fields.M ?? 'unknown error'}`, fields.C ?? '08006');
+          throw new UpstreamError(
+            `the database refused the gateway's login: ${fields.M ?? 'unknown error'}`,
+            fields.C ?? '08006',
+          );
         }
         case 'Z': {
           clearTimeout(timer);
           socket.off('data', onData);
           socket.off('close', onClose);
           socket.off('error', onError);
-          resolve({ socket, parameters, backendKey, status: decodeReadyForQuery(frame.body), leftover: reader.drain() });
+          resolve({
+            socket,
+            parameters,
+            backendKey,
+            status: decodeReadyForQuery(frame.body),
+            leftover: reader.drain(),
+          });
           return true;
         }
         default:
@@ -166,12 +192,16 @@ export async function connectUpstream(
           socket.write(serialize.password(target.password));
           return;
         case 5: // md5
-          socket.write(serialize.password(md5PasswordResponse(target.user, target.password, body.subarray(4, 8))));
+          socket.write(
+            serialize.password(md5PasswordResponse(target.user, target.password, body.subarray(4, 8))),
+          );
           return;
         case 10: {
           const mechanisms = body.subarray(4).toString('utf8').split('\0').filter(Boolean);
           if (!mechanisms.includes('SCRAM-SHA-256')) {
-            throw new UpstreamError(`the database offers no supported SASL mechanism (${mechanisms.join(', ')})`);
+            throw new UpstreamError(
+              `the database offers no supported SASL mechanism (${mechanisms.join(', ')})`,
+            );
           }
           scram = new ScramClient(target.password);
           socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.first()));

@@ -1,7 +1,7 @@
 /** The CLI's one way to talk to the gateway's HTTP API: JSON in and out, the bearer token attached. */
 import { readFileSync } from 'node:fs';
-import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
 import type { ApiErrorBody } from '../shared/errors.js';
 import { CliError, ExitCode } from '../shared/errors.js';
 
@@ -16,7 +16,10 @@ let cachedAgent: Agent | undefined;
 export function httpsAgent(target: GatewayTarget): Agent | undefined {
   if (!target.url.startsWith('https:')) return undefined;
   if (!cachedAgent) {
-    cachedAgent = new Agent({ ca: target.caFile ? readFileSync(target.caFile) : undefined, keepAlive: false });
+    cachedAgent = new Agent({
+      ca: target.caFile ? readFileSync(target.caFile) : undefined,
+      keepAlive: false,
+    });
   }
   return cachedAgent;
 }
@@ -41,10 +44,14 @@ export async function apiRequest<T>(
     const req = send(url, { method, headers, agent: httpsAgent(target) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
-    req.on('error', (err) => reject(new CliError(`cannot reach the gateway at ${target.url}: ${err.message}`)));
+    req.on('error', (err) =>
+      reject(new CliError(`cannot reach the gateway at ${target.url}: ${err.message}`)),
+    );
     req.end(payload);
   });
   let json: unknown;
@@ -55,7 +62,8 @@ export async function apiRequest<T>(
   }
   if (status >= 200 && status < 300) return json as T;
   const message = (json as ApiErrorBody | undefined)?.error?.message ?? `HTTP ${status}`;
-  if (status === 401) throw new CliError(`not authenticated: ${message} (run: hoopctl login)`, ExitCode.notAuthenticated);
+  if (status === 401)
+    throw new CliError(`not authenticated: ${message} (run: hoopctl login)`, ExitCode.notAuthenticated);
   if (status === 403) throw new CliError(`forbidden: ${message}`, ExitCode.denied);
   if (status === 400) throw new CliError(message, ExitCode.usage);
   throw new CliError(message);

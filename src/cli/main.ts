@@ -14,7 +14,9 @@ import { ce } from './output.js';
 
 export function buildProgram(): Command {
   const program = new Command('hoopctl')
-    .description('Identity-aware access to PostgreSQL through a hoop gateway: every statement checked, masked, recorded.')
+    .description(
+      'Identity-aware access to PostgreSQL through a hoop gateway: every statement checked, masked, recorded.',
+    )
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (text, write) => write(ce.red(text)) })

@@ -77,7 +77,12 @@ export class PgSession {
       else if (message.name === 'notice') notices(toPgError(message));
     });
     this.stream.write(
-      serialize.startup({ user: 'hoop', database: connection, application_name: 'hoopctl exec', client_encoding: 'UTF8' }),
+      serialize.startup({
+        user: 'hoop',
+        database: connection,
+        application_name: 'hoopctl exec',
+        client_encoding: 'UTF8',
+      }),
     );
     await ready;
   }
@@ -88,10 +93,13 @@ export class PgSession {
     const finished = this.next((message, done) => {
       switch (message.name) {
         case 'rowDescription':
-          handlers.onColumns((message as unknown as { fields: { name: string }[] }).fields.map((f) => f.name));
+          handlers.onColumns(
+            (message as unknown as { fields: { name: string }[] }).fields.map((f) => f.name),
+          );
           return;
         case 'dataRow':
-          if (handlers.onRow((message as unknown as { fields: (string | null)[] }).fields) === false) this.stream.pause();
+          if (handlers.onRow((message as unknown as { fields: (string | null)[] }).fields) === false)
+            this.stream.pause();
           return;
         case 'commandComplete':
           handlers.onComplete((message as unknown as { text: string }).text);

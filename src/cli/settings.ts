@@ -41,7 +41,10 @@ export function resolveGateway(flag?: string): GatewayTarget {
   try {
     parsed = new URL(url);
   } catch {
-    throw new CliError(`not a URL: "${url}" (expected e.g. https://gateway.example.com:8443)`, ExitCode.usage);
+    throw new CliError(
+      `not a URL: "${url}" (expected e.g. https://gateway.example.com:8443)`,
+      ExitCode.usage,
+    );
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new CliError(`the gateway URL must be https:// (or http:// on loopback): ${url}`, ExitCode.usage);

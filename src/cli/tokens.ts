@@ -346,7 +346,10 @@ let warnedFileFallback = false;
 function warnFileFallback(why: string): void {
   if (warnedFileFallback) return;
   warnedFileFallback = true;
-  const reason = why.split('\n')[0]!.replace(/\s*\(.*$/, '').slice(0, 80);
+  const reason = why
+    .split('\n')[0]!
+    .replace(/\s*\(.*$/, '')
+    .slice(0, 80);
   warn(
     `no OS keychain (${reason}): refresh token kept in ${tokenFilePath()} (mode 0600); HOOPCTL_TOKEN_STORE=file silences this`,
   );

@@ -56,11 +56,17 @@ export function openTunnel(options: TunnelOptions): Promise<TunnelStream> {
           // Not our JSON: keep the status line.
         }
         const code =
-          res.statusCode === 401 ? ExitCode.notAuthenticated : res.statusCode === 403 || res.statusCode === 404 ? ExitCode.denied : ExitCode.error;
+          res.statusCode === 401
+            ? ExitCode.notAuthenticated
+            : res.statusCode === 403 || res.statusCode === 404
+              ? ExitCode.denied
+              : ExitCode.error;
         reject(new CliError(res.statusCode === 401 ? `not authenticated: ${message}` : message, code));
       });
     });
-    ws.once('error', (err) => reject(new CliError(`cannot reach the gateway at ${options.target.url}: ${err.message}`)));
+    ws.once('error', (err) =>
+      reject(new CliError(`cannot reach the gateway at ${options.target.url}: ${err.message}`)),
+    );
     let sessionId: string | undefined;
     ws.once('upgrade', (res) => {
       const header = res.headers[TUNNEL_HEADERS.session];

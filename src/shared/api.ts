@@ -29,7 +29,11 @@ export interface ConnectionView {
   name: string;
   description?: string;
   database: string;
-  policies: { name: string; rules: RuleView[]; masking: { columns?: string[]; tags?: string[]; mask: string }[] }[];
+  policies: {
+    name: string;
+    rules: RuleView[];
+    masking: { columns?: string[]; tags?: string[]; mask: string }[];
+  }[];
 }
 
 export interface RuleView {
@@ -86,7 +90,13 @@ export interface ApprovalView {
   policy: string;
   approvers: string[];
   approvals_required: number;
-  decisions: { subject: string; name?: string; decision: 'approve' | 'reject'; comment?: string; time: string }[];
+  decisions: {
+    subject: string;
+    name?: string;
+    decision: 'approve' | 'reject';
+    comment?: string;
+    time: string;
+  }[];
   created_at: string;
   expires_at: string;
   decided_at?: string;

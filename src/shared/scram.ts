@@ -57,7 +57,8 @@ export class ScramClient {
   /** Check the server-final-message: the server proves it knew the password too. */
   verifyServer(serverFinal: string): void {
     const signature = parseAttributes(serverFinal).get('v');
-    if (!signature || !this.expectedServerSignature) throw new ScramError('malformed SCRAM server-final-message');
+    if (!signature || !this.expectedServerSignature)
+      throw new ScramError('malformed SCRAM server-final-message');
     const got = Buffer.from(signature, 'base64');
     if (got.length !== 32 || !timingSafeEqual(got, this.expectedServerSignature)) {
       throw new ScramError('the server failed to prove it knows the password');
@@ -102,13 +103,18 @@ export class ScramServer {
     const clientSignature = hmac(storedKey, authMessage);
     if (proof.length !== 32) throw new ScramError('password authentication failed');
     const clientKey = xor(proof, clientSignature);
-    if (!timingSafeEqual(sha256(clientKey), storedKey)) throw new ScramError('password authentication failed');
+    if (!timingSafeEqual(sha256(clientKey), storedKey))
+      throw new ScramError('password authentication failed');
     return `v=${hmac(hmac(salted, 'Server Key'), authMessage).toString('base64')}`;
   }
 }
 
 /** PostgreSQL's md5 password response: "md5" + md5(md5(password + user) + salt). */
 export function md5PasswordResponse(user: string, password: string, salt: Buffer): string {
-  const inner = createHash('md5').update(password + user).digest('hex');
-  return `md5${createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex')}`;
+  const inner = createHash('md5')
+    .update(password + user)
+    .digest('hex');
+  return `md5${createHash('md5')
+    .update(Buffer.concat([Buffer.from(inner), salt]))
+    .digest('hex')}`;
 }

@@ -54,9 +54,7 @@ export interface ClassifiedStatement {
   unplaceable?: string;
 }
 
-export type Classification =
-  | { ok: true; statements: ClassifiedStatement[] }
-  | { ok: false; error: string };
+export type Classification = { ok: true; statements: ClassifiedStatement[] } | { ok: false; error: string };
 
 export type DecisionAction = 'allow' | 'deny' | 'approve';
 

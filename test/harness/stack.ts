@@ -87,7 +87,11 @@ export interface Stack {
   dbPassword: string;
   gatewayLog(): string;
   /** Run hoopctl as `home`'s user; resolves when it exits. */
-  cli(home: string, args: string[], options?: { env?: Record<string, string>; input?: string; timeoutMs?: number }): Promise<CliResult>;
+  cli(
+    home: string,
+    args: string[],
+    options?: { env?: Record<string, string>; input?: string; timeoutMs?: number },
+  ): Promise<CliResult>;
   /** A fresh HOOPCTL_HOME, logged in through the real device flow as a demo user. */
   login(username: string): Promise<string>;
   /** `hoopctl connect <conn>` as that home's user (or as `env` says, e.g. ciEnv()), parsed. */
@@ -99,10 +103,18 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+function waitForLine(
+  child: ChildProcess,
+  stream: 'stdout' | 'stderr',
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpExecArray> {
   return new Promise((resolvePromise, reject) => {
     let seen = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in:\n${seen}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for ${pattern} in:\n${seen}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer) => {
       seen += chunk.toString('utf8');
       const match = pattern.exec(seen);
@@ -250,7 +262,12 @@ ${options.extraConfig ?? ''}
       child.stderr!.on('data', (c: Buffer) => {
         output += c.toString('utf8');
       });
-      const match = await waitForLine(child, 'stdout', /(https?:\/\/\S+)[\s\S]*?([A-Z0-9]{4}-[A-Z0-9]{4})/, 30_000);
+      const match = await waitForLine(
+        child,
+        'stdout',
+        /(https?:\/\/\S+)[\s\S]*?([A-Z0-9]{4}-[A-Z0-9]{4})/,
+        30_000,
+      );
       await completeDeviceLogin(match[1]!, match[2]!, user.username, user.password);
       const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? -1)));
       if (code !== 0) throw new Error(`hoopctl login exited ${code}:\n${output}`);
@@ -262,7 +279,12 @@ ${options.extraConfig ?? ''}
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.add(child);
-      const match = await waitForLine(child, 'stdout', /psql "(postgresql:\/\/hoop:([^@]+)@127\.0\.0\.1:(\d+)\/[^"]+)"/, 30_000);
+      const match = await waitForLine(
+        child,
+        'stdout',
+        /psql "(postgresql:\/\/hoop:([^@]+)@127\.0\.0\.1:(\d+)\/[^"]+)"/,
+        30_000,
+      );
       return {
         url: match[1]!,
         password: decodeURIComponent(match[2]!),

@@ -85,7 +85,9 @@ describe('login → connect → psql through the gateway', () => {
     await waitFor(() => all().indexOf(Buffer.from('r=')) > 0);
     const serverFirst = /r=[^\0]*/.exec(all().toString('latin1'))![0];
     const marker = all().length;
-    socket.write(serialize.sendSCRAMClientFinalMessage(scram.final(serverFirst.replace(/[^\x20-\x7e].*$/s, ''))));
+    socket.write(
+      serialize.sendSCRAMClientFinalMessage(scram.final(serverFirst.replace(/[^\x20-\x7e].*$/s, ''))),
+    );
     await waitFor(() => all().subarray(marker).includes(Buffer.from('Z')));
     socket.write(serialize.query("select current_user, current_setting('application_name'); show all"));
     await waitFor(() => all().toString('latin1').includes('SHOW'));
@@ -103,7 +105,13 @@ describe('login → connect → psql through the gateway', () => {
     expect(realToken.code).toBe(0);
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
-    const claims = { iss: 'http://127.0.0.1:1', sub: 'mallory', aud: stack.gatewayUrl, exp: now + 600, groups: ['ci-deploy'] };
+    const claims = {
+      iss: 'http://127.0.0.1:1',
+      sub: 'mallory',
+      aud: stack.gatewayUrl,
+      exp: now + 600,
+      groups: ['ci-deploy'],
+    };
     const cases: [string, string, RegExp][] = [
       ['alg none', `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`, /not accepted|issuer/],
       ['garbage', 'not-a-jwt', /malformed|not a JWT|token/i],

@@ -18,7 +18,11 @@ describe('upstream authentication and TLS', () => {
   });
 
   const cases: [string, StackOptions, string][] = [
-    ['SCRAM-SHA-256 over TLS verify-full', { pgAuth: 'scram-sha-256', pgTls: true, connectionTls: '{ mode: verify-full, ca: $CA }' }, 'on'],
+    [
+      'SCRAM-SHA-256 over TLS verify-full',
+      { pgAuth: 'scram-sha-256', pgTls: true, connectionTls: '{ mode: verify-full, ca: $CA }' },
+      'on',
+    ],
     ['md5 over TLS require', { pgAuth: 'md5', pgTls: true, connectionTls: '{ mode: require }' }, 'on'],
     ['cleartext password without TLS', { pgAuth: 'password', connectionTls: '{ mode: disable }' }, 'off'],
   ];
@@ -26,7 +30,10 @@ describe('upstream authentication and TLS', () => {
     it(name, async () => {
       stack = await startStack(options);
       const tunnel = await stack.connect(await stack.login('alice@example.com'));
-      const result = psql(tunnel.url, "select current_user, (select ssl from pg_stat_ssl where pid = pg_backend_pid())");
+      const result = psql(
+        tunnel.url,
+        'select current_user, (select ssl from pg_stat_ssl where pid = pg_backend_pid())',
+      );
       expect(result.stderr).toBe('');
       expect(result.stdout.trim()).toBe(`hoop_gateway|${ssl === 'on' ? 't' : 'f'}`);
       tunnel.stop();

@@ -36,7 +36,10 @@ Examples:
       });
       if (!reachable.some((r) => r.name === connection)) {
         const names = reachable.map((r) => r.name).join(', ') || 'none';
-        throw new CliError(`no connection "${connection}" for you on this gateway (yours: ${names})`, ExitCode.denied);
+        throw new CliError(
+          `no connection "${connection}" for you on this gateway (yours: ${names})`,
+          ExitCode.denied,
+        );
       }
 
       const password = randomBytes(18).toString('base64url');
@@ -50,7 +53,9 @@ Examples:
         server.once('error', (err: NodeJS.ErrnoException) =>
           reject(
             new CliError(
-              err.code === 'EADDRINUSE' ? `port ${opts.port} is already in use: pick another with --port` : err.message,
+              err.code === 'EADDRINUSE'
+                ? `port ${opts.port} is already in use: pick another with --port`
+                : err.message,
               ExitCode.usage,
             ),
           ),
@@ -80,12 +85,16 @@ Examples:
 
 function parsePort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`not a port: ${value}`, ExitCode.usage);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new CliError(`not a port: ${value}`, ExitCode.usage);
   return port;
 }
 
 /** One local client connection ↔ one WebSocket. A fresh access token each time (refreshed as it expires). */
-async function tunnelOne(socket: Socket, opts: { target: ReturnType<typeof resolveGateway>; connection: string; password: string }) {
+async function tunnelOne(
+  socket: Socket,
+  opts: { target: ReturnType<typeof resolveGateway>; connection: string; password: string },
+) {
   socket.pause();
   socket.setNoDelay(true);
   try {

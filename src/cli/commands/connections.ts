@@ -36,7 +36,9 @@ Examples:
         return;
       }
       for (const view of views) {
-        process.stdout.write(`${c.bold(view.name)}  database ${view.database}${view.description ? `  — ${view.description}` : ''}\n`);
+        process.stdout.write(
+          `${c.bold(view.name)}  database ${view.database}${view.description ? `  — ${view.description}` : ''}\n`,
+        );
         for (const policy of view.policies) {
           process.stdout.write(`  policy ${c.cyan(policy.name)}\n`);
           for (const rule of policy.rules) {
@@ -55,10 +57,14 @@ Examples:
             );
           }
           for (const m of policy.masking) {
-            process.stdout.write(`    ${c.magenta('mask'.padEnd(7))} ${[...(m.columns ?? []), ...(m.tags ?? []).map((t) => `tag:${t}`)].join(', ')} → ${m.mask}\n`);
+            process.stdout.write(
+              `    ${c.magenta('mask'.padEnd(7))} ${[...(m.columns ?? []), ...(m.tags ?? []).map((t) => `tag:${t}`)].join(', ')} → ${m.mask}\n`,
+            );
           }
         }
-        process.stdout.write(`    ${c.red('deny'.padEnd(7))} ${'everything else'.padEnd(34)} ${c.dim('default-deny')}\n\n`);
+        process.stdout.write(
+          `    ${c.red('deny'.padEnd(7))} ${'everything else'.padEnd(34)} ${c.dim('default-deny')}\n\n`,
+        );
       }
     });
 }

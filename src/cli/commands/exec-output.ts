@@ -65,7 +65,11 @@ function tableWriter(out: Writable, tty: boolean): ResultWriter {
   let rows = 0;
   let tag: string | undefined;
   const show = (v: string | null) => (v === null ? '' : v);
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths![i]!)).join(' | ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths![i]!))
+      .join(' | ')
+      .trimEnd();
   const flushSample = () => {
     if (!names || widths) return;
     widths = names.map((n, i) => Math.max(n.length, ...sample.map((r) => show(r[i] ?? null).length)));

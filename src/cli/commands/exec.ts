@@ -40,7 +40,10 @@ export function registerExecCommand(program: Command): void {
     .option('--no-wait', 'do not wait for approval: print the request id and exit 5')
     .option('--approval <id>', 'run the statement that this approval request approved')
     .option('--continue-on-error', 'run the remaining statements after one fails')
-    .option('--id-token-file <path>', 'act as the workload whose ID token is in this file (CI; or HOOPCTL_ID_TOKEN)')
+    .option(
+      '--id-token-file <path>',
+      'act as the workload whose ID token is in this file (CI; or HOOPCTL_ID_TOKEN)',
+    )
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
     .addHelpText(
       'after',
@@ -70,7 +73,10 @@ async function readSql(opts: ExecOptions): Promise<string> {
     try {
       return readFileSync(opts.file, 'utf8');
     } catch (err) {
-      throw new CliError(`cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, ExitCode.usage);
+      throw new CliError(
+        `cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        ExitCode.usage,
+      );
     }
   }
   if (process.stdin.isTTY && opts.file !== '-') {
@@ -119,7 +125,14 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   const token = await getAccessToken(target);
   // The gateway holds a statement needing approval as long as we wait (or files it and refuses at once: --no-wait).
   const approvalWait = opts.wait ? String(parseDuration(opts.approvalTimeout)) : 'none';
-  const stream = await openTunnel({ target, connection, token, client: 'exec', approval: opts.approval, approvalWait });
+  const stream = await openTunnel({
+    target,
+    connection,
+    token,
+    client: 'exec',
+    approval: opts.approval,
+    approvalWait,
+  });
   const session = new PgSession(stream);
   const watcher = createApprovalWatcher();
   const notice = (n: PgError) => {
@@ -159,10 +172,13 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
     if (failure) {
       const where = failure.detail ? `\n${ce.dim('DETAIL:')} ${failure.detail}` : '';
       const hint = failure.hint ? `\n${ce.dim('HINT:')} ${failure.hint}` : '';
-      process.stderr.write(`${ce.red('ERROR:')} ${failure.message} (SQLSTATE ${failure.code})${where}${hint}\n`);
+      process.stderr.write(
+        `${ce.red('ERROR:')} ${failure.message} (SQLSTATE ${failure.code})${where}${hint}\n`,
+      );
       exitCode = exitCode === ExitCode.ok ? exitCodeForError(failure) : exitCode;
       // --no-wait: the request id on stdout, for the script to pass to `exec --approval` later.
-      if (failure.routine === 'hoop_approval_pending') process.stdout.write(`${approvalIdOf(failure.message) ?? ''}\n`);
+      if (failure.routine === 'hoop_approval_pending')
+        process.stdout.write(`${approvalIdOf(failure.message) ?? ''}\n`);
       // FATAL: the gateway ended the session (revoked, shutting down): nothing more can run.
       if (!opts.continueOnError || failure.severity === 'FATAL' || failure.severity === 'PANIC') break;
     }

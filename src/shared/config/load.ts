@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import { type GatewayConfig, configSchema } from './schema.js';
+import { configSchema, type GatewayConfig } from './schema.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -47,7 +47,9 @@ export function loadConfigFile(file: string): GatewayConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    throw new ConfigError(file, [
+      `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    ]);
   }
   return resolveRelativePaths(parseConfig(text, file), dirname(resolve(file)));
 }
@@ -55,7 +57,8 @@ export function loadConfigFile(file: string): GatewayConfig {
 /** Relative file paths in a config mean relative to the config file, wherever the gateway was started from. */
 export function resolveRelativePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
   const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
-  if (config.listen.tls) config.listen.tls = { cert: at(config.listen.tls.cert), key: at(config.listen.tls.key) };
+  if (config.listen.tls)
+    config.listen.tls = { cert: at(config.listen.tls.cert), key: at(config.listen.tls.key) };
   if ('path' in config.store) config.store = { path: at(config.store.path) };
   for (const c of config.connections) {
     if (c.password_file) c.password_file = at(c.password_file);

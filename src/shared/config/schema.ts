@@ -7,22 +7,23 @@ import { parseDuration } from '../duration.js';
 import { STATEMENT_CLASSES, STATEMENT_FLAGS } from '../statement.js';
 
 /** A duration such as `30m`; parsed to milliseconds. */
-const duration = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .transform((value, ctx) => {
-    if (typeof value === 'number') return value * 1000; // bare numbers are seconds
-    try {
-      return parseDuration(value);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      return z.NEVER;
-    }
-  });
+const duration = z.union([z.string(), z.number().int().nonnegative()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value * 1000; // bare numbers are seconds
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 const nonEmpty = z.string().min(1, 'must not be empty');
 const stringList = z.array(nonEmpty);
 
-const hostPort = nonEmpty.regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:8443');
+const hostPort = nonEmpty.regex(
+  /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/,
+  'must be host:port, e.g. 0.0.0.0:8443',
+);
 
 export const listenSchema = z
   .strictObject({
@@ -33,7 +34,11 @@ export const listenSchema = z
     /** The URL clients reach this gateway at, advertised in discovery (default: from the address). */
     public_url: z.url().optional(),
     /** Largest single Postgres message accepted from a client, in bytes (Postgres itself allows 1 GiB). */
-    max_message_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+    max_message_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024 * 1024),
     /** Close a session idle this long (no message from the client). 0 = never. */
     idle_timeout: duration.default(0),
     /** Close any session after this long. 0 = never. */
@@ -114,7 +119,11 @@ export const connectionSchema = z
   })
   .superRefine((c, ctx) => {
     if (c.password_env && c.password_file) {
-      ctx.addIssue({ code: 'custom', path: ['password_file'], message: 'set password_env or password_file, not both' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['password_file'],
+        message: 'set password_env or password_file, not both',
+      });
     }
   });
 
@@ -146,7 +155,11 @@ const ruleSchema = z
       ctx.addIssue({ code: 'custom', message: 'a rule has exactly one of allow, deny or approve' });
     }
     if (rule.approve && (!rule.approvers || rule.approvers.length === 0)) {
-      ctx.addIssue({ code: 'custom', path: ['approvers'], message: 'an approve rule names its approver groups' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['approvers'],
+        message: 'an approve rule names its approver groups',
+      });
     }
   });
 
@@ -219,7 +232,11 @@ export const configSchema = z.strictObject({
       /** Rows of each result kept for replay (masked values only). */
       max_rows: z.number().int().min(0).default(100),
       /** Bytes of each result kept for replay. */
-      max_bytes: z.number().int().min(0).default(64 * 1024),
+      max_bytes: z
+        .number()
+        .int()
+        .min(0)
+        .default(64 * 1024),
     })
     .default({ max_rows: 100, max_bytes: 64 * 1024 }),
   audit: z
@@ -246,7 +263,13 @@ export const configSchema = z.strictObject({
         )
         .default([]),
     })
-    .default({ fail_open: false, durability: 'crash', checkpoint_every: 1000, checkpoint_interval: 60_000, sinks: [] }),
+    .default({
+      fail_open: false,
+      durability: 'crash',
+      checkpoint_every: 1000,
+      checkpoint_interval: 60_000,
+      sinks: [],
+    }),
   masking: z
     .strictObject({
       /** HMAC key for the `token` mask, from an environment variable (default: generated into the store). */
