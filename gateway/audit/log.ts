@@ -188,8 +188,9 @@ export async function createAuditLog(store: Store, options: AuditLogOptions = {}
   };
 
   const drain = async (all = false): Promise<void> => {
-    // Let appends made in the same tick join the first batch.
-    await null;
+    // Let every append of this event-loop turn join the batch: the commit is synchronous (SQLite), so
+    // sessions whose messages arrived in the same I/O poll would otherwise each pay a commit of their own.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       // Lazy records left alone at the tail wait for company (or the timer), unless this is the timer.
       while (queue.length > 0 && (all || urgent > 0)) {
