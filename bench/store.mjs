@@ -55,7 +55,9 @@ async function measure(store, concurrency) {
 
 const dataRoot = mkdtempSync(join(tmpdir(), 'hoop-bench-'));
 // The same throwaway cluster as the tests and --dev, but with fsync on: this measures durability.
-const pg = await startPostgres({ settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' } });
+const pg = await startPostgres({
+  settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' },
+});
 const rows = [];
 try {
   for (const [name, config, durability] of [
