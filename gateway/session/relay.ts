@@ -99,6 +99,8 @@ export class Relay {
   private ended: ((reason: string) => void)[] = [];
   /** Aborts the gate's decision in progress (an approval wait) on cancel or disconnect. */
   private deciding: AbortController | undefined;
+  /** The database ended the session with a FATAL of its own, which the client has already seen. */
+  private upstreamSentFatal = false;
 
   constructor(
     private readonly client: Duplex,
@@ -567,6 +569,7 @@ export class Relay {
 
   private onBackendError(frame: Frame, head: Expected | undefined): Buffer | undefined {
     const fields = decodeFields(frame.body);
+    if (fields.S === 'FATAL' || fields.S === 'PANIC') this.upstreamSentFatal = true;
     // A failed statement may echo a masked value (e.g. a failed cast quoting it): let the filter redact.
     const filtered = this.currentStatement(head)?.filter?.message
       ? rewriteFields('E', frame.body, this.currentStatement(head)!.filter!)
@@ -659,6 +662,11 @@ export class Relay {
 
   private upstreamGone(): void {
     if (this.closed) return;
+    // The database already told the client why (e.g. FATAL 57P01 from pg_terminate_backend): just close.
+    if (this.upstreamSentFatal) {
+      this.close('database closed the connection');
+      return;
+    }
     this.terminate(
       { code: '08006', message: 'the database closed the connection' },
       'database closed the connection',
