@@ -55,3 +55,17 @@ export function checkReferencedFiles(config: GatewayConfig, file: string): void 
   check('audit.signing_key_file', config.audit.signing_key_file);
   if (problems.length > 0) throw new ConfigError(file, problems);
 }
+
+/** Secrets named by `*_env` keys must be set at start: an unset one would silently disable a signature. */
+export function checkNamedSecrets(config: GatewayConfig, file: string): void {
+  const problems: string[] = [];
+  const check = (key: string, name: string | undefined) => {
+    if (name && !process.env[name]) problems.push(`${key}: environment variable ${name} is not set`);
+  };
+  for (const [i, hook] of config.notify.webhooks.entries()) check(`notify.webhooks[${i}].secret_env`, hook.secret_env);
+  for (const [i, sink] of config.audit.sinks.entries()) {
+    if (sink.type === 'webhook') check(`audit.sinks[${i}].secret_env`, sink.secret_env);
+  }
+  check('masking.token_secret_env', config.masking.token_secret_env);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+}
