@@ -16,7 +16,7 @@ import { createApprovalService } from './approvals/service.js';
 import { startAudit } from './audit/index.js';
 import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
-import { checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
+import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
 import { identityRoutes } from './identities/routes.js';
 import { createIdentityService } from './identities/service.js';
 import { type CatalogSource, createCatalogSource } from './masking/catalog.js';
@@ -150,6 +150,7 @@ function parseCli(argv: string[]) {
 function checkConfig(file: string): { config: GatewayConfig; passwords: Map<string, string> } {
   const config = loadConfigFile(file);
   checkReferencedFiles(config, file);
+  checkNamedSecrets(config, file);
   const passwords = resolveConnectionPasswords(config, file);
   return { config, passwords };
 }
