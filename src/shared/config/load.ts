@@ -27,7 +27,7 @@ export function keyPath(path: readonly PropertyKey[]): string {
 
 export function parseConfig(text: string, file: string): GatewayConfig {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
@@ -39,7 +39,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   }
   const result = configSchema.safeParse(doc.toJS() ?? {});
   if (result.success) return result.data;
-  throw new ConfigError(file, describeIssues(result.error.issues, doc.contents, lineCounter));
+  throw new ConfigError(file, describeIssues(result.error.issues, doc.contents, lineCounter, doc.toJS()));
 }
 
 export function loadConfigFile(file: string): GatewayConfig {
@@ -70,7 +70,12 @@ export function resolveRelativePaths(config: GatewayConfig, baseDir: string): Ga
   return config;
 }
 
-function describeIssues(issues: z.core.$ZodIssue[], root: unknown, lines: LineCounter): string[] {
+function describeIssues(
+  issues: z.core.$ZodIssue[],
+  root: unknown,
+  lines: LineCounter,
+  values: unknown,
+): string[] {
   return issues.map((issue) => {
     const line = lineOf(root, issue.path, lines);
     const where = line ? ` (line ${line})` : '';
@@ -78,9 +83,19 @@ function describeIssues(issues: z.core.$ZodIssue[], root: unknown, lines: LineCo
     if (issue.code === 'unrecognized_keys') {
       return `${keyPath(issue.path)}${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     }
-    if (issue.code === 'invalid_type' && /received undefined/.test(message)) message = 'is required';
+    // A missing key reads better as "is required" than as the type or union zod expected there.
+    if (valueAt(values, issue.path) === undefined && issue.code !== 'custom') message = 'is required';
     return `${keyPath(issue.path)}${where}: ${message}`;
   });
+}
+
+function valueAt(values: unknown, path: readonly PropertyKey[]): unknown {
+  let value = values;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return value;
 }
 
 function lineOf(root: unknown, path: readonly PropertyKey[], lines: LineCounter): number | undefined {

@@ -215,7 +215,8 @@ export const webhookSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  listen: listenSchema.default({ address: '127.0.0.1:8443', insecure_loopback: false } as never),
+  // prefault: a missing `listen` still goes through the schema, so TLS (or the explicit loopback flag) is required.
+  listen: listenSchema.prefault({}),
   identity: z.strictObject({ issuers: z.array(issuerSchema).min(1, 'name at least one issuer') }),
   store: z
     .union([
@@ -274,8 +275,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** HMAC key for the `token` mask, from an environment variable (default: generated into the store). */
       token_secret_env: nonEmpty.optional(),
+      /** COPY ... TO STDOUT of masked data: refused (deny) or streamed with the masked columns rewritten (mask; text and csv only). */
+      copy: z.enum(['deny', 'mask']).default('deny'),
     })
-    .default({}),
+    .default({ copy: 'deny' }),
 });
 
 export type GatewayConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig, resolveRelativePaths } from '../../../src/shared/config/load.js';
+
+const example = readFileSync(new URL('../../../docs/examples/gateway.yaml', import.meta.url), 'utf8');
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, 'gateway.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('the configuration was accepted');
+}
+
+describe('gateway.yaml', () => {
+  it('accepts the example of SPEC.md as written, with its defaults filled in', () => {
+    const config = parseConfig(example, 'gateway.yaml');
+    expect(config.listen.tls).toEqual({ cert: '/etc/hoop/tls.crt', key: '/etc/hoop/tls.key' });
+    expect(config.identity.issuers[1]).toMatchObject({ kind: 'workload', groups: ['ci-deploy'] });
+    expect(config.policies[0]!.rules[1]).toMatchObject({ approve: ['write', 'ddl'], timeout: 30 * 60_000 });
+    expect(config.audit).toMatchObject({ fail_open: false, durability: 'crash' });
+  });
+
+  it('names the key and the line of each problem', () => {
+    const found = problems(
+      'listen: { address: "0.0.0.0:8443", insecure_loopback: true }\n' +
+        'identity:\n  issuers:\n    - issuer: not-a-url\n' +
+        'connections:\n  - { name: a, host: h, database: d, user: u, bogus: 1 }\n' +
+        'policies:\n  - { name: p, rules: [{ name: r }] }\n',
+    );
+    expect(found).toEqual([
+      expect.stringMatching(
+        /^listen\.insecure_loopback \(line 1\): plain HTTP is refused on 0\.0\.0\.0:8443/,
+      ),
+      expect.stringMatching(/^identity\.issuers\[0\]\.issuer \(line 4\): /),
+      'identity.issuers[0].audience (line 4): is required',
+      'connections[0] (line 6): unknown key "bogus"',
+      'policies[0].rules[0] (line 8): a rule has exactly one of allow, deny or approve',
+    ]);
+  });
+
+  it('requires TLS when listen is left out (plain HTTP only with the explicit loopback flag)', () => {
+    expect(problems('identity: { issuers: [{ issuer: "https://idp.example", audience: a }] }\n')).toEqual([
+      expect.stringMatching(/^listen\.tls .*is required \(or set listen\.insecure_loopback: true/),
+    ]);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    expect(problems('listen:\n  address: [\n')[0]).toMatch(/^line \d+: /);
+  });
+
+  it('resolves relative paths against the configuration file', () => {
+    const config = parseConfig(
+      'listen: { insecure_loopback: true }\nidentity: { issuers: [{ issuer: "https://idp.example", audience: a }] }\n' +
+        'connections: [{ name: a, host: h, database: d, user: u, password_file: secrets/pw }]\n',
+      'gateway.yaml',
+    );
+    resolveRelativePaths(config, '/etc/hoop');
+    expect(config.store).toEqual({ path: '/etc/hoop/hoop-data' });
+    expect(config.connections[0]!.password_file).toBe('/etc/hoop/secrets/pw');
+  });
+});
