@@ -49,7 +49,18 @@ function verifyFile(
 }
 
 export function registerAuditCommands(program: Command): void {
-  const audit = program.command('audit').description('Check the audit log is intact');
+  const audit = program
+    .command('audit')
+    .description('Check the audit log is intact')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  hoopctl audit verify                          # the gateway's log, online (audit role)
+  hoopctl sessions export --since 7d --format jsonl -o week.jsonl
+  hoopctl audit verify week.jsonl               # offline, from the export alone
+`,
+    );
   audit
     .command('verify [file]')
     .description(

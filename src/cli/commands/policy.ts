@@ -29,7 +29,18 @@ interface TestOptions {
 }
 
 export function registerPolicyCommands(program: Command): void {
-  const policy = program.command('policy').description('Check what policy allows');
+  const policy = program
+    .command('policy')
+    .description('Check what policy allows')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  hoopctl policy test --connection prod-db --sql "delete from orders"            # as yourself, online
+  hoopctl policy test --config gateway.yaml --identity bot --groups ci-deploy \\
+      --connection prod-db --sql "drop table customers"                         # offline
+`,
+    );
   policy
     .command('test')
     .description(
