@@ -51,6 +51,11 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not authenticated, 4 denied by policy,
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `hoopctl exec ... | head`: the reader went away; stop quietly, as Unix tools do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
