@@ -2,20 +2,10 @@
  * What `hoopctl policy test` and POST /v1/policy/test answer: the decision for a piece of SQL and how
  * each statement was classified. Also the `--json` shape of `hoopctl policy test` (docs/policy.md).
  */
-import type { DecisionAction, StatementClass, StatementFlag } from './statement.js';
+import type { ClassifiedStatement, DecisionAction } from './statement.js';
 
-export interface StatementExplanation {
-  text: string;
-  class: StatementClass;
-  kind: string;
-  relations: string[];
-  functions: string[];
-  flags: StatementFlag[];
-  sideChannels: string[];
-  fingerprint: string;
-  /** Why the classifier could not place it (then it is denied). */
-  unplaceable?: string;
-  /** This statement's own decision. */
+/** A classified statement and its own decision. */
+export interface StatementExplanation extends ClassifiedStatement {
   decision: DecisionAction;
   policy: string | null;
   rule: string;
