@@ -217,7 +217,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       });
       catalogs.set(c.name, catalog);
     }
-    return new SessionMasking({ catalog, ctx: { tokenKey: tokenKey.key } });
+    return new SessionMasking({ catalog, ctx: { tokenKey: tokenKey.key }, copy: config.masking.copy });
   };
   // Approval requests and time-boxed grants (gateway/approvals): held statements, decisions, expiry, webhooks.
   const approvals = createApprovalService({

@@ -7,6 +7,7 @@
 import type { FieldDescription } from '../pgwire/backend.js';
 import type { ResultFilter } from '../session/gate.js';
 import type { Catalog } from './catalog.js';
+import { type CopyFormat, formatCopyRow, parseCopyRows } from './copy.js';
 import { detectAndMask, scrubAll } from './detectors.js';
 import { type Lineage, mergeLineage, type Output, type ViewCache } from './lineage.js';
 import {
@@ -109,6 +110,8 @@ export interface MaskingFilterOptions {
   views?: ViewCache;
   /** The statement reads masked (or unknown) data: errors and notices are redacted. */
   redactMessages: boolean;
+  /** COPY ... TO STDOUT with `masking.copy: mask`: the rows' format (text or csv); `outputs` are its columns. */
+  copy?: CopyFormat;
 }
 
 export class MaskingFilter implements ResultFilter {
@@ -329,17 +332,54 @@ export class MaskingFilter implements ResultFilter {
     return out;
   }
 
-  /** COPY data of an allowed COPY (nothing masked): detectors only, text and csv lines. */
+  private copyHeaderPending = true;
+
+  /**
+   * COPY data: with `copy` (a COPY of masked columns), each row is parsed, its masked fields rewritten
+   * (NULL for types that cannot hold the mask) and re-encoded in the COPY's own format; otherwise (an
+   * allowed COPY, nothing masked) only the detectors run over the text.
+   */
   copyData(body: Buffer): Buffer | undefined {
+    const copy = this.options.copy;
+    if (copy) return copyDataMessage(Buffer.from(this.maskCopyRows(body.toString('utf8'), copy), 'utf8'));
     if (!this.detect) return undefined;
     const text = body.toString('utf8');
     const found = detectAndMask(text, this.options.rules.tags, this.options.ctx);
     if (!found) return undefined;
-    const payload = Buffer.from(found.text, 'utf8');
-    const out = Buffer.allocUnsafe(payload.length + 5);
-    out[0] = 0x64; // 'd'
-    out.writeInt32BE(payload.length + 4, 1);
-    payload.copy(out, 5);
+    return copyDataMessage(Buffer.from(found.text, 'utf8'));
+  }
+
+  private maskCopyRows(data: string, copy: CopyFormat): string {
+    const { rows, newline } = parseCopyRows(data, copy);
+    const { ctx, rules } = this.options;
+    let out = '';
+    for (const row of rows) {
+      if (copy.header && this.copyHeaderPending) {
+        // The header line holds column names, not values.
+        this.copyHeaderPending = false;
+        out += formatCopyRow(row, copy, newline);
+        continue;
+      }
+      this.copyHeaderPending = false;
+      const layout =
+        this.layout && this.layout.length === row.length ? this.layout : this.resolve(row.length);
+      const masked = row.map((value, i) => {
+        if (value === null) return null;
+        const column = layout[i]!;
+        const mask = column.decision.mask;
+        if (mask) {
+          if (mask === 'null' || !canHoldString(column.kind)) return null;
+          return maskString(value, mask, ctx);
+        }
+        if (this.detect) {
+          // COPY values are all text: the detectors scan every clear one.
+          const found = detectAndMask(value, rules.tags, ctx);
+          if (found) return found.nulled ? null : found.text;
+        }
+        return value;
+      });
+      out += formatCopyRow(masked, copy, newline);
+    }
     return out;
   }
 
@@ -347,6 +387,15 @@ export class MaskingFilter implements ResultFilter {
     if (!this.options.redactMessages) return undefined;
     return redactMessageFields(fields);
   }
+}
+
+/** A CopyData message ('d') carrying this payload. */
+function copyDataMessage(payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(payload.length + 5);
+  out[0] = 0x64; // 'd'
+  out.writeInt32BE(payload.length + 4, 1);
+  payload.copy(out, 5);
+  return out;
 }
 
 const WITHHELD = 'hoop: detail withheld because the statement reads masked columns';

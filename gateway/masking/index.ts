@@ -20,6 +20,8 @@ export { resolveMaskRules } from './rules.js';
 export interface MaskingDeps {
   catalog: CatalogSource;
   ctx: MaskContext;
+  /** `masking.copy`: COPY TO STDOUT of masked data is refused (default) or streamed masked (text, csv). */
+  copy?: 'deny' | 'mask';
 }
 
 export interface StatementMasking {
@@ -174,15 +176,30 @@ export class SessionMasking {
     if (effective.copyOut) {
       const copied = masked(effective.copyOut.sources);
       if (copied.length > 0 || effective.copyOut.unknown) {
-        return {
-          deny: {
-            rule: 'masking-copy',
-            reason:
-              copied.length > 0
-                ? `COPY would send masked column ${copied.join(', ')}; use SELECT, which is masked`
-                : 'COPY of data whose lineage cannot be proven; use SELECT, which is masked',
-          },
-        };
+        const format = effective.copyFormat;
+        const what =
+          copied.length > 0 ? `masked column ${copied.join(', ')}` : 'data whose lineage cannot be proven';
+        let reason: string | undefined;
+        if (this.deps.copy !== 'mask')
+          reason = `COPY would send ${what}; use SELECT, which is masked (or set masking.copy: mask)`;
+        else if (!format || !effective.copyColumns)
+          reason = `COPY would send ${what} with options the gateway cannot follow to mask the rows`;
+        else if (format.format === 'binary')
+          reason = `binary COPY would send ${what} and cannot be masked; use text or csv format`;
+        else if (effective.copyOut.unknown && rules.fallback === 'deny')
+          reason = `COPY would send ${what} (masking_fallback: deny)`;
+        if (reason) return { deny: { rule: 'masking-copy', reason } };
+        const filter = new MaskingFilter({
+          outputs: effective.copyColumns!,
+          rules,
+          ctx: this.deps.ctx,
+          catalog,
+          views: this.views,
+          redactMessages: true,
+          copy: format!,
+        });
+        const maskedColumns = filter.masked();
+        return { filter, masked: maskedColumns.length ? maskedColumns : undefined };
       }
     }
 

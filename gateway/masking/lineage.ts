@@ -11,6 +11,7 @@
 import { isDynamicSqlFunction, isSideChannelFunction, isWritingFunction } from '../sql/side-channels.js';
 import { dottedName, isObject, unwrapNode } from '../sql/walk.js';
 import { type Catalog, type CatalogRelation, isSystemSchema } from './catalog.js';
+import { type CopyFormat, copyFormatOf } from './copy.js';
 
 export interface Lineage {
   /** Source columns, `schema.table.column`, lower-case. */
@@ -42,6 +43,9 @@ export interface StatementLineage {
   unknownSink: boolean;
   /** COPY ... TO: the data it copies out. */
   copyOut?: Lineage;
+  /** COPY ... TO: each column it copies out, in order, and its format (null: options not understood). */
+  copyColumns?: Output[];
+  copyFormat?: CopyFormat | null;
   /** Cursor and prepared-statement bookkeeping the session must do. */
   declareCursor?: { name: string; hold: boolean };
   fetchCursor?: string;
@@ -850,7 +854,18 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
           const scope = emptyScope();
           outputs = isObject(body.relation) ? a.fromItem({ RangeVar: body.relation }, scope, true) : [];
           const attlist = asArray(body.attlist).map(stringOf);
-          if (attlist.length > 0) outputs = outputs.filter((o) => o.open || attlist.includes(o.name));
+          // COPY t (b, a) writes b then a: the list's order, not the table's.
+          if (attlist.length > 0) {
+            const all = outputs;
+            const open = all.filter((o) => o.open);
+            outputs = attlist.map(
+              (name) =>
+                all.find((o) => !o.open && o.name === name) ?? {
+                  name,
+                  lineage: mergeLineage([...open.map((o) => o.lineage), UNKNOWN], true),
+                },
+            );
+          }
           for (const o of outputs) a.note(o.lineage, 'value');
         }
         const copyOut = mergeLineage(
@@ -859,7 +874,12 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
         );
         // COPY to a file or program keeps the values outside the gateway's reach: a sink.
         if (body.filename !== undefined || body.is_program) a.note(copyOut, 'sink');
-        return { ...base('none'), copyOut };
+        return {
+          ...base('none'),
+          copyOut,
+          copyColumns: outputs,
+          copyFormat: copyFormatOf(body.options) ?? null,
+        };
       }
       case 'CreateTableAsStmt': {
         const outputs = a.query(body.query, undefined, 'sink');
@@ -869,7 +889,15 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
       case 'ExplainStmt': {
         // The plan text carries no table data; EXPLAIN ANALYZE runs the statement (its sinks count).
         const inner = analyzeStatement(body.query, catalog, views);
-        return { ...inner, rows: 'clear', outputs: [], declareCursor: undefined, copyOut: undefined };
+        return {
+          ...inner,
+          rows: 'clear',
+          outputs: [],
+          declareCursor: undefined,
+          copyOut: undefined,
+          copyColumns: undefined,
+          copyFormat: undefined,
+        };
       }
       case 'ViewStmt':
         // A view's lineage is followed when it is read; creating it copies nothing.

@@ -22,6 +22,7 @@ import {
   decodeReadyForQuery,
   decodeRowDescription,
   errorResponse,
+  type FieldDescription,
   MessageWriter,
   type NoticeFields,
   noticeResponse,
@@ -55,13 +56,31 @@ interface Running {
   formats?: readonly number[];
   /** `formats` expanded to one code per column, for the filter (computed at the first row). */
   rowFormats?: number[];
+  /** The filter was told the columns (extended protocol: from the portal's or statement's Describe). */
+  described?: boolean;
+}
+
+/** A portal bound through the gateway; `fields` is what a Describe of it returned. */
+interface Portal {
+  sql: string;
+  statementName: string;
+  bind: Frame;
+  resultFormats: number[];
+  epoch: number;
+  fields?: FieldDescription[];
 }
 
 /** What the database will answer to one forwarded message. */
 type Expected =
   | { kind: 'query'; statements: Running[]; index: number; refusal?: NoticeFields }
-  | { kind: 'parse' | 'bind' | 'describe' | 'close'; refusal?: NoticeFields; learned?: string }
-  | { kind: 'execute'; statement?: Running }
+  | {
+      kind: 'parse' | 'bind' | 'describe' | 'close';
+      refusal?: NoticeFields;
+      learned?: string;
+      /** Describe: of this portal, or of this statement (name and SQL). */
+      described?: { portal?: Portal; statement?: { name: string; sql: string } };
+    }
+  | { kind: 'execute'; statement?: Running; portal?: Portal }
   | { kind: 'sync' }
   | { kind: 'function'; refusal?: NoticeFields };
 
@@ -78,10 +97,9 @@ export class Relay {
   private outgoing: Buffer[] = [];
   private readonly expected: Expected[] = [];
   private readonly statements = new Map<string, string>(); // prepared statement name → SQL
-  private readonly portals = new Map<
-    string,
-    { sql: string; statementName: string; bind: Frame; resultFormats: number[]; epoch: number }
-  >();
+  private readonly portals = new Map<string, Portal>();
+  /** What a Describe of a prepared statement returned (formats come from each Bind), by name. */
+  private readonly statementFields = new Map<string, { sql: string; fields: FieldDescription[] }>();
   /**
    * Sync-like messages (Sync, Query, FunctionCall) forwarded, and ReadyForQuery messages seen. A
    * pipelining client's Bind may be read before the ReadyForQuery of an earlier Sync arrives: a
@@ -213,7 +231,7 @@ export class Relay {
       case 'E':
         return this.onExecute(frame);
       case 'D':
-        this.send(frame.bytes, { kind: 'describe' });
+        this.onDescribe(frame);
         return undefined;
       case 'C':
         this.onClose(frame);
@@ -290,6 +308,7 @@ export class Relay {
     let learned: string | undefined;
     if (!this.statements.has(parse.statement)) {
       this.statements.set(parse.statement, parse.sql);
+      this.statementFields.delete(parse.statement);
       learned = parse.statement;
     }
     this.send(frame.bytes, { kind: 'parse', learned });
@@ -350,7 +369,56 @@ export class Relay {
     const id = verdict.statementIds[0];
     const running = id === undefined ? undefined : startRunning(id, verdict.filters?.[0]);
     if (running) running.formats = portal.resultFormats;
-    this.send(frame.bytes, { kind: 'execute', statement: running });
+    if (running?.filter) this.describeTo(running, portal);
+    this.send(frame.bytes, { kind: 'execute', statement: running, portal });
+  }
+
+  /**
+   * Extended protocol: the RowDescription answers Describe, before the Execute whose filter needs it.
+   * Remember which portal or statement each Describe asks about, so its answer reaches that filter.
+   */
+  private onDescribe(frame: Frame): void {
+    const target = String.fromCharCode(frame.body[0] ?? 0);
+    const end = frame.body.indexOf(0, 1);
+    const name = frame.body.toString('utf8', 1, end < 0 ? frame.body.length : end);
+    let described: { portal?: Portal; statement?: { name: string; sql: string } } | undefined;
+    if (target === 'P') {
+      const portal = this.portals.get(name);
+      if (portal) described = { portal };
+    } else {
+      const sql = this.statements.get(name);
+      if (sql !== undefined) described = { statement: { name, sql } };
+    }
+    this.send(frame.bytes, { kind: 'describe', described });
+  }
+
+  /** A Describe's RowDescription: remember it, and tell Executes already forwarded behind it. */
+  private onDescribed(head: Expected, frame: Frame): void {
+    const described = 'described' in head ? head.described : undefined;
+    if (!described) return;
+    const fields = decodeRowDescription(frame.body);
+    if (described.portal) described.portal.fields = fields;
+    else if (described.statement)
+      this.statementFields.set(described.statement.name, { sql: described.statement.sql, fields });
+    for (const entry of this.expected)
+      if (entry.kind === 'execute' && entry.statement?.filter && entry.portal)
+        this.describeTo(entry.statement, entry.portal);
+  }
+
+  /** Give the statement's filter its columns, before the first DataRow, if a Describe told them. */
+  private describeTo(running: Running, portal: Portal): void {
+    if (running.described || running.rows > 0) return;
+    let fields = portal.fields;
+    if (!fields) {
+      const statement = this.statementFields.get(portal.statementName);
+      // A statement Describe's formats are not known yet: they are the Bind's result formats.
+      if (statement && statement.sql === portal.sql)
+        fields = statement.fields.map((f, i) => ({ ...f, format: formatOf(portal.resultFormats, i) }));
+    }
+    if (!fields) return;
+    running.described = true;
+    running.columns = fields.map((f) => f.name);
+    running.filter?.columns?.(fields);
   }
 
   /** Ask the gate; while it decides, a cancel or a disconnect aborts the wait. */
@@ -381,8 +449,10 @@ export class Relay {
     const target = String.fromCharCode(frame.body[0] ?? 0);
     const end = frame.body.indexOf(0, 1);
     const name = frame.body.toString('utf8', 1, end < 0 ? frame.body.length : end);
-    if (target === 'S') this.statements.delete(name);
-    else this.portals.delete(name);
+    if (target === 'S') {
+      this.statements.delete(name);
+      this.statementFields.delete(name);
+    } else this.portals.delete(name);
     this.send(frame.bytes, { kind: 'close' });
   }
 
@@ -503,8 +573,10 @@ export class Relay {
         return running.filter?.copyData?.(frame.body);
       }
       case 'T': {
-        if (head?.kind === 'describe') this.expected.shift();
-        else {
+        if (head?.kind === 'describe') {
+          this.expected.shift();
+          this.onDescribed(head, frame);
+        } else {
           const running = this.currentStatement(head);
           if (running && (running.filter || this.gate.recordRows > 0)) {
             const fields = decodeRowDescription(frame.body);

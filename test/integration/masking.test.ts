@@ -10,7 +10,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeDataRow } from '../../gateway/pgwire/backend.js';
+import { RawPg } from '../harness/raw-pg.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -260,9 +263,19 @@ describe('masking through the gateway', () => {
       expect(row.ssn).toBe('*******3456');
       expect(row.card_pan).toBe('411111******1111');
       expect(row.name).toBe('Ada Example');
-      // Extended protocol: no RowDescription reaches the filter, so derived values of unknown type are NULL.
-      expect(row.e === null || row.e === '****').toBe(true);
+      // Extended protocol: the portal's Describe tells the filter the types, so a derived text value is '****'.
+      expect(row.e).toBe('****');
       expectNoClearValue(JSON.stringify(row));
+      for (const binary of [false, true]) {
+        const derived = await client.query({
+          text: 'select lower(ssn) as l, ssn || $2 as s, length(ssn) as n from customers where id = $1',
+          values: [1, ''],
+          binary,
+        });
+        seen.push(JSON.stringify(derived.rows));
+        // Derived text values are redacted text, not NULL; a derived integer cannot hold '****': NULL.
+        expect(derived.rows[0]).toEqual({ l: '****', s: '****', n: null });
+      }
       const returning = await client.query({
         text: 'update customers set country = country where id = $1 returning ssn',
         values: [2],
@@ -393,6 +406,143 @@ public class MaskProbe {
     expect(results.length).toBeGreaterThan(5);
     for (const r of results) expectNoClearValue(JSON.stringify(r.data.result));
     expect(records.some((r) => r.type === 'statement.result' && r.data?.masked_columns)).toBe(true);
+  });
+
+  it('extended protocol: a statement Describe (then Bind with binary results) masks derived text as ****', async () => {
+    const raw = await RawPg.connect({
+      port: alice.port,
+      user: 'hoop',
+      database: 'prod-db',
+      password: alice.password,
+    });
+    try {
+      const sql = 'select lower(ssn) as l, ssn, id from customers where id = $1';
+      const described = await raw.exchange(
+        Buffer.concat([
+          serialize.parse({ name: 's1', text: sql, types: [23] }),
+          serialize.describe({ type: 'S', name: 's1' }),
+          serialize.sync(),
+        ]),
+      );
+      expect(described.map((m) => m.type).join('')).toBe('1tTZ');
+      for (const binary of [false, true]) {
+        const messages = await raw.exchange(
+          Buffer.concat([
+            serialize.bind({ statement: 's1', values: ['1'], binary }),
+            serialize.execute({}),
+            serialize.sync(),
+          ]),
+        );
+        const data = messages.find((m) => m.type === 'D');
+        expect(data, messages.map((m) => m.type).join('')).toBeDefined();
+        const values = decodeDataRow(data!.body);
+        seen.push(values.map((v) => v?.toString('utf8')).join('|'));
+        expect(values[0]?.toString('utf8')).toBe('****');
+        expect(values[1]?.toString('utf8')).toBe('*******3456');
+      }
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('no clear value of a masked column reached any client', () => {
+    expectNoClearValue(seen.join('\n'));
+  });
+});
+
+describe('COPY TO STDOUT with masking.copy: mask', () => {
+  let stack: Stack;
+  let alice: Tunnel;
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    stack = await startStack({ policies: POLICIES, extraConfig: 'masking:\n  copy: mask\n' });
+    alice = await stack.connect(await stack.login('alice@example.com'));
+  }, 180_000);
+
+  afterAll(async () => {
+    alice?.stop();
+    await stack?.stop();
+  });
+
+  const run = (tunnel: Tunnel, sql: string) => {
+    const r = psql(tunnel.url, sql);
+    seen.push(r.stdout, r.stderr);
+    return r;
+  };
+
+  it('psql COPY and \\copy stream masked rows that match the masked SELECT; other columns are as direct', () => {
+    const cols = 'id, name, email, ssn, card_pan, country';
+    const select = spawnSync(
+      'psql',
+      ['-X', '-At', '-F', '\t', alice.url, '-c', `select ${cols} from customers order by id`],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect(select.stderr).toBe('');
+    const expected = select.stdout;
+    expect(expected).toContain('*******3456');
+    const copy = run(alice, `copy (select ${cols} from customers order by id) to stdout`);
+    expect(copy.stderr).toBe('');
+    expect(copy.stdout).toBe(expected);
+    const table = run(alice, 'copy customers to stdout');
+    expect(table.stderr).toBe('');
+    expect(table.stdout.split('\n')[0]).toMatch(
+      /^1\tAda Example\t\*\*\*\*@example\.com\t\*{7}3456\t411111\*{6}1111\t/,
+    );
+    const clear = stack.pg.psql(
+      'copy (select id, name, country from customers order by id) to stdout',
+      'shop',
+    );
+    const viaGateway = run(alice, 'copy (select id, name, country from customers order by id) to stdout');
+    expect(viaGateway.stdout).toBe(clear);
+    const backslash = psqlScript(alice.url, `\\copy (select ${cols} from customers order by id) to stdout`);
+    seen.push(backslash.stdout, backslash.stderr);
+    expect(backslash.stderr).toBe('');
+    expect(backslash.stdout).toBe(expected);
+  });
+
+  it('csv with header and options: quoting kept, masked columns rewritten, column list order followed', () => {
+    const csv = run(
+      alice,
+      `copy (select name || ', ' || country as who, email, ssn from customers where id = 1) to stdout with (format csv, header, null 'NULL')`,
+    );
+    expect(csv.stderr).toBe('');
+    expect(csv.stdout.split('\n').slice(0, 2)).toEqual([
+      'who,email,ssn',
+      expect.stringMatching(/^"Ada Example, [A-Z]+",\*\*\*\*@example\.com,\*{7}3456$/),
+    ]);
+    const listed = run(alice, 'copy customers (ssn, id) to stdout with (format csv)');
+    expect(listed.stdout.split('\n')[0]).toBe('*******3456,1');
+  });
+
+  it('binary COPY stays refused even with masking.copy: mask', () => {
+    const binary = run(alice, 'copy customers to stdout (format binary)');
+    expect(binary.status).not.toBe(0);
+    expect(binary.stderr).toMatch(/masking-copy/);
+    expect(binary.stderr).toMatch(/binary/);
+  });
+
+  it('node-style raw protocol: COPY TO STDOUT through the gateway sends masked CopyData', async () => {
+    const raw = await RawPg.connect({
+      port: alice.port,
+      user: 'hoop',
+      database: 'prod-db',
+      password: alice.password,
+    });
+    try {
+      const messages = await raw.exchange(
+        serialize.query('copy (select id, ssn, email from customers where id = 1) to stdout'),
+      );
+      expect(messages.map((m) => m.type).join('')).toBe('HdcCZ');
+      const data = messages.find((m) => m.type === 'd')!.body.toString('utf8');
+      seen.push(data);
+      expect(data).toBe('1\t*******3456\t****@example.com\n');
+    } finally {
+      raw.close();
+    }
   });
 
   it('no clear value of a masked column reached any client', () => {
