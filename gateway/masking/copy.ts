@@ -76,21 +76,28 @@ export type CopyRow = (string | null)[];
  * Split COPY data (one or more whole rows, as PostgreSQL sends them) into rows. Total: any input gives
  * rows; a last row without its newline is still a row. `newline` is the line ending the data used.
  */
-export function parseCopyRows(data: string, f: CopyFormat): { rows: CopyRow[]; newline: string } {
+export function parseCopyRows(
+  data: string,
+  f: CopyFormat,
+): { rows: CopyRow[]; raws: string[][]; newline: string } {
   const rows: CopyRow[] = [];
+  const raws: string[][] = [];
   let newline = '\n';
   let i = 0;
   while (i < data.length) {
     const parsed = f.format === 'csv' ? readCsvRow(data, i, f) : readTextRow(data, i, f);
     rows.push(parsed.row);
+    raws.push(parsed.raw);
     if (parsed.newline) newline = parsed.newline;
     i = parsed.next;
   }
-  return { rows, newline };
+  return { rows, raws, newline };
 }
 
 interface RowRead {
   row: CopyRow;
+  /** Each field exactly as written (joined with the delimiter, they give the row back). */
+  raw: string[];
   next: number;
   newline?: string;
 }
@@ -99,11 +106,13 @@ const TEXT_ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r
 
 function readTextRow(data: string, start: number, f: CopyFormat): RowRead {
   const row: CopyRow = [];
+  const raws: string[] = [];
   let raw = '';
   let value = '';
   let i = start;
   const endField = () => {
     row.push(raw === f.null ? null : value);
+    raws.push(raw);
     raw = '';
     value = '';
   };
@@ -112,7 +121,7 @@ function readTextRow(data: string, start: number, f: CopyFormat): RowRead {
     if (c === '\n' || (c === '\r' && data[i + 1] === '\n')) {
       endField();
       const newline = c === '\r' ? '\r\n' : '\n';
-      return { row, next: i + newline.length, newline };
+      return { row, raw: raws, next: i + newline.length, newline };
     }
     if (c === f.delimiter) {
       endField();
@@ -145,14 +154,16 @@ function readTextRow(data: string, start: number, f: CopyFormat): RowRead {
     i++;
   }
   endField();
-  return { row, next: i };
+  return { row, raw: raws, next: i };
 }
 
 function readCsvRow(data: string, start: number, f: CopyFormat): RowRead {
   const row: CopyRow = [];
+  const raws: string[] = [];
   let i = start;
   for (;;) {
     // One field, starting at i.
+    const fieldStart = i;
     let value = '';
     let quoted = false;
     let inQuotes = false;
@@ -185,24 +196,27 @@ function readCsvRow(data: string, start: number, f: CopyFormat): RowRead {
       i++;
     }
     row.push(!quoted && value === f.null ? null : value);
-    if (i >= data.length) return { row, next: i };
+    raws.push(data.slice(fieldStart, i));
+    if (i >= data.length) return { row, raw: raws, next: i };
     const c = data[i]!;
     if (c === f.delimiter) {
       i++;
       continue;
     }
     const newline = c === '\r' ? '\r\n' : '\n';
-    return { row, next: i + newline.length, newline };
+    return { row, raw: raws, next: i + newline.length, newline };
   }
 }
 
 /** Write one row (with its newline) as PostgreSQL would. */
 export function formatCopyRow(row: CopyRow, f: CopyFormat, newline = '\n'): string {
-  const fields = row.map((v) => {
-    if (v === null) return f.null;
-    return f.format === 'csv' ? csvField(v, f) : textField(v, f);
-  });
-  return fields.join(f.delimiter) + newline;
+  return row.map((v) => formatCopyField(v, f)).join(f.delimiter) + newline;
+}
+
+/** One field as PostgreSQL would write it. */
+export function formatCopyField(value: string | null, f: CopyFormat): string {
+  if (value === null) return f.null;
+  return f.format === 'csv' ? csvField(value, f) : textField(value, f);
 }
 
 function textField(value: string, f: CopyFormat): string {

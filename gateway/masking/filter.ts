@@ -7,7 +7,7 @@
 import type { FieldDescription } from '../pgwire/backend.js';
 import type { ResultFilter } from '../session/gate.js';
 import type { Catalog } from './catalog.js';
-import { type CopyFormat, formatCopyRow, parseCopyRows } from './copy.js';
+import { type CopyFormat, formatCopyField, parseCopyRows } from './copy.js';
 import { detectAndMask, scrubAll } from './detectors.js';
 import { type Lineage, mergeLineage, type Output, type ViewCache } from './lineage.js';
 import {
@@ -350,36 +350,38 @@ export class MaskingFilter implements ResultFilter {
   }
 
   private maskCopyRows(data: string, copy: CopyFormat): string {
-    const { rows, newline } = parseCopyRows(data, copy);
+    const { rows, raws, newline } = parseCopyRows(data, copy);
     const { ctx, rules } = this.options;
     let out = '';
-    for (const row of rows) {
+    rows.forEach((row, r) => {
+      const raw = raws[r]!;
       if (copy.header && this.copyHeaderPending) {
-        // The header line holds column names, not values.
+        // The header line holds column names, not values: as it was.
         this.copyHeaderPending = false;
-        out += formatCopyRow(row, copy, newline);
-        continue;
+        out += raw.join(copy.delimiter) + newline;
+        return;
       }
       this.copyHeaderPending = false;
       const layout =
         this.layout && this.layout.length === row.length ? this.layout : this.resolve(row.length);
-      const masked = row.map((value, i) => {
-        if (value === null) return null;
+      // Fields left clear keep their bytes (FORCE_QUOTE and all); only rewritten ones are re-encoded.
+      const fields = row.map((value, i) => {
+        if (value === null) return raw[i]!;
         const column = layout[i]!;
         const mask = column.decision.mask;
         if (mask) {
-          if (mask === 'null' || !canHoldString(column.kind)) return null;
-          return maskString(value, mask, ctx);
+          if (mask === 'null' || !canHoldString(column.kind)) return copy.null;
+          return formatCopyField(maskString(value, mask, ctx), copy);
         }
         if (this.detect) {
           // COPY values are all text: the detectors scan every clear one.
           const found = detectAndMask(value, rules.tags, ctx);
-          if (found) return found.nulled ? null : found.text;
+          if (found) return formatCopyField(found.nulled ? null : found.text, copy);
         }
-        return value;
+        return raw[i]!;
       });
-      out += formatCopyRow(masked, copy, newline);
-    }
+      out += fields.join(copy.delimiter) + newline;
+    });
     return out;
   }
 

@@ -91,7 +91,11 @@ describe('COPY rows: parse and write back', () => {
     expect(parseCopyRows('NULL,"NULL"\n', nul).rows).toEqual([[null, 'NULL']]);
     expect(formatCopyRow([null, 'NULL'], nul)).toBe('NULL,"NULL"\n');
     // CRLF line endings are kept.
-    expect(parseCopyRows('a,b\r\n', CSV)).toEqual({ rows: [['a', 'b']], newline: '\r\n' });
+    expect(parseCopyRows('a,b\r\n', CSV)).toEqual({
+      rows: [['a', 'b']],
+      raws: [['a', 'b']],
+      newline: '\r\n',
+    });
   });
 });
 
@@ -159,6 +163,15 @@ describe('COPY TO STDOUT with masking.copy: mask', () => {
     );
     expect(copyOut(filter, "'O\\'Brien; Ann';'ann@x.org'\n")).toBe("'O\\'Brien; Ann';****@x.org\n");
     expect(copyOut(filter, 'Ann;NULL\n')).toBe('Ann;NULL\n');
+  });
+
+  it('keeps the bytes of clear fields (FORCE_QUOTE) and re-encodes only masked ones', async () => {
+    const filter = await copyFilter(
+      'copy (select name, ssn, email from customers) to stdout with (format csv, force_quote *)',
+    );
+    expect(copyOut(filter, '"Ada","000-12-3456",""\n')).toBe('"Ada",*******3456,****\n');
+    expect(parseCopyRows('"a",b,,""\n', CSV).raws).toEqual([['"a"', 'b', '', '""']]);
+    expect(parseCopyRows('a\\tb\t\\N\n', TEXT).raws).toEqual([['a\\tb', '\\N']]);
   });
 
   it('masking_fallback: deny refuses a COPY of unknown lineage; mask redacts it', async () => {
