@@ -67,20 +67,30 @@ export class FrameReader {
    */
   push(chunk: Buffer): Frame[] {
     let data = chunk;
+    const frames: Frame[] = [];
+    let offset = 0;
     if (this.pendingBytes > 0) {
       if (this.needed > 0 && this.pendingBytes + chunk.length < this.needed) {
         this.pending.push(chunk);
         this.pendingBytes += chunk.length;
         return [];
       }
-      this.pending.push(chunk);
-      data = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
+      if (this.needed > 0 && !this.untyped) {
+        // Complete the split message with just the bytes it lacks; the rest of the chunk is framed in
+        // place. (Joining the whole chunk would copy every chunk of a large result once more.)
+        const take = this.needed - this.pendingBytes;
+        this.pending.push(chunk.subarray(0, take));
+        const bytes = Buffer.concat(this.pending, this.needed);
+        frames.push({ type: String.fromCharCode(bytes[0]!), bytes, body: bytes.subarray(5) });
+        offset = take;
+      } else {
+        this.pending.push(chunk);
+        data = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
+      }
       this.pending = [];
       this.pendingBytes = 0;
       this.needed = 0;
     }
-    const frames: Frame[] = [];
-    let offset = 0;
     while (offset < data.length) {
       const header = this.untyped ? 4 : 5;
       if (data.length - offset < header) break;

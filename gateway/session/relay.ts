@@ -84,6 +84,9 @@ type Expected =
   | { kind: 'sync' }
   | { kind: 'function'; refusal?: NoticeFields };
 
+/** Below this many bytes, the pieces of one upstream read are joined into one write to the client. */
+const SMALL_WRITE = 16 * 1024;
+
 /** Text that fails to parse in every PostgreSQL version: the "poison" a refused statement becomes. */
 const POISON_SQL = 'HOOP STATEMENT REFUSED BY THE GATEWAY';
 /** Name of the poison Parse sent in an Execute's place: never created (it fails), so the client's own statements are untouched. */
@@ -533,7 +536,19 @@ export class Relay {
     }
     endRun();
     if (out.length === 0) return;
-    const ok = this.client.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    let ok: boolean;
+    if (out.length === 1) ok = this.client.write(out[0]!);
+    else {
+      // Small pieces are joined into one message; large ones (a result streaming in 64 KB reads, split
+      // rows completed separately) are written as they are rather than copied once more.
+      let total = 0;
+      for (const b of out) total += b.length;
+      if (total <= SMALL_WRITE) ok = this.client.write(Buffer.concat(out, total));
+      else {
+        ok = true;
+        for (const b of out) ok = this.client.write(b);
+      }
+    }
     if (!ok && !this.upstreamPaused) {
       this.upstreamPaused = true;
       this.upstream.pause();

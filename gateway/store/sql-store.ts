@@ -133,9 +133,17 @@ export class SqlStore implements Store {
   // --- audit log ---------------------------------------------------------------------------------
 
   private async readHead(tx: SqlExecutor): Promise<ChainHead> {
-    // The hash is inside the record's JSON; the head is one row, so parsing it is cheap.
-    const rows = await tx.query<Row>('SELECT seq, record FROM audit_records ORDER BY seq DESC LIMIT 1');
-    if (rows[0]) return { seq: num(rows[0].seq), hash: json<AuditRecord>(rows[0].record).hash };
+    // The hash is inside the record's JSON. This runs in every append transaction: SQLite extracts it
+    // itself (no copy of the whole record into JavaScript); PostgreSQL ships the one row and we parse it.
+    if (this.db.dialect === 'sqlite') {
+      const rows = await tx.query<Row>(
+        "SELECT seq, json_extract(record, '$.hash') AS hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+      );
+      if (rows[0]) return { seq: num(rows[0].seq), hash: String(rows[0].hash) };
+    } else {
+      const rows = await tx.query<Row>('SELECT seq, record FROM audit_records ORDER BY seq DESC LIMIT 1');
+      if (rows[0]) return { seq: num(rows[0].seq), hash: json<AuditRecord>(rows[0].record).hash };
+    }
     // After a purge of everything, the chain continues from the anchoring checkpoint.
     const anchors = await tx.query<Row>('SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
     if (anchors[0]) return { seq: num(anchors[0].seq), hash: String(anchors[0].hash) };

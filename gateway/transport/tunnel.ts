@@ -6,12 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createWebSocketStream, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { TUNNEL_HEADERS, TUNNEL_PATH } from '../../src/shared/api.js';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { UpgradeHandler } from './http.js';
 import { sourceOf } from './http.js';
+import { webSocketStream } from './ws-stream.js';
 
 export interface TunnelTarget {
   identity: Identity;
@@ -87,7 +88,7 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     const sessionId = randomUUID();
     pendingIds.set(request, sessionId);
     wss.handleUpgrade(request, socket, head, (ws) => {
-      const stream = createWebSocketStream(ws, { highWaterMark: 1 << 20 });
+      const stream = webSocketStream(ws);
       stream.on('error', () => stream.destroy());
       options.onStream(stream, {
         identity,

@@ -28,7 +28,18 @@ export type TunnelStream = Duplex & { sessionId?: string };
 const caCache = new Map<string, Buffer>();
 
 /** Open a tunnel; resolves with a byte stream once the gateway accepted it, or rejects with a CliError. */
-export function openTunnel(options: TunnelOptions): Promise<TunnelStream> {
+export async function openTunnel(options: TunnelOptions): Promise<TunnelStream> {
+  const { ws, sessionId } = await openTunnelSocket(options);
+  const stream: TunnelStream = createWebSocketStream(ws, { highWaterMark: 1 << 20 });
+  stream.sessionId = sessionId;
+  return stream;
+}
+
+/**
+ * Open a tunnel and hand back the open WebSocket itself (hoopctl connect relays its messages directly,
+ * without a stream layer on top), or reject with a CliError.
+ */
+export function openTunnelSocket(options: TunnelOptions): Promise<{ ws: WebSocket; sessionId?: string }> {
   const url = new URL(`${TUNNEL_PATH}${encodeURIComponent(options.connection)}`, options.target.url);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const headers: Record<string, string> = {
@@ -72,10 +83,6 @@ export function openTunnel(options: TunnelOptions): Promise<TunnelStream> {
       const header = res.headers[TUNNEL_HEADERS.session];
       sessionId = typeof header === 'string' ? header : undefined;
     });
-    ws.once('open', () => {
-      const stream: TunnelStream = createWebSocketStream(ws, { highWaterMark: 1 << 20 });
-      stream.sessionId = sessionId;
-      resolve(stream);
-    });
+    ws.once('open', () => resolve({ ws, sessionId }));
   });
 }

@@ -2,13 +2,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import type { Command } from 'commander';
+import type { WebSocket } from 'ws';
 import type { ConnectionView } from '../../shared/api.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest } from '../api.js';
 import { c, info } from '../output.js';
 import { resolveGateway } from '../settings.js';
 import { getAccessToken } from '../tokens.js';
-import { openTunnel } from '../tunnel.js';
+import { openTunnelSocket } from '../tunnel.js';
 
 export function registerConnectCommand(program: Command): void {
   program
@@ -90,30 +91,69 @@ function parsePort(value: string): number {
   return port;
 }
 
-/** One local client connection ↔ one WebSocket. A fresh access token each time (refreshed as it expires). */
+/** Bytes queued on the WebSocket before we stop reading the local client. */
+const WS_HIGH_WATER = 1 << 20;
+
+/**
+ * One local client connection ↔ one WebSocket. A fresh access token each time (refreshed as it expires).
+ * Bytes are relayed directly (socket 'data' → ws.send, ws 'message' → socket.write) with backpressure
+ * both ways, without stream layers in between: this process is on every statement's path.
+ */
 async function tunnelOne(
   socket: Socket,
   opts: { target: ReturnType<typeof resolveGateway>; connection: string; password: string },
 ) {
   socket.pause();
   socket.setNoDelay(true);
+  let ws: WebSocket;
   try {
     const token = await getAccessToken(opts.target);
-    const stream = await openTunnel({
+    ({ ws } = await openTunnelSocket({
       target: opts.target,
       connection: opts.connection,
       token,
       localPassword: opts.password,
       client: 'connect',
-    });
-    stream.on('error', () => socket.destroy());
-    socket.on('error', () => stream.destroy());
-    socket.pipe(stream).pipe(socket);
-    socket.resume();
+    }));
   } catch (err) {
     info(`tunnel: ${(err as Error).message}`);
     socket.end(fatal((err as Error).message));
+    return;
   }
+  if (socket.destroyed) {
+    ws.terminate();
+    return;
+  }
+  // Gateway → client: stop reading the WebSocket while the local client is slow to take its bytes.
+  ws.on('message', (data: Buffer) => {
+    if (!socket.write(data) && !ws.isPaused) ws.pause();
+  });
+  socket.on('drain', () => {
+    if (ws.isPaused) ws.resume();
+  });
+  // Client → gateway: stop reading the local socket while the WebSocket's send buffer is full.
+  let socketPaused = false;
+  const sent = () => {
+    if (socketPaused && ws.bufferedAmount < WS_HIGH_WATER / 2 && ws.readyState === ws.OPEN) {
+      socketPaused = false;
+      socket.resume();
+    }
+  };
+  socket.on('data', (chunk: Buffer) => {
+    ws.send(chunk, { binary: true }, sent);
+    if (ws.bufferedAmount > WS_HIGH_WATER && !socketPaused) {
+      socketPaused = true;
+      socket.pause();
+    }
+  });
+  socket.on('end', () => ws.close());
+  socket.on('close', () => {
+    if (ws.readyState !== ws.CLOSED) ws.terminate();
+  });
+  socket.on('error', () => ws.terminate());
+  ws.on('close', () => socket.end());
+  ws.on('error', () => socket.destroy());
+  socket.resume();
 }
 
 /** A Postgres FATAL ErrorResponse, so psql shows why the tunnel could not open. */

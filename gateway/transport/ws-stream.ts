@@ -1,0 +1,25 @@
+/**
+ * The tunnel's WebSocket as a byte stream for the relay: ws's `createWebSocketStream`, with writes
+ * acknowledged as soon as they are queued on the socket while the WebSocket's send buffer is below the
+ * high-water mark. The stock stream acknowledges each write only once the socket has flushed it, so a
+ * second write waits a full event-loop turn for the first: one WebSocket frame per turn on a large result.
+ * Backpressure is kept: above the mark a write is acknowledged when it has been flushed, and the stream's
+ * own buffer (and `write()` returning false) does the rest.
+ */
+import type { Duplex } from 'node:stream';
+import { createWebSocketStream, type WebSocket } from 'ws';
+
+export function webSocketStream(ws: WebSocket, highWaterMark = 1 << 20): Duplex {
+  const stream = createWebSocketStream(ws, { highWaterMark });
+  stream._write = (chunk: Buffer, _encoding, callback) => {
+    if (ws.readyState !== ws.OPEN || ws.bufferedAmount + chunk.length > highWaterMark) {
+      ws.send(chunk, callback);
+      return;
+    }
+    ws.send(chunk, (err) => {
+      if (err) stream.destroy(err);
+    });
+    callback();
+  };
+  return stream;
+}
