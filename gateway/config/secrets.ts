@@ -62,7 +62,8 @@ export function checkNamedSecrets(config: GatewayConfig, file: string): void {
   const check = (key: string, name: string | undefined) => {
     if (name && !process.env[name]) problems.push(`${key}: environment variable ${name} is not set`);
   };
-  for (const [i, hook] of config.notify.webhooks.entries()) check(`notify.webhooks[${i}].secret_env`, hook.secret_env);
+  for (const [i, hook] of config.notify.webhooks.entries())
+    check(`notify.webhooks[${i}].secret_env`, hook.secret_env);
   for (const [i, sink] of config.audit.sinks.entries()) {
     if (sink.type === 'webhook') check(`audit.sinks[${i}].secret_env`, sink.secret_env);
   }
