@@ -50,6 +50,8 @@ export interface StackOptions {
   tls?: boolean;
   /** Postgres settings (e.g. log_statement). */
   pgSettings?: Record<string, string>;
+  /** Lifetime of the IdP's access tokens, in seconds (default 600). */
+  accessTokenTtl?: number;
   /** How Postgres authenticates TCP logins and whether it serves TLS (see gateway/dev/postgres.ts). */
   pgAuth?: PgOptions['authMethod'];
   pgTls?: boolean;
@@ -146,7 +148,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'hoop-stack-'));
   const port = await freePort();
   const gatewayUrl = `${tls ? 'https' : 'http'}://${tls ? 'localhost' : '127.0.0.1'}:${port}`;
-  const idp = await startTestIdp({ audience: gatewayUrl });
+  const idp = await startTestIdp({ audience: gatewayUrl, accessTokenTtl: options.accessTokenTtl });
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(join(dir, 'db-password'), dbPassword, { mode: 0o600 });
   writeFileSync(
