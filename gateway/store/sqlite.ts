@@ -32,10 +32,12 @@ const fileQueues = new Map<string, Promise<unknown>>();
 export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 'power' } = {}): SqlDriver {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const db: Db = new Database(join(dir, SQLITE_FILE));
+  // Another process (a second gateway, a backup, a gateway killed a moment ago whose WAL the next
+  // opener recovers) may hold a lock for a moment: wait, do not fail. First, so that switching the
+  // journal mode below waits too.
+  db.exec('PRAGMA busy_timeout = 5000');
   db.exec('PRAGMA journal_mode = WAL');
   db.exec(`PRAGMA synchronous = ${options.durability === 'power' ? 'FULL' : 'NORMAL'}`);
-  // Another process (a second gateway, a backup) may hold the write lock for a moment: wait, do not fail.
-  db.exec('PRAGMA busy_timeout = 5000');
   db.exec('PRAGMA foreign_keys = ON');
 
   const statements = new Map<string, PreparedStatement>();
