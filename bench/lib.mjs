@@ -4,12 +4,14 @@
  * HTTP (the gateway's own cost, without TLS) — each with `hoopctl connect` in CI mode in front; and
  * pgbouncer in session mode. Everything from dist/: run `npm run build` first.
  */
+
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localGatewayConfig } from '../dist/gateway/dev/config.js';
 import { SEED_SQL } from '../dist/gateway/dev/dev.js';
 import { startDevIdp } from '../dist/gateway/dev/idp.js';
 import { freePort } from '../dist/gateway/dev/ports.js';
@@ -58,27 +60,16 @@ async function startGateway({ pg, dbPassword, tls, certs, dir }) {
   const config = join(dir, `gateway-${tls ? 'tls' : 'plain'}.yaml`);
   writeFileSync(
     config,
-    `listen:
-  address: 127.0.0.1:${port}
-${tls ? `  tls: { cert: ${certs.cert}, key: ${certs.key} }` : '  insecure_loopback: true'}
-identity:
-  issuers:
-    - issuer: ${idp.issuer}
-      audience: ${url}
-      cli_client_id: hoopctl
-      scopes: [openid, profile, email, offline_access, gateway]
-      claims: { subject: sub, name: email, groups: groups }
-store:
-  path: ./hoop-data-${tls ? 'tls' : 'plain'}
-connections:
-  - name: prod-db
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: shop
-    user: hoop_gateway
-    password_env: BENCH_DB_PASSWORD
-    tls: { mode: disable }
-${POLICIES}`,
+    localGatewayConfig({
+      port,
+      tls: tls ? certs : undefined,
+      issuer: idp.issuer,
+      audience: url,
+      store: `  path: ./hoop-data-${tls ? 'tls' : 'plain'}`,
+      dbPort: pg.port,
+      password: { env: 'BENCH_DB_PASSWORD' },
+      policies: POLICIES,
+    }),
   );
   const gateway = spawn(
     process.execPath,

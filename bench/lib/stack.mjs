@@ -8,11 +8,13 @@
 //   const tunnel = await stack.connect(gw);   // { url, port, stop() }
 //   ... pgbench against tunnel.url or stack.directUrl ...
 //   tunnel.stop(); await gw.stop(); await stack.stop();
+
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localGatewayConfig } from '../../dist/gateway/dev/config.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(ROOT, 'dist', 'gateway', 'dev');
@@ -82,29 +84,16 @@ export async function startBenchStack(options = {}) {
       const configFile = join(dir, `gateway-${++configs}.yaml`);
       writeFileSync(
         configFile,
-        `listen:
-  address: 127.0.0.1:${port}
-  insecure_loopback: true
-identity:
-  issuers:
-    - issuer: ${idp.issuer}
-      audience: ${gatewayUrl}
-      cli_client_id: hoopctl
-      scopes: [openid, profile, email, offline_access, gateway]
-      claims: { subject: sub, name: email, groups: groups }
-store:
-  path: ./hoop-data-${configs}
-connections:
-  - name: prod-db
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: shop
-    user: hoop_gateway
-    password_env: BENCH_DB_PASSWORD
-    tls: { mode: disable }
-${policies}
-${extraConfig}
-`,
+        localGatewayConfig({
+          port,
+          issuer: idp.issuer,
+          audience: gatewayUrl,
+          store: `  path: ./hoop-data-${configs}`,
+          dbPort: pg.port,
+          password: { env: 'BENCH_DB_PASSWORD' },
+          policies,
+          extra: extraConfig,
+        }),
       );
       const child = spawn(process.execPath, [GATEWAY, '--config', configFile], {
         cwd: dir,

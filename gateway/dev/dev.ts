@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { localGatewayConfig } from './config.js';
 import { DEV_CLIENTS, DEV_USERS, type DevIdp, startDevIdp } from './idp.js';
 import { type PgServer, startPostgres } from './postgres.js';
 
@@ -45,35 +46,8 @@ INSERT INTO public.orders (customer_id, total_cents)
   SELECT 1 + (g % 5), 100 * g FROM generate_series(1, 50) AS g;
 `;
 
-function devConfig(opts: { port: number; issuer: string; dbPort: number }): string {
-  const audience = `http://127.0.0.1:${opts.port}`;
-  return `# Written by hoop-gateway --dev. The same shape as docs/examples/gateway.yaml, on loopback.
-listen:
-  address: 127.0.0.1:${opts.port}
-  insecure_loopback: true          # plain HTTP: only ever on a loopback address
-
-identity:
-  issuers:
-    - issuer: ${opts.issuer}
-      audience: ${audience}
-      cli_client_id: hoopctl
-      scopes: [openid, profile, email, offline_access, gateway]
-      claims: { subject: sub, name: email, groups: groups }
-
-store:
-  path: ./hoop-data
-
-connections:
-  - name: prod-db
-    description: demo database (fake PII)
-    host: 127.0.0.1
-    port: ${opts.dbPort}
-    database: shop
-    user: hoop_gateway
-    password_file: ./db-password
-    tls: { mode: disable }
-
-policies:
+/** The SPEC.md example's policies, with masking for engineers. */
+const DEMO_POLICIES = `policies:
   - name: engineers
     groups: [engineering]
     connections: [prod-db]
@@ -94,10 +68,20 @@ policies:
     review: true
   - name: auditors
     groups: [audit]
-    audit: true
+    audit: true`;
 
-retention: { days: 400 }
-`;
+function devConfig(opts: { port: number; issuer: string; dbPort: number }): string {
+  const yaml = localGatewayConfig({
+    port: opts.port,
+    issuer: opts.issuer,
+    audience: `http://127.0.0.1:${opts.port}`,
+    dbPort: opts.dbPort,
+    password: { file: './db-password' },
+    description: 'demo database (fake PII)',
+    policies: DEMO_POLICIES,
+    extra: 'retention: { days: 400 }',
+  });
+  return `# Written by hoop-gateway --dev. The same shape as docs/examples/gateway.yaml, on loopback.\n${yaml}`;
 }
 
 export async function startDevEnvironment(options: { dir: string; port: number }): Promise<DevEnvironment> {

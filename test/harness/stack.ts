@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localGatewayConfig } from '../../gateway/dev/config.js';
 import { SEED_SQL } from '../../gateway/dev/dev.js';
 import { makeCerts, type TestCerts } from './certs.js';
 import { completeDeviceLogin, DEV_USERS, startTestIdp } from './idp.js';
@@ -153,31 +154,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   writeFileSync(join(dir, 'db-password'), dbPassword, { mode: 0o600 });
   writeFileSync(
     configFile,
-    `listen:
-  address: 127.0.0.1:${port}
-${tls ? `  tls: { cert: ${certs!.cert}, key: ${certs!.key} }` : '  insecure_loopback: true'}
-${options.listenExtra ?? ''}
-identity:
-  issuers:
-    - issuer: ${idp.issuer}
-      audience: ${gatewayUrl}
-      cli_client_id: hoopctl
-      scopes: [openid, profile, email, offline_access, gateway]
-      claims: { subject: sub, name: email, groups: groups }
-${options.extraIssuers?.(gatewayUrl) ?? ''}
-store:
-${options.store ?? '  path: ./hoop-data'}
-connections:
-  - name: prod-db
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: shop
-    user: hoop_gateway
-    password_env: TEST_DB_PASSWORD
-    tls: ${(options.connectionTls ?? '{ mode: disable }').replace('$CA', certs?.caCert ?? '')}
-${options.policies ?? DEFAULT_POLICIES}
-${options.extraConfig ?? ''}
-`,
+    localGatewayConfig({
+      port,
+      tls: tls ? { cert: certs!.cert, key: certs!.key } : undefined,
+      listenExtra: options.listenExtra,
+      issuer: idp.issuer,
+      audience: gatewayUrl,
+      extraIssuers: options.extraIssuers?.(gatewayUrl),
+      store: options.store,
+      dbPort: pg.port,
+      password: { env: 'TEST_DB_PASSWORD' },
+      connectionTls: options.connectionTls?.replace('$CA', certs?.caCert ?? ''),
+      policies: options.policies ?? DEFAULT_POLICIES,
+      extra: options.extraConfig,
+    }),
   );
 
   let gateway: ChildProcess | undefined;
