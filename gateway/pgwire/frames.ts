@@ -11,8 +11,10 @@ export interface Frame {
   type: string;
   /** The whole message: type byte (if any), length and body. Forward this to pass it through untouched. */
   bytes: Buffer;
-  /** The body alone (after the length). A view into `bytes`. */
+  /** The body alone (after the length). A view into `bytes`; empty for a run (`count` set). */
   body: Buffer;
+  /** Set when the frame is a run of `count` consecutive messages of one type (`FrameReader.next`). */
+  count?: number;
 }
 
 export class ProtocolViolation extends Error {
@@ -26,6 +28,8 @@ export class ProtocolViolation extends Error {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class FrameReader {
   /** Chunks of an incomplete message, joined only once it is whole (no quadratic re-copying). */
   private pending: Buffer[] = [];
@@ -34,6 +38,11 @@ export class FrameReader {
   private needed = 0;
   /** True until the first typed message is expected (the startup phase has no type byte). */
   private untyped: boolean;
+  /** The chunk being read by next(), and where in it the next message starts. */
+  private data: Buffer = EMPTY;
+  private offset = 0;
+  /** A message that was split across chunks, completed by the last feed(): next() returns it first. */
+  private completed: Frame | undefined;
 
   constructor(
     private readonly maxMessageBytes: number,
@@ -66,68 +75,129 @@ export class FrameReader {
    * packet is returned per call, because what follows it may be of a different kind (typed, or TLS).
    */
   push(chunk: Buffer): Frame[] {
-    let data = chunk;
+    this.feed(chunk);
     const frames: Frame[] = [];
-    let offset = 0;
-    if (this.pendingBytes > 0) {
-      if (this.needed > 0 && this.pendingBytes + chunk.length < this.needed) {
-        this.pending.push(chunk);
-        this.pendingBytes += chunk.length;
-        return [];
-      }
-      if (this.needed > 0 && !this.untyped) {
-        // Complete the split message with just the bytes it lacks; the rest of the chunk is framed in
-        // place. (Joining the whole chunk would copy every chunk of a large result once more.)
-        const take = this.needed - this.pendingBytes;
-        this.pending.push(chunk.subarray(0, take));
-        const bytes = Buffer.concat(this.pending, this.needed);
-        frames.push({ type: String.fromCharCode(bytes[0]!), bytes, body: bytes.subarray(5) });
-        offset = take;
-      } else {
-        this.pending.push(chunk);
-        data = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
-      }
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.needed = 0;
-    }
-    while (offset < data.length) {
-      const header = this.untyped ? 4 : 5;
-      if (data.length - offset < header) break;
-      const lengthAt = this.untyped ? offset : offset + 1;
-      const length = data.readInt32BE(lengthAt);
-      const minimum = this.untyped ? 8 : 4;
-      if (length < minimum) {
-        throw new ProtocolViolation(`invalid message length ${length}`);
-      }
-      if (length > this.maxMessageBytes) {
-        throw new ProtocolViolation(
-          `message of ${length} bytes exceeds the gateway's limit of ${this.maxMessageBytes} bytes`,
-          '54000',
-        );
-      }
-      const total = length + (this.untyped ? 0 : 1);
-      if (data.length - offset < total) {
-        this.needed = total;
+    for (;;) {
+      const wasUntyped = this.untyped;
+      const frame = this.next();
+      if (!frame) break;
+      frames.push(frame);
+      if (wasUntyped) {
+        this.keepRest();
         break;
       }
-      const bytes = data.subarray(offset, offset + total);
-      frames.push({
-        type: this.untyped ? '' : String.fromCharCode(data[offset]!),
-        bytes,
-        body: bytes.subarray(this.untyped ? 4 : 5),
-      });
-      offset += total;
-      if (this.untyped) break;
     }
-    if (offset < data.length) {
-      const rest = data.subarray(offset);
+    return frames;
+  }
+
+  /**
+   * Pull-style reading, for a caller whose state decides how to read what follows: feed() a chunk,
+   * then call next() until it returns undefined (the rest is kept for the next chunk).
+   */
+  feed(chunk: Buffer): void {
+    if (this.offset < this.data.length || this.completed)
+      throw new Error('feed() before next() finished the last chunk');
+    this.data = chunk;
+    this.offset = 0;
+    if (this.pendingBytes === 0) return;
+    if (this.needed > 0 && this.pendingBytes + chunk.length < this.needed) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      this.data = EMPTY;
+      return;
+    }
+    if (this.needed > 0 && !this.untyped) {
+      // Complete the split message with just the bytes it lacks; the rest of the chunk is framed in
+      // place. (Joining the whole chunk would copy every chunk of a large result once more.)
+      const take = this.needed - this.pendingBytes;
+      this.pending.push(chunk.subarray(0, take));
+      const bytes = Buffer.concat(this.pending, this.needed);
+      this.completed = { type: String.fromCharCode(bytes[0]!), bytes, body: bytes.subarray(5) };
+      this.offset = take;
+    } else {
+      this.pending.push(chunk);
+      this.data = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.needed = 0;
+  }
+
+  /**
+   * The next whole message of the chunk fed, or undefined when it needs more bytes. With `runType`
+   * (a type byte, e.g. 0x44 'D'), consecutive whole messages of that type come back as one frame
+   * with `count` set and an empty `body`: a caller that only needs to count and pass them (a result
+   * nobody looks inside) then handles a 64 KB read of rows as one object, not one per row.
+   */
+  next(runType = -1): Frame | undefined {
+    if (this.completed) {
+      const frame = this.completed;
+      this.completed = undefined;
+      return frame;
+    }
+    const data = this.data;
+    const start = this.offset;
+    const total = this.messageAt(start);
+    if (total === 0) {
+      this.keepRest();
+      return undefined;
+    }
+    const type = this.untyped ? -2 : data[start]!;
+    let end = start + total;
+    let count = 1;
+    if (type === runType) {
+      while (end < data.length && data[end] === runType) {
+        const more = this.messageAt(end);
+        if (more === 0) break;
+        end += more;
+        count++;
+      }
+    }
+    this.offset = end;
+    const bytes = data.subarray(start, end);
+    if (count > 1) return { type: String.fromCharCode(type), bytes, body: EMPTY, count };
+    return {
+      type: this.untyped ? '' : String.fromCharCode(type),
+      bytes,
+      body: bytes.subarray(this.untyped ? 4 : 5),
+    };
+  }
+
+  /** Size of the whole message starting at `at` in the current chunk, or 0 if it is not all there. */
+  private messageAt(at: number): number {
+    const data = this.data;
+    const header = this.untyped ? 4 : 5;
+    if (data.length - at < header) return 0;
+    const length = data.readInt32BE(this.untyped ? at : at + 1);
+    if (length < (this.untyped ? 8 : 4)) throw new ProtocolViolation(`invalid message length ${length}`);
+    if (length > this.maxMessageBytes) {
+      throw new ProtocolViolation(
+        `message of ${length} bytes exceeds the gateway's limit of ${this.maxMessageBytes} bytes`,
+        '54000',
+      );
+    }
+    const total = length + (this.untyped ? 0 : 1);
+    if (data.length - at < total) {
+      this.needed = total;
+      return 0;
+    }
+    return total;
+  }
+
+  /** Keep the unread rest of the chunk for the next feed(). */
+  private keepRest(): void {
+    const data = this.data;
+    // Nothing fed, or feed() already kept an incomplete message's bytes (and its `needed`).
+    if (data.length === 0) return;
+    if (this.offset < data.length) {
+      const rest = data.subarray(this.offset);
       this.pending = [rest];
       this.pendingBytes = rest.length;
       if (rest.length < (this.untyped ? 4 : 5)) this.needed = 0;
     } else {
       this.needed = 0;
     }
-    return frames;
+    this.data = EMPTY;
+    this.offset = 0;
   }
 }

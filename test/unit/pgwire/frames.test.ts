@@ -148,6 +148,86 @@ describe('FrameReader: typed messages', () => {
   });
 });
 
+describe('FrameReader: runs of one message type (next with runType)', () => {
+  const D = 0x44;
+  const result = (rows: number) => {
+    let b = bytes().message('T', (m) => m.int16(0));
+    for (let i = 0; i < rows; i++)
+      b = b.message('D', (m) =>
+        m
+          .int16(1)
+          .int32(3)
+          .raw(Buffer.from(`r${i % 10}x`.slice(0, 3))),
+      );
+    return b
+      .message('C', (m) => m.cstring(`SELECT ${rows}`))
+      .message('Z', (m) => m.char('I'))
+      .build();
+  };
+  /** Feed chunks, reading rows as runs: [type, count] per frame, and the bytes seen. */
+  const readRuns = (chunks: Buffer[]) => {
+    const reader = new FrameReader(1 << 20);
+    const seen: [string, number][] = [];
+    const out: Buffer[] = [];
+    for (const c of chunks) {
+      reader.feed(c);
+      for (let f = reader.next(D); f; f = reader.next(D)) {
+        seen.push([f.type, f.count ?? 1]);
+        out.push(f.bytes);
+      }
+    }
+    return { seen, bytes: Buffer.concat(out) };
+  };
+
+  it('returns consecutive DataRows as one frame with their count, the bytes untouched', () => {
+    const stream = result(50);
+    const { seen, bytes: out } = readRuns([stream]);
+    expect(seen).toEqual([
+      ['T', 1],
+      ['D', 50],
+      ['C', 1],
+      ['Z', 1],
+    ]);
+    expect(out.equals(stream)).toBe(true);
+  });
+
+  it('counts every row exactly once whatever the chunk boundaries', () => {
+    const stream = result(40);
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const { seen, bytes: out } = readRuns([stream.subarray(0, cut), stream.subarray(cut)]);
+      const rows = seen.filter(([t]) => t === 'D').reduce((n, [, c]) => n + c, 0);
+      expect(rows, `cut at ${cut}`).toBe(40);
+      expect(out.equals(stream), `cut at ${cut}`).toBe(true);
+    }
+  });
+
+  it('keeps a run whole message by message: an oversized row inside a run is still refused', () => {
+    const stream = Buffer.concat([
+      result(3),
+      bytes()
+        .char('D')
+        .int32(1 << 21)
+        .build(),
+    ]);
+    const reader = new FrameReader(1 << 20);
+    reader.feed(stream);
+    expect(() => {
+      while (reader.next(D));
+    }).toThrowError(expect.objectContaining({ sqlstate: '54000' }));
+  });
+
+  it('returns single messages when no run type is given', () => {
+    const { seen } = (() => {
+      const reader = new FrameReader(1 << 20);
+      reader.feed(result(3));
+      const seen: string[] = [];
+      for (let f = reader.next(); f; f = reader.next()) seen.push(f.type + (f.count ?? ''));
+      return { seen };
+    })();
+    expect(seen).toEqual(['T', 'D', 'D', 'D', 'C', 'Z']);
+  });
+});
+
 describe('FrameReader: the startup phase', () => {
   const startup = bytes()
     .packet((p) =>
