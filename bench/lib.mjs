@@ -6,7 +6,7 @@
  */
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -53,6 +53,18 @@ policies:
         allow_side_channels: ['*']
 `;
 
+/**
+ * HOOP_BENCH_PROFILE=dir: the gateways and their `hoopctl connect` write --cpu-prof profiles there.
+ * HOOP_BENCH_NODE_ARGS="--trace-gc ...": more Node options for those processes; HOOP_BENCH_LOG=dir:
+ * the gateways' output goes to files there.
+ */
+const profileArgs = () => [
+  ...(process.env.HOOP_BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOOP_BENCH_PROFILE}`]
+    : []),
+  ...(process.env.HOOP_BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
+];
+
 async function startGateway({ pg, dbPassword, tls, certs, dir }) {
   const port = await freePort();
   const url = tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
@@ -73,20 +85,18 @@ async function startGateway({ pg, dbPassword, tls, certs, dir }) {
   );
   const gateway = spawn(
     process.execPath,
-    [
-      ...(process.env.HOOP_BENCH_PROFILE
-        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HOOP_BENCH_PROFILE}`]
-        : []),
-      join(ROOT, 'bin', 'hoop-gateway'),
-      '--config',
-      config,
-    ],
+    [...profileArgs(), join(ROOT, 'bin', 'hoop-gateway'), '--config', config],
     {
       env: { ...process.env, BENCH_DB_PASSWORD: dbPassword, HOOP_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
   children.add(gateway);
+  if (process.env.HOOP_BENCH_LOG) {
+    const log = createWriteStream(join(process.env.HOOP_BENCH_LOG, `gateway-${tls ? 'tls' : 'plain'}.log`));
+    gateway.stdout.pipe(log);
+    gateway.stderr.pipe(log);
+  }
   await waitForOutput(gateway, /hoop-gateway listening/);
   const home = mkdtempSync(join(tmpdir(), 'hoop-bench-home-'));
   const cliEnv = {
@@ -99,10 +109,14 @@ async function startGateway({ pg, dbPassword, tls, certs, dir }) {
     NO_COLOR: '1',
     ...(tls ? { HOOPCTL_CA_FILE: certs.ca } : {}),
   };
-  const connect = spawn(process.execPath, [join(ROOT, 'bin', 'hoopctl'), 'connect', 'prod-db'], {
-    env: cliEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const connect = spawn(
+    process.execPath,
+    [...profileArgs(), join(ROOT, 'bin', 'hoopctl'), 'connect', 'prod-db'],
+    {
+      env: cliEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.add(connect);
   const m = await waitForOutput(connect, /psql "(postgresql:\/\/hoop:([^@]+)@127\.0\.0\.1:(\d+)\/[^"]+)"/);
   return {
@@ -189,6 +203,33 @@ logfile = ${join(dir, 'pgbouncer.log')}
   return { port, user: 'hoop_gateway', database: 'shop', password: '', stop: () => child.kill('SIGTERM') };
 }
 
+/** Two bare Node TCP relays chained in front of PostgreSQL (bench/lib/node-relay.mjs): the floor. */
+async function startNodeRelays(target) {
+  let port = target.port;
+  const processes = [];
+  for (let i = 0; i < 2; i++) {
+    const listen = await freePort();
+    const relay = spawn(
+      process.execPath,
+      [join(ROOT, 'bench', 'lib', 'node-relay.mjs'), String(listen), String(port)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.add(relay);
+    processes.push(relay);
+    await waitForOutput(relay, /node-relay listening/);
+    port = listen;
+  }
+  return {
+    ...target,
+    port,
+    stop: () => {
+      for (const p of processes) p.kill('SIGTERM');
+    },
+  };
+}
+
 export async function startBench({ scale = 10, pgbouncer = true } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-'));
   const pg = await startPostgres({ settings: { max_connections: '300' } });
@@ -205,13 +246,15 @@ export async function startBench({ scale = 10, pgbouncer = true } = {}) {
   const full = await startGateway({ pg, dbPassword, tls: true, certs, dir });
   const bouncerDir = mkdtempSync(join(tmpdir(), 'hoop-bench-bouncer-'));
   const bouncer = pgbouncer ? await startPgbouncer({ pg, dbPassword, dir: bouncerDir }) : undefined;
+  const relays = await startNodeRelays(direct);
   return {
     pg,
-    paths: { direct, pgbouncer: bouncer, gateway: plain, full },
+    paths: { direct, pgbouncer: bouncer, 'node relay ×2': relays, gateway: plain, full },
     stop() {
       plain.stop();
       full.stop();
       bouncer?.stop();
+      relays.stop();
       pg.stop();
     },
   };
@@ -289,7 +332,8 @@ export async function rawConnect(p) {
         const on = (chunk) => {
           bytes += chunk.length;
           // ReadyForQuery is the last 6 bytes of the answer: 'Z', int32 5, status.
-          tail = Buffer.concat([tail, chunk]).subarray(-6);
+          // (Only the last bytes are kept: copying each chunk would make the client the bottleneck.)
+          tail = chunk.length >= 6 ? chunk.subarray(-6) : Buffer.concat([tail, chunk]).subarray(-6);
           if (tail.length === 6 && tail[0] === 0x5a && tail.readInt32BE(1) === 5) {
             socket.off('data', on);
             res(bytes);

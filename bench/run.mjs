@@ -3,6 +3,8 @@
  * The data path's figures, every path in one run on the same machine:
  *   direct     pgbench → PostgreSQL
  *   pgbouncer  pgbench → pgbouncer (session mode) → PostgreSQL
+ *   node relay ×2  pgbench → two bare Node TCP relays → PostgreSQL: the floor of two Node processes
+ *              on the path, doing nothing but moving bytes (bench/lib/node-relay.mjs)
  *   gateway    pgbench → hoopctl connect → WebSocket (plain loopback HTTP) → hoop-gateway → PostgreSQL
  *   full       pgbench → hoopctl connect → WebSocket over TLS → hoop-gateway → PostgreSQL
  * 1. pgbench -S (select-only) in -M simple / extended / prepared: TPS and the ratio to direct.
