@@ -122,7 +122,7 @@ export class Relay {
   private upstreamPaused = false;
   private ended: ((reason: string) => void)[] = [];
   /** Aborts the gate's decision in progress (an approval wait) on cancel or disconnect. */
-  private deciding: AbortController | undefined;
+  private deciding: { abort(reason: Error): void } | undefined;
   /** The database ended the session with a FATAL of its own, which the client has already seen. */
   private upstreamSentFatal = false;
 
@@ -429,18 +429,24 @@ export class Relay {
 
   /** Ask the gate; while it decides, a cancel or a disconnect aborts the wait. */
   private async decide(request: Omit<GateRequest, 'signal' | 'notify'>) {
-    const controller = new AbortController();
-    this.deciding = controller;
+    // The AbortController is made on first use: only an approval wait listens to it, and one per
+    // statement showed in profiles (≈ 2 % of the gateway's CPU under pgbench).
+    let controller: AbortController | undefined;
+    const decision = { abort: (reason: Error) => (controller ??= new AbortController()).abort(reason) };
+    this.deciding = decision;
     try {
       return await this.gate.check({
         ...request,
-        signal: controller.signal,
+        get signal() {
+          controller ??= new AbortController();
+          return controller.signal;
+        },
         notify: (notice) => {
           if (!this.closed) this.client.write(noticeResponse(notice));
         },
       });
     } finally {
-      if (this.deciding === controller) this.deciding = undefined;
+      if (this.deciding === decision) this.deciding = undefined;
     }
   }
 

@@ -1,3 +1,5 @@
+import type { ChainedInsert, ChainedInsertResult } from './sqlite-writer.js';
+
 /** The little SQL surface both backends provide, so one SqlStore holds all the queries. */
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -17,6 +19,11 @@ export interface SqlDriver extends SqlExecutor {
    * is already the whole database's write lock.
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, lock?: number): Promise<T>;
+  /**
+   * SQLite only: insert rows chained onto a head, in one transaction on the writer thread
+   * (store/sqlite-writer.ts), if the head is still the one expected.
+   */
+  insertChained?(request: ChainedInsert): Promise<ChainedInsertResult>;
   close(): Promise<void>;
 }
 

@@ -122,6 +122,10 @@ function setClause(patch: Record<string, unknown>, encode: (key: string, v: unkn
 
 export class SqlStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** SQLite: the chain's head as this process last committed it (appendOnWriter checks it). */
+  private committedHead: ChainHead | undefined;
+  /** SQLite: appends go to the writer one batch at a time, in order. */
+  private appending: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly db: SqlDriver,
@@ -155,6 +159,12 @@ export class SqlStore implements Store {
   }
 
   appendBatch(build: (head: ChainHead) => EncodedRecord[]): Promise<AuditRecord[]> {
+    if (this.db.insertChained) {
+      const append = () => this.appendOnWriter(build);
+      const done = this.appending.then(append, append);
+      this.appending = done.catch(() => undefined);
+      return done;
+    }
     return this.db.transaction(async (tx) => {
       const encoded = build(await this.readHead(tx));
       const records = encoded.map((e) => e.record);
@@ -178,6 +188,41 @@ export class SqlStore implements Store {
       }
       return records;
     }, LOCKS.auditAppend);
+  }
+
+  /**
+   * SQLite: chain onto the head this process last committed (read once), and let the writer thread
+   * insert only if that is still the head; if another writer moved it (a second gateway on the same
+   * file, a purge that emptied the table), chain again onto the head it found.
+   */
+  private async appendOnWriter(build: (head: ChainHead) => EncodedRecord[]): Promise<AuditRecord[]> {
+    const insertChained = this.db.insertChained!;
+    const headQueries = [
+      "SELECT seq, json_extract(record, '$.hash') AS hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+      'SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1',
+    ];
+    const insert =
+      'INSERT INTO audit_records (seq, time, type, session, connection, subject, decision, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)';
+    let head = this.committedHead ?? { seq: 0, hash: GENESIS_HASH };
+    for (let attempt = 0; ; attempt++) {
+      const encoded = build(head);
+      const records = encoded.map((e) => e.record);
+      if (records.length === 0) return records;
+      let result: Awaited<ReturnType<typeof insertChained>>;
+      try {
+        result = await insertChained({ headQueries, expect: head, insert, rows: encoded.map(recordRow) });
+      } catch (err) {
+        this.committedHead = undefined;
+        throw err;
+      }
+      if (result.committed) {
+        const last = records.at(-1)!;
+        this.committedHead = { seq: last.seq, hash: last.hash };
+        return records;
+      }
+      if (attempt >= 5) throw new Error('the audit chain kept moving under this gateway (another writer?)');
+      head = result.head ?? { seq: 0, hash: GENESIS_HASH };
+    }
   }
 
   async listRecords(query: RecordQuery = {}): Promise<AuditRecord[]> {

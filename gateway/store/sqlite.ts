@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'libsql';
 import type { SqlDriver, SqlExecutor } from './driver.js';
+import { SqliteChainWriter } from './sqlite-writer.js';
 
 export const SQLITE_FILE = 'hoop.db';
 
@@ -37,8 +38,13 @@ export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 
   // journal mode below waits too.
   db.exec('PRAGMA busy_timeout = 5000');
   db.exec('PRAGMA journal_mode = WAL');
-  db.exec(`PRAGMA synchronous = ${options.durability === 'power' ? 'FULL' : 'NORMAL'}`);
-  db.exec('PRAGMA foreign_keys = ON');
+  const pragmas = [
+    'PRAGMA busy_timeout = 5000',
+    `PRAGMA synchronous = ${options.durability === 'power' ? 'FULL' : 'NORMAL'}`,
+    'PRAGMA foreign_keys = ON',
+  ];
+  for (const pragma of pragmas) db.exec(pragma);
+  let writer: SqliteChainWriter | undefined;
 
   const statements = new Map<string, PreparedStatement>();
   const prepare = (sql: string): PreparedStatement => {
@@ -106,10 +112,17 @@ export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 
           throw err;
         }
       }),
+    insertChained: (request) => {
+      if (closed) return Promise.reject(new Error('the store is closed'));
+      // Started at the first append, after migrations: the schema is there.
+      writer ??= new SqliteChainWriter(join(dir, SQLITE_FILE), pragmas);
+      return writer.run(request);
+    },
     close: () =>
       exclusive(async () => {
         if (closed) return;
         closed = true;
+        await writer?.close();
         db.close();
       }),
   };
