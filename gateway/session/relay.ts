@@ -432,14 +432,17 @@ export class Relay {
     // The AbortController is made on first use: only an approval wait listens to it, and one per
     // statement showed in profiles (≈ 2 % of the gateway's CPU under pgbench).
     let controller: AbortController | undefined;
-    const decision = { abort: (reason: Error) => (controller ??= new AbortController()).abort(reason) };
+    const signal = () => {
+      controller ??= new AbortController();
+      return controller;
+    };
+    const decision = { abort: (reason: Error) => signal().abort(reason) };
     this.deciding = decision;
     try {
       return await this.gate.check({
         ...request,
         get signal() {
-          controller ??= new AbortController();
-          return controller.signal;
+          return signal().signal;
         },
         notify: (notice) => {
           if (!this.closed) this.client.write(noticeResponse(notice));
