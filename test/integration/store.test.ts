@@ -347,6 +347,38 @@ describe.each(backends)('store: $name', (backend) => {
     expect(await store.listGrants({ subject: 'carol' })).toEqual([]);
   });
 
+  it('interleaves other writes with a stream of appends (SQLite: the writer thread and the main connection take turns)', async () => {
+    const cfg = await backend.fresh();
+    const own = await openStore(cfg, { dataDir: 'path' in cfg ? cfg.path : tempDir() });
+    const log = await newLog(own, 100);
+    const now = new Date().toISOString();
+    const appends = Array.from({ length: 600 }, (_, i) => log.append(statement(`s-mixed-${i % 7}`, i)));
+    const writes = Array.from({ length: 40 }, async (_, i) => {
+      const a = await own.createApproval({
+        requester: alice,
+        connection: 'prod-db',
+        session: `s-mixed-${i}`,
+        statement: `delete from orders where id = ${i}`,
+        statement_hash: `h${i}`,
+        params: [],
+        rule: 'changes-need-review',
+        policy: 'engineers',
+        approvers: ['db-reviewers'],
+        approvals_required: 1,
+        created_at: now,
+        expires_at: now,
+      });
+      return own.updateApproval(a.id, { status: 'rejected', decided_at: now });
+    });
+    const [records, updated] = await Promise.all([Promise.all(appends), Promise.all(writes)]);
+    expect(new Set(records.map((r) => r.seq)).size).toBe(600);
+    expect(updated.every((a) => a?.status === 'rejected')).toBe(true);
+    expect(await own.listApprovals({ status: 'rejected' })).toHaveLength(40);
+    expect(await verifyStoredLog(own, log)).toMatchObject({ ok: true, count: 600 });
+    await log.close();
+    await own.close();
+  });
+
   it('fails closed: when the store cannot write, append rejects', async () => {
     const doomed = await open();
     const log = await newLog(doomed);
