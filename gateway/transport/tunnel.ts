@@ -88,7 +88,7 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     const sessionId = randomUUID();
     pendingIds.set(request, sessionId);
     wss.handleUpgrade(request, socket, head, (ws) => {
-      const stream = webSocketStream(ws, socket);
+      const stream = webSocketStream(ws);
       stream.on('error', () => stream.destroy());
       options.onStream(stream, {
         identity,

@@ -1,7 +1,7 @@
 /**
  * The gateway's side of the tunnel (gateway/transport/ws-stream.ts) over a real WebSocket, plain and
- * TLS: what the relay writes arrives byte for byte and in order; over plain TCP in frames of at most
- * TUNNEL_FRAME_PAYLOAD bytes, over TLS one message per write; backpressure holds either way.
+ * TLS: what the relay writes arrives byte for byte and in order, one message per write, and
+ * backpressure holds: writes are acknowledged early only below the high-water mark.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { TUNNEL_FRAME_PAYLOAD, webSocketStream } from '../../gateway/transport/ws-stream.js';
+import { webSocketStream } from '../../gateway/transport/ws-stream.js';
 import { makeCerts } from '../harness/certs.js';
 
 const certs = makeCerts();
@@ -23,7 +23,7 @@ async function pair(tls: boolean) {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   const streamReady = new Promise<Duplex>((resolve) => {
     server.on('upgrade', (request, socket, head) => {
-      wss.handleUpgrade(request, socket, head, (ws) => resolve(webSocketStream(ws, socket)));
+      wss.handleUpgrade(request, socket, head, (ws) => resolve(webSocketStream(ws)));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -53,10 +53,10 @@ afterAll(() => {
 });
 
 describe.each([false, true])('ws-stream (tls: %s)', (tls) => {
-  it('delivers every byte in order, framed as the transport wants', async () => {
+  it('delivers every byte in order, one message per write', async () => {
     const p = await pair(tls);
     closers.push(p.close);
-    const sizes = [1, TUNNEL_FRAME_PAYLOAD, TUNNEL_FRAME_PAYLOAD + 1, 65_536, 100_000, 3, 1_000_000];
+    const sizes = [1, 16_380, 16_381, 65_536, 100_000, 3, 1_000_000];
     const chunks = sizes.map((n, i) => Buffer.alloc(n, i + 1));
     const expected = Buffer.concat(chunks);
     const received: Buffer[] = [];
@@ -71,7 +71,7 @@ describe.each([false, true])('ws-stream (tls: %s)', (tls) => {
     for (const c of chunks) p.stream.write(c);
     await done;
     expect(Buffer.concat(received).equals(expected)).toBe(true);
-    expect(Math.max(...received.map((m) => m.length))).toBe(tls ? 1_000_000 : TUNNEL_FRAME_PAYLOAD);
+    expect(received.map((m) => m.length)).toEqual(sizes);
   });
 
   it('keeps backpressure: a write over the high-water mark is acknowledged only once flushed', async () => {

@@ -125,19 +125,7 @@ async function tunnelOne(
     return;
   }
   // Gateway → client: stop reading the WebSocket while the local client is slow to take its bytes.
-  // The gateway sends a large result as 16 KiB frames (one per TLS record, so each arrives whole in one
-  // read and passes without a copy); the frames of one read leave in one write.
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
   ws.on('message', (data: Buffer) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(uncork);
-    }
     if (!socket.write(data) && !ws.isPaused) ws.pause();
   });
   socket.on('drain', () => {
