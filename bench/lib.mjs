@@ -230,6 +230,37 @@ async function startNodeRelays(target) {
   };
 }
 
+/**
+ * The same two bare Node relays, multiplexed: every client connection over one shared connection in
+ * the middle (bench/lib/mux-relay.mjs). TPS only: the shared hop has no backpressure.
+ */
+async function startMuxRelays(target) {
+  const back = await freePort();
+  const front = await freePort();
+  const processes = [];
+  for (const [role, listen, to] of [
+    ['back', back, target.port],
+    ['front', front, back],
+  ]) {
+    const relay = spawn(
+      process.execPath,
+      [join(ROOT, 'bench', 'lib', 'mux-relay.mjs'), role, String(listen), String(to)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(relay);
+    processes.push(relay);
+    await waitForOutput(relay, /mux-relay \w+ listening/);
+  }
+  return {
+    ...target,
+    port: front,
+    tpsOnly: true,
+    stop: () => {
+      for (const p of processes) p.kill('SIGTERM');
+    },
+  };
+}
+
 export async function startBench({ scale = 10, pgbouncer = true } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-'));
   const pg = await startPostgres({ settings: { max_connections: '300' } });
@@ -247,14 +278,16 @@ export async function startBench({ scale = 10, pgbouncer = true } = {}) {
   const bouncerDir = mkdtempSync(join(tmpdir(), 'hoop-bench-bouncer-'));
   const bouncer = pgbouncer ? await startPgbouncer({ pg, dbPassword, dir: bouncerDir }) : undefined;
   const relays = await startNodeRelays(direct);
+  const mux = await startMuxRelays(direct);
   return {
     pg,
-    paths: { direct, pgbouncer: bouncer, 'node relay ×2': relays, gateway: plain, full },
+    paths: { direct, pgbouncer: bouncer, 'node relay ×2': relays, 'node mux ×2': mux, gateway: plain, full },
     stop() {
       plain.stop();
       full.stop();
       bouncer?.stop();
       relays.stop();
+      mux.stop();
       pg.stop();
     },
   };

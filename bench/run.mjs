@@ -5,6 +5,8 @@
  *   pgbouncer  pgbench → pgbouncer (session mode) → PostgreSQL
  *   node relay ×2  pgbench → two bare Node TCP relays → PostgreSQL: the floor of two Node processes
  *              on the path, doing nothing but moving bytes (bench/lib/node-relay.mjs)
+ *   node mux ×2    the same, with every client connection multiplexed over one connection in the
+ *              middle (bench/lib/mux-relay.mjs): TPS only
  *   gateway    pgbench → hoopctl connect → WebSocket (plain loopback HTTP) → hoop-gateway → PostgreSQL
  *   full       pgbench → hoopctl connect → WebSocket over TLS → hoop-gateway → PostgreSQL
  * 1. pgbench -S (select-only) in -M simple / extended / prepared: TPS and the ratio to direct.
@@ -79,6 +81,7 @@ console.log(`\n## one-row query latency, 1 client, ${LATENCY_QUERIES} queries (m
 console.log('| path | p50 | p99 |');
 console.log('|---|---:|---:|');
 for (const [name, p] of paths) {
+  if (p.tpsOnly) continue;
   const c = await rawConnect(p);
   for (let i = 0; i < 200; i++) await c.query('select 1');
   const samples = [];
@@ -101,6 +104,7 @@ console.log('| path | MB/s | ratio to direct | gateway RSS before (MB) | gateway
 console.log('|---|---:|---:|---:|---:|');
 let directRate = 0;
 for (const [name, p] of paths) {
+  if (p.tpsOnly) continue;
   const pid = gatewayPid(name);
   if (pid) resetPeak(pid);
   const before = pid ? fmt(statusKb(pid, 'VmRSS') / 1024, 0) : '';
