@@ -120,6 +120,12 @@ function setClause(patch: Record<string, unknown>, encode: (key: string, v: unkn
   return { sql: keys.map((k) => `${k} = ?`).join(', '), params: keys.map((k) => encode(k, patch[k])) };
 }
 
+/** SQLite: the newest record's seq and hash (extracted in SQL: no copy of the whole record to JavaScript). */
+const NEWEST_RECORD_SQLITE =
+  "SELECT seq, json_extract(record, '$.hash') AS hash FROM audit_records ORDER BY seq DESC LIMIT 1";
+/** After a purge of everything, the chain continues from the anchoring checkpoint. */
+const ANCHOR_CHECKPOINT = 'SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1';
+
 export class SqlStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
   /** SQLite: the chain's head as this process last committed it (appendOnWriter checks it). */
@@ -140,16 +146,13 @@ export class SqlStore implements Store {
     // The hash is inside the record's JSON. This runs in every append transaction: SQLite extracts it
     // itself (no copy of the whole record into JavaScript); PostgreSQL ships the one row and we parse it.
     if (this.db.dialect === 'sqlite') {
-      const rows = await tx.query<Row>(
-        "SELECT seq, json_extract(record, '$.hash') AS hash FROM audit_records ORDER BY seq DESC LIMIT 1",
-      );
+      const rows = await tx.query<Row>(NEWEST_RECORD_SQLITE);
       if (rows[0]) return { seq: num(rows[0].seq), hash: String(rows[0].hash) };
     } else {
       const rows = await tx.query<Row>('SELECT seq, record FROM audit_records ORDER BY seq DESC LIMIT 1');
       if (rows[0]) return { seq: num(rows[0].seq), hash: json<AuditRecord>(rows[0].record).hash };
     }
-    // After a purge of everything, the chain continues from the anchoring checkpoint.
-    const anchors = await tx.query<Row>('SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
+    const anchors = await tx.query<Row>(ANCHOR_CHECKPOINT);
     if (anchors[0]) return { seq: num(anchors[0].seq), hash: String(anchors[0].hash) };
     return { seq: 0, hash: GENESIS_HASH };
   }
@@ -159,33 +162,25 @@ export class SqlStore implements Store {
   }
 
   appendBatch(build: (head: ChainHead) => EncodedRecord[]): Promise<AuditRecord[]> {
+    // SQLite (the only driver with a writer thread): see appendOnWriter.
     if (this.db.insertChained) {
       const append = () => this.appendOnWriter(build);
       const done = this.appending.then(append, append);
       this.appending = done.catch(() => undefined);
       return done;
     }
+    // PostgreSQL: under the append lock, one statement for the whole batch (column arrays unnested).
     return this.db.transaction(async (tx) => {
       const encoded = build(await this.readHead(tx));
       const records = encoded.map((e) => e.record);
       if (records.length === 0) return records;
       const rows = encoded.map(recordRow);
-      if (this.db.dialect === 'postgres') {
-        // One statement for the whole batch: column arrays unnested into rows.
-        const columns = rows[0]!.map((_, i) => rows.map((r) => r[i]));
-        await tx.run(
-          `INSERT INTO audit_records (seq, time, type, session, connection, subject, decision, record)
-           SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])`,
-          columns,
-        );
-      } else {
-        for (const row of rows) {
-          await tx.run(
-            'INSERT INTO audit_records (seq, time, type, session, connection, subject, decision, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-            row,
-          );
-        }
-      }
+      const columns = rows[0]!.map((_, i) => rows.map((r) => r[i]));
+      await tx.run(
+        `INSERT INTO audit_records (seq, time, type, session, connection, subject, decision, record)
+         SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])`,
+        columns,
+      );
       return records;
     }, LOCKS.auditAppend);
   }
@@ -197,10 +192,7 @@ export class SqlStore implements Store {
    */
   private async appendOnWriter(build: (head: ChainHead) => EncodedRecord[]): Promise<AuditRecord[]> {
     const insertChained = this.db.insertChained!;
-    const headQueries = [
-      "SELECT seq, json_extract(record, '$.hash') AS hash FROM audit_records ORDER BY seq DESC LIMIT 1",
-      'SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1',
-    ];
+    const headQueries = [NEWEST_RECORD_SQLITE, ANCHOR_CHECKPOINT];
     const insert =
       'INSERT INTO audit_records (seq, time, type, session, connection, subject, decision, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)';
     let head = this.committedHead ?? { seq: 0, hash: GENESIS_HASH };
