@@ -18,8 +18,8 @@ import { Worker } from 'node:worker_threads';
 export interface ChainedInsert {
   /** Queries tried in order; the first that returns a row gives the head `{ seq, hash }`. */
   headQueries: string[];
-  /** The head the rows were chained onto; undefined to only read the head. */
-  expect?: { seq: number; hash: string };
+  /** The head the rows were chained onto (seq 0 and no head at all: the chain starts at genesis). */
+  expect: { seq: number; hash: string };
   insert: string;
   rows: unknown[][];
 }
@@ -59,8 +59,8 @@ parentPort.on('message', (msg) => {
     db.exec('BEGIN IMMEDIATE');
     try {
       const head = readHead(headQueries);
-      const same = expect && head && head.seq === expect.seq && head.hash === expect.hash;
-      const genesis = expect && !head && expect.seq === 0;
+      const same = head && head.seq === expect.seq && head.hash === expect.hash;
+      const genesis = !head && expect.seq === 0;
       if (!same && !genesis) {
         db.exec('ROLLBACK');
         parentPort.postMessage({ id, result: { committed: false, head } });
