@@ -203,31 +203,30 @@ logfile = ${join(dir, 'pgbouncer.log')}
   return { port, user: 'hoop_gateway', database: 'shop', password: '', stop: () => child.kill('SIGTERM') };
 }
 
+/** Start one of bench/lib's relay scripts and wait until it listens. */
+async function startRelay(script, args, processes) {
+  const relay = spawn(process.execPath, [join(ROOT, 'bench', 'lib', script), ...args.map(String)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(relay);
+  processes.push(relay);
+  await waitForOutput(relay, /listening on/);
+}
+
+const stopAll = (processes) => () => {
+  for (const p of processes) p.kill('SIGTERM');
+};
+
 /** Two bare Node TCP relays chained in front of PostgreSQL (bench/lib/node-relay.mjs): the floor. */
 async function startNodeRelays(target) {
-  let port = target.port;
   const processes = [];
+  let port = target.port;
   for (let i = 0; i < 2; i++) {
     const listen = await freePort();
-    const relay = spawn(
-      process.execPath,
-      [join(ROOT, 'bench', 'lib', 'node-relay.mjs'), String(listen), String(port)],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    children.add(relay);
-    processes.push(relay);
-    await waitForOutput(relay, /node-relay listening/);
+    await startRelay('node-relay.mjs', [listen, port], processes);
     port = listen;
   }
-  return {
-    ...target,
-    port,
-    stop: () => {
-      for (const p of processes) p.kill('SIGTERM');
-    },
-  };
+  return { ...target, port, stop: stopAll(processes) };
 }
 
 /**
@@ -235,30 +234,12 @@ async function startNodeRelays(target) {
  * the middle (bench/lib/mux-relay.mjs). TPS only: the shared hop has no backpressure.
  */
 async function startMuxRelays(target) {
+  const processes = [];
   const back = await freePort();
   const front = await freePort();
-  const processes = [];
-  for (const [role, listen, to] of [
-    ['back', back, target.port],
-    ['front', front, back],
-  ]) {
-    const relay = spawn(
-      process.execPath,
-      [join(ROOT, 'bench', 'lib', 'mux-relay.mjs'), role, String(listen), String(to)],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.add(relay);
-    processes.push(relay);
-    await waitForOutput(relay, /mux-relay \w+ listening/);
-  }
-  return {
-    ...target,
-    port: front,
-    tpsOnly: true,
-    stop: () => {
-      for (const p of processes) p.kill('SIGTERM');
-    },
-  };
+  await startRelay('mux-relay.mjs', ['back', back, target.port], processes);
+  await startRelay('mux-relay.mjs', ['front', front, back], processes);
+  return { ...target, port: front, tpsOnly: true, stop: stopAll(processes) };
 }
 
 export async function startBench({ scale = 10, pgbouncer = true } = {}) {
