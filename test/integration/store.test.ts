@@ -34,6 +34,23 @@ const statement = (session: string, i: number): AuditRecordInput => ({
   data: { statement_id: `${session}-${i}`, text: `select ${i}`, decision: 'allow', rule: 'reads' },
 });
 
+/** An approval request as the approvals service makes it; `changes` override single fields. */
+const approvalRequest = (now: string, changes: Partial<Parameters<Store['createApproval']>[0]> = {}) => ({
+  requester: alice,
+  connection: 'prod-db',
+  session: 's1',
+  statement: 'delete from orders where id = $1',
+  statement_hash: 'abc',
+  params: [] as string[],
+  rule: 'changes-need-review',
+  policy: 'engineers',
+  approvers: ['db-reviewers'],
+  approvals_required: 1,
+  created_at: now,
+  expires_at: now,
+  ...changes,
+});
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Backend {
@@ -283,20 +300,7 @@ describe.each(backends)('store: $name', (backend) => {
 
   it('creates, reads, lists and updates approvals, identities and grants', async () => {
     const now = new Date().toISOString();
-    const approval = await store.createApproval({
-      requester: alice,
-      connection: 'prod-db',
-      session: 's1',
-      statement: 'delete from orders where id = $1',
-      statement_hash: 'abc',
-      params: ['42'],
-      rule: 'changes-need-review',
-      policy: 'engineers',
-      approvers: ['db-reviewers'],
-      approvals_required: 1,
-      created_at: now,
-      expires_at: now,
-    });
+    const approval = await store.createApproval(approvalRequest(now, { params: ['42'] }));
     expect(approval).toMatchObject({ status: 'pending', decisions: [], params: ['42'], requester: alice });
     const decided = await store.updateApproval(approval.id, {
       status: 'approved',
@@ -354,20 +358,13 @@ describe.each(backends)('store: $name', (backend) => {
     const now = new Date().toISOString();
     const appends = Array.from({ length: 600 }, (_, i) => log.append(statement(`s-mixed-${i % 7}`, i)));
     const writes = Array.from({ length: 40 }, async (_, i) => {
-      const a = await own.createApproval({
-        requester: alice,
-        connection: 'prod-db',
-        session: `s-mixed-${i}`,
-        statement: `delete from orders where id = ${i}`,
-        statement_hash: `h${i}`,
-        params: [],
-        rule: 'changes-need-review',
-        policy: 'engineers',
-        approvers: ['db-reviewers'],
-        approvals_required: 1,
-        created_at: now,
-        expires_at: now,
-      });
+      const a = await own.createApproval(
+        approvalRequest(now, {
+          session: `s-mixed-${i}`,
+          statement: `delete from orders where id = ${i}`,
+          statement_hash: `h${i}`,
+        }),
+      );
       return own.updateApproval(a.id, { status: 'rejected', decided_at: now });
     });
     const [records, updated] = await Promise.all([Promise.all(appends), Promise.all(writes)]);
