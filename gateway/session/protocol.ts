@@ -75,7 +75,7 @@ export type Expected =
   | { kind: 'describe'; statement?: StatementDef; portal?: PortalDef }
   | { kind: 'execute'; statement?: Running; portal: PortalDef; effect?: InFlight }
   | { kind: 'sync' }
-  | { kind: 'function'; refusal: Refusal };
+  | { kind: 'function'; refusal: Refusal; unnamed: InFlight };
 
 /** Text that fails to parse in every PostgreSQL version: the "poison" a refused statement becomes. */
 export const POISON_SQL = 'HOOP STATEMENT REFUSED BY THE GATEWAY';
@@ -101,6 +101,15 @@ function unknownName(what: 'prepared statement' | 'portal', name: string): Refus
     detail:
       'A message that would define it is still in flight, and which definition the server keeps depends on its outcome.',
     hint: again,
+  };
+}
+
+function portalAbsent(name: string): Refusal {
+  return {
+    sqlstate: '42501',
+    routine: 'hoop_policy_denied',
+    message: `hoop: portal "${name}" was not bound through the gateway from a statement it checked`,
+    hint: 'Bind portals to statements prepared with Parse or PREPARE, or DECLARE cursors, before executing them.',
   };
 }
 
@@ -269,11 +278,8 @@ export class ProtocolCore {
     const names = this.model.view(group);
     const portal = names.portal(name);
     if (portal.state === 'unknown') return this.refuseUse(unknownName('portal', name));
-    if (portal.state === 'absent') {
-      // Nothing runs: Postgres answers "portal does not exist" and skips to Sync.
-      this.expected.push({ kind: 'parse' });
-      return { kind: 'pass' };
-    }
+    // A portal the session does not hold: nothing the gateway checked would run, so it is refused.
+    if (portal.state === 'absent') return this.refuseUse(portalAbsent(name));
     const def = portal.def;
     // A portal of a protocol Parse runs that text (which may itself EXECUTE or FETCH a name); one made
     // by SQL PREPARE + Bind, or by DECLARE, runs its definition, judged as such.
@@ -342,8 +348,8 @@ export class ProtocolCore {
   private FunctionCall(): ClientStep {
     const group = ++this.group;
     this.group++;
-    this.model.expect({ on: 'unnamed', op: 'drop' }, group);
-    this.expected.push({ kind: 'function', refusal: FUNCTION_CALL_REFUSED });
+    const unnamed = this.model.expect({ on: 'unnamed', op: 'drop' }, group);
+    this.expected.push({ kind: 'function', refusal: FUNCTION_CALL_REFUSED, unnamed });
     return this.poison(serialize.query(POISON_SQL), FUNCTION_CALL_REFUSED);
   }
 
@@ -534,7 +540,8 @@ export class ProtocolCore {
 
   private NoticeResponse(frame: Frame, head: Expected | undefined): Buffer | undefined {
     const running = this.currentStatement(head);
-    return running?.filter?.message ? rewriteFields('N', frame.body, running.filter.message) : undefined;
+    const filter = running?.filter;
+    return filter?.message ? rewriteFields('N', frame.body, (f) => filter.message!(f)) : undefined;
   }
 
   private NoData(head: Expected | undefined): Buffer | undefined {
@@ -633,6 +640,9 @@ export class ProtocolCore {
         for (const s of entry.statements.slice(entry.index)) this.finish(s, { skipped: true });
         for (const e of entry.effects.slice(entry.index)) if (e) this.model.settle(e, 'skipped');
         entry.index = entry.statements.length;
+        return;
+      case 'function':
+        this.model.settle(entry.unnamed, 'ok');
         return;
       case 'execute':
         if (entry.statement) this.finish(entry.statement, { skipped: true });

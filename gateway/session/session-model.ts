@@ -240,19 +240,17 @@ export class SessionModel {
 
   /** The current transaction ends: committed WITH HOLD cursors stay; every other portal it made goes. */
   private endTransaction(committed: boolean, implicit: boolean, chain = false): void {
-    let touched = false;
     for (const [name, p] of this.portals) {
       if (p.txn !== this.txn) continue;
-      touched = true;
       if (committed && p.def.hold) p.txn = 0;
       else this.portals.delete(name);
     }
-    const wasOpen = touched || this.inBlock || this.savepoints.length > 0 || this.txnFailed || !implicit;
     this.txn++;
     this.savepoints = [];
     this.txnFailed = false;
     this.inBlock = chain;
-    if (wasOpen) this.emit(committed ? { type: 'commit', implicit } : { type: 'rollback', implicit });
+    // Every ReadyForQuery outside a block ends an implicit transaction (possibly an empty one).
+    this.emit(committed ? { type: 'commit', implicit } : { type: 'rollback', implicit });
     if (chain) this.emit({ type: 'begin' });
   }
 

@@ -265,8 +265,8 @@ class Overlay {
 
 /**
  * EXECUTE name / FETCH name: take the class, relations, functions and flags of what the name runs.
- * A name the gateway cannot pin down is unplaceable (policy refuses it); a name that certainly does not
- * exist runs nothing (the server answers "does not exist"), so it is a plain session statement.
+ * A name the gateway cannot pin down is unplaceable (policy refuses it), and so is EXECUTE of a name
+ * that does not exist.
  */
 function resolveUse(
   use: ClassifiedStatement,
@@ -275,9 +275,11 @@ function resolveUse(
   resolution: Resolution<StatementDef | PortalDef>,
   explainAnalyze: boolean,
 ): ClassifiedStatement {
+  // A name that certainly does not exist: the statement stays as the classifier placed it (an EXECUTE
+  // of it is unplaceable and refused; a FETCH from it fails at the server).
+  if (resolution.state === 'absent') return use;
   const base = { ...use };
   delete base.unplaceable;
-  if (resolution.state === 'absent') return { ...base, class: 'session' };
   if (resolution.state === 'unknown') {
     const again =
       what === 'cursor' ? 'CLOSE it and DECLARE (or Bind) it again' : 'DEALLOCATE it and PREPARE it again';
