@@ -587,9 +587,8 @@ export class ProtocolCore {
     this.model.error();
     const running = this.currentStatement(head);
     // A failed statement may echo a masked value (e.g. a failed cast quoting it): let the filter redact.
-    const filtered = running?.filter?.message
-      ? rewriteFields('E', frame.body, running.filter.message)
-      : undefined;
+    const filter = running?.filter;
+    const filtered = filter?.message ? rewriteFields('E', frame.body, (f) => filter.message!(f)) : undefined;
     const refusal = 'refusal' in head ? head.refusal : undefined;
     const failure = { sqlstate: fields.C, error: fields.M };
     if (head.kind === 'query') {
