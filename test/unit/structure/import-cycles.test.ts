@@ -64,9 +64,52 @@ function importCycles(files: string[]): string[][] {
   return cycles;
 }
 
+/** Cycles between gateway/ directories (the stages), main.ts (the composition root) left out. */
+function directoryCycles(files: string[]): string[][] {
+  const gateway = join(ROOT, 'gateway');
+  const dirOf = (file: string) => relative(gateway, file).split('/')[0]!;
+  const edges = new Map<string, Set<string>>();
+  for (const file of files) {
+    if (!relative(gateway, file).includes('/')) continue;
+    for (const target of importsOf(file)) {
+      if (!target.startsWith(`${gateway}/`) || !relative(gateway, target).includes('/')) continue;
+      if (dirOf(file) !== dirOf(target)) {
+        if (!edges.has(dirOf(file))) edges.set(dirOf(file), new Set());
+        edges.get(dirOf(file))!.add(dirOf(target));
+      }
+    }
+  }
+  // Each directory is a node: reuse the module-level search on a graph of directory names.
+  const cycles: string[][] = [];
+  const dirs = [...edges.keys()];
+  const reach = (from: string, to: string, seen = new Set<string>()): boolean => {
+    for (const next of edges.get(from) ?? []) {
+      if (next === to) return true;
+      if (!seen.has(next)) {
+        seen.add(next);
+        if (reach(next, to, seen)) return true;
+      }
+    }
+    return false;
+  };
+  for (const a of dirs) for (const b of edges.get(a) ?? []) if (a < b && reach(b, a)) cycles.push([a, b]);
+  return cycles;
+}
+
+/**
+ * Known directory cycles owned by another change, to be emptied as it lands: the HTTP route modules
+ * of policy import transport's router while transport's core routes import policy.
+ */
+const KNOWN_DIRECTORY_CYCLES = [['policy', 'transport']];
+
 describe('module structure', () => {
+  const files = [...sourceFiles(join(ROOT, 'gateway')), ...sourceFiles(join(ROOT, 'src'))];
+
   it('has no import cycles in gateway/ and src/', () => {
-    const files = [...sourceFiles(join(ROOT, 'gateway')), ...sourceFiles(join(ROOT, 'src'))];
     expect(importCycles(files)).toEqual([]);
+  });
+
+  it('has no cycles between gateway directories: stages never import session, transport or each other back', () => {
+    expect(directoryCycles(files)).toEqual(KNOWN_DIRECTORY_CYCLES);
   });
 });
