@@ -330,8 +330,10 @@ describe('the session model equals the server, step by step', () => {
 function executedRecords(records: { type: string; data: unknown }[]) {
   const skipped = new Set<string>();
   for (const r of records) {
-    const d = r.data as { statement_id?: string; skipped?: boolean };
-    if (r.type === 'statement.result' && d.skipped) skipped.add(d.statement_id!);
+    const d = r.data as { statement_id?: string; skipped?: boolean; sqlstate?: string };
+    // Skipped after an earlier error, or an Execute of a portal that turned out not to exist (a Bind
+    // still in flight failed): the server ran nothing and logged nothing.
+    if (r.type === 'statement.result' && (d.skipped || d.sqlstate === '34000')) skipped.add(d.statement_id!);
   }
   const out: { kind: 'execute' | 'sql-execute'; text: string | undefined }[] = [];
   for (const r of records) {
