@@ -329,11 +329,15 @@ describe('the session model equals the server, step by step', () => {
 /** From the audit records: what each executed (not skipped, not refused) extended Execute or SQL EXECUTE ran. */
 function executedRecords(records: { type: string; data: unknown }[]) {
   const skipped = new Set<string>();
+  const portalMissing = new Set<string>();
   for (const r of records) {
-    const d = r.data as { statement_id?: string; skipped?: boolean; sqlstate?: string };
-    // Skipped after an earlier error, or an Execute of a portal that turned out not to exist (a Bind
-    // still in flight failed): the server ran nothing and logged nothing.
-    if (r.type === 'statement.result' && (d.skipped || d.sqlstate === '34000')) skipped.add(d.statement_id!);
+    const d = r.data as { statement_id?: string; skipped?: boolean; sqlstate?: string; error?: string };
+    if (r.type !== 'statement.result') continue;
+    if (d.skipped) skipped.add(d.statement_id!);
+    // An Execute of a portal that turned out not to exist (a Bind still in flight failed): the server
+    // refused it before logging it. (An SQL statement failing with 34000 was logged first.)
+    if (d.sqlstate === '34000' && /^portal ".*" does not exist$/.test(d.error ?? ''))
+      portalMissing.add(d.statement_id!);
   }
   const out: { kind: 'execute' | 'sql-execute'; text: string | undefined }[] = [];
   for (const r of records) {
@@ -347,8 +351,9 @@ function executedRecords(records: { type: string; data: unknown }[]) {
       runs?: string;
     };
     if (d.decision !== 'allow' || skipped.has(d.statement_id)) continue;
-    if (d.protocol === 'extended') out.push({ kind: 'execute', text: d.text });
-    else if (d.kind === 'ExecuteStmt') out.push({ kind: 'sql-execute', text: d.runs });
+    if (d.protocol === 'extended') {
+      if (!portalMissing.has(d.statement_id)) out.push({ kind: 'execute', text: d.text });
+    } else if (d.kind === 'ExecuteStmt') out.push({ kind: 'sql-execute', text: d.runs });
   }
   return out;
 }
