@@ -30,7 +30,7 @@ import {
 import { type Frame, ProtocolViolation } from '../pgwire/frames.js';
 import { parseBind, parseDescribeOrClose, parseExecute, parseParse, parseQuery } from '../pgwire/frontend.js';
 import { classify } from '../sql/classify.js';
-import { preparedInner, sessionEffectOf } from '../sql/session-sql.js';
+import { definitionRun, preparedInner, resolveNames, sessionEffectOf } from '../sql/session-sql.js';
 import { noticeMessage, refusalResponse } from './edge.js';
 import {
   countRow,
@@ -199,9 +199,11 @@ export class ProtocolCore {
       }
       this.sendNotices(verdict.notices);
       const statements = verdict.statementIds.map((id, i) => startRunning(id, verdict.filters?.[i]));
-      const classification = classify(sql);
-      const effects = classification.ok
-        ? classification.statements.map((stmt) => this.expectEffect(effectOf(stmt, this.model), group))
+      // What each statement does to the session, EXECUTE included: it does what its statement does
+      // (a protocol-prepared DEALLOCATE ALL, DECLARE or COMMIT run by SQL EXECUTE).
+      const resolved = resolveNames(classify(sql), names).classification;
+      const effects = resolved.ok
+        ? resolved.statements.map((stmt) => this.expectEffect(effectOf(executedBy(stmt), this.model), group))
         : [];
       const entry: Expected = { kind: 'query', statements, index: 0, effects, unnamed, started: false };
       this.expected.push(entry);
@@ -700,6 +702,12 @@ export class ProtocolCore {
 
 /** What a Describe returned, per definition (a portal, or a statement whose formats come from each Bind). */
 const fieldsOf = new WeakMap<StatementDef | PortalDef, FieldDescription[]>();
+
+/** The statement that really runs: for an EXECUTE resolved to a prepared statement, that statement. */
+function executedBy(stmt: ClassifiedStatement): ClassifiedStatement {
+  const def = definitionRun(stmt);
+  return def && !('hold' in def) && def.runs ? def.runs : stmt;
+}
 
 function defineStatement(def: StatementDef): Effect {
   return { on: 'statement', op: 'define', name: def.name, def };
