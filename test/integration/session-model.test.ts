@@ -263,6 +263,9 @@ describe('the session model equals the server, step by step', () => {
             const { bytes, readies } = encode(o);
             await run(c, bytes, readies);
             steps++;
+            // PostgreSQL itself may end the session (EXECUTE of a protocol-prepared ROLLBACK TO outside a
+            // block is a FATAL XX000 in PostgreSQL 15): nothing more to compare on it.
+            if (c.closed) break;
             if (relay.core.transactionStatus === 'E') continue;
             const server = await serverNames(c);
             if (!server) continue;
