@@ -207,6 +207,28 @@ describe('protocol core: client messages', () => {
     expect(core.model.snapshot().statements.size).toBe(1);
   });
 
+  it('extended protocol without masking: the recorded result has the columns a Describe returned', () => {
+    const { send, reply, done } = setup();
+    send(
+      Buffer.concat([
+        parse({ name: '', text: 'select 1 as a, 2 as b' }),
+        bind({}),
+        serialize.describe({ type: 'P', name: '' }),
+        execute({}),
+        sync(),
+      ]),
+    );
+    reply(
+      server.parseComplete(),
+      server.bindComplete(),
+      server.rowDescription('a', 'b'),
+      server.dataRow('1', '2'),
+      server.commandComplete('SELECT 1'),
+      server.ready('I'),
+    );
+    expect(done()[0]![1].result).toEqual({ columns: ['a', 'b'], rows: [['1', '2']], truncated: false });
+  });
+
   it('a failed Parse creates nothing; an error skips the rest of the pipeline up to Sync', () => {
     const { core, send, reply } = setup();
     send(
