@@ -572,8 +572,8 @@ export class ProtocolCore {
     } else if (head?.kind === 'execute') {
       this.expected.shift();
       if (head.statement) this.finish(head.statement, { tag });
-      // A suspended portal has not finished its statement; its effects come with its completion.
-      if (head.effect && frame.type !== 's') this.model.settle(head.effect, 'ok', tag);
+      // Only statements that return no rows change the session, and they never suspend.
+      if (head.effect) this.model.settle(head.effect, 'ok', tag);
     } else if (head?.kind === 'parse') {
       // An Execute of a portal that does not exist answers with an error, never this; be safe.
       this.expected.shift();
