@@ -247,60 +247,68 @@ describe('the session model equals the server, step by step', () => {
     pg?.stop();
   });
 
-  it(`${RUNS} random sequences of SQL and protocol operations`, async () => {
-    let steps = 0;
-    let compared = 0;
-    let executes = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 10 }), async (ops) => {
-        const c = await RawPg.connect({ port: rig.port, user: 'hoop', database: 'prod-db' });
-        const recordsBefore = rig.records.length;
-        try {
-          const pidRows = await run(c, query('select pg_backend_pid()'), 1);
-          const pid = decodeRow(pidRows.find((m) => m.type === 'D')!.body)[0]!;
-          const relay = rig.registry.all().at(-1)!.relay;
-          for (const o of ops) {
-            const { bytes, readies } = encode(o);
-            await run(c, bytes, readies);
-            steps++;
-            // PostgreSQL itself may end the session (EXECUTE of a protocol-prepared ROLLBACK TO outside a
-            // block is a FATAL XX000 in PostgreSQL 15): nothing more to compare on it.
-            if (c.closed) break;
-            if (relay.core.transactionStatus === 'E') continue;
-            const server = await serverNames(c);
-            if (!server) continue;
-            compared++;
-            const model = relay.core.model.snapshot();
-            const modelStatements = new Map(
-              [...model.statements].filter(([n]) => n !== '' && n !== OBS_STATEMENT),
-            );
-            const modelPortals = new Map([...model.portals].filter(([n]) => n !== OBS_PORTAL));
-            const context = `after ${JSON.stringify(o)}`;
-            expect([...modelStatements.keys()].sort(), context).toEqual([...server.statements.keys()].sort());
-            expect([...modelPortals.keys()].sort(), context).toEqual([...server.portals.keys()].sort());
-            for (const [name, def] of modelStatements)
-              expect(server.statements.get(name), context).toContain(clean(def.text));
-            for (const [name, def] of modelPortals)
-              expect(server.portals.get(name), context).toContain(clean(def.text));
+  it(
+    `${RUNS} random sequences of SQL and protocol operations`,
+    async () => {
+      let steps = 0;
+      let compared = 0;
+      let executes = 0;
+      let sequences = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 10 }), async (ops) => {
+          if (++sequences % 250 === 0) console.log(`session model: ${sequences} sequences passed so far`);
+          const c = await RawPg.connect({ port: rig.port, user: 'hoop', database: 'prod-db' });
+          const recordsBefore = rig.records.length;
+          try {
+            const pidRows = await run(c, query('select pg_backend_pid()'), 1);
+            const pid = decodeRow(pidRows.find((m) => m.type === 'D')!.body)[0]!;
+            const relay = rig.registry.all().at(-1)!.relay;
+            for (const o of ops) {
+              const { bytes, readies } = encode(o);
+              await run(c, bytes, readies);
+              steps++;
+              // PostgreSQL itself may end the session (EXECUTE of a protocol-prepared ROLLBACK TO outside a
+              // block is a FATAL XX000 in PostgreSQL 15): nothing more to compare on it.
+              if (c.closed) break;
+              if (relay.core.transactionStatus === 'E') continue;
+              const server = await serverNames(c);
+              if (!server) continue;
+              compared++;
+              const model = relay.core.model.snapshot();
+              const modelStatements = new Map(
+                [...model.statements].filter(([n]) => n !== '' && n !== OBS_STATEMENT),
+              );
+              const modelPortals = new Map([...model.portals].filter(([n]) => n !== OBS_PORTAL));
+              const context = `after ${JSON.stringify(o)}`;
+              expect([...modelStatements.keys()].sort(), context).toEqual(
+                [...server.statements.keys()].sort(),
+              );
+              expect([...modelPortals.keys()].sort(), context).toEqual([...server.portals.keys()].sort());
+              for (const [name, def] of modelStatements)
+                expect(server.statements.get(name), context).toContain(clean(def.text));
+              for (const [name, def] of modelPortals)
+                expect(server.portals.get(name), context).toContain(clean(def.text));
+            }
+            c.close();
+            await c.until(() => c.closed, 5000).catch(() => undefined);
+            executes += await checkRealTexts(pid, recordsBefore);
+          } finally {
+            c.close();
           }
-          c.close();
-          await c.until(() => c.closed, 5000).catch(() => undefined);
-          executes += await checkRealTexts(pid, recordsBefore);
-        } finally {
-          c.close();
-        }
-      }),
-      {
-        numRuns: RUNS,
-        seed: SEED,
-        endOnFailure: true,
-        ...(process.env.HOOP_MODEL_PATH ? { path: process.env.HOOP_MODEL_PATH } : {}),
-      },
-    );
-    console.log(
-      `session model: ${RUNS} sequences, ${steps} steps, ${compared} comparisons, ${executes} executions checked against the server's log`,
-    );
-  }, 900_000);
+        }),
+        {
+          numRuns: RUNS,
+          seed: SEED,
+          endOnFailure: true,
+          ...(process.env.HOOP_MODEL_PATH ? { path: process.env.HOOP_MODEL_PATH } : {}),
+        },
+      );
+      console.log(
+        `session model: ${RUNS} sequences, ${steps} steps, ${compared} comparisons, ${executes} executions checked against the server's log`,
+      );
+    },
+    Math.max(900_000, RUNS * 3000),
+  );
 
   /** Every Execute and SQL EXECUTE the server logged was recorded with that text, in order. */
   async function checkRealTexts(pid: string, from: number): Promise<number> {
