@@ -32,6 +32,7 @@ import { parseBind, parseDescribeOrClose, parseExecute, parseParse, parseQuery }
 import { classify } from '../sql/classify.js';
 import { definitionRun, preparedInner, resolveNames, sessionEffectOf } from '../sql/session-sql.js';
 import { noticeMessage, refusalResponse } from './edge.js';
+import { Fifo } from './fifo.js';
 import {
   countRow,
   expandFormats,
@@ -120,7 +121,7 @@ export interface CoreOutput {
 
 export class ProtocolCore {
   readonly model = new SessionModel();
-  private readonly expected: Expected[] = [];
+  private readonly expected = new Fifo<Expected>();
   private status: TransactionStatus;
   /** Pipeline segment of the next client message: it changes after every Sync, Query and FunctionCall. */
   private group = 1;
@@ -432,7 +433,6 @@ export class ProtocolCore {
     const refusal = this.gate.recordFailed(err);
     if (!refusal) return held.bytes;
     const entry = held.entry;
-    const at = this.expected.indexOf(entry);
     if (entry.kind === 'query') {
       for (const e of entry.effects) if (e) this.model.settle(e, 'skipped');
       entry.effects = [];
@@ -442,7 +442,7 @@ export class ProtocolCore {
     }
     if (entry.kind === 'execute') {
       if (entry.effect) this.model.settle(entry.effect, 'skipped');
-      if (at >= 0) this.expected[at] = { kind: 'parse', refusal };
+      this.expected.replace(entry, { kind: 'parse', refusal });
       return serialize.parse({ name: POISON_STATEMENT, text: POISON_SQL });
     }
     return held.bytes;
@@ -452,11 +452,13 @@ export class ProtocolCore {
 
   /** Follow one server message. Returns undefined to pass it as is, or the bytes to send instead. */
   server(frame: Frame): Buffer | undefined {
-    const head = this.expected[0];
+    const head = this.expected.peek();
     if (head?.kind === 'query' && !head.started) {
       head.started = true;
       this.model.settle(head.unnamed, 'ok');
     }
+    // An Execute's answer starts: its columns, if a Describe answered since it was forwarded.
+    if (head?.kind === 'execute' && head.statement) this.describeTo(head.statement, head.portal);
     switch (frame.type) {
       case 'D':
         return this.DataRow(frame, head);
@@ -490,7 +492,7 @@ export class ProtocolCore {
 
   /** True when the next rows can pass as counted runs: no filter looks inside, the recording is full. */
   rowsPassThrough(): boolean {
-    const running = this.currentStatement(this.expected[0]);
+    const running = this.currentStatement(this.expected.peek());
     if (!running) return true;
     return !running.filter && recordingFull(running, this.gate);
   }
@@ -615,7 +617,8 @@ export class ProtocolCore {
 
   /** After an extended-protocol error Postgres ignores every message but Sync (a Query too). */
   private skipToSync(): void {
-    while (this.expected.length > 0 && this.expected[0]!.kind !== 'sync') this.skip(this.expected.shift()!);
+    while (this.expected.length > 0 && this.expected.peek()!.kind !== 'sync')
+      this.skip(this.expected.shift()!);
   }
 
   private ReadyForQuery(frame: Frame): Buffer | undefined {
@@ -662,7 +665,7 @@ export class ProtocolCore {
   /** The session is over: whatever was still expected never ran. */
   close(): void {
     this.cancelPendingDecision(new Error('session ended'));
-    for (const entry of this.expected.splice(0)) this.skip(entry);
+    for (const entry of this.expected.drain()) this.skip(entry);
   }
 
   private currentStatement(head: Expected | undefined): Running | undefined {
@@ -671,13 +674,13 @@ export class ProtocolCore {
     return undefined;
   }
 
-  /** A Describe's RowDescription: remember it, and tell Executes already forwarded behind it. */
+  /**
+   * A Describe's RowDescription: remember it. Executes already forwarded behind it read it when their
+   * own answer starts (server()), not here: a pipeline may hold thousands of them.
+   */
   private described(head: Expected & { kind: 'describe' }, fields: FieldDescription[]): void {
     if (head.portal) fieldsOf.set(head.portal, fields);
     else if (head.statement) fieldsOf.set(head.statement, fields);
-    else return;
-    for (const entry of this.expected)
-      if (entry.kind === 'execute' && entry.statement) this.describeTo(entry.statement, entry.portal);
   }
 
   /** Give the statement its columns (record, filter) before the first DataRow, if a Describe told them. */

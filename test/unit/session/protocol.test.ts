@@ -229,6 +229,34 @@ describe('protocol core: client messages', () => {
     expect(done()[0]![1].result).toEqual({ columns: ['a', 'b'], rows: [['1', '2']], truncated: false });
   });
 
+  it('a pipeline of 20 000 Bind/Describe/Execute without Sync (libpq’s uniqviol): each Execute records its columns', () => {
+    // Every Describe is answered after its Execute was forwarded; the Execute reads the columns when
+    // its own answer starts. (Telling every queued Execute at each Describe's answer, and Array.shift
+    // on the queue, made this quadratic: a libpq pipeline test hung through the gateway.)
+    const { send, reply, done } = setup();
+    const n = 20_000;
+    send(parse({ name: 'insertion', text: 'insert into t values ($1) returning id' }));
+    reply(server.parseComplete());
+    const message = Buffer.concat([
+      bind({ statement: 'insertion', values: ['1'] }),
+      serialize.describe({ type: 'P', name: '' }),
+      execute({}),
+    ]);
+    for (let i = 0; i < n; i++) send(message);
+    const answer = Buffer.concat([
+      server.bindComplete(),
+      server.rowDescription('id'),
+      server.dataRow('1'),
+      server.commandComplete('INSERT 0 1'),
+    ]);
+    for (let i = 0; i < n; i++) reply(answer);
+    send(sync());
+    reply(server.ready('I'));
+    const outcomes = done();
+    expect(outcomes).toHaveLength(n);
+    expect(outcomes.every(([, o]) => o.result?.columns[0] === 'id' && o.tag === 'INSERT 0 1')).toBe(true);
+  });
+
   it('a failed Parse creates nothing; an error skips the rest of the pipeline up to Sync', () => {
     const { core, send, reply } = setup();
     send(
