@@ -322,5 +322,8 @@ Examples:
 Exit 0 when the signature is valid (and every figure matches the export); 1 otherwise, saying why.
 Works offline: nothing is asked of the gateway.`,
     )
-    .action((file: string, opts: VerifyOptions) => verify(file, opts));
+    // `--json` is also an option of `report` itself, which commander lets claim it: read both.
+    .action((file: string, _opts: VerifyOptions, command: Command) =>
+      verify(file, command.optsWithGlobals()),
+    );
 }

@@ -117,7 +117,8 @@ export function refusalsChart(data: ReportCharts['refusals_per_day']): string {
   const max = Math.max(0, ...data.map((d) => Math.max(d.refusals, d.failed_logins)));
   if (data.length === 0 || max === 0) return empty('refusals-per-day', title);
   const top = niceMax(max);
-  const xOf = (i: number) => PAD.left + (data.length === 1 ? plotW / 2 : (i / (data.length - 1)) * plotW);
+  const slot = plotW / data.length;
+  const xOf = (i: number) => PAD.left + i * slot + slot / 2;
   const yOf = (v: number) => PAD.top + plotH - (v / top) * plotH;
   const series = (key: 'refusals' | 'failed_logins', cls: string) => {
     const points = data.map((d, i) => `${r1(xOf(i))},${r1(yOf(d[key]))}`).join(' ');

@@ -18,6 +18,12 @@ export interface ControlDef {
   outside_scope: string[];
 }
 
+export const FRAMEWORK_NAMES: Record<FrameworkId, string> = {
+  soc2: 'SOC 2',
+  'pci-dss-4': 'PCI DSS v4.0',
+  'nist-800-53': 'NIST SP 800-53',
+};
+
 export const FRAMEWORK_TITLES: Record<FrameworkId, string> = {
   soc2: 'SOC 2 — Trust Services Criteria (2017, points of focus revised 2022)',
   'pci-dss-4': 'PCI DSS v4.0',

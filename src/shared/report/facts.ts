@@ -82,7 +82,7 @@ export class ConfigFacts {
     if (rules.length === 0) return ['No masking rules: no column is marked as sensitive.'];
     return [
       ...rules,
-      'Masking follows column lineage through aliases, expressions, views and `*`; recordings keep masked values only.',
+      'Masking follows column lineage through aliases, expressions, views and SELECT *; recordings keep masked values only.',
     ];
   }
 

@@ -12,7 +12,7 @@ import {
   sensitiveAccessChart,
   statementsPerDayChart,
 } from './charts.js';
-import { FRAMEWORK_TITLES } from './controls.js';
+import { FRAMEWORK_NAMES, FRAMEWORK_TITLES } from './controls.js';
 import { embeddableJson } from './sign.js';
 import type { ComplianceReport, ControlResult, EvidenceValue, FrameworkId } from './types.js';
 
@@ -45,6 +45,7 @@ ul{margin:4px 0 8px;padding-left:20px}
 .outside li{color:var(--muted)}
 .framework{break-before:page}
 .summary td:first-child{white-space:nowrap}
+.evidence th{width:34%;font-weight:500}.evidence td{font-variant-numeric:tabular-nums}
 footer{margin-top:32px;color:var(--muted);border-top:1px solid var(--line);padding-top:8px}
 @media (max-width:760px){.charts{grid-template-columns:1fr}main{padding:12px}}
 @media print{body{font-size:11px}main{max-width:none;padding:0}.charts{grid-template-columns:1fr 1fr}
@@ -140,7 +141,7 @@ function summary(report: ComplianceReport): string {
         `<tr><td><a href="#${esc(`${c.framework}-${c.id}`)}">${esc(c.id)}</a></td><td>${esc(c.title)}</td><td class="n">${fmt(c.exceptions_total)}</td></tr>`,
     )
     .join('');
-  return `<table class="summary"><thead><tr><th>control</th><th>wording</th><th class="n">exceptions</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return `<table class="summary"><thead><tr><th>control</th><th>wording</th><th class="n">exceptions to review</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 function charts(report: ComplianceReport): string {
@@ -155,9 +156,7 @@ ${fig('Top identities by sensitive-data access', sensitiveAccessChart(report.cha
 }
 
 export function reportTitle(report: ComplianceReport): string {
-  return report.frameworks.length === 1
-    ? `Compliance report — ${FRAMEWORK_TITLES[report.frameworks[0]!]}`
-    : `Compliance report — ${report.frameworks.map((f) => FRAMEWORK_TITLES[f]).join(' · ')}`;
+  return `Compliance report — ${report.frameworks.map((f) => FRAMEWORK_NAMES[f]).join(' · ')}`;
 }
 
 export function renderHtml(report: ComplianceReport): string {
