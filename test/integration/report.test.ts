@@ -214,7 +214,14 @@ describe('hoopctl report: signed compliance evidence from a real period', () => 
     ]);
     expect(after.code, after.stderr).toBe(0);
     expect(after.stdout).not.toContain('brian@example.org');
-    expect((await stack.cli(aubrey, ['sessions', 'list', '--since', '1h', '--json'])).code).toBe(0);
+    const listed = await stack.cli(aubrey, ['sessions', 'list', '--since', '1h', '--json']);
+    const session = (JSON.parse(listed.stdout).sessions as { id: string }[])[0]!.id;
+    const reads = await Promise.all([
+      stack.cli(aubrey, ['sessions', 'show', session]),
+      stack.cli(aubrey, ['sessions', 'replay', session, '--speed', '0']),
+      stack.cli(aubrey, ['audit', 'verify']),
+    ]);
+    for (const r of reads) expect(r.code, r.stderr).toBe(0);
     await sleep(50); // session.ended of the last exec lands before the period's end
     until = new Date().toISOString();
   }, 180_000);
@@ -263,7 +270,12 @@ describe('hoopctl report: signed compliance evidence from a real period', () => 
         why: expect.stringMatching(/service identity ci-bot opened an interactive tunnel/),
       }),
     );
-    expect(control(pci, '10.2.1.3').evidence.by_action).toMatchObject({ 'sessions.list': 1 });
+    expect(control(pci, '10.2.1.3').evidence.by_action).toEqual({
+      'audit.verify': 1,
+      'sessions.list': 1,
+      'sessions.replay': 1,
+      'sessions.show': 1,
+    });
     expect((control(pci, '10.2.1.4').evidence.authentications_failed as number) >= 2).toBe(true);
     expect(control(pci, '10.2.1.4').evidence.refusals).toBe(1);
     expect(control(pci, '10.2.1.5').evidence).toMatchObject({ signing_key_rotations: 1, revocations: 1 });

@@ -57,6 +57,8 @@ footer{margin-top:32px;color:var(--muted);border-top:1px solid var(--line);paddi
 export const HTML_CSP = `default-src 'none'; style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'; img-src data:; base-uri 'none'; form-action 'none'`;
 
 const humanize = (name: string) => name.replace(/_/g, ' ');
+/** `2026-12-01T12:28:42.499000Z` → `2026-12-01 12:28:42 UTC` (the exact bound is in the JSON). */
+export const readableTime = (iso: string) => iso.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
 const fmt = (n: number) => n.toLocaleString('en-US');
 
 function value(v: EvidenceValue): string {
@@ -91,7 +93,7 @@ function evidenceTable(evidence: ControlResult['evidence']): string {
   const rows = Object.entries(evidence)
     .map(
       ([k, v]) =>
-        `<tr><th scope="row">${esc(humanize(k))}</th><td${typeof v === 'number' ? ' class="n"' : ''}>${value(v)}</td></tr>`,
+        `<tr><th scope="row">${esc(humanize(k))}</th><td>${value(v)}</td></tr>`,
     )
     .join('');
   return `<table class="evidence"><tbody>${rows}</tbody></table>`;
@@ -184,7 +186,7 @@ export function renderHtml(report: ComplianceReport): string {
 <body>
 <main>
 <h1>${esc(reportTitle(report))}</h1>
-<p class="meta">Period <strong>${esc(report.period.from)}</strong> to <strong>${esc(report.period.to)}</strong>${report.scope.connection ? ` · connection <strong>${esc(report.scope.connection)}</strong>` : ''} · ${fmt(report.records)} records · generated ${esc(report.generated_at)} by hoop-gateway ${esc(report.gateway.version)}</p>
+<p class="meta">Period <strong>${esc(readableTime(report.period.from))}</strong> to <strong>${esc(readableTime(report.period.to))}</strong>${report.scope.connection ? ` · connection <strong>${esc(report.scope.connection)}</strong>` : ''} · ${fmt(report.records)} records · generated ${esc(readableTime(report.generated_at))} by hoop-gateway ${esc(report.gateway.version)}</p>
 <p class="meta">Computed over chain heads: ${heads || 'none (empty log)'}${report.signature ? ` · signed by key <code>${esc(report.signature.key_id)}</code>` : ''}</p>
 <h2>Summary</h2>
 ${summary(report)}

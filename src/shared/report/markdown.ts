@@ -3,7 +3,7 @@
  * or a code review, with the signed JSON in a trailing comment for `hoopctl report verify`. Pure.
  */
 import { FRAMEWORK_TITLES } from './controls.js';
-import { reportTitle } from './html.js';
+import { readableTime, reportTitle } from './html.js';
 import { embeddableJson } from './sign.js';
 import type { ComplianceReport, ControlResult, EvidenceValue } from './types.js';
 
@@ -134,8 +134,8 @@ export function renderMarkdown(report: ComplianceReport): string {
     .join('\n');
   return `# ${reportTitle(report)}
 
-- Period: **${report.period.from}** to **${report.period.to}**${report.scope.connection ? ` (connection **${report.scope.connection}**)` : ''}
-- Records: ${report.records.toLocaleString('en-US')}; generated ${report.generated_at} by hoop-gateway ${report.gateway.version}
+- Period: **${readableTime(report.period.from)}** to **${readableTime(report.period.to)}**${report.scope.connection ? ` (connection **${report.scope.connection}**)` : ''}
+- Records: ${report.records.toLocaleString('en-US')}; generated ${readableTime(report.generated_at)} by hoop-gateway ${report.gateway.version}
 - Chain heads: ${heads || 'none (empty log)'}
 - Signed by key: ${report.signature ? `\`${report.signature.key_id}\`` : 'unsigned'}
 
