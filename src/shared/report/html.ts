@@ -91,10 +91,7 @@ function table(rows: Record<string, EvidenceValue>[]): string {
 
 function evidenceTable(evidence: ControlResult['evidence']): string {
   const rows = Object.entries(evidence)
-    .map(
-      ([k, v]) =>
-        `<tr><th scope="row">${esc(humanize(k))}</th><td>${value(v)}</td></tr>`,
-    )
+    .map(([k, v]) => `<tr><th scope="row">${esc(humanize(k))}</th><td>${value(v)}</td></tr>`)
     .join('');
   return `<table class="evidence"><tbody>${rows}</tbody></table>`;
 }
