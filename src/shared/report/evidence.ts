@@ -40,6 +40,8 @@ export type ExceptionKind = (typeof EXCEPTION_KINDS)[number];
 /** A day older than this before the period's end with no activity makes an identity stale (AC-2). */
 export const STALE_DAYS = 30;
 const DAY_MS = 86_400_000;
+/** Longest time axis of the per-day charts (ten years). */
+const MAX_DAYS = 3660;
 const CHANGE_CLASSES = new Set(['write', 'ddl', 'dcl', 'admin']);
 const PRIVILEGED_CLASSES = new Set(['dcl', 'admin']);
 /** Record types that describe a person's or program's action: each must name who, from where, on what. */
@@ -366,7 +368,7 @@ export class EvidenceCollector {
     }
     if (stats) {
       stats.sessions++;
-      stats.clients.add(client);
+      if (stats.clients.size < 10) stats.clients.add(client); // client names are the client's to choose
     }
     if (kind !== 'human' && client === 'connect') {
       if (stats) stats.interactive++;
@@ -599,14 +601,24 @@ export class EvidenceCollector {
     return d;
   }
 
-  /** Every day of the period in order, the quiet ones as zeros (a time axis has no gaps). */
+  /**
+   * Every day of the period in order, the quiet ones as zeros (a time axis has no gaps). A period longer
+   * than MAX_DAYS starts its axis at the first active day and draws MAX_DAYS days from there.
+   */
   private allDays(): [string, DayStats][] {
+    const zero = () => ({ allow: 0, deny: 0, approve: 0, refusals: 0, failed_logins: 0 });
+    const dayOf = (iso: string) => Date.parse(`${iso.slice(0, 10)}T00:00:00Z`);
+    let last = dayOf(new Date(Date.parse(this.scope.to) - 1).toISOString());
+    let first = dayOf(this.scope.from);
+    if ((last - first) / DAY_MS >= MAX_DAYS) {
+      const active = [...this.days.keys()].sort()[0];
+      first = active ? dayOf(active) : last;
+      last = Math.min(last, first + (MAX_DAYS - 1) * DAY_MS);
+    }
     const out: [string, DayStats][] = [];
-    const first = Date.parse(`${this.scope.from.slice(0, 10)}T00:00:00Z`);
-    const last = Date.parse(this.scope.to) - 1;
-    for (let t = first; t <= last && out.length < 3660; t += DAY_MS) {
+    for (let t = first; t <= last; t += DAY_MS) {
       const key = new Date(t).toISOString().slice(0, 10);
-      out.push([key, this.days.get(key) ?? { allow: 0, deny: 0, approve: 0, refusals: 0, failed_logins: 0 }]);
+      out.push([key, this.days.get(key) ?? zero()]);
     }
     return out;
   }

@@ -7,9 +7,11 @@ import { readableTime, reportTitle } from './html.js';
 import { embeddableJson } from './sign.js';
 import type { ComplianceReport, ControlResult, EvidenceValue } from './types.js';
 
-/** Table cells: no pipes or newlines from data (statement text, identities) may break the table. */
+/** Text from records (statement text, identities) as inert Markdown: no raw HTML. */
+const inert = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/** Table cells: also no pipe or newline may break the table. */
 const cell = (text: string) =>
-  text
+  inert(text)
     .replace(/\\/g, '\\\\')
     .replace(/\|/g, '\\|')
     .replace(/[\r\n]+/g, ' ');
@@ -45,7 +47,8 @@ function control(c: ControlResult): string {
           ['seq', 'session', 'why'],
           c.exceptions.map((e) => [String(e.seq), e.session ?? '—', e.why]),
         )}${c.exceptions_total > c.exceptions.length ? `\n\n${c.exceptions_total - c.exceptions.length} more not listed (see \`hoopctl sessions export\`).` : ''}`;
-  const bullets = (items: string[]) => (items.length ? items.map((i) => `- ${i}`).join('\n') : '- Nothing.');
+  const bullets = (items: string[]) =>
+    items.length ? items.map((i) => `- ${inert(i)}`).join('\n') : '- Nothing.';
   return `### ${c.id} — ${c.exceptions_total ? `${c.exceptions_total} to review` : 'no exceptions'}
 
 ${c.title}

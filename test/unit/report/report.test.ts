@@ -18,6 +18,7 @@ import {
   pinnedKey,
   recomputedFigures,
   renderHtml,
+  renderMarkdown,
   renderSigned,
   verifyDocument,
   verifyReportSignature,
@@ -252,6 +253,16 @@ describe('evidence from records', () => {
     ]);
   });
 
+  it('a period of decades draws at most ten years of days, from the first active one', () => {
+    const ev = collect(demoRecords(), {
+      from: '1970-01-01T00:00:00.000000Z',
+      to: '2100-01-01T00:00:00.000000Z',
+    });
+    const days = ev.charts().statements_per_day;
+    expect(days[0]?.day).toBe('2026-03-02');
+    expect(days.length).toBeLessThanOrEqual(3660);
+  });
+
   it('stays bounded: a flood of sources and records keeps a few thousand entries', () => {
     const ev = new EvidenceCollector({ from: at(1), to: at(30) });
     const base = chain([
@@ -301,13 +312,17 @@ describe('signatures and recomputation', () => {
 
   it('the HTML needs no script and no inline style, and escapes what records say', () => {
     const records = demoRecords();
-    records[4] = { ...records[4]!, data: { ...records[4]!.data, text: '<script>alert(1)</script>' } };
+    records[5] = { ...records[5]!, data: { ...records[5]!.data, reason: '<script>alert(1)</script>' } };
     const html = renderHtml(report(records));
+    expect(html).toContain('&lt;script&gt;alert(1)');
     expect(html.match(/<script/g)).toHaveLength(1);
     expect(html).toContain('<script type="application/json" id="hoop-report">');
     expect(html).not.toContain('<script>alert');
     expect(html).not.toMatch(/\sstyle="/);
     expect(html.match(/<svg class="chart" data-chart="/g)).toHaveLength(4);
+    const md = renderMarkdown(report(records));
+    expect(md).not.toContain('<script>alert');
+    expect(md).toContain('&lt;script&gt;');
   });
 
   it('a recomputation from the same records matches exactly; a changed record does not', () => {
