@@ -28,11 +28,11 @@ function bad(message: string): never {
   throw new HttpError(400, 'bad_request', message);
 }
 
-function timeParam(query: URLSearchParams, name: string, fallback: number): number {
+function timeParam(query: URLSearchParams, name: string, fallback: number, now: number): number {
   const text = query.get(name);
   if (!text) return fallback;
   try {
-    return parseTimeBound(text);
+    return parseTimeBound(text, now);
   } catch (err) {
     return bad(`${name}: ${(err as Error).message}`);
   }
@@ -55,8 +55,8 @@ export function parseReportQuery(query: URLSearchParams, now = Date.now()): Pars
   }
   const format = (query.get('format') ?? 'json') as ReportFormat;
   if (!REPORT_FORMATS.includes(format)) bad(`format: expected ${REPORT_FORMATS.join(', ')}, got "${format}"`);
-  const until = timeParam(query, 'until', now);
-  const since = timeParam(query, 'since', until - DEFAULT_DAYS * 86_400_000);
+  const until = timeParam(query, 'until', now, now);
+  const since = timeParam(query, 'since', until - DEFAULT_DAYS * 86_400_000, now);
   if (since >= until) bad('since must be before until');
   return {
     frameworks,
