@@ -263,7 +263,13 @@ describe('hoopctl report: signed compliance evidence from a real period', () => 
     const pci = reportOf('pci-dss-4.html');
     expect(control(pci, '10.2.1.1').evidence).toMatchObject({
       statements_touching_masked_columns: 2,
-      by_identity: [expect.objectContaining({ subject: 'alice@example.com', statements: 2 })],
+      by_identity: [
+        expect.objectContaining({
+          subject: 'alice@example.com',
+          statements: 2,
+          columns: ['public.customers.card_pan', 'public.customers.email', 'public.customers.ssn'],
+        }),
+      ],
     });
     expect(control(pci, '10.2.1.2').exceptions).toContainEqual(
       expect.objectContaining({

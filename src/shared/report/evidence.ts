@@ -293,7 +293,7 @@ export class EvidenceCollector {
       this.day(record.time)[decision]++;
     }
     this.byClass.add(cls);
-    const masked = Array.isArray(d.masked_columns) ? d.masked_columns.map(String) : [];
+    const masked = maskedSources(d.masked_columns);
     if (stats) {
       stats.statements++;
       stats.classes.add(cls);
@@ -622,6 +622,24 @@ export class EvidenceCollector {
     }
     return out;
   }
+}
+
+/**
+ * The source columns a statement's masking touched: `masked_columns` entries are `{ column, sources,
+ * mask, rule, … }` (the output column and the table columns it comes from); plain names are accepted too.
+ */
+function maskedSources(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  const names = new Set<string>();
+  for (const entry of value) {
+    if (typeof entry === 'string') names.add(entry);
+    else if (entry && typeof entry === 'object') {
+      const { sources, column } = entry as { sources?: unknown; column?: unknown };
+      if (Array.isArray(sources) && sources.length) for (const s of sources) names.add(String(s));
+      else if (typeof column === 'string') names.add(column);
+    }
+  }
+  return [...names];
 }
 
 /** `10.0.0.7:51234` → `10.0.0.7`; `[::1]:5` → `::1`: failures are counted per address, not per port. */

@@ -54,7 +54,11 @@ function demoRecords(): AuditRecord[] {
     started(at(1), ALICE, 's0'), // before the period
     { time: at(2, 8), type: 'config.loaded', data: { hash: 'h1', items: {} } },
     started(at(2, 9), ALICE, 's1'),
-    statement(at(2, 9, 1), ALICE, 's1', { masked_columns: ['public.customers.ssn'] }),
+    statement(at(2, 9, 1), ALICE, 's1', {
+      masked_columns: [
+        { column: 'ssn', position: 1, mask: 'partial', rule: 'm', sources: ['public.customers.ssn'] },
+      ],
+    }),
     statement(at(2, 9, 2), ALICE, 's1', {
       class: 'dcl',
       decision: 'deny',
