@@ -38,7 +38,8 @@ async function chainHeads(store: Store): Promise<ChainHeadRef[]> {
 }
 
 export async function computeReport(deps: ReportDeps, request: ReportRequest): Promise<ComplianceReport> {
-  const { store, scope } = { store: deps.store, scope: request.scope };
+  const { store } = deps;
+  const { scope } = request;
   await deps.log.seal();
   const heads = await chainHeads(store);
   const range = await verifiableRange(store, { since: scope.from, until: scope.to });
