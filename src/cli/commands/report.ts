@@ -7,7 +7,6 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { AuditRecord, Checkpoint, SigningPublicKey } from '../../shared/audit.js';
 import { EXPORT_FORMAT, type ExportHeader } from '../../shared/audit-export.js';
-import { parseTimeBound } from '../../shared/duration.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import {
   type ComplianceReport,
@@ -27,7 +26,7 @@ import {
   verifyReportSignature,
 } from '../../shared/report/index.js';
 import { c, info, printJson, progress } from '../output.js';
-import { connectGateway, download } from './sessions.js';
+import { connectGateway, download, timeOption } from './sessions.js';
 
 interface ReportOptions {
   framework?: string[];
@@ -38,15 +37,6 @@ interface ReportOptions {
   json?: boolean;
   output?: string;
   gateway?: string;
-}
-
-function timeOption(name: string, text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return new Date(parseTimeBound(text)).toISOString();
-  } catch (err) {
-    throw new CliError(`--${name}: ${(err as Error).message}`, ExitCode.usage);
-  }
 }
 
 /** --format, else --json, else the output file's extension, else Markdown (readable in a terminal). */

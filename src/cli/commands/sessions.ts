@@ -25,7 +25,7 @@ export async function connectGateway(
 }
 
 /** --since / --until as RFC 3339, checked here so a typo is a usage error before any request. */
-function timeOption(name: string, text: string | undefined): string | undefined {
+export function timeOption(name: string, text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
   try {
     return new Date(parseTimeBound(text)).toISOString();
