@@ -325,7 +325,7 @@ describe('hoopctl report: signed compliance evidence from a real period', () => 
       expect.arrayContaining(['sessions.list', 'report', 'sessions.export']),
     );
     expect(accessed.find((r) => r.data.action === 'report')?.identity?.subject).toBe('aubrey@example.com');
-  });
+  }, 120_000);
 
   it('opens in headless Chromium with every chart drawn and no console error; screenshots kept', async () => {
     const browser: Browser = await chromium.launch({
@@ -410,7 +410,7 @@ describe('hoopctl report: signed compliance evidence from a real period', () => 
     expect(editedJson.code).toBe(1);
     expect(oldKey.code).toBe(1); // the retired key did not sign it
     expect(noKey.code).toBe(2); // a key carried by the report itself is never trusted
-  });
+  }, 120_000);
 
   it('report verify --export: every figure recomputed from an export of the period matches', async () => {
     const exp = await stack.cli(aubrey, [
@@ -458,5 +458,5 @@ describe('hoopctl report: signed compliance evidence from a real period', () => 
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/figures do NOT match/);
     expect(bad.stderr).toMatch(/refusals/);
-  });
+  }, 120_000);
 });
