@@ -13,6 +13,7 @@ import type { Identity } from '../src/shared/identity.js';
 import { createNotifier } from './approvals/notify.js';
 import { approvalRoutes } from './approvals/routes.js';
 import { createApprovalService } from './approvals/service.js';
+import { loadOrCreateSigningKey } from './audit/checkpoint.js';
 import { startAudit } from './audit/index.js';
 import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
@@ -24,6 +25,8 @@ import { SessionMasking } from './masking/index.js';
 import { loadTokenKey } from './masking/secret.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
+import { recordConfigLoaded } from './report/config-loaded.js';
+import { reportRoutes } from './report/routes.js';
 import { runSession, SessionRegistry } from './session/session.js';
 import { createStatementGate } from './session/statement-gate.js';
 import { loadSqlParser } from './sql/parser.js';
@@ -187,6 +190,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       '\n*** WARNING: audit.fail_open is on — statements may run UNRECORDED if the store fails ***\n\n',
     );
   }
+  await recordConfigLoaded(store, auditLog, config, resolve(configFile));
   await auditLog.append({
     type: 'gateway.started',
     data: {
@@ -364,6 +368,14 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     ...approvalRoutes(approvals),
     ...auditRoutes({ store, log: auditLog }),
     ...identityRoutes({ identities, roles: (identity) => engine.roles(identity) }),
+    ...reportRoutes({
+      store,
+      log: auditLog,
+      config,
+      version: gatewayVersion,
+      trustedKeys: () => store.listSigningKeys(),
+      signer: reportSigner(store.dataDir, config),
+    }),
   ];
   const server = createGatewayServer(
     config.listen,
@@ -413,6 +425,12 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** The compliance report is signed with the gateway's audit checkpoint key (already created by startAudit). */
+function reportSigner(dataDir: string, config: GatewayConfig) {
+  const key = loadOrCreateSigningKey({ dataDir, keyFile: config.audit.signing_key_file });
+  return { keyId: key.keyId, privateKey: key.privateKey };
 }
 
 function splitAddress(address: string): [string, string] {

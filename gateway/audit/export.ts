@@ -40,7 +40,7 @@ export async function* recordsBetween(
  * The seq range a self-verifying export of the window must hold: from just after the newest checkpoint
  * before the window (the anchor) through the first checkpoint at or after its last record (the seal).
  */
-async function verifiableRange(store: Store, window: ExportWindow) {
+export async function verifiableRange(store: Store, window: ExportWindow) {
   const first = (await store.listRecords({ ...window, limit: 1 }))[0];
   const last = (await store.listRecords({ ...window, limit: 1, descending: true }))[0];
   if (!first || !last) return undefined;

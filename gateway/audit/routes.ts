@@ -4,6 +4,7 @@ import { parseTimeBound } from '../../src/shared/duration.js';
 import type { Store } from '../store/types.js';
 import type { RawResponse } from '../transport/http.js';
 import { HttpError, type Route } from '../transport/router.js';
+import { recordAuditAccess } from './accessed.js';
 import { type ExportWindow, exportCsv, exportJsonl } from './export.js';
 import type { AuditLog } from './log.js';
 import { verifyStoredLog } from './verify.js';
@@ -40,19 +41,23 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       method: 'GET',
       path: '/v1/sessions',
       access: 'audit',
-      handler: async ({ query }): Promise<SessionListResponse> => ({
-        sessions: await store.listSessions({
-          ...windowOf(query),
-          subject: query.get('identity') || undefined,
-          connection: query.get('connection') || undefined,
-        }),
-      }),
+      handler: async (ctx): Promise<SessionListResponse> => {
+        const filter = {
+          ...windowOf(ctx.query),
+          subject: ctx.query.get('identity') || undefined,
+          connection: ctx.query.get('connection') || undefined,
+        };
+        const sessions = await store.listSessions(filter);
+        await recordAuditAccess(log, ctx, 'sessions.list', { ...filter, sessions: sessions.length });
+        return { sessions };
+      },
     },
     {
       method: 'GET',
       path: '/v1/sessions/:id',
       access: 'audit',
-      handler: async ({ params }): Promise<SessionRecordsResponse> => {
+      handler: async (ctx): Promise<SessionRecordsResponse> => {
+        const { params } = ctx;
         const records: AuditRecord[] = [];
         for (;;) {
           const page = await store.listRecords({
@@ -63,6 +68,9 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
           records.push(...page);
           if (page.length < 1000) break;
         }
+        // `hoopctl sessions replay` reads the same records and says so (?purpose=replay).
+        const action = ctx.query.get('purpose') === 'replay' ? 'sessions.replay' : 'sessions.show';
+        await recordAuditAccess(log, ctx, action, { session: params.id, records: records.length });
         if (records.length === 0) throw new HttpError(404, 'not_found', `no session ${params.id}`);
         return { id: params.id!, records };
       },
@@ -71,9 +79,12 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       method: 'GET',
       path: '/v1/export',
       access: 'audit',
-      handler: async ({ query }): Promise<RawResponse> => {
+      handler: async (ctx): Promise<RawResponse> => {
+        const { query } = ctx;
         const window = windowOf(query);
         const format = query.get('format') ?? 'jsonl';
+        if (format === 'jsonl' || format === 'csv')
+          await recordAuditAccess(log, ctx, 'sessions.export', { ...window, format });
         const stamp = new Date().toISOString().replace(/[:.]/g, '-');
         if (format === 'jsonl') {
           return {
@@ -98,7 +109,11 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       method: 'GET',
       path: '/v1/audit/verify',
       access: 'audit',
-      handler: (): Promise<VerifyResult> => verifyStoredLog(store, log),
+      handler: async (ctx): Promise<VerifyResult> => {
+        const result = await verifyStoredLog(store, log);
+        await recordAuditAccess(log, ctx, 'audit.verify', { result });
+        return result;
+      },
     },
   ];
 }

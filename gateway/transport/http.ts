@@ -95,6 +95,8 @@ export interface RawResponse {
   contentType: string;
   body: string | AsyncIterable<string | Buffer>;
   filename?: string;
+  /** More response headers (e.g. a Content-Security-Policy for an HTML document). */
+  headers?: Record<string, string>;
 }
 
 function isRaw(value: unknown): value is RawResponse {
@@ -148,6 +150,7 @@ export function createGatewayServer(
         'content-type': result.contentType,
         'cache-control': 'no-store',
         ...(result.filename ? { 'content-disposition': `attachment; filename="${result.filename}"` } : {}),
+        ...result.headers,
       });
       if (typeof result.body === 'string') response.end(result.body);
       else {

@@ -26,6 +26,12 @@ export const RECORD_TYPES = [
   'gateway.stopped',
   'retention.purged',
   'checkpoint',
+  // Who read the audit log and what they asked for (sessions list/show/replay/export, verify, report).
+  'audit.accessed',
+  // The configuration in force at each start: its hash and what changed since the previous one.
+  'config.loaded',
+  // The signing key was rotated (old and new key ids); counted by the compliance report.
+  'audit.key_rotated',
 ] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 

@@ -101,8 +101,15 @@ export interface Stack {
   connect(home: string, connection?: string, options?: { env?: Record<string, string> }): Promise<Tunnel>;
   /** CLI env of a CI job with client credentials. */
   ciEnv(): Record<string, string>;
-  /** kill -9 the gateway and start it again (with extra environment, if given). */
-  restartGateway(options?: { env?: Record<string, string> }): Promise<void>;
+  /**
+   * kill -9 the gateway (or SIGTERM it, `graceful`) and start it again (with extra environment, if
+   * given); `beforeStart` runs while it is down (e.g. to edit its files or its store).
+   */
+  restartGateway(options?: {
+    env?: Record<string, string>;
+    graceful?: boolean;
+    beforeStart?: () => Promise<void>;
+  }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -291,8 +298,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async restartGateway(options = {}) {
       const old = gateway;
       const exited = old && old.exitCode === null ? new Promise((r) => old.once('exit', r)) : undefined;
-      old?.kill('SIGKILL');
+      old?.kill(options.graceful ? 'SIGTERM' : 'SIGKILL');
       await exited;
+      await options.beforeStart?.();
       await startGateway(options.env);
     },
     async stop() {

@@ -25,7 +25,7 @@ export async function connectGateway(
 }
 
 /** --since / --until as RFC 3339, checked here so a typo is a usage error before any request. */
-function timeOption(name: string, text: string | undefined): string | undefined {
+export function timeOption(name: string, text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
   try {
     return new Date(parseTimeBound(text)).toISOString();
@@ -45,8 +45,13 @@ const who = (r: { identity?: { subject: string; name?: string } }) =>
   r.identity?.name ?? r.identity?.subject ?? '';
 const shortTime = (iso: string | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
 
-/** GET a raw body (exports) into `out`; a non-2xx answer becomes the same CliError apiRequest would give. */
-async function download(target: GatewayTarget, path: string, token: string, out: Writable): Promise<void> {
+/** GET a raw body (exports, reports) into `out`; a non-2xx answer becomes the same CliError apiRequest would give. */
+export async function download(
+  target: GatewayTarget,
+  path: string,
+  token: string,
+  out: Writable,
+): Promise<void> {
   const url = new URL(path, target.url);
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   await new Promise<void>((resolve, reject) => {
@@ -94,12 +99,13 @@ async function download(target: GatewayTarget, path: string, token: string, out:
   });
 }
 
-async function fetchSession(options: GatewayOption, id: string): Promise<AuditRecord[]> {
+/** `purpose: 'replay'` lets the gateway's audit.accessed record tell a replay from a show. */
+async function fetchSession(options: GatewayOption, id: string, purpose?: 'replay'): Promise<AuditRecord[]> {
   const { target, token } = await connectGateway(options);
   const answer = await apiRequest<{ id: string; records: AuditRecord[] }>(
     target,
     'GET',
-    `/v1/sessions/${encodeURIComponent(id)}`,
+    `/v1/sessions/${encodeURIComponent(id)}${purpose ? `?purpose=${purpose}` : ''}`,
     { token },
   );
   return answer.records;
@@ -290,7 +296,7 @@ the gateway's recording kept (recording.max_rows / max_bytes).`,
       } catch (err) {
         throw new CliError(`--max-gap: ${(err as Error).message}`, ExitCode.usage);
       }
-      const records = await fetchSession(opts, id);
+      const records = await fetchSession(opts, id, 'replay');
       const start = Date.parse(records[0]!.time);
       let previous = start;
       for (const record of records) {
