@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import { TUNNEL_HEADERS, TUNNEL_PATH } from '../../src/shared/api.js';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import type { McpClientInfo } from '../../src/shared/mcp.js';
 import type { UpgradeHandler } from './http.js';
 import { sourceOf } from './http.js';
 import { webSocketStream } from './ws-stream.js';
@@ -26,6 +27,8 @@ export interface TunnelTarget {
   approval?: string;
   /** x-hoop-approval-wait: ms, or `none` (exec --no-wait). */
   approvalWait?: string;
+  /** Set by the MCP server for the sessions it opens (never from a tunnel's headers). */
+  mcp?: McpClientInfo;
 }
 
 export interface TunnelOptions {

@@ -26,6 +26,8 @@ export const RECORD_TYPES = [
   'gateway.stopped',
   'retention.purged',
   'checkpoint',
+  // One call of an MCP tool (docs/agents.md): tool, arguments (secrets redacted), decision, result summary.
+  'mcp.tool',
 ] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 
