@@ -136,7 +136,7 @@ export async function startDevEnvironment(options: { dir: string; port: number }
         (u) => `    ${u.username.padEnd(22)} password ${u.password.padEnd(12)} groups ${u.groups.join(',')}`,
       );
       const clients = DEV_CLIENTS.map(
-        (c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(12)} groups ${c.groups.join(',')}`,
+        (c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(17)} groups ${c.groups.join(',')}`,
       );
       process.stdout.write(`
 hoop-gateway (dev) is running at ${address}

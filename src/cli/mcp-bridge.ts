@@ -14,6 +14,7 @@ import {
   CallToolRequestSchema,
   type CallToolResult,
   CallToolResultSchema,
+  type JSONRPCMessage,
   ListToolsRequestSchema,
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -82,10 +83,15 @@ export async function runMcpBridge(opts: McpOptions): Promise<void> {
   const stdio = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {
     local.onclose = () => resolve();
+    // The host closed our stdin: answer what is in flight, then end the gateway's session too.
+    process.stdin.once('end', resolve);
   });
   await local.connect(stdio);
+  const answered = trackRequests(stdio);
   info(`hoopctl mcp: serving ${new URL(MCP_PATH, target.url)} on stdio`);
   await closed;
+  await answered();
+  await local.close();
   await remote.close();
 }
 
@@ -140,4 +146,28 @@ function lazyRemote(
       await transport?.close().catch(() => undefined);
     },
   };
+}
+
+/** Which of the host's requests are still unanswered; the returned function waits until none is. */
+function trackRequests(transport: StdioServerTransport): () => Promise<void> {
+  const open = new Set<string | number>();
+  let settled: (() => void) | undefined;
+  const receive = transport.onmessage;
+  transport.onmessage = (message: JSONRPCMessage) => {
+    if ('method' in message && 'id' in message) open.add(message.id);
+    receive?.(message);
+  };
+  const send = transport.send.bind(transport);
+  transport.send = async (message: JSONRPCMessage) => {
+    await send(message);
+    if (
+      !('method' in message) &&
+      'id' in message &&
+      message.id !== undefined &&
+      open.delete(message.id) &&
+      open.size === 0
+    )
+      settled?.();
+  };
+  return () => (open.size === 0 ? Promise.resolve() : new Promise((resolve) => (settled = resolve)));
 }
