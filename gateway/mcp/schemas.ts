@@ -26,7 +26,19 @@ function connectionArg(pinned: string | undefined) {
   return pinned ? described.optional() : described;
 }
 
+/** Built once per pinned connection: zod compiles a schema on its first use, so each is reused. */
+const inputCache = new Map<string | undefined, ReturnType<typeof buildInputSchemas>>();
+
 export function inputSchemas(pinned?: string) {
+  let schemas = inputCache.get(pinned);
+  if (!schemas) {
+    schemas = buildInputSchemas(pinned);
+    inputCache.set(pinned, schemas);
+  }
+  return schemas;
+}
+
+function buildInputSchemas(pinned: string | undefined) {
   const connection = connectionArg(pinned);
   return {
     [MCP_TOOLS.connections]: z.strictObject({}),
@@ -279,4 +291,4 @@ export type ApprovalInfo = z.infer<typeof approvalInfo>;
 export type ErrorInfo = z.infer<typeof errorInfo>;
 export type BudgetInfo = z.infer<typeof budgetInfo>;
 export type ToolOutput<T extends ToolName> = z.infer<(typeof outputSchemas)[T]>;
-export type ToolInput<T extends ToolName> = z.infer<ReturnType<typeof inputSchemas>[T]>;
+export type ToolInput<T extends ToolName> = z.infer<ReturnType<typeof buildInputSchemas>[T]>;

@@ -85,8 +85,19 @@ const TOOLS: Record<ToolName, ToolSpec> = {
   },
 };
 
+const definitionCache = new Map<string | undefined, Tool[]>();
+
 /** Tool definitions as tools/list answers them; the JSON schemas come from the zod schemas. */
 export function toolDefinitions(pinned?: string): Tool[] {
+  let tools = definitionCache.get(pinned);
+  if (!tools) {
+    tools = buildDefinitions(pinned);
+    definitionCache.set(pinned, tools);
+  }
+  return tools;
+}
+
+function buildDefinitions(pinned: string | undefined): Tool[] {
   const inputs = inputSchemas(pinned);
   return (Object.keys(TOOLS) as ToolName[]).map((name) => ({
     name,
