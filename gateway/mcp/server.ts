@@ -19,6 +19,7 @@ import { approvalStatusTool, waitForApprovalTool } from './approval-tools.js';
 import { type CallContext, type CallSummary, type ToolDeps, ToolError, type ToolResult } from './context.js';
 import type { DatabaseSessions } from './db-sessions.js';
 import { connectionsTool, explainTool, requestAccessTool, schemaTool } from './info-tools.js';
+import { SessionClosed } from './pg-client.js';
 import { queryTool } from './query-tool.js';
 import { toolRecord } from './record.js';
 import { inputSchemas, outputSchemas, type ToolName } from './schemas.js';
@@ -237,6 +238,8 @@ async function runTool(
   } catch (err) {
     if (err instanceof ToolError) return fail(err.message, err.summary);
     if (err instanceof HttpError) return fail(err.message, { outcome: { status: err.code } });
+    // The database session could not start or ended (upstream down, revoked, shutting down).
+    if (err instanceof SessionClosed) return fail(`the gateway session ended: ${err.message}`);
     deps.onError(err as Error);
     return fail('internal error (see the gateway log)');
   }

@@ -14,6 +14,7 @@ import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/shared/audit.js';
 import { fetchTrustingCa } from '../../src/shared/fetch-with-ca.js';
+import { clientCredentialsTokens } from '../harness/idp.js';
 import { HOOPCTL, type Stack, startStack } from '../harness/stack.js';
 
 const POLICIES = `
@@ -183,15 +184,44 @@ describe('the gateway as a protected resource', () => {
 
 describe('an agent over Streamable HTTP (client credentials)', () => {
   let client: Client;
+  let transport: StreamableHTTPClientTransport;
   let session = '';
 
   beforeAll(async () => {
     const c = httpClient();
     client = c.client;
-    await client.connect(c.transport);
+    transport = c.transport;
+    await client.connect(transport);
   });
   afterAll(async () => {
     await client?.close();
+  });
+
+  it("answers someone else's session id, or a foreign origin, as if there were none", async () => {
+    const sessionId = transport.sessionId!;
+    expect(sessionId).toBeTruthy();
+    const ci = await clientCredentialsTokens(issuer, stack.gatewayUrl, 'ci-bot', 'ci-bot-secret');
+    const fetchCa = fetchTrustingCa(stack.certs!.caCert);
+    const post = (headers: Record<string, string>) =>
+      fetchCa(`${stack.gatewayUrl}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-06-18',
+          ...headers,
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+      });
+    const hijack = await post({ authorization: `Bearer ${ci.access_token}`, 'mcp-session-id': sessionId });
+    expect(hijack.status).toBe(404);
+    const foreign = await post({
+      authorization: `Bearer ${ci.access_token}`,
+      origin: 'https://evil.example',
+    });
+    expect(foreign.status).toBe(403);
+    const metadata = await fetchCa(`${stack.gatewayUrl}/.well-known/oauth-protected-resource/mcp`);
+    expect(((await metadata.json()) as { resource: string }).resource).toBe(stack.gatewayUrl);
   });
 
   it('lists the tools with their schemas', async () => {
