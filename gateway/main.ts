@@ -273,9 +273,14 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     connections,
     maxMessageBytes: config.listen.max_message_bytes,
     canReach: (identity, name) =>
-      engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0 &&
-      // Agents with mcp_only reach databases only through /mcp, where all their guardrails apply.
-      !engine.agentFor(identity)?.mcpOnly,
+      engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0,
+    // Agents with mcp_only reach databases only through /mcp, where all their guardrails apply.
+    barred: (identity) => {
+      const agent = engine.agentFor(identity);
+      return agent?.mcpOnly
+        ? `agent profile "${agent.name}" reaches databases only through MCP (/mcp or hoopctl mcp)`
+        : undefined;
+    },
     refused: (identity, source, connection, reason) => {
       void recordQuietly({
         type: 'auth.failed',

@@ -35,6 +35,8 @@ export interface TunnelOptions {
   connections: Map<string, ConnectionConfig>;
   /** May this identity open a session on this connection at all? */
   canReach(identity: Identity, connection: string): boolean;
+  /** Why this identity may open no tunnel at all (an agent kept to /mcp), if it may not. */
+  barred?(identity: Identity): string | undefined;
   /** A refused tunnel (unknown connection, no policy): recorded as auth.failed. */
   refused(identity: Identity, source: string, connection: string, reason: string): void;
   onStream(stream: Duplex, target: TunnelTarget): void;
@@ -77,6 +79,12 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     const name = decodeURIComponent(url.pathname.slice(TUNNEL_PATH.length));
     const source = sourceOf(request);
     const connection = options.connections.get(name);
+    const barred = options.barred?.(identity);
+    if (barred) {
+      options.refused(identity, source, name, barred);
+      refuse(403, barred);
+      return;
+    }
     if (!connection || !options.canReach(identity, name)) {
       // The same answer whether it does not exist or is not yours: names are not disclosed.
       const reason = `no connection "${name}" for ${identity.subject}`;

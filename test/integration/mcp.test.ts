@@ -420,8 +420,8 @@ describe('an agent over Streamable HTTP (client credentials)', () => {
     const exec = await stack.cli(auditor, ['exec', 'prod-db', '-c', 'select 1'], {
       env: { HOOPCTL_CLIENT_ID: 'agent-bot', HOOPCTL_CLIENT_SECRET: 'agent-bot-secret' },
     });
-    expect(exec.code).not.toBe(0);
-    expect(exec.stderr).toMatch(/no connection "prod-db"/);
+    expect(exec.code).toBe(4);
+    expect(exec.stderr).toMatch(/agent profile "ai-agents" reaches databases only through MCP/);
   });
 });
 
