@@ -38,6 +38,18 @@ policies:
       - { name: no-admin, deny: [admin, dcl, copy-out, procedural] }
     masking:
       - { columns: [public.customers.ssn], mask: partial }
+  - name: agents-incident
+    groups: [ai-agents]
+    connections: [prod-db]
+    requestable: true
+    max_duration: 1h
+    rules:
+      - { name: incident-reads, allow: [read] }
+  - name: ci-reads
+    groups: [ci-deploy]
+    connections: [prod-db]
+    rules:
+      - { name: ci-reads, allow: [read] }
   - name: reviewers
     groups: [db-reviewers]
     review: true
@@ -49,6 +61,7 @@ policies:
 const AGENTS = `
 agents:
   - { name: ai-agents, groups: [ai-agents], statement_timeout: 5s, max_rows: 20, rows_per_hour: 1000 }
+  - { name: metered, subjects: [ci-bot], rows_per_hour: 3, mcp_only: false }
 `;
 
 /** Clear values of the seeded customers that masking must keep from every agent. */
@@ -91,13 +104,16 @@ const structured = <T>(r: CallToolResult) => {
   return r.structuredContent as T;
 };
 
-function httpClient(name = 'mcp-test-agent'): { client: Client; transport: StreamableHTTPClientTransport } {
+function httpClient(
+  name = 'mcp-test-agent',
+  clientId = 'agent-bot',
+): { client: Client; transport: StreamableHTTPClientTransport } {
   const transport = new StreamableHTTPClientTransport(new URL('/mcp', stack.gatewayUrl), {
     fetch: fetchTrustingCa(stack.certs!.caCert),
     // The SDK authorizes itself: 401 -> protected resource metadata -> the IdP -> client credentials.
     authProvider: new ClientCredentialsProvider({
-      clientId: 'agent-bot',
-      clientSecret: 'agent-bot-secret',
+      clientId,
+      clientSecret: `${clientId}-secret`,
       expectedIssuer: issuer,
     }),
   });
@@ -413,6 +429,54 @@ describe('an agent over Streamable HTTP (client credentials)', () => {
     for (const value of CLEAR) {
       expect(exported.stdout).not.toContain(value);
       expect(seen.join('\n')).not.toContain(value);
+    }
+  });
+
+  it('files a time-boxed access request', async () => {
+    const out = structured<{ request: { id: string; status: string; policy: string } }>(
+      (await client.callTool({
+        name: 'request_access',
+        arguments: {
+          connection: 'prod-db',
+          policy: 'agents-incident',
+          duration: '30m',
+          reason: 'incident 7',
+        },
+      })) as CallToolResult,
+    );
+    expect(out.request).toMatchObject({ status: 'pending', policy: 'agents-incident' });
+    const status = structured<{ access_request: { status: string } }>(
+      (await client.callTool({
+        name: 'approval_status',
+        arguments: { approval_id: out.request.id },
+      })) as CallToolResult,
+    );
+    expect(status.access_request.status).toBe('pending');
+  });
+
+  it('stops an agent at its hourly row budget', async () => {
+    const metered = httpClient('metered-agent', 'ci-bot');
+    await metered.client.connect(metered.transport);
+    try {
+      const sql = 'select g from generate_series(1, 10) as g';
+      const first = structured<QueryResult & { budget: { remaining: number } }>(
+        (await metered.client.callTool({
+          name: 'query',
+          arguments: { connection: 'prod-db', sql },
+        })) as CallToolResult,
+      );
+      expect(first.results[0]).toMatchObject({ row_count: 3, truncated: true });
+      expect(first.budget.remaining).toBe(0);
+      const second = (await metered.client.callTool({
+        name: 'query',
+        arguments: { connection: 'prod-db', sql },
+      })) as CallToolResult;
+      expect(second.isError).toBe(true);
+      expect((second.content[0] as { text: string }).text).toMatch(
+        /agent profile "metered" has used its 3 rows this hour/,
+      );
+    } finally {
+      await metered.client.close();
     }
   });
 
