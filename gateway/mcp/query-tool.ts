@@ -155,14 +155,13 @@ export async function runStatements(
 ): Promise<ToolResult> {
   const connection = resolveConnection(deps, ctx, request.connection);
   const plan = planLimits(deps, ctx, request.maxRows);
-  let session: DatabaseSession;
+  let session: DatabaseSession | undefined;
   let execution: Execution;
   try {
     session = request.approval
       ? await ctx.sessions.forApproval(connection, request.approval)
       : await ctx.sessions.get(connection);
     execution = await execute(session, request.statements, request.params, plan.limits, ctx.signal);
-    if (request.approval) session.end();
   } catch (err) {
     if (!(err instanceof SessionClosed)) throw err;
     const error = err.fatal ? errorInfoOf(err.fatal) : undefined;
@@ -170,6 +169,9 @@ export async function runStatements(
       connection: connection.name,
       outcome: { status: 'error', ...(error ? { sqlstate: error.sqlstate } : {}) },
     });
+  } finally {
+    // A session opened for one approval has done its one statement.
+    if (request.approval) session?.end();
   }
   if (plan.agent && plan.budget) {
     deps.budget.spend(plan.key, execution.rows);
