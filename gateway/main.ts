@@ -23,6 +23,10 @@ import { createIdentityService } from './identities/service.js';
 import { type CatalogSource, createCatalogSource } from './masking/catalog.js';
 import { SessionMasking } from './masking/index.js';
 import { loadTokenKey } from './masking/secret.js';
+import { apiCaller } from './mcp/api.js';
+import { RowBudget } from './mcp/budget.js';
+import { createMcpEndpoint } from './mcp/http.js';
+import { agentStartupParameters } from './policy/agents.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
 import { recordConfigLoaded } from './report/config-loaded.js';
@@ -33,7 +37,7 @@ import { loadSqlParser } from './sql/parser.js';
 import { openStore } from './store/index.js';
 import { coreRoutes } from './transport/core-routes.js';
 import { createGatewayServer } from './transport/http.js';
-import { createTunnelHandler } from './transport/tunnel.js';
+import { createTunnelHandler, type TunnelOptions } from './transport/tunnel.js';
 
 const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check]
        hoop-gateway --dev [--dir .hoop-dev] [--port 8443]
@@ -269,11 +273,18 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     }
   };
 
-  const tunnel = createTunnelHandler({
+  const tunnelOptions: TunnelOptions = {
     connections,
     maxMessageBytes: config.listen.max_message_bytes,
     canReach: (identity, name) =>
       engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0,
+    // Agents with mcp_only reach databases only through /mcp, where all their guardrails apply.
+    barred: (identity) => {
+      const agent = engine.agentFor(identity);
+      return agent?.mcpOnly
+        ? `agent profile "${agent.name}" reaches databases only through MCP (/mcp or hoopctl mcp)`
+        : undefined;
+    },
     refused: (identity, source, connection, reason) => {
       void recordQuietly({
         type: 'auth.failed',
@@ -299,13 +310,14 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
           maxMessageBytes: config.listen.max_message_bytes,
           idleTimeoutMs: config.listen.idle_timeout,
           maxSessionMs: config.listen.max_session,
-          target: (c) => ({
+          target: (c, identity) => ({
             host: c.host,
             port: c.port,
             database: c.database,
             user: c.user,
             password: passwords.get(c.name) ?? '',
             tls: c.tls,
+            parameters: agentStartupParameters(engine.agentFor(identity)),
           }),
         },
         {
@@ -316,7 +328,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
               source: info.source,
               connection: info.connection.name,
               session: info.id,
-              data: { client: info.client },
+              data: { client: info.client, ...(info.mcp ? { mcp: info.mcp } : {}) },
             });
             return createStatementGate(info, {
               engine,
@@ -355,6 +367,24 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
         registry,
       ).catch((err: Error) => logger.error({ err: err.message }, 'session failed'));
     },
+  };
+  const tunnel = createTunnelHandler(tunnelOptions);
+
+  // The MCP server (gateway/mcp): its tools run in ordinary sessions, opened through the tunnel's own hook.
+  const mcpEndpoint = createMcpEndpoint({
+    config,
+    mcp: config.mcp,
+    engine,
+    version: gatewayVersion,
+    log: auditLog,
+    authenticate,
+    openSession: tunnelOptions.onStream,
+    canReach: (identity, name) =>
+      engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0,
+    grants: (identity, name) => approvals.grantsFor(identity, name),
+    api: apiCaller(() => routes),
+    budget: new RowBudget(),
+    onError: (err) => logger.error({ err: err.message }, 'mcp tool failed'),
   });
 
   const routes = [
@@ -376,6 +406,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       trustedKeys: () => store.listSigningKeys(),
       signer: reportSigner(store.dataDir, config),
     }),
+    ...(config.mcp.enabled ? mcpEndpoint.routes : []),
   ];
   const server = createGatewayServer(
     config.listen,
@@ -417,6 +448,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     for (const s of registry.all())
       s.relay.terminate({ code: '57P01', message: 'terminating connection: the gateway is shutting down' });
     tunnel.close();
+    mcpEndpoint.close();
     await auditLog.append({ type: 'gateway.stopped', data: { signal } }).catch(() => {});
     await audit.close().catch(() => {});
     await store.close().catch(() => {});

@@ -63,12 +63,23 @@ const DEMO_POLICIES = `policies:
     connections: [prod-db]
     rules:
       - { name: migrate, allow: [read, write, ddl, transaction, session] }
+  - name: agents
+    groups: [ai-agents]
+    connections: [prod-db]
+    rules:
+      - { name: agent-reads, allow: [read, transaction] }
+      - { name: agent-changes-need-review, approve: [write], approvers: [db-reviewers], timeout: 30m }
+    masking:
+      - { columns: [public.customers.ssn, public.customers.card_pan], mask: redact }
+      - { columns: [public.customers.email], mask: email-domain }
   - name: reviewers
     groups: [db-reviewers]
     review: true
   - name: auditors
     groups: [audit]
-    audit: true`;
+    audit: true
+agents:
+  - { name: ai-agents, groups: [ai-agents], statement_timeout: 30s, max_rows: 200, rows_per_hour: 10000 }`;
 
 function devConfig(opts: { port: number; issuer: string; dbPort: number }): string {
   const yaml = localGatewayConfig({
@@ -125,7 +136,7 @@ export async function startDevEnvironment(options: { dir: string; port: number }
         (u) => `    ${u.username.padEnd(22)} password ${u.password.padEnd(12)} groups ${u.groups.join(',')}`,
       );
       const clients = DEV_CLIENTS.map(
-        (c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(12)} groups ${c.groups.join(',')}`,
+        (c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(17)} groups ${c.groups.join(',')}`,
       );
       process.stdout.write(`
 hoop-gateway (dev) is running at ${address}

@@ -66,6 +66,7 @@ export const DEV_USERS: readonly DevUser[] = [
 /** Demo service accounts (client credentials). */
 export const DEV_CLIENTS: readonly DevClient[] = [
   { clientId: 'ci-bot', secret: 'ci-bot-secret', groups: ['ci-deploy'], description: 'CI service account' },
+  { clientId: 'agent-bot', secret: 'agent-bot-secret', groups: ['ai-agents'], description: 'AI agent (MCP)' },
 ];
 
 /** Scopes a resource server (the gateway) grants; OIDC scopes are separate. */

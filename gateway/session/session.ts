@@ -7,6 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import type { McpClientInfo } from '../../src/shared/mcp.js';
 import {
   type BackendKey,
   backendKeyData,
@@ -30,6 +31,8 @@ export interface SessionInfo {
   approval?: string;
   /** x-hoop-approval-wait: how long the client waits for approvals (ms), or `none` (exec --no-wait). */
   approvalWait?: string;
+  /** A session an MCP client opened (gateway/mcp): who that client said it is. */
+  mcp?: McpClientInfo;
   startedAt: number;
 }
 
@@ -46,7 +49,8 @@ export interface SessionSettings {
   maxMessageBytes: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
-  target: (connection: ConnectionConfig) => UpstreamTarget;
+  /** Where and how to log in upstream for this identity (agents get a statement_timeout, say). */
+  target: (connection: ConnectionConfig, identity: Identity) => UpstreamTarget;
 }
 
 interface LiveSession {
@@ -104,6 +108,7 @@ export async function runSession(
     sessionId?: string;
     approval?: string;
     approvalWait?: string;
+    mcp?: McpClientInfo;
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -117,6 +122,7 @@ export async function runSession(
     client: meta.client,
     approval: meta.approval,
     approvalWait: meta.approvalWait,
+    mcp: meta.mcp,
     startedAt: Date.now(),
   };
   let handshake: Awaited<ReturnType<typeof acceptStartup>>;
@@ -144,7 +150,7 @@ export async function runSession(
     return;
   }
 
-  const target = settings.target(meta.connection);
+  const target = settings.target(meta.connection, meta.identity);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
   try {
     upstream = await connectUpstream(target, handshake.result.parameters);

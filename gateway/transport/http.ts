@@ -124,6 +124,10 @@ export function createGatewayServer(
     match.names.forEach((name, i) => {
       params[name] = decodeURIComponent(groups[i + 1]!);
     });
+    if (match.route.raw) {
+      await match.route.raw(request, response);
+      return;
+    }
     const source = sourceOf(request);
     let identity = undefined as unknown as Identity;
     if (match.route.access !== 'public') {

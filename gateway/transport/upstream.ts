@@ -23,6 +23,8 @@ export interface UpstreamTarget {
   user: string;
   password: string;
   tls: { mode: 'disable' | 'require' | 'verify-ca' | 'verify-full'; ca?: string };
+  /** Startup parameters the gateway itself sets (e.g. an agent's statement_timeout); they win over the client's. */
+  parameters?: Record<string, string>;
 }
 
 export interface UpstreamConnection {
@@ -117,7 +119,14 @@ export async function connectUpstream(
   timeoutMs = 10_000,
 ): Promise<UpstreamConnection> {
   const socket = await openTransport(target, timeoutMs);
-  socket.write(serialize.startup({ ...clientParameters, user: target.user, database: target.database }));
+  socket.write(
+    serialize.startup({
+      ...clientParameters,
+      ...target.parameters,
+      user: target.user,
+      database: target.database,
+    }),
+  );
   const reader = new FrameReader(1 << 30);
   const parameters = new Map<string, string>();
   let backendKey: BackendKey = { processId: 0, secretKey: Buffer.alloc(4) };

@@ -8,6 +8,7 @@ import { registerConnectionsCommand } from './commands/connections.js';
 import { registerExecCommand } from './commands/exec.js';
 import { registerIdentityCommands } from './commands/identities.js';
 import { registerLoginCommands } from './commands/login.js';
+import { registerMcpCommand } from './commands/mcp.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerReportCommands } from './commands/report.js';
 import { registerSessionCommands } from './commands/sessions.js';
@@ -45,6 +46,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not authenticated, 4 denied by policy,
     registerIdentityCommands,
     registerPolicyCommands,
     registerReportCommands,
+    registerMcpCommand,
   ]) {
     register(program);
   }

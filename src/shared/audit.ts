@@ -32,6 +32,8 @@ export const RECORD_TYPES = [
   'config.loaded',
   // The signing key was rotated (old and new key ids); counted by the compliance report.
   'audit.key_rotated',
+  // One call of an MCP tool (docs/agents.md): tool, arguments (secrets redacted), decision, result summary.
+  'mcp.tool',
 ] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 

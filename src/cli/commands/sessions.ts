@@ -127,6 +127,10 @@ function describe(record: AuditRecord): string {
       return `blocked by ${d.rule ?? 'policy'}: ${String(d.text ?? d.reason ?? '')}`;
     case 'session.started':
       return `${who(record)} from ${record.source ?? '?'} to ${record.connection ?? '?'}`;
+    case 'mcp.tool': {
+      const outcome = (d.outcome ?? {}) as Record<string, unknown>;
+      return `MCP ${String(d.tool)} → ${String(outcome.status ?? '?')}${d.rule ? ` (rule ${d.rule})` : ''}`;
+    }
     default:
       return Object.keys(d).length ? JSON.stringify(d) : '';
   }

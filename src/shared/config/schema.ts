@@ -207,6 +207,53 @@ export const policySchema = z.strictObject({
   max_duration: duration.default(28_800_000),
 });
 
+/**
+ * AI agents (docs/agents.md): identities matched by kind, group or subject get guardrails on top of
+ * their policies, wherever they connect. The first entry that matches an identity applies.
+ */
+export const agentSchema = z
+  .strictObject({
+    name: nonEmpty,
+    /** Who: identities of these kinds (human | service | workload), in any of these groups, or these subjects. */
+    kinds: z.array(z.enum(['human', 'service', 'workload'])).default([]),
+    groups: stringList.default([]),
+    subjects: stringList.default([]),
+    /** Only reads (and transaction control) run outright; anything else needs a rule that requires approval. */
+    read_only: z.boolean().default(true),
+    /** statement_timeout the gateway sets on the agent's database sessions (0 = none). */
+    statement_timeout: duration.default(30_000),
+    /** Rows and bytes one `query` tool call may return (default: mcp.max_rows / mcp.max_bytes). */
+    max_rows: z.number().int().min(1).optional(),
+    max_bytes: z.number().int().min(1).optional(),
+    /** Rows the agent may receive through MCP in any hour (0 = no budget). */
+    rows_per_hour: z.number().int().min(0).default(10_000),
+    /** Agents reach databases only through /mcp: tunnels (connect, exec) are refused. */
+    mcp_only: z.boolean().default(true),
+  })
+  .superRefine((a, ctx) => {
+    if (a.kinds.length + a.groups.length + a.subjects.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'an agents entry names kinds, groups or subjects' });
+    }
+  });
+
+/** The MCP server at /mcp (docs/agents.md). */
+export const mcpSchema = z.strictObject({
+  /** Serve /mcp and /.well-known/oauth-protected-resource on the main listener. */
+  enabled: z.boolean().default(true),
+  /** Rows one `query` tool call returns at most (the rest is cut off with truncated: true). */
+  max_rows: z.number().int().min(1).default(1000),
+  /** Bytes of values one `query` tool call returns at most. */
+  max_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
+  /** Close an MCP session (and its database sessions) unused this long. */
+  idle_timeout: duration.default(1_800_000),
+  /** Open MCP sessions one identity may have at once. */
+  max_sessions: z.number().int().min(1).default(8),
+});
+
 export const webhookSchema = z.strictObject({
   url: z.url(),
   secret_env: nonEmpty.optional(),
@@ -271,6 +318,8 @@ export const configSchema = z.strictObject({
       checkpoint_interval: 60_000,
       sinks: [],
     }),
+  mcp: mcpSchema.prefault({}),
+  agents: z.array(agentSchema).default([]),
   masking: z
     .strictObject({
       /** HMAC key for the `token` mask, from an environment variable (default: generated into the store). */
@@ -287,3 +336,5 @@ export type ConnectionConfig = GatewayConfig['connections'][number];
 export type PolicyConfig = GatewayConfig['policies'][number];
 export type RuleConfig = PolicyConfig['rules'][number];
 export type MaskingRuleConfig = PolicyConfig['masking'][number];
+export type AgentConfig = GatewayConfig['agents'][number];
+export type McpConfig = GatewayConfig['mcp'];
