@@ -87,7 +87,9 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     useProfile(program.opts().profile ?? action.optsWithGlobals().profile);
   });
   const word = commandWord(argv.slice(2));
-  const wanted = COMMAND_MODULES.filter((m) => word !== undefined && m.names.includes(word));
+  // Completion walks the whole tree: it needs every module, as help and typos do.
+  const wanted =
+    word === '__complete' ? [] : COMMAND_MODULES.filter((m) => word !== undefined && m.names.includes(word));
   for (const module of wanted.length ? wanted : COMMAND_MODULES) (await module.load())(program);
   for (const command of program.commands) command.exitOverride();
   return program;
