@@ -38,8 +38,8 @@ Examples:
   hoopctl connect prod-db
   hoopctl connect prod-db --port 5433
   psql "postgresql://hoop:<password>@127.0.0.1:5433/prod-db?sslmode=disable"
-  hoopctl connect prod-db --exec 'pgbench -n -S -t 100'
-  hoopctl connect prod-db --exec 'pg_dump --schema-only > schema.sql'`,
+  hoopctl connect prod-db --exec 'psql -At -c "select count(*) from orders"'
+  hoopctl connect prod-db --exec 'psql "$DATABASE_URL" -f report.sql'`,
     )
     .action(async (connection: string, opts: { port?: number; gateway?: string; exec?: string }) => {
       const tunnel = await startLocalTunnel(connection, opts);

@@ -74,7 +74,7 @@ Exit codes: 0 ok, 3 not authenticated, 4 denied by policy, 5 approval rejected o
 Examples:
   hoopctl exec prod-db -c "select count(*) from customers"
   hoopctl exec prod-db -f migrate.sql
-  psql-style pipe:  cat report.sql | hoopctl exec prod-db --format csv > report.csv
+  cat report.sql | hoopctl exec prod-db --format csv > report.csv
   hoopctl exec prod-db --json -c "select id, email from customers" | jq .email
   hoopctl exec prod-db -c "delete from orders where id = 7" --no-wait     # prints the approval id`,
     )
