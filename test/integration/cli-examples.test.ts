@@ -150,7 +150,7 @@ interface Example {
 }
 
 /** The commands of an "Examples:" block: indented lines up to the first blank line, continuations joined. */
-export function examplesOfHelp(help: string): string[] {
+function examplesOfHelp(help: string): string[] {
   const out: string[] = [];
   const lines = help.split('\n');
   for (let i = 0; i < lines.length; i++) {

@@ -33,7 +33,9 @@ describe('typed JSON values', () => {
     expect(convert(114, '"s"')).toBe('s');
     expect(convert(25, 'text')).toBe('text');
     expect(convert(1184, '2026-12-01 12:00:00+00')).toBe('2026-12-01 12:00:00+00');
-    expect(convert(2950, '7f3c2a00-0000-0000-0000-000000000000')).toBe('7f3c2a00-0000-0000-0000-000000000000');
+    expect(convert(2950, '7f3c2a00-0000-0000-0000-000000000000')).toBe(
+      '7f3c2a00-0000-0000-0000-000000000000',
+    );
   });
 
   it('arrays, nested and quoted', () => {
