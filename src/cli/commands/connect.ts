@@ -11,7 +11,7 @@ import type { ConnectionView } from '../../shared/api.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest } from '../api.js';
 import { exitCodeForSignal, takeOverSignals } from '../interrupt.js';
-import { c, info } from '../output.js';
+import { c, info, selectFields } from '../output.js';
 import { describeTarget, resolveGateway } from '../settings.js';
 import { getAccessToken } from '../tokens.js';
 import { openTunnelSocket } from '../tunnel.js';
@@ -25,6 +25,10 @@ export function registerConnectCommand(program: Command): void {
     .option(
       '--exec <command>',
       'run this command (through sh -c) with PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and DATABASE_URL set; close the tunnel when it exits',
+    )
+    .option(
+      '--json [fields]',
+      'print one JSON line { host, port, user, password, database, url } once listening (for scripts), then wait',
     )
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
     .addHelpText(
@@ -41,27 +45,44 @@ Examples:
   hoopctl connect prod-db --exec 'psql -At -c "select count(*) from orders"'
   hoopctl connect prod-db --exec 'psql "$DATABASE_URL" -f report.sql'`,
     )
-    .action(async (connection: string, opts: { port?: number; gateway?: string; exec?: string }) => {
-      const tunnel = await startLocalTunnel(connection, opts);
-      if (opts.exec !== undefined) {
-        process.exitCode = await runChild(tunnel, '/bin/sh', ['-c', opts.exec], `--exec ${opts.exec}`);
-        return;
-      }
-      process.stdout.write(
-        `${c.green('✔')} Tunnel to ${c.bold(connection)} through ${tunnel.gateway} is listening on 127.0.0.1:${tunnel.port}\n\n` +
-          `  psql "${tunnel.url}"\n\n` +
-          `  URL:      ${tunnel.url}\n` +
-          `  password: ${tunnel.password}  (one-time: valid while this command runs)\n\n` +
-          `Press Ctrl-C to close the tunnel.\n`,
-      );
-      // Ctrl-C and SIGTERM are how a tunnel is meant to end: close it and exit 0.
-      await new Promise<void>((resolve) => {
-        takeOverSignals(() => {
-          tunnel.close();
-          resolve();
+    .action(
+      async (
+        connection: string,
+        opts: { port?: number; gateway?: string; exec?: string; json?: boolean | string },
+      ) => {
+        const tunnel = await startLocalTunnel(connection, opts);
+        if (opts.exec !== undefined) {
+          process.exitCode = await runChild(tunnel, '/bin/sh', ['-c', opts.exec], `--exec ${opts.exec}`);
+          return;
+        }
+        if (opts.json) {
+          const fields = {
+            host: '127.0.0.1',
+            port: tunnel.port,
+            user: 'hoop',
+            password: tunnel.password,
+            database: connection,
+            url: tunnel.url,
+          };
+          const shown = typeof opts.json === 'string' ? selectFields(fields, opts.json.split(',')) : fields;
+          process.stdout.write(`${JSON.stringify(shown)}\n`);
+        } else
+          process.stdout.write(
+            `${c.green('✔')} Tunnel to ${c.bold(connection)} through ${tunnel.gateway} is listening on 127.0.0.1:${tunnel.port}\n\n` +
+              `  psql "${tunnel.url}"\n\n` +
+              `  URL:      ${tunnel.url}\n` +
+              `  password: ${tunnel.password}  (one-time: valid while this command runs)\n\n` +
+              `Press Ctrl-C to close the tunnel.\n`,
+          );
+        // Ctrl-C and SIGTERM are how a tunnel is meant to end: close it and exit 0.
+        await new Promise<void>((resolve) => {
+          takeOverSignals(() => {
+            tunnel.close();
+            resolve();
+          });
         });
-      });
-    });
+      },
+    );
 
   program
     .command('psql')
