@@ -7,13 +7,7 @@ import type { AccessRequestListResponse, GatewayDiscovery, WhoAmI } from '../../
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget } from '../api.js';
 import { c, info, JSON_OPTION_FLAGS, jsonOptionHelp, printJson, warn } from '../output.js';
-import {
-  currentProfile,
-  DEFAULT_PROFILE,
-  describeTarget,
-  resolveGateway,
-  updateProfile,
-} from '../settings.js';
+import { DEFAULT_PROFILE, describeTarget, readSettings, resolveGateway, updateProfile } from '../settings.js';
 import {
   ciMode,
   clearTokens,
@@ -104,7 +98,8 @@ reads them from the environment.`,
       }
       if (!ciMode()) updateProfile(profile, { gateway: target.url, subject: me.identity.subject });
       if (options.gateway && ciMode()) updateProfile(profile, { gateway: target.url });
-      if (profile !== currentProfile() || (profile !== DEFAULT_PROFILE && !process.env.HOOPCTL_PROFILE)) {
+      // Logged in with --profile to a profile that is not the one in use: say how to use it.
+      if (profile !== DEFAULT_PROFILE && !process.env.HOOPCTL_PROFILE && readSettings().current !== profile) {
         info(
           c.dim(
             `profile ${profile}: use it with --profile ${profile}, or make it the default: hoopctl profile use ${profile}`,
