@@ -205,29 +205,26 @@ async function allExamples(): Promise<Example[]> {
 // ---------------------------------------------------------------------------------------------
 // Placeholders and identities.
 
+/** A statement of alice's waiting for a reviewer (DDL: no grant an example approves ever allows it). */
 async function freshApproval(): Promise<string> {
+  const table = `example_${Math.random().toString(36).slice(2)}`;
   const filed = await stack.cli(homes.alice!, [
     'exec',
     'prod-db',
     '--no-wait',
     '-c',
-    `delete from orders where id = ${Math.floor(Math.random() * 1e6)}`,
+    `create table ${table} (id int)`,
   ]);
   return filed.stdout.trim();
 }
 
+/** An access request of the CI account's (its own policy already allows what it asks: no example changes). */
 async function freshAccessRequest(): Promise<string> {
-  const filed = await stack.cli(homes.alice!, [
-    'request',
-    'prod-db',
-    '--policy',
-    'break-glass',
-    '--for',
-    '1h',
-    '--reason',
-    'example',
-    '--json',
-  ]);
+  const filed = await stack.cli(
+    homes.ci!,
+    ['request', 'prod-db', '--policy', 'break-glass', '--for', '1h', '--reason', 'example', '--json'],
+    { env: stack.ciEnv() },
+  );
   return (JSON.parse(filed.stdout) as AccessRequestView).id;
 }
 

@@ -217,7 +217,10 @@ describe.concurrent('shell completion', () => {
 });
 
 describe.concurrent('profiles, status, token', () => {
-  it('two identities on one gateway as two profiles, chosen by --profile, HOOPCTL_PROFILE or profile use', async () => {
+  // Two device logins and ten CLI runs: give it room on a busy machine.
+  it('two identities on one gateway as two profiles, chosen by --profile, HOOPCTL_PROFILE or profile use', {
+    timeout: 180_000,
+  }, async () => {
     const home = mkdtempSync(join(tmpdir(), 'hoopctl-home-'));
     const noGateway = { HOOPCTL_GATEWAY: '' };
     await loginInto(home, 'alice@example.com', 'alice-dev', ['--gateway', stack.gatewayUrl]);
