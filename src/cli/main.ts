@@ -22,8 +22,12 @@ type Register = (program: Command) => void;
 /** Every command module, one line each: the top-level commands it registers, and how to load it. */
 export const COMMAND_MODULES: { names: string[]; load: () => Promise<Register> }[] = [
   {
-    names: ['login', 'logout', 'whoami', 'token', 'status'],
+    names: ['login', 'logout', 'whoami'],
     load: async () => (await import('./commands/login.js')).registerLoginCommands,
+  },
+  {
+    names: ['status', 'token'],
+    load: async () => (await import('./commands/status.js')).registerStatusCommands,
   },
   { names: ['profile'], load: async () => (await import('./commands/profile.js')).registerProfileCommands },
   {

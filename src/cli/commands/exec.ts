@@ -14,7 +14,7 @@ import { type PgError, PgServerError, PgSession } from '../pg-session.js';
 import { resolveGateway } from '../settings.js';
 import { getAccessToken, useIdTokenFile } from '../tokens.js';
 import { openTunnel } from '../tunnel.js';
-import { approvalIdOf, createApprovalWatcher } from './approval-wait.js';
+import { approvalDeadline, approvalIdOf, createApprovalWatcher } from './approval-wait.js';
 import { createResultWriter, type OutputFormat } from './exec-output.js';
 
 /** How long past --approval-timeout the CLI waits for the gateway's verdict before giving up itself. */
@@ -157,19 +157,9 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   const session = new PgSession(stream);
   const watcher = createApprovalWatcher();
   // The gateway ends an approval wait at --approval-timeout; should it not answer, the CLI ends it itself.
-  let deadline: NodeJS.Timeout | undefined;
-  let timedOut: string | undefined;
+  const deadline = approvalDeadline(approvalTimeoutMs + APPROVAL_GRACE_MS, () => stream.destroy());
   const notice = (n: PgError) => {
-    if (n.routine === 'hoop_approval_waiting' && !deadline) {
-      deadline = setTimeout(() => {
-        timedOut = approvalIdOf(n.message) ?? '?';
-        stream.destroy();
-      }, approvalTimeoutMs + APPROVAL_GRACE_MS);
-    }
-    if (n.routine === 'hoop_approval_granted' && deadline) {
-      clearTimeout(deadline);
-      deadline = undefined;
-    }
+    deadline.notice(n);
     if (!watcher.notice(n)) info(`${ce.dim(`${n.severity}:`)} ${n.message}`);
   };
   try {
@@ -185,14 +175,15 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   try {
     exitCode = await runStatements(statements, { session, writer, watcher, notice, opts });
   } catch (err) {
-    if (timedOut === undefined) throw err;
+    const id = deadline.expired();
+    if (id === undefined) throw err;
     watcher.finish();
     throw new CliError(
-      `approval #${timedOut} was not decided within ${formatDuration(approvalTimeoutMs)}; the request is withdrawn`,
+      `approval #${id} was not decided within ${formatDuration(approvalTimeoutMs)}; the request is withdrawn`,
       ExitCode.approval,
     );
   } finally {
-    clearTimeout(deadline);
+    deadline.clear();
     forget();
   }
   await session.end();
