@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
 import type { AccessRequestView } from '../../src/shared/api.js';
 import {
@@ -58,6 +58,10 @@ const NOT_RUN: [RegExp, string][] = [
 const EXPECT: [RegExp, number][] = [
   [/--no-wait/, 5], // "prints the approval id": the statement waits for a reviewer
 ];
+
+// Tests here run side by side (each starts several CLI processes): on a busy 2-core machine one can
+// take far longer than alone, so each gets three minutes. No assertion is about time.
+vi.setConfig({ testTimeout: 180_000 });
 
 let stack: Stack;
 let workload: WorkloadIssuer;

@@ -8,11 +8,15 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ApprovalListResponse } from '../../src/shared/api.js';
 import { completeDeviceLogin } from '../harness/idp.js';
 import { runInPty } from '../harness/pty.js';
 import { GATEWAY, HOOPCTL, type Stack, startStack } from '../harness/stack.js';
+
+// Tests here run side by side (each starts several CLI processes): on a busy 2-core machine one can
+// take far longer than alone, so each gets three minutes. No assertion is about time.
+vi.setConfig({ testTimeout: 180_000 });
 
 let stack: Stack;
 let alice: string;
