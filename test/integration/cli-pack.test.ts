@@ -84,7 +84,8 @@ describe('the packed tarball, installed globally', () => {
     expect(gatewayVersion.out.trim()).toBe(VERSION);
   });
 
-  it('runs hoop-gateway --dev, and hoopctl login --no-browser against it', async () => {
+  // Starts a whole demo stack (PostgreSQL, IdP, gateway) and a device login: room for a busy machine.
+  it('runs hoop-gateway --dev, and hoopctl login --no-browser against it', { timeout: 180_000 }, async () => {
     const port = await freePortPair(20_000 + Math.floor(Math.random() * 20_000));
     gateway = installed('hoop-gateway', ['--dev', '--port', String(port), '--dir', join(dir, 'dev')]);
     let log = '';
