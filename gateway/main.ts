@@ -39,12 +39,13 @@ import { coreRoutes } from './transport/core-routes.js';
 import { createGatewayServer } from './transport/http.js';
 import { createTunnelHandler, type TunnelOptions } from './transport/tunnel.js';
 
-const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check]
+const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check [--connect]]
        hoop-gateway --dev [--dir .hoop-dev] [--port 8443]
 
 Options:
   -c, --config FILE   the gateway configuration (YAML); see docs/configuration.md
       --check         validate the configuration (keys, files, secrets) and exit
+      --connect       with --check: also log in to each database and fetch each issuer's discovery and JWKS
       --dev           try it: a demo database, a dev OIDC provider and a demo policy, in one command
       --dir DIR       where --dev keeps its state (default .hoop-dev)
       --port N        --dev: the gateway's port (default 8443; the dev OIDC provider uses N+1)
@@ -54,6 +55,7 @@ Options:
 Examples:
   hoop-gateway --config /etc/hoop/gateway.yaml
   PROD_DB_PASSWORD=... hoop-gateway --config gateway.yaml --check
+  PROD_DB_PASSWORD=... hoop-gateway --config gateway.yaml --check --connect
   hoop-gateway --dev`;
 
 export function version(): string {
@@ -95,10 +97,17 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (!args.config) throw new UsageError('give --config FILE (or --dev to try it)');
     if (args.check) {
-      checkConfig(args.config);
-      process.stdout.write(`${args.config}: configuration is valid\n`);
+      const checked = checkConfig(args.config);
+      if (args.connect) {
+        process.exitCode = await checkConnect(args.config, checked);
+        return;
+      }
+      process.stdout.write(
+        `${args.config}: configuration is valid (nothing was contacted: add --connect to log in to each database and reach each issuer)\n`,
+      );
       return;
     }
+    if (args.connect) throw new UsageError('--connect goes with --check');
     await startGateway(args.config);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -141,6 +150,7 @@ function parseCli(argv: string[]) {
     options: {
       config: { type: 'string', short: 'c' },
       check: { type: 'boolean' },
+      connect: { type: 'boolean' },
       dev: { type: 'boolean' },
       dir: { type: 'string' },
       port: { type: 'string' },
@@ -160,6 +170,20 @@ function checkConfig(file: string): { config: GatewayConfig; passwords: Map<stri
   checkNamedSecrets(config, file);
   const passwords = resolveConnectionPasswords(config, file);
   return { config, passwords };
+}
+
+/** --check --connect: one line per database and issuer; exit 1 when any is unreachable. */
+async function checkConnect(file: string, checked: ReturnType<typeof checkConfig>): Promise<number> {
+  const { checkConnectivity } = await import('./config/connect-check.js');
+  const results = await checkConnectivity(checked.config, checked.passwords);
+  for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.what}: ${r.detail}\n`);
+  const failed = results.filter((r) => !r.ok).length;
+  process.stdout.write(
+    failed
+      ? `${file}: ${failed} of ${results.length} checks failed\n`
+      : `${file}: configuration is valid and every database and issuer answered\n`,
+  );
+  return failed ? 1 : 0;
 }
 
 export interface StartHooks {

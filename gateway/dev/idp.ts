@@ -5,7 +5,12 @@
  *   - JWT access tokens whose `aud` is the gateway (RFC 8707 resource indicators), carrying
  *     email, name and groups,
  *   - plain HTML login and consent pages a person can click through (no external assets),
- *     with a real password check.
+ *     with a real password check,
+ *   - with a data directory: its keys, and its sessions, grants and refresh tokens (idp-store.ts), kept
+ *     across restarts,
+ *   - a headless path for shells with no browser: POST /dev/device-login with user_code, username and
+ *     password completes a device login by driving the same pages (device-browser.ts). Only this dev
+ *     IdP has it; a real IdP never does.
  * Plain HTTP on a loopback address: it is for trying hoopctl, not for production.
  */
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -14,6 +19,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Provider, { type ClientMetadata, type Configuration, errors, type JWK } from 'oidc-provider';
+import { completeDeviceLogin } from './device-browser.js';
+import { fileAdapterFactory } from './idp-store.js';
 
 export interface DevUser {
   /** Login name, also the subject (`sub`) and the email. */
@@ -36,7 +43,10 @@ export interface DevIdpOptions {
   host?: string;
   /** The gateway's audience: every access token is issued for it. */
   audience: string;
-  /** Where the signing key and cookie keys persist across restarts (default: fresh ones each start). */
+  /**
+   * Where the signing key, the cookie keys and the provider's state (sessions, grants, refresh tokens)
+   * persist across restarts (default: fresh ones each start, state in memory).
+   */
   dataDir?: string;
   users?: DevUser[];
   clients?: DevClient[];
@@ -98,6 +108,10 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const providerCallback = provider.callback();
   const interactions = interactionRoutes(provider, users);
   handle = (req, res) => {
+    if (req.url === HEADLESS_PATH) {
+      headlessDeviceLogin(req, res, issuer);
+      return;
+    }
     if (req.url?.startsWith('/interaction/')) {
       interactions(req, res).catch((err: Error) =>
         sendHtml(res, 500, page('Error', `<p>${escapeHtml(err.message)}</p>`)),
@@ -116,6 +130,37 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         server.closeAllConnections();
       }),
   };
+}
+
+/** POST a form here (user_code, username, password) to finish a device login without a browser. */
+export const HEADLESS_PATH = '/dev/device-login';
+
+/**
+ * The headless path: the provider's own device pages, driven by a scripted browser on behalf of a
+ * caller who sent the user code and the password. Answers JSON: { ok: true } or 400 { error }.
+ */
+function headlessDeviceLogin(req: IncomingMessage, res: ServerResponse, issuer: string): void {
+  const reply = (status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(`${JSON.stringify(body)}\n`);
+  };
+  if (req.method !== 'POST') {
+    reply(405, { error: `POST user_code, username and password to ${HEADLESS_PATH}` });
+    return;
+  }
+  readForm(req)
+    .then(async (form) => {
+      const [userCode, username, password] = ['user_code', 'username', 'password'].map(
+        (k) => form.get(k) ?? '',
+      );
+      if (!userCode || !username || !password) {
+        reply(400, { error: 'give user_code, username and password' });
+        return;
+      }
+      await completeDeviceLogin(`${issuer}/device`, userCode, username, password);
+      reply(200, { ok: true, username });
+    })
+    .catch((err: Error) => reply(400, { error: err.message }));
 }
 
 /** RFC 8628 `interval` in the device authorization response (oidc-provider leaves it out; clients then wait 5 s). */
@@ -186,6 +231,7 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
   }));
 
   return {
+    ...(options.dataDir ? { adapter: fileAdapterFactory(join(options.dataDir, 'idp-state.json')) } : {}),
     clients: [cliClient, ...serviceClients],
     jwks: { keys: [keys.signing] },
     cookies: { keys: keys.cookies },
