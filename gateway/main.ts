@@ -31,10 +31,11 @@ import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
 import { recordConfigLoaded } from './report/config-loaded.js';
 import { reportRoutes } from './report/routes.js';
+import { createStatementGate } from './session/gate/index.js';
 import { runSession, SessionRegistry } from './session/session.js';
-import { createStatementGate } from './session/statement-gate.js';
 import { loadSqlParser } from './sql/parser.js';
 import { openStore } from './store/index.js';
+import { fetchCatalogRows } from './transport/catalog-query.js';
 import { coreRoutes } from './transport/core-routes.js';
 import { createGatewayServer } from './transport/http.js';
 import { createTunnelHandler, type TunnelOptions } from './transport/tunnel.js';
@@ -239,14 +240,15 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     const c = info.connection;
     let catalog = catalogs.get(c.name);
     if (!catalog) {
-      catalog = createCatalogSource({
+      const target = {
         host: c.host,
         port: c.port,
         database: c.database,
         user: c.user,
         password: passwords.get(c.name) ?? '',
         tls: c.tls,
-      });
+      };
+      catalog = createCatalogSource({ fetch: () => fetchCatalogRows(target) });
       catalogs.set(c.name, catalog);
     }
     return new SessionMasking({ catalog, ctx: { tokenKey: tokenKey.key }, copy: config.masking.copy });

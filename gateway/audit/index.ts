@@ -50,4 +50,3 @@ export async function startAudit(
 
 export type { AuditLog } from './log.js';
 export { AuditWriteError, createAuditLog } from './log.js';
-export { ResultRecorder } from './recorder.js';

@@ -8,6 +8,8 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
+import type { SessionGate } from '../contracts/gate.js';
+import type { SessionInfo } from '../contracts/session.js';
 import {
   type BackendKey,
   backendKeyData,
@@ -16,25 +18,10 @@ import {
   readyForQuery,
 } from '../pgwire/backend.js';
 import { connectUpstream, sendUpstreamCancel, type UpstreamTarget } from '../transport/upstream.js';
-import type { SessionGate } from './gate.js';
 import { Relay } from './relay.js';
 import { acceptStartup, refuseStartup } from './startup.js';
 
-export interface SessionInfo {
-  id: string;
-  identity: Identity;
-  connection: ConnectionConfig;
-  source: string;
-  /** Which CLI command opened the tunnel (connect | exec). */
-  client: string;
-  /** exec --approval ID: the approval request this session came to run. */
-  approval?: string;
-  /** x-hoop-approval-wait: how long the client waits for approvals (ms), or `none` (exec --no-wait). */
-  approvalWait?: string;
-  /** A session an MCP client opened (gateway/mcp): who that client said it is. */
-  mcp?: McpClientInfo;
-  startedAt: number;
-}
+export type { SessionInfo } from '../contracts/session.js';
 
 export interface SessionHooks {
   /** The session is authenticated and the upstream is ready: build its gate (records session.started). */

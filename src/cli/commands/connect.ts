@@ -248,8 +248,22 @@ async function tunnelOne(
     return;
   }
   // Gateway → client: stop reading the WebSocket while the local client is slow to take its bytes.
+  // Over TLS each 16 KiB record reaches JavaScript on its own; the messages one network read completes
+  // are written to the local socket together (corked until the I/O phase ends), not one write each.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
   ws.on('message', (data: Buffer) => {
-    if (!socket.write(data) && !ws.isPaused) ws.pause();
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(uncork);
+    }
+    // A corked socket reports "full" early; pause only when a megabyte is really waiting.
+    socket.write(data);
+    if (socket.writableLength > WS_HIGH_WATER && !ws.isPaused) ws.pause();
   });
   socket.on('drain', () => {
     if (ws.isPaused) ws.resume();
