@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfigFile } from '../src/shared/config/load.js';
 import type { GatewayConfig } from '../src/shared/config/schema.js';
 import type { Identity } from '../src/shared/identity.js';
+import { eventRoutes } from './approvals/events.js';
 import { createNotifier } from './approvals/notify.js';
 import { approvalRoutes } from './approvals/routes.js';
 import { createApprovalService } from './approvals/service.js';
@@ -17,6 +18,7 @@ import { startAudit } from './audit/index.js';
 import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
 import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
+import { createConsole } from './console/routes.js';
 import { identityRoutes } from './identities/routes.js';
 import { createIdentityService } from './identities/service.js';
 import { type CatalogSource, createCatalogSource } from './masking/catalog.js';
@@ -353,6 +355,10 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     },
   });
 
+  // The web console (/console): pages and sign-in; its session cookie stands in for a bearer token.
+  const webConsole = config.console.enabled
+    ? createConsole({ config, authenticate, record: (input) => auditLog.append(input) })
+    : undefined;
   const routes = [
     ...coreRoutes({
       config,
@@ -364,6 +370,8 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     ...approvalRoutes(approvals),
     ...auditRoutes({ store, log: auditLog }),
     ...identityRoutes({ identities, roles: (identity) => engine.roles(identity) }),
+    ...eventRoutes({ source: approvals, store }),
+    ...(webConsole?.routes ?? []),
   ];
   const server = createGatewayServer(
     config.listen,
@@ -374,6 +382,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
         if (access === 'public' || access === 'identity') return true;
         return engine.roles(identity)[access];
       },
+      sessionToken: webConsole?.sessionToken,
     },
     tunnel.handler,
     (message, fields) => logger.error(fields ?? {}, message),

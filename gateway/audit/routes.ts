@@ -6,11 +6,36 @@ import type { RawResponse } from '../transport/http.js';
 import { HttpError, type Route } from '../transport/router.js';
 import { type ExportWindow, exportCsv, exportJsonl } from './export.js';
 import type { AuditLog } from './log.js';
+import { type SessionFilter, searchSessions, sessionCsv, sessionWindow } from './search.js';
 import { verifyStoredLog } from './verify.js';
 
 /** GET /v1/sessions */
 export interface SessionListResponse {
   sessions: SessionSummary[];
+  /** Statement filters (decision, class, text) stopped at their reading bound: narrow the time range. */
+  truncated?: boolean;
+}
+
+const KINDS = ['human', 'machine', 'service', 'workload'];
+const DECISIONS = ['allow', 'deny', 'approve'];
+
+/** ?kind= ?decision= ?class= ?text= besides the window, identity and connection. */
+function sessionFilter(query: URLSearchParams): SessionFilter {
+  const pick = (name: string, allowed: string[]) => {
+    const value = query.get(name) || undefined;
+    if (value && !allowed.includes(value))
+      throw new HttpError(400, 'bad_request', `${name}: expected one of ${allowed.join(', ')}`);
+    return value;
+  };
+  return {
+    ...windowOf(query),
+    subject: query.get('identity') || undefined,
+    connection: query.get('connection') || undefined,
+    kind: pick('kind', KINDS) as SessionFilter['kind'],
+    decision: pick('decision', DECISIONS) as SessionFilter['decision'],
+    class: query.get('class') || undefined,
+    text: query.get('text')?.slice(0, 200) || undefined,
+  };
 }
 
 /** GET /v1/sessions/:id */
@@ -40,13 +65,7 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       method: 'GET',
       path: '/v1/sessions',
       access: 'audit',
-      handler: async ({ query }): Promise<SessionListResponse> => ({
-        sessions: await store.listSessions({
-          ...windowOf(query),
-          subject: query.get('identity') || undefined,
-          connection: query.get('connection') || undefined,
-        }),
-      }),
+      handler: async ({ query }): Promise<SessionListResponse> => searchSessions(store, sessionFilter(query)),
     },
     {
       method: 'GET',
@@ -72,7 +91,10 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       path: '/v1/export',
       access: 'audit',
       handler: async ({ query }): Promise<RawResponse> => {
-        const window = windowOf(query);
+        // ?session=ID: that session's window (jsonl holds the whole chain of it: only that verifies).
+        const session = query.get('session') || undefined;
+        const window = session ? await sessionWindow(store, session) : windowOf(query);
+        if (!window) throw new HttpError(404, 'not_found', `no session ${session}`);
         const format = query.get('format') ?? 'jsonl';
         const stamp = new Date().toISOString().replace(/[:.]/g, '-');
         if (format === 'jsonl') {
@@ -87,7 +109,7 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
           return {
             raw: true,
             contentType: 'text/csv; charset=utf-8',
-            body: exportCsv(store, window),
+            body: session ? sessionCsv(store, session) : exportCsv(store, window),
             filename: `hoop-audit-${stamp}.csv`,
           };
         }
