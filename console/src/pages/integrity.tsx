@@ -103,7 +103,7 @@ export function Integrity() {
         <p>
           Export a time window from <a href="/console/sessions">Sessions</a> as JSON lines and verify it
           offline, with the gateway's public key pinned:{' '}
-          <code>hoopctl audit verify FILE --public-key audit-signing-key.pub.pem</code>.
+          <code class="nowrap">hoopctl audit verify FILE --public-key audit-signing-key.pub.pem</code>.
         </p>
       </div>
     </section>

@@ -31,6 +31,8 @@ export interface Step {
   /** statement steps: their outcome and refusal, linked by statement_id. */
   result?: StatementResultData;
   blocked?: AuditRecord;
+  /** The statement a step of its own is the outcome of (statements held for approval run later). */
+  ranAfterApproval?: AuditRecord;
 }
 
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
@@ -43,7 +45,14 @@ export function stepsOf(records: AuditRecord[]): Step[] {
     const statementId = str(record.data.statement_id);
     const owner = statementId ? byStatement.get(statementId) : undefined;
     if (record.type === 'statement.result' && owner) {
-      owner.result = record.data as unknown as StatementResultData;
+      // A held statement ran after its approval: its outcome is a step of its own, in time order.
+      if (owner.record.data.decision === 'approve') {
+        steps.push({
+          record,
+          result: record.data as unknown as StatementResultData,
+          ranAfterApproval: owner.record,
+        });
+      } else owner.result = record.data as unknown as StatementResultData;
       continue;
     }
     if (record.type === 'policy.blocked' && owner) {
@@ -291,6 +300,17 @@ function StepView({ step }: { step: Step }) {
       {extra}
     </div>
   );
+  if (step.ranAfterApproval && step.result) {
+    return (
+      <>
+        {head(
+          'Ran after approval',
+          <span class="muted small">{str(step.ranAfterApproval.data.text)?.slice(0, 80)}</span>,
+        )}
+        <Outcome result={step.result} />
+      </>
+    );
+  }
   switch (record.type) {
     case 'statement':
       return <StatementStep step={step} />;
@@ -382,7 +402,7 @@ function StatementStep({ step }: { step: Step }) {
       ) : null}
       {result ? (
         <Outcome result={result} />
-      ) : decision !== 'deny' ? (
+      ) : decision === 'allow' ? (
         <p class="muted small">No outcome recorded.</p>
       ) : null}
     </>
@@ -395,7 +415,7 @@ function Outcome({ result }: { result: StatementResultData }) {
     <div class="outcome">
       <p class={failed ? 'refusal' : 'muted small'}>
         {failed ? `ERROR ${result.sqlstate}: ${result.error ?? ''}` : (result.tag ?? 'done')}
-        {result.rows !== undefined ? ` · ${plural(result.rows, 'row')}` : ''}
+        {result.rows !== undefined && result.result ? ` · ${plural(result.rows, 'row')}` : ''}
         {result.duration_ms !== undefined ? ` · ${result.duration_ms} ms` : ''}
       </p>
       {result.result?.columns.length ? (
