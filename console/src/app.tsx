@@ -23,7 +23,7 @@ interface ConsoleSession {
 
 type Boot =
   | { state: 'loading' }
-  | { state: 'signed-out'; available: boolean; message?: string }
+  | { state: 'signed-out'; available: boolean; message?: string; error?: string }
   | { state: 'failed'; error: Error }
   | { state: 'ready'; me: WhoAmI };
 
@@ -35,20 +35,36 @@ const PAGES = [
   { page: 'report', title: 'Report', shown: (me: WhoAmI) => me.audit },
 ];
 
-async function boot(): Promise<Boot> {
+interface SessionAnswer extends Partial<ConsoleSession> {
+  sign_in?: boolean;
+  sign_in_error?: string;
+}
+
+/** Am I signed in (and the CSRF token), then who am I and with which roles (the API's answer). */
+async function boot(errorKey: string | null): Promise<Boot> {
+  let answer: SessionAnswer;
+  let status: number;
   try {
-    const session = await api<ConsoleSession>('/console/session');
-    setCsrfToken(session.csrf);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      const available = await fetch('/console/session')
-        .then((r) => r.json())
-        .then((b: { sign_in?: boolean }) => b.sign_in !== false)
-        .catch(() => true);
-      return { state: 'signed-out', available };
-    }
-    return { state: 'failed', error: err as Error };
+    const response = await fetch(
+      `/console/session${errorKey ? `?error=${encodeURIComponent(errorKey)}` : ''}`,
+      {
+        headers: { accept: 'application/json' },
+      },
+    );
+    status = response.status;
+    answer = (await response.json()) as SessionAnswer;
+  } catch {
+    return {
+      state: 'failed',
+      error: new ApiError(0, 'the gateway cannot be reached: check your network, then try again'),
+    };
   }
+  if (status === 401) {
+    return { state: 'signed-out', available: answer.sign_in !== false, error: answer.sign_in_error };
+  }
+  if (!answer.csrf)
+    return { state: 'failed', error: new ApiError(status, `the console session answered ${status}`) };
+  setCsrfToken(answer.csrf);
   try {
     return { state: 'ready', me: await api<WhoAmI>('/v1/whoami') };
   } catch (err) {
@@ -64,7 +80,9 @@ export function App() {
   const [round, setRound] = useState(0);
 
   useEffect(() => {
-    void boot().then(setStatus);
+    const errorKey = new URLSearchParams(window.location.search).get('error');
+    if (errorKey) history.replaceState(null, '', window.location.pathname);
+    void boot(errorKey).then(setStatus);
   }, [round]);
   useEffect(() => onSignedOut((message) => setStatus({ state: 'signed-out', available: true, message })), []);
 
@@ -76,9 +94,7 @@ export function App() {
       </main>
     );
   if (status.state === 'signed-out')
-    return (
-      <SignIn available={status.available} message={status.message} error={location.params.get('error')} />
-    );
+    return <SignIn available={status.available} message={status.message} error={status.error} />;
   return (
     <Shell
       me={status.me}

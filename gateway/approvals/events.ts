@@ -8,7 +8,7 @@
  */
 import type { Store } from '../store/types.js';
 import type { RawResponse } from '../transport/http.js';
-import type { Route } from '../transport/router.js';
+import { HttpError, type Route } from '../transport/router.js';
 import type { RequestChange } from './service.js';
 
 export interface ChangeSource {
@@ -22,6 +22,8 @@ export interface EventOptions {
   heartbeatMs?: number;
   /** A stream ends after this long; the browser reconnects and is authenticated again. Default 5 min. */
   maxStreamMs?: number;
+  /** Most streams open at once on this gateway (each is a socket held open). Default 1000. */
+  maxStreams?: number;
 }
 
 type Listener = (change: RequestChange | { kind: 'any' }) => void;
@@ -59,6 +61,9 @@ function createFeed(source: ChangeSource, store: Store, pollMs: number) {
   let unsubscribe: (() => void) | undefined;
 
   return {
+    get size() {
+      return listeners.size;
+    },
     subscribe(listener: Listener): () => void {
       listeners.add(listener);
       if (listeners.size === 1) {
@@ -131,6 +136,7 @@ export function eventRoutes(deps: { source: ChangeSource; store: Store }, opts: 
     pollMs: opts.pollMs ?? 2000,
     heartbeatMs: opts.heartbeatMs ?? 15_000,
     maxStreamMs: opts.maxStreamMs ?? 300_000,
+    maxStreams: opts.maxStreams ?? 1000,
   };
   const feed = createFeed(deps.source, deps.store, options.pollMs);
   return [
@@ -138,12 +144,16 @@ export function eventRoutes(deps: { source: ChangeSource; store: Store }, opts: 
       method: 'GET',
       path: '/v1/events',
       access: 'identity',
-      handler: async ({ signal }): Promise<RawResponse> => ({
-        raw: true,
-        contentType: 'text/event-stream; charset=utf-8',
-        headers: { 'x-accel-buffering': 'no' },
-        body: eventStream(feed.subscribe, signal, options),
-      }),
+      handler: async ({ signal }): Promise<RawResponse> => {
+        if (feed.size >= options.maxStreams)
+          throw new HttpError(503, 'unavailable', 'too many live streams on this gateway; try again shortly');
+        return {
+          raw: true,
+          contentType: 'text/event-stream; charset=utf-8',
+          headers: { 'x-accel-buffering': 'no' },
+          body: eventStream(feed.subscribe, signal, options),
+        };
+      },
     },
   ];
 }

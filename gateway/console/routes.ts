@@ -4,7 +4,8 @@
  *   GET  /console/assets/<file>              built scripts and styles (content-hashed, cached for good)
  *   GET  /console/login?return=/console/…    starts the sign-in (authorization code + PKCE)
  *   GET  /console/callback                   the identity provider returns here
- *   GET  /console/session                    the CSRF token and the sign-in's end (401 when signed out)
+ *   GET  /console/session[?error=KEY]        the CSRF token and the sign-in's end (401 when signed out,
+ *                                            with why the last sign-in failed when given its key)
  *   POST /console/logout                     ends the sign-in (CSRF-checked)
  * Every answer carries a strict Content-Security-Policy. The app reads and changes data only through
  * the /v1 API, with its session cookie standing in for a bearer token (transport/http.ts).
@@ -113,12 +114,19 @@ export function createConsole(deps: ConsoleDeps) {
       method: 'GET',
       path: '/console/session',
       access: 'public',
-      handler: async ({ headers: h }) => {
-        const session = signIn.sessionOf(h);
+      handler: async ({ headers: h, query }) => {
+        let session: ReturnType<typeof signIn.sessionOf>;
+        try {
+          session = signIn.sessionOf(h);
+        } catch {
+          session = undefined; // ended: the page shows the sign-in
+        }
         if (!session) {
+          const failure = signIn.failure(query.get('error'));
           return json(401, {
             error: { code: 'unauthenticated', message: 'not signed in' },
             sign_in: signInAvailable(config),
+            ...(failure ? { sign_in_error: failure } : {}),
           });
         }
         return json(200, {

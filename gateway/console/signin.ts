@@ -36,14 +36,20 @@ export function safeReturnPath(text: string | null | undefined): string {
   return text;
 }
 
-/** A message a person can act on, in the console's sign-in page (`?error=`), at most one short line. */
-function errorRedirect(message: string, cookies: string[] = []): Redirect {
-  const line = message.replace(/\s+/g, ' ').slice(0, 300);
-  return { location: `/console/?error=${encodeURIComponent(line)}`, cookies };
-}
-
 export function createSignIn(deps: SignInDeps) {
   const { config, sessions, login } = deps;
+  /**
+   * Why a sign-in failed, shown on the sign-in page. The address carries only a random key
+   * (`?error=<key>`): nobody can link to the console with a message of their own making.
+   */
+  const failures = new Map<string, { message: string; at: number }>();
+  const errorRedirect = (message: string, cookies: string[] = []): Redirect => {
+    const now = Date.now();
+    for (const [key, f] of failures) if (now - f.at > 300_000 || failures.size > 500) failures.delete(key);
+    const key = randomToken().slice(0, 22);
+    failures.set(key, { message: message.replace(/\s+/g, ' ').slice(0, 300), at: now });
+    return { location: `/console/?error=${key}`, cookies };
+  };
   const secure = Boolean(config.listen.tls);
   const names = cookieNames(secure);
   const renewing = new Map<ConsoleSession, Promise<void>>();
@@ -177,6 +183,13 @@ export function createSignIn(deps: SignInDeps) {
 
   return {
     names,
+    /** The message of a failed sign-in, by the key in `?error=` (once). */
+    failure(key: string | null): string | undefined {
+      if (!key) return undefined;
+      const found = failures.get(key);
+      failures.delete(key);
+      return found?.message;
+    },
     begin,
     finish,
     sessionOf,

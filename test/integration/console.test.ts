@@ -44,6 +44,13 @@ policies:
     groups: [audit]
     audit: true
     admin: true
+  - name: break-glass
+    groups: [engineering]
+    connections: [prod-db]
+    requestable: true
+    max_duration: 2h
+    rules:
+      - { name: incident-writes, allow: [read, write, transaction, session] }
 `;
 
 const SHOTS = 'console';
@@ -151,6 +158,16 @@ describe('the web console in Chromium', () => {
           if (!e.hadRecentInput) w.__shift += e.value;
       }).observe({ type: 'layout-shift', buffered: false });
     });
+    const asked = stack.cli(aliceHome, [
+      'request',
+      'prod-db',
+      '--policy',
+      'break-glass',
+      '--for',
+      '1h',
+      '--reason',
+      'INC-7: orders stuck in checkout',
+    ]);
     const tunnel = await stack.connect(aliceHome);
     tunnels.push(tunnel);
     const held = psql(
@@ -165,6 +182,9 @@ describe('the web console in Chromium', () => {
     await card.getByText('alice@example.com').first().waitFor();
     await card.getByText('changes-need-review').waitFor();
     await card.getByText('public.customers.ssn').waitFor(); // the masking her results fall under
+    expect((await asked).code).toBe(0);
+    const access = page.getByRole('article').filter({ hasText: 'INC-7: orders stuck in checkout' });
+    await access.getByText('break-glass').waitFor({ timeout: 30_000 });
     expect(await page.evaluate(() => (window as unknown as { __same?: boolean }).__same)).toBe(true);
     expect(await page.evaluate(() => (window as unknown as { __shift: number }).__shift)).toBe(0);
     await expectAccessible(page, 'the inbox with a pending statement');
@@ -184,6 +204,10 @@ describe('the web console in Chromium', () => {
     expect(result.stderr).not.toMatch(/ERROR/);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('UPDATE 1');
+
+    await access.getByLabel('Reason').fill('use the runbook instead');
+    await access.getByRole('button', { name: 'Reject' }).click();
+    await access.getByText('You rejected access-').waitFor();
   });
 
   it('explains why a reviewer cannot approve their own request', async () => {
