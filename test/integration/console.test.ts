@@ -227,7 +227,7 @@ describe('the web console in Chromium', () => {
     await page.getByText('You are signed out.').waitFor();
   });
 
-  it('refuses a state change without the CSRF token, and from another origin', async () => {
+  it('refuses a state change without the CSRF token or from another origin; searches sessions', async () => {
     const fetcher = fetchTrustingCa(stack.certs!.caCert);
     // A cookie of a live console session (the next sign-in's) is not enough on its own.
     await browser.context.clearCookies({ domain: '127.0.0.1' }); // the IdP's sign-in, not the gateway's
@@ -251,12 +251,30 @@ describe('the web console in Chromium', () => {
     );
     const foreign = await post({ 'x-csrf-token': csrf.csrf, origin: 'https://evil.example' });
     expect(foreign.status).toBe(403);
-    const whoami = await fetcher(`${stack.gatewayUrl}/v1/whoami`, {
-      headers: { cookie: `${session.name}=${session.value}` },
-    });
-    expect(((await whoami.json()) as { identity: { subject: string } }).identity.subject).toBe(
+    const get = async (path: string) => {
+      const response = await fetcher(`${stack.gatewayUrl}${path}`, {
+        headers: { cookie: `${session.name}=${session.value}` },
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    expect(((await get('/v1/whoami')).body.identity as { subject: string }).subject).toBe(
       'aubrey@example.com',
     );
+
+    // The session search behind the Sessions page: statement filters, the identity's kind, bad input.
+    const found = async (q: string) =>
+      ((await get(`/v1/sessions?${q}`)).body.sessions as { identity: { subject: string } }[]).map(
+        (s) => s.identity.subject,
+      );
+    expect(await found('decision=approve&text=ORDERS&class=write')).toEqual(
+      expect.arrayContaining(['alice@example.com', 'rita@example.com']),
+    );
+    expect(await found('identity=alice@example.com&decision=allow&class=read&text=customers')).toEqual([
+      'alice@example.com',
+    ]);
+    expect(await found('kind=human&class=ddl')).toEqual([]);
+    expect(await found('kind=machine')).toEqual([]);
+    expect((await get('/v1/sessions?decision=maybe')).status).toBe(400);
   });
 
   it('finds the session, plays it back with the approval in line, and exports it verifiably', async () => {

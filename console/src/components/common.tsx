@@ -74,7 +74,7 @@ export function decisionTone(decision: string | undefined): Tone {
 }
 
 /** Who: display name, subject, and what kind of identity. */
-export function Who({ identity }: { identity?: Pick<Identity, 'subject' | 'name' | 'kind'> }) {
+export function Who({ identity }: { identity?: Pick<Identity, 'subject' | 'name'> & { kind?: string } }) {
   if (!identity) return <span class="muted">the gateway</span>;
   return (
     <span class="who">

@@ -26,51 +26,9 @@ import {
   Who,
 } from '../components/common.js';
 import { plural } from '../format.js';
-
-type View = ApprovalView | AccessRequestView;
-
-interface Item {
-  view: View;
-  /** Set once it left the pending list: what became of it, in one line. */
-  outcome?: { text: string; tone: 'good' | 'bad' | 'neutral' };
-}
+import { byAge, type Item, merge, outcomeOf, type View } from '../inbox-model.js';
 
 type Live = 'connecting' | 'live' | 'reconnecting';
-
-const byAge = (a: View, b: View) => Date.parse(a.created_at) - Date.parse(b.created_at);
-
-/** Keep every item where it is; refresh the pending ones; add new ones at the end. */
-function merge(items: Item[], pending: View[]): { items: Item[]; added: View[]; left: Item[] } {
-  const fresh = new Map(pending.map((v) => [v.id, v]));
-  const left: Item[] = [];
-  const kept = items.map((item) => {
-    const view = fresh.get(item.view.id);
-    if (view) return { view, ...(item.outcome ? { outcome: item.outcome } : {}) };
-    if (!item.outcome) left.push(item);
-    return item;
-  });
-  const known = new Set(items.map((i) => i.view.id));
-  const added = pending.filter((v) => !known.has(v.id)).sort(byAge);
-  return { items: [...kept, ...added.map((view) => ({ view }))], added, left };
-}
-
-function outcomeOf(view: View): Item['outcome'] {
-  const by =
-    view.kind === 'statement'
-      ? view.decisions
-          .map((d) => `${d.decision === 'approve' ? 'approved' : 'rejected'} by ${d.name ?? d.subject}`)
-          .join(', ')
-      : view.decided_by
-        ? `by ${view.decided_by}`
-        : '';
-  const tone =
-    view.status === 'approved' || view.status === 'used'
-      ? 'good'
-      : view.status === 'rejected'
-        ? 'bad'
-        : 'neutral';
-  return { text: `No longer pending: ${view.status}${by ? ` (${by})` : ''}.`, tone };
-}
 
 export function Inbox({ me }: { me: WhoAmI }) {
   const [items, setItems] = useState<Item[] | undefined>();
@@ -373,7 +331,7 @@ function AccessCard(props: {
         <div>
           <dt>Asked by</dt>
           <dd>
-            <Who identity={{ ...view.requester, kind: 'human' }} />
+            <Who identity={view.requester} />
           </dd>
         </div>
         <div>

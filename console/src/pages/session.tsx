@@ -20,50 +20,11 @@ import {
   Who,
 } from '../components/common.js';
 import { duration, plural } from '../format.js';
+import { type Step, stepsOf, str } from '../steps.js';
 
 interface SessionRecords {
   id: string;
   records: AuditRecord[];
-}
-
-export interface Step {
-  record: AuditRecord;
-  /** statement steps: their outcome and refusal, linked by statement_id. */
-  result?: StatementResultData;
-  blocked?: AuditRecord;
-  /** The statement a step of its own is the outcome of (statements held for approval run later). */
-  ranAfterApproval?: AuditRecord;
-}
-
-const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-
-/** Records → steps: a statement's result and refusal join the statement; everything else is its own step. */
-export function stepsOf(records: AuditRecord[]): Step[] {
-  const steps: Step[] = [];
-  const byStatement = new Map<string, Step>();
-  for (const record of records) {
-    const statementId = str(record.data.statement_id);
-    const owner = statementId ? byStatement.get(statementId) : undefined;
-    if (record.type === 'statement.result' && owner) {
-      // A held statement ran after its approval: its outcome is a step of its own, in time order.
-      if (owner.record.data.decision === 'approve') {
-        steps.push({
-          record,
-          result: record.data as unknown as StatementResultData,
-          ranAfterApproval: owner.record,
-        });
-      } else owner.result = record.data as unknown as StatementResultData;
-      continue;
-    }
-    if (record.type === 'policy.blocked' && owner) {
-      owner.blocked = record;
-      continue;
-    }
-    const step: Step = { record };
-    if (record.type === 'statement' && statementId) byStatement.set(statementId, step);
-    steps.push(step);
-  }
-  return steps;
 }
 
 const SPEEDS = [1, 4, 16, 64];
