@@ -10,6 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import pg from 'pg';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchTrustingCa } from '../../src/shared/fetch-with-ca.js';
@@ -213,15 +214,19 @@ describe('the web console in Chromium', () => {
   it('explains why a reviewer cannot approve their own request', async () => {
     const tunnel = await stack.connect(ritaHome);
     tunnels.push(tunnel);
-    const own = psql(tunnel.url, 'update public.orders set total_cents = total_cents + 2 where id = 2');
-    running.push(own);
-    const card = page.getByRole('article').filter({ hasText: 'total_cents + 2' });
+    // node-postgres this time: an extended-protocol statement with bound parameters.
+    const client = new pg.Client({ connectionString: tunnel.url });
+    await client.connect();
+    const own = client.query('update public.orders set total_cents = total_cents + $1 where id = $2', [2, 2]);
+    own.catch(() => undefined);
+    const card = page.getByRole('article').filter({ hasText: 'total_cents + $1' });
     await card.waitFor({ timeout: 30_000 });
     await card.getByText('You cannot decide this request').waitFor();
     await card.getByText(/cannot decide your own request/).waitFor();
     expect(await card.getByRole('button', { name: 'Approve' }).count()).toBe(0);
+    await card.getByRole('table', { name: 'Bound parameters' }).getByRole('cell', { name: '$2' }).waitFor();
     await screenshot(page, SHOTS, 'inbox-own-request');
-    own.child.kill('SIGTERM'); // psql goes away: the request is withdrawn
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(); // withdrawn
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('You are signed out.').waitFor();
