@@ -66,8 +66,8 @@ export async function launchBrowser(options: LaunchOptions = {}): Promise<Browse
   // Reported by the page itself, before any of its own scripts run.
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
-      const list = ((window as unknown as { __csp?: string[] }).__csp ??= []);
-      list.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+      const w = window as unknown as { __csp?: string[] };
+      w.__csp = [...(w.__csp ?? []), `${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`];
     });
   });
   const page = context.pages()[0] ?? (await context.newPage());
