@@ -175,6 +175,21 @@ export function Inbox({ me }: { me: WhoAmI }) {
   );
 }
 
+/** How long it has waited; once decided, just that (same place, same height: nothing moves). */
+function Waited({ iso, decided }: { iso: string; decided: boolean }) {
+  return (
+    <span class="waited">
+      {decided ? (
+        'decided'
+      ) : (
+        <>
+          waiting <Since iso={iso} />
+        </>
+      )}
+    </span>
+  );
+}
+
 function LiveBadge({ live }: { live: Live }) {
   const text = live === 'live' ? 'Live' : live === 'connecting' ? 'Connecting…' : 'Reconnecting…';
   return (
@@ -215,9 +230,7 @@ function StatementCard(props: {
         <Badge tone={decisionTone(props.outcome ? 'neutral' : view.status)}>
           {props.outcome ? 'decided' : view.status}
         </Badge>
-        <span class="waited">
-          waiting <Since iso={view.created_at} />
-        </span>
+        <Waited iso={view.created_at} decided={Boolean(props.outcome)} />
       </header>
       <dl class="facts">
         <div>
@@ -323,9 +336,7 @@ function AccessCard(props: {
         <Badge tone={decisionTone(props.outcome ? 'neutral' : view.status)}>
           {props.outcome ? 'decided' : view.status}
         </Badge>
-        <span class="waited">
-          waiting <Since iso={view.created_at} />
-        </span>
+        <Waited iso={view.created_at} decided={Boolean(props.outcome)} />
       </header>
       <dl class="facts">
         <div>
