@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfigFile } from '../src/shared/config/load.js';
 import type { GatewayConfig } from '../src/shared/config/schema.js';
 import type { Identity } from '../src/shared/identity.js';
+import { eventRoutes } from './approvals/events.js';
 import { createNotifier } from './approvals/notify.js';
 import { approvalRoutes } from './approvals/routes.js';
 import { createApprovalService } from './approvals/service.js';
@@ -18,6 +19,7 @@ import { startAudit } from './audit/index.js';
 import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
 import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
+import { createConsole } from './console/routes.js';
 import { identityRoutes } from './identities/routes.js';
 import { createIdentityService } from './identities/service.js';
 import { type CatalogSource, createCatalogSource } from './masking/catalog.js';
@@ -413,6 +415,10 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     onError: (err) => logger.error({ err: err.message }, 'mcp tool failed'),
   });
 
+  // The web console (/console): pages and sign-in; its session cookie stands in for a bearer token.
+  const webConsole = config.console.enabled
+    ? createConsole({ config, authenticate, record: (input) => auditLog.append(input) })
+    : undefined;
   const routes = [
     ...coreRoutes({
       config,
@@ -433,6 +439,8 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       signer: reportSigner(store.dataDir, config),
     }),
     ...(config.mcp.enabled ? mcpEndpoint.routes : []),
+    ...eventRoutes({ source: approvals, store }),
+    ...(webConsole?.routes ?? []),
   ];
   const server = createGatewayServer(
     config.listen,
@@ -443,6 +451,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
         if (access === 'public' || access === 'identity') return true;
         return engine.roles(identity)[access];
       },
+      sessionToken: webConsole?.sessionToken,
     },
     tunnel.handler,
     (message, fields) => logger.error(fields ?? {}, message),

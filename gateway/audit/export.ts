@@ -47,7 +47,8 @@ export async function verifiableRange(store: Store, window: ExportWindow) {
   const checkpoints = await store.listCheckpoints();
   const anchor = checkpoints.filter((cp) => cp.seq < first.seq).at(-1);
   const seal = checkpoints.find((cp) => cp.seq >= last.seq);
-  return { afterSeq: anchor?.seq ?? first.seq - 1, throughSeq: seal?.seq ?? last.seq };
+  // No checkpoint before the window: start at the beginning of the log, which anchors itself (genesis).
+  return { afterSeq: anchor?.seq ?? 0, throughSeq: seal?.seq ?? last.seq };
 }
 
 export async function* exportJsonl(

@@ -7,11 +7,36 @@ import { HttpError, type Route } from '../transport/router.js';
 import { recordAuditAccess } from './accessed.js';
 import { type ExportWindow, exportCsv, exportJsonl } from './export.js';
 import type { AuditLog } from './log.js';
+import { type SessionFilter, searchSessions, sessionCsv, sessionWindow } from './search.js';
 import { verifyStoredLog } from './verify.js';
 
 /** GET /v1/sessions */
 export interface SessionListResponse {
   sessions: SessionSummary[];
+  /** Statement filters (decision, class, text) stopped at their reading bound: narrow the time range. */
+  truncated?: boolean;
+}
+
+const KINDS = ['human', 'machine', 'service', 'workload'];
+const DECISIONS = ['allow', 'deny', 'approve'];
+
+/** ?kind= ?decision= ?class= ?text= besides the window, identity and connection. */
+function sessionFilter(query: URLSearchParams): SessionFilter {
+  const pick = (name: string, allowed: string[]) => {
+    const value = query.get(name) || undefined;
+    if (value && !allowed.includes(value))
+      throw new HttpError(400, 'bad_request', `${name}: expected one of ${allowed.join(', ')}`);
+    return value;
+  };
+  return {
+    ...windowOf(query),
+    subject: query.get('identity') || undefined,
+    connection: query.get('connection') || undefined,
+    kind: pick('kind', KINDS) as SessionFilter['kind'],
+    decision: pick('decision', DECISIONS) as SessionFilter['decision'],
+    class: query.get('class') || undefined,
+    text: query.get('text')?.slice(0, 200) || undefined,
+  };
 }
 
 /** GET /v1/sessions/:id */
@@ -42,14 +67,10 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       path: '/v1/sessions',
       access: 'audit',
       handler: async (ctx): Promise<SessionListResponse> => {
-        const filter = {
-          ...windowOf(ctx.query),
-          subject: ctx.query.get('identity') || undefined,
-          connection: ctx.query.get('connection') || undefined,
-        };
-        const sessions = await store.listSessions(filter);
-        await recordAuditAccess(log, ctx, 'sessions.list', { ...filter, sessions: sessions.length });
-        return { sessions };
+        const filter = sessionFilter(ctx.query);
+        const found = await searchSessions(store, filter);
+        await recordAuditAccess(log, ctx, 'sessions.list', { ...filter, sessions: found.sessions.length });
+        return found;
       },
     },
     {
@@ -81,10 +102,13 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       access: 'audit',
       handler: async (ctx): Promise<RawResponse> => {
         const { query } = ctx;
-        const window = windowOf(query);
+        // ?session=ID: that session's window (jsonl holds the whole chain of it: only that verifies).
+        const session = query.get('session') || undefined;
+        const window = session ? await sessionWindow(store, session) : windowOf(query);
+        if (!window) throw new HttpError(404, 'not_found', `no session ${session}`);
         const format = query.get('format') ?? 'jsonl';
         if (format === 'jsonl' || format === 'csv')
-          await recordAuditAccess(log, ctx, 'sessions.export', { ...window, format });
+          await recordAuditAccess(log, ctx, 'sessions.export', { ...window, format, session });
         const stamp = new Date().toISOString().replace(/[:.]/g, '-');
         if (format === 'jsonl') {
           return {
@@ -98,7 +122,7 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
           return {
             raw: true,
             contentType: 'text/csv; charset=utf-8',
-            body: exportCsv(store, window),
+            body: session ? sessionCsv(store, session) : exportCsv(store, window),
             filename: `hoop-audit-${stamp}.csv`,
           };
         }

@@ -68,5 +68,7 @@ export function checkNamedSecrets(config: GatewayConfig, file: string): void {
     if (sink.type === 'webhook') check(`audit.sinks[${i}].secret_env`, sink.secret_env);
   }
   check('masking.token_secret_env', config.masking.token_secret_env);
+  for (const [i, issuer] of config.identity.issuers.entries())
+    check(`identity.issuers[${i}].console_client_secret_env`, issuer.console_client_secret_env);
   if (problems.length > 0) throw new ConfigError(file, problems);
 }

@@ -163,6 +163,7 @@ export async function startDevEnvironment(options: { dir: string; port: number }
 hoop-gateway (dev) is running at ${address}
   demo database  postgres on 127.0.0.1:${pg.port}, database "shop" (fake customers), connection "prod-db"
   OIDC provider  ${idp.issuer}  (log in through its page in a browser)
+  web console    ${address}/console  (reviewers: rita@example.com, auditors: aubrey@example.com)
   config         ${configFile}
   state          ${dir}
 

@@ -2,6 +2,7 @@
  * The dev OIDC provider behind `hoop-gateway --dev` and the tests: a real oidc-provider with
  *   - the device authorization grant (RFC 8628) for the public client `hoopctl`, with refresh tokens,
  *   - client credentials for service accounts (confidential clients with secrets),
+ *   - the authorization code grant with PKCE for the web console (public client `hoop-console`),
  *   - JWT access tokens whose `aud` is the gateway (RFC 8707 resource indicators), carrying
  *     email, name and groups,
  *   - plain HTML login and consent pages a person can click through (no external assets),
@@ -54,6 +55,11 @@ export interface DevIdpOptions {
   accessTokenTtl?: number;
   /** Seconds a device-flow client waits between polls, advertised as `interval` (default 5; tests use 1). */
   devicePollInterval?: number;
+  /**
+   * Where the web console's sign-in may return (default: `<audience>/console/callback`, and its
+   * `localhost` / `127.0.0.1` twin when the audience is a loopback URL).
+   */
+  consoleRedirectUris?: string[];
 }
 
 export interface DevIdp {
@@ -65,6 +71,21 @@ export interface DevIdp {
 
 /** The public client `hoopctl login` uses. */
 export const DEV_CLI_CLIENT_ID = 'hoopctl';
+
+/** The web console's public client (authorization code + PKCE). */
+export const DEV_CONSOLE_CLIENT_ID = 'hoop-console';
+
+/** The console's redirect URIs for a gateway at `audience`: both loopback spellings, so either works in a browser. */
+export function consoleRedirectUris(audience: string): string[] {
+  const url = new URL('/console/callback', audience);
+  const uris = [url.href];
+  const twin = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname === '127.0.0.1' ? 'localhost' : '';
+  if (twin) {
+    url.hostname = twin;
+    uris.push(url.href);
+  }
+  return uris;
+}
 
 /** Demo people: an engineer, a reviewer and an auditor. Passwords are printed by the dev mode. */
 export const DEV_USERS: readonly DevUser[] = [
@@ -220,6 +241,14 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
     response_types: [],
     redirect_uris: [],
   };
+  const consoleClient: ClientMetadata = {
+    client_id: DEV_CONSOLE_CLIENT_ID,
+    client_name: 'hoop console',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: options.consoleRedirectUris ?? consoleRedirectUris(audience),
+  };
   const serviceClients: ClientMetadata[] = clients.map((c) => ({
     client_id: c.clientId,
     client_secret: c.secret,
@@ -232,7 +261,9 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
 
   return {
     ...(options.dataDir ? { adapter: fileAdapterFactory(join(options.dataDir, 'idp-state.json')) } : {}),
-    clients: [cliClient, ...serviceClients],
+    clients: [cliClient, consoleClient, ...serviceClients],
+    // Every authorization code request must carry a PKCE challenge (S256).
+    pkce: { required: () => true },
     jwks: { keys: [keys.signing] },
     cookies: { keys: keys.cookies },
     scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
@@ -329,7 +360,7 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
       ctx.type = 'html';
       ctx.body = page(
         'Sign-in failed',
-        `<p>${escapeHtml(String(out.error_description ?? out.error))}</p><p>Run <code>hoopctl login</code> again.</p>`,
+        `<p>${escapeHtml(String(out.error_description ?? out.error))}</p><p>Start again: <code>hoopctl login</code>, or Sign in on the console.</p>`,
       );
     },
   };
@@ -349,7 +380,7 @@ function interactionRoutes(provider: Provider, users: readonly DevUser[]) {
         400,
         page(
           'Sign-in expired',
-          '<p>This sign-in is no longer valid. Run <code>hoopctl login</code> again.</p>',
+          '<p>This sign-in is no longer valid. Start again: <code>hoopctl login</code>, or Sign in on the console.</p>',
         ),
       );
       return;

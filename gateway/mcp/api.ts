@@ -29,6 +29,9 @@ export function apiCaller(routes: () => readonly Route[]): ApiCaller {
       query: new URLSearchParams(),
       body: call.body,
       source: call.source,
+      headers: {},
+      // In-process calls answer at once (no streams): nothing to abort.
+      signal: new AbortController().signal,
     });
   };
 }

@@ -293,6 +293,7 @@ export class SqlStore implements Store {
         identity: first?.identity,
         connection: first?.connection,
         source: first?.source,
+        ...(typeof first?.data?.client === 'string' ? { client: first.data.client } : {}),
         started: String(g.first_time),
         ended: opt(g.ended as string | null),
         statements: num(g.statements),

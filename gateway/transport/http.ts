@@ -20,6 +20,11 @@ export interface Authenticator {
   authenticate(token: string, source: string): Promise<Identity>;
   /** May this identity use a route of this access level? */
   allowed(identity: Identity, access: RouteAccess): boolean;
+  /**
+   * A browser's console session (cookie) instead of a bearer token: its current access token, or
+   * undefined without one. Throws an HttpError when a state change lacks the session's CSRF proof.
+   */
+  sessionToken?(request: IncomingMessage, stateChanging: boolean): Promise<string | undefined>;
 }
 
 export type UpgradeHandler = (
@@ -93,10 +98,25 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 export interface RawResponse {
   raw: true;
   contentType: string;
-  body: string | AsyncIterable<string | Buffer>;
+  body: string | Buffer | AsyncIterable<string | Buffer>;
   filename?: string;
-  /** More response headers (e.g. a Content-Security-Policy for an HTML document). */
-  headers?: Record<string, string>;
+  /** Default 200. */
+  status?: number;
+  /** Extra headers (they win over the defaults, e.g. cache-control or a Content-Security-Policy). */
+  headers?: Record<string, string | string[]>;
+}
+
+/** Resolves when the response can take more, or when the caller went away. */
+function drained(response: ServerResponse, gone: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      gone.removeEventListener('abort', done);
+      resolve();
+    };
+    response.once('drain', done);
+    gone.addEventListener('abort', done);
+  });
 }
 
 function isRaw(value: unknown): value is RawResponse {
@@ -131,7 +151,7 @@ export function createGatewayServer(
     const source = sourceOf(request);
     let identity = undefined as unknown as Identity;
     if (match.route.access !== 'public') {
-      const token = bearerToken(request);
+      const token = bearerToken(request) ?? (await auth.sessionToken?.(request, method !== 'GET'));
       if (!token) throw new HttpError(401, 'unauthenticated', 'missing bearer token');
       try {
         identity = await auth.authenticate(token, source);
@@ -147,19 +167,30 @@ export function createGatewayServer(
       }
     }
     const body = method === 'GET' ? undefined : await readJson(request);
-    const ctx: RouteContext = { identity, params, query: url.searchParams, body, source };
+    const gone = new AbortController();
+    response.once('close', () => gone.abort());
+    const ctx: RouteContext = {
+      identity,
+      params,
+      query: url.searchParams,
+      body,
+      source,
+      headers: request.headers,
+      signal: gone.signal,
+    };
     const result = await match.route.handler(ctx);
     if (isRaw(result)) {
-      response.writeHead(200, {
+      response.writeHead(result.status ?? 200, {
         'content-type': result.contentType,
         'cache-control': 'no-store',
         ...(result.filename ? { 'content-disposition': `attachment; filename="${result.filename}"` } : {}),
         ...result.headers,
       });
-      if (typeof result.body === 'string') response.end(result.body);
+      if (typeof result.body === 'string' || Buffer.isBuffer(result.body)) response.end(result.body);
       else {
         for await (const chunk of result.body) {
-          if (!response.write(chunk)) await new Promise((r) => response.once('drain', r));
+          if (gone.signal.aborted) break;
+          if (!response.write(chunk)) await drained(response, gone.signal);
         }
         response.end();
       }

@@ -1,5 +1,5 @@
 /** The gateway's HTTP API as a list of routes: each module exports its own, main.ts mounts them. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../../src/shared/identity.js';
 
 /** Who may call a route: anyone, any verified identity, or members of review/audit/admin policies. */
@@ -13,6 +13,10 @@ export interface RouteContext {
   body: unknown;
   /** ip:port of the caller. */
   source: string;
+  /** The request's headers (cookies, Host, Origin: the console's sign-in reads them). */
+  headers: IncomingHttpHeaders;
+  /** Aborted when the caller goes away: long answers (server-sent events) stop on it. */
+  signal: AbortSignal;
 }
 
 export interface Route {

@@ -116,6 +116,8 @@ export interface SessionSummary {
   identity?: Identity;
   connection?: string;
   source?: string;
+  /** What opened it: connect, exec, mcp … (from the session's first record). */
+  client?: string;
   started: string;
   /** Absent while the session is open (or when the gateway died before recording its end). */
   ended?: string;

@@ -74,7 +74,14 @@ export const issuerSchema = z.strictObject({
   kind: z.enum(['oidc', 'workload']).default('oidc'),
   /** Public client id `hoopctl login` uses for the device flow (oidc issuers). */
   cli_client_id: nonEmpty.optional(),
-  /** Scopes `hoopctl login` asks for. offline_access gets a refresh token. */
+  /**
+   * Client id of the web console (`/console`): authorization code + PKCE, redirect URI
+   * `<gateway URL>/console/callback`. Without it on any issuer, /console says it is not set up.
+   */
+  console_client_id: nonEmpty.optional(),
+  /** The console client's secret, from this environment variable, when the IdP makes it confidential. */
+  console_client_secret_env: nonEmpty.optional(),
+  /** Scopes `hoopctl login` (and the console) asks for. offline_access gets a refresh token. */
   scopes: stringList.default(['openid', 'profile', 'email', 'offline_access']),
   /** Which claims make the identity. `groups` names a claim holding a list (or a space/comma separated string). */
   claims: z
@@ -320,6 +327,16 @@ export const configSchema = z.strictObject({
     }),
   mcp: mcpSchema.prefault({}),
   agents: z.array(agentSchema).default([]),
+  console: z
+    .strictObject({
+      /** Serve the web console at /console (it still needs an issuer with console_client_id). */
+      enabled: z.boolean().default(true),
+      /** A console sign-in lasts at most this long, however active. */
+      session_lifetime: duration.default(12 * 3_600_000),
+      /** A console sign-in unused this long ends. */
+      idle_timeout: duration.default(3_600_000),
+    })
+    .default({ enabled: true, session_lifetime: 12 * 3_600_000, idle_timeout: 3_600_000 }),
   masking: z
     .strictObject({
       /** HMAC key for the `token` mask, from an environment variable (default: generated into the store). */
