@@ -92,9 +92,27 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 /** A handler may return this to answer with something other than JSON (exports, streams). */
 export interface RawResponse {
   raw: true;
+  /** Default 200 (e.g. /readyz answers 503 with a body that says why). */
+  status?: number;
   contentType: string;
   body: string | AsyncIterable<string | Buffer>;
   filename?: string;
+}
+
+/** Answer an upgrade request (a tunnel) with an HTTP error and close: the JSON body is what clients print. */
+export function refuseUpgrade(
+  socket: Duplex,
+  status: 401 | 403 | 404 | 503,
+  code: HttpError['code'],
+  message: string,
+): void {
+  const reasons = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
+  const reason = reasons[status];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 function isRaw(value: unknown): value is RawResponse {
@@ -144,7 +162,7 @@ export function createGatewayServer(
     const ctx: RouteContext = { identity, params, query: url.searchParams, body, source };
     const result = await match.route.handler(ctx);
     if (isRaw(result)) {
-      response.writeHead(200, {
+      response.writeHead(result.status ?? 200, {
         'content-type': result.contentType,
         'cache-control': 'no-store',
         ...(result.filename ? { 'content-disposition': `attachment; filename="${result.filename}"` } : {}),

@@ -301,7 +301,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
         const exited = new Promise((r) => gateway!.once('exit', r));
         gateway.kill('SIGTERM');
+        // SIGTERM drains (shutdown.grace); a session a test left open should not hold it: a second signal ends it.
+        const hurry = setTimeout(() => gateway!.kill('SIGINT'), 2_000);
         await exited;
+        clearTimeout(hurry);
       }
       await idp.stop();
       pg.stop();
