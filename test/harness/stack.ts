@@ -101,6 +101,8 @@ export interface Stack {
   connect(home: string, connection?: string, options?: { env?: Record<string, string> }): Promise<Tunnel>;
   /** CLI env of a CI job with client credentials. */
   ciEnv(): Record<string, string>;
+  /** The running gateway process (to signal it, or wait for its exit). */
+  gatewayProcess(): ChildProcess;
   /** kill -9 the gateway and start it again (with extra environment, if given). */
   restartGateway(options?: { env?: Record<string, string> }): Promise<void>;
   stop(): Promise<void>;
@@ -287,6 +289,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         },
       };
     },
+    gatewayProcess: () => gateway!,
     ciEnv: () => ({ HOOPCTL_CLIENT_ID: 'ci-bot', HOOPCTL_CLIENT_SECRET: 'ci-bot-secret' }),
     async restartGateway(options = {}) {
       const old = gateway;
