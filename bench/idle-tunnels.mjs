@@ -5,7 +5,9 @@
  * V8 heap (its /metrics) before and after give the cost of one idle session; closing them all shows what
  * is given back.
  *
- *   npm run build && node bench/idle-tunnels.mjs [N=1000]
+ * With --upstream-tls the gateway reaches PostgreSQL over TLS (verify-full), as in production.
+ *
+ *   npm run build && node bench/idle-tunnels.mjs [N=1000] [--upstream-tls]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -20,7 +22,8 @@ import { startPostgres } from '../dist/gateway/dev/postgres.js';
 import { makeCerts, rawConnect, statusKb } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const N = Number(process.argv[2] ?? 1000);
+const N = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 1000);
+const UPSTREAM_TLS = process.argv.includes('--upstream-tls');
 const BATCH = 25;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -64,10 +67,13 @@ async function settle(pid) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'hoop-idle-'));
-const pg = await startPostgres({ settings: { max_connections: String(N + 100) } });
+const certs = makeCerts(dir);
+const pg = await startPostgres({
+  settings: { max_connections: String(N + 100) },
+  tls: UPSTREAM_TLS ? { cert: certs.cert, key: certs.key } : undefined,
+});
 const dbPassword = `idle-${Math.random().toString(36).slice(2)}`;
 pg.psql(`\\set gw_password '${dbPassword}'\n${SEED_SQL}`);
-const certs = makeCerts(dir);
 const port = await freePort();
 const diagPort = await freePort();
 const url = `https://localhost:${port}`;
@@ -83,6 +89,7 @@ writeFileSync(
     audience: url,
     dbPort: pg.port,
     password: { env: 'IDLE_DB_PASSWORD' },
+    connectionTls: UPSTREAM_TLS ? `{ mode: verify-full, ca: ${certs.ca} }` : undefined,
     policies: POLICIES,
     extra: `diagnostics:\n  listen: 127.0.0.1:${diagPort}\n`,
   }),

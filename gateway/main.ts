@@ -143,8 +143,9 @@ function checkConfig(file: string): { config: GatewayConfig; passwords: Map<stri
 export type { StartHooks };
 
 /**
- * Build every part in dependency order, then listen. Each builder (gateway/compose/) owns one concern and
- * registers its readiness checks and the services to stop; a new route group is one line in `routes`.
+ * Build every part in dependency order, then listen. Each builder (gateway/compose/) owns one concern.
+ * To add a service: build it below what it needs, `ctx.services.add(name, stop)` to stop it on shutdown,
+ * `ctx.readiness.add(check)` if /readyz depends on it. To add a route group: one line in `routes`.
  */
 export async function startGateway(configFile: string, hooks: StartHooks = {}): Promise<void> {
   const { config, passwords } = checkConfig(configFile);
