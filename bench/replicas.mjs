@@ -68,7 +68,7 @@ try {
   const runs = Array.from({ length: CLIENTS }, () =>
     pgbench(tunnel, ['-n', '-c', '1', '-T', String(SECONDS), '-M', 'simple']),
   );
-  // Progress, not time, decides when to kill: 30 transactions into this run (or the runs ended).
+  // Kill once the run is under way: 30 transactions into it, or half its time.
   const updates = () =>
     cluster.executedStatements().filter((t) => t.startsWith('UPDATE pgbench_accounts')).length;
   const updatesBefore = updates();
@@ -76,13 +76,17 @@ try {
   Promise.all(runs).then(() => {
     ended = true;
   });
-  while (!ended && updates() - updatesBefore < 30) await sleep(100);
+  const half = Date.now() + (SECONDS * 1000) / 2;
+  while (!ended && updates() - updatesBefore < 30 && Date.now() < half) await sleep(100);
   cluster.gateways[0].process.kill('SIGKILL');
   const results = await Promise.all(runs);
   tunnel.stop();
   const executed = cluster.executedStatements();
   const recordedTexts = cluster.pg
-    .psql("select record::json->'data'->>'text' from audit_records where type = 'statement'", 'hoop')
+    .psql(
+      "select record::json->'data'->>'text' from audit_records where type = 'statement' order by seq",
+      'hoop',
+    )
     .split('\n')
     .filter(Boolean)
     .map(normaliseStatement);
@@ -130,7 +134,9 @@ async function sendHaproxy(command) {
 }
 
 async function appendWriters(count, concurrency) {
-  const url = cluster.pg.url('hoop');
+  // A database of their own: the gateways' store keeps only what the gateways wrote.
+  cluster.pg.psql('DROP DATABASE IF EXISTS hoop_writers; CREATE DATABASE hoop_writers;');
+  const url = cluster.pg.url('hoop_writers');
   const children = Array.from({ length: count }, (_, i) =>
     spawn(
       process.execPath,
