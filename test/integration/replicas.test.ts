@@ -71,7 +71,15 @@ describe('three replicas on one PostgreSQL store behind HAProxy', () => {
     victim.process.kill('SIGKILL');
     const results = await Promise.all(runs);
     const failed = results.filter((r) => r.code !== 0);
-    expect(failed.length, 'only the clients of the killed replica fail').toBe(onVictim);
+    const why = failed.map((r) =>
+      r.output
+        .split('\n')
+        .filter((l) => /abort|error|FATAL/i.test(l))
+        .join(' | '),
+    );
+    expect(failed.length, `only the clients of the killed replica fail: ${JSON.stringify(why)}`).toBe(
+      onVictim,
+    );
     for (const r of results.filter((x) => x.code === 0))
       expect(r.output).toMatch(/number of failed transactions: 0/);
 
