@@ -42,6 +42,14 @@ export interface ApprovalServiceDeps {
   /** How often grants are re-read and expired requests swept. Default 1 s. */
   sweepMs?: number;
   onError(err: Error): void;
+  /** Every approval record written here (metrics: requests, decisions and their latency). */
+  observe?(type: AuditRecordInput['type'], approval: Approval): void;
+}
+
+/** A request filed or changed: which one (statement approvals and access requests have their own ids). */
+export interface RequestChange {
+  kind: 'statement' | 'access';
+  id: number;
 }
 
 /** What the statement gate hands over when policy says `approve`. */
@@ -100,10 +108,17 @@ export class ApprovalService implements ApprovalHook {
     return activeGrants(this.grants, identity, connection, Date.now());
   }
 
-  /** Something changed request `id`: wake whoever holds its statement here. */
+  /** Something changed request `id` (or filed it): wake whoever holds its statement here, tell listeners. */
   changed(kind: 'statement' | 'access', id: number, grant?: Grant): void {
     if (kind === 'access' && grant) this.grants = [...this.grants.filter((g) => g.id !== grant.id), grant];
     this.changes.emit(`${kind}:${id}`);
+    this.changes.emit('change', { kind, id } satisfies RequestChange);
+  }
+
+  /** Every request filed or changed through this gateway (the console's live inbox); returns the unsubscribe. */
+  onChange(listener: (change: RequestChange) => void): () => void {
+    this.changes.on('change', listener);
+    return () => this.changes.off('change', listener);
   }
 
   async record(input: AuditRecordInput): Promise<void> {
@@ -120,6 +135,7 @@ export class ApprovalService implements ApprovalHook {
     identity: Identity | undefined,
     data: Record<string, unknown>,
   ) {
+    this.deps.observe?.(type, a);
     return this.record({
       type,
       identity,
@@ -330,6 +346,7 @@ export class ApprovalService implements ApprovalHook {
       mode: approval.mode,
       protocol: request.phase === 'query' ? 'simple' : 'extended',
     });
+    this.changed('statement', approval.id);
     this.deps.notifier.emit('approval.requested', {
       summary: `${info.identity.name ?? info.identity.subject} asks to run a statement on ${approval.connection} (rule ${approval.rule}, needs ${describeApprovers(approval)})`,
       command: `hoopctl approve ${approval.id}`,

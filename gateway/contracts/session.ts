@@ -4,6 +4,7 @@
  */
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import type { McpClientInfo } from '../../src/shared/mcp.js';
 
 export interface SessionInfo {
   id: string;
@@ -16,5 +17,7 @@ export interface SessionInfo {
   approval?: string;
   /** x-hoop-approval-wait: how long the client waits for approvals (ms), or `none` (exec --no-wait). */
   approvalWait?: string;
+  /** A session an MCP client opened (gateway/mcp): who that client said it is. */
+  mcp?: McpClientInfo;
   startedAt: number;
 }

@@ -7,6 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import type { McpClientInfo } from '../../src/shared/mcp.js';
 import type { SessionGate } from '../contracts/gate.js';
 import type { SessionInfo } from '../contracts/session.js';
 import {
@@ -29,13 +30,16 @@ export interface SessionHooks {
   closed(info: SessionInfo, reason: string): void;
   /** The local one-time password was wrong, or the handshake failed (records auth.failed). */
   refused(info: SessionInfo, reason: string): void;
+  /** The upstream login finished (metrics): how long it took, or the error (with its SQLSTATE) it failed with. */
+  upstream?(info: SessionInfo, seconds: number, error?: Error & { sqlstate?: string }): void;
 }
 
 export interface SessionSettings {
   maxMessageBytes: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
-  target: (connection: ConnectionConfig) => UpstreamTarget;
+  /** Where and how to log in upstream for this identity (agents get a statement_timeout, say). */
+  target: (connection: ConnectionConfig, identity: Identity) => UpstreamTarget;
 }
 
 interface LiveSession {
@@ -93,6 +97,7 @@ export async function runSession(
     sessionId?: string;
     approval?: string;
     approvalWait?: string;
+    mcp?: McpClientInfo;
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -106,6 +111,7 @@ export async function runSession(
     client: meta.client,
     approval: meta.approval,
     approvalWait: meta.approvalWait,
+    mcp: meta.mcp,
     startedAt: Date.now(),
   };
   let handshake: Awaited<ReturnType<typeof acceptStartup>>;
@@ -133,12 +139,15 @@ export async function runSession(
     return;
   }
 
-  const target = settings.target(meta.connection);
+  const target = settings.target(meta.connection, meta.identity);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
+  const connectStarted = performance.now();
   try {
     upstream = await connectUpstream(target, handshake.result.parameters);
+    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
+    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000, e);
     client.end(
       errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
     );

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SessionMasking } from '../../../gateway/masking/index.js';
 import { SessionModel } from '../../../gateway/session/session-model.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
-import { ENGINEERS, maskedOf, planSql, policy, staticSource, TOKEN_KEY } from './helpers.js';
+import { maskedOf, planSql, policy, staticSource, TOKEN_KEY } from './helpers.js';
 
 beforeAll(() => loadSqlParser());
 
