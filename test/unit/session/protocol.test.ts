@@ -450,4 +450,24 @@ describe('I/O shell', () => {
     await Promise.resolve();
     expect(Buffer.concat(upstream.writes)).toEqual(Buffer.concat([query(POISON_SQL), sync()]));
   });
+
+  it('stops reading a client that pipelines faster than the audit log commits, and resumes after', async () => {
+    // libpq's uniqviol through the tunnel: 440 000 statements queued behind commits grew the gateway to 1.5 GB.
+    const gate = new TestGate();
+    gate.holds = true;
+    const client = new MemorySocket();
+    const upstream = new MemorySocket();
+    new Relay(client, upstream, gate, options).start();
+    const statements = [parse({ name: 's', text: 'select $1::int' })];
+    for (let i = 0; i < 2100; i++) statements.push(bind({ statement: 's', values: [`${i}`] }), execute({}));
+    client.feed(Buffer.concat(statements));
+    // The Parse and the first Bind leave; every Execute waits for its record, and the Binds behind them.
+    expect(Buffer.concat(upstream.writes)).toEqual(Buffer.concat(statements.slice(0, 2)));
+    expect(client.isPaused()).toBe(true);
+    gate.commit(gate.lsn);
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(Buffer.concat(upstream.writes)).toEqual(Buffer.concat(statements));
+    expect(client.isPaused()).toBe(false);
+  });
 });
