@@ -8,8 +8,9 @@
  *    violation. As its TAP script (t/001_libpq_pipeline.pl) does, each test must exit 0 and, for nine
  *    of them, the libpq trace of every message must equal the expected trace shipped with it.
  *
- * Both sides run as the same role (hoop_gateway, made superuser as the suite's own setup is) on a
- * fresh `shop` database each: the expected traces assume its tables do not exist yet. Needs
+ * Both sides run as the same role (hoop_gateway, made superuser as the suite's own setup is), each on
+ * a fresh database of its own (`shop` behind the gateway, `shop_direct` direct), at the same time: the
+ * expected traces assume the tables do not exist yet. Needs
  * test/fixtures/fetch-driver-suites.sh to have run (.ci/run does it); skipped, with a message, when
  * the fixture is absent.
  *
@@ -97,17 +98,14 @@ function compare(suite: string, direct: Outcomes, gateway: Outcomes): void {
 describe('drivers’ own test suites: direct vs through the gateway', () => {
   let stack: Stack;
   let tunnel: Tunnel;
-  let direct: { uri: string; conninfo: string };
+  let direct: string;
 
   beforeAll(async () => {
     stack = await startStack({ policies: ALLOW_ALL_POLICIES });
     stack.pg.psql('alter role hoop_gateway superuser');
     const alice = await stack.login('alice@example.com');
     tunnel = await stack.connect(alice);
-    direct = {
-      uri: `postgresql://hoop_gateway:${stack.dbPassword}@127.0.0.1:${stack.pg.port}/shop`,
-      conninfo: `host=127.0.0.1 port=${stack.pg.port} user=hoop_gateway password=${stack.dbPassword} dbname=shop`,
-    };
+    direct = `host=127.0.0.1 port=${stack.pg.port} user=hoop_gateway password=${stack.dbPassword} dbname=shop_direct`;
   }, 120_000);
   afterAll(async () => {
     tunnel?.stop();
@@ -130,8 +128,8 @@ describe('drivers’ own test suites: direct vs through the gateway', () => {
           `libpq_pipeline: left out for CI time: ${left.join(', ')} (HOOP_DRIVER_SUITE_FULL=1 runs them)`,
         );
       const traces = mkdtempSync(join(tmpdir(), 'hoop-libpq-pipeline-'));
-      const side = async (label: string, conninfo: string): Promise<Outcomes> => {
-        freshDatabase(stack);
+      const side = async (label: string, database: string, conninfo: string): Promise<Outcomes> => {
+        freshDatabase(stack, database);
         const outcomes: Outcomes = new Map();
         // One at a time: the tests share table names.
         for (const test of tests) {
@@ -146,23 +144,23 @@ describe('drivers’ own test suites: direct vs through the gateway', () => {
         }
         return outcomes;
       };
-      compare(
-        'libpq_pipeline (PostgreSQL 15)',
-        await side('direct', direct.conninfo),
-        await side('gw', tunnel.url),
-      );
+      const [onDirect, onGateway] = await Promise.all([
+        side('direct', 'shop_direct', direct),
+        side('gw', 'shop', tunnel.url),
+      ]);
+      compare('libpq_pipeline (PostgreSQL 15)', onDirect, onGateway);
     },
     FULL ? 7_200_000 : 300_000,
   );
 });
 
-/** Drop and recreate `shop` (owned by hoop_gateway), ending the sessions still on it. */
-function freshDatabase(stack: Stack): void {
+/** Drop and recreate `database` (owned by hoop_gateway), ending the sessions still on it. */
+function freshDatabase(stack: Stack, database: string): void {
   stack.pg.psql(
-    "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'shop' and pid <> pg_backend_pid()",
+    `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${database}' and pid <> pg_backend_pid()`,
   );
-  stack.pg.psql('drop database if exists shop');
-  stack.pg.psql('create database shop owner hoop_gateway');
+  stack.pg.psql(`drop database if exists ${database}`);
+  stack.pg.psql(`create database ${database} owner hoop_gateway`);
 }
 
 /** The first line where two traces differ, with a little context. */
