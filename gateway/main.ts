@@ -4,11 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, loadConfigFile } from '../src/shared/config/load.js';
-import type { GatewayConfig } from '../src/shared/config/schema.js';
+import { type GatewayConfig, isLoopbackAddress } from '../src/shared/config/schema.js';
 import type { Identity } from '../src/shared/identity.js';
 import { eventRoutes } from './approvals/events.js';
 import { createNotifier } from './approvals/notify.js';
@@ -34,12 +35,14 @@ import { policyRoutes } from './policy/routes.js';
 import { recordConfigLoaded } from './report/config-loaded.js';
 import { reportRoutes } from './report/routes.js';
 import { createStatementGate } from './session/gate/index.js';
-import { runSession, SessionRegistry } from './session/session.js';
+import { acceptNativeClient } from './session/native.js';
+import { cancelSession, runSession, SessionRegistry } from './session/session.js';
 import { loadSqlParser } from './sql/parser.js';
 import { openStore } from './store/index.js';
 import { fetchCatalogRows } from './transport/catalog-query.js';
 import { coreRoutes } from './transport/core-routes.js';
 import { createGatewayServer } from './transport/http.js';
+import { createPgListener } from './transport/pg-listener.js';
 import { createTunnelHandler, type TunnelOptions } from './transport/tunnel.js';
 
 const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check [--connect]]
@@ -356,7 +359,12 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
               source: info.source,
               connection: info.connection.name,
               session: info.id,
-              data: { client: info.client, ...(info.mcp ? { mcp: info.mcp } : {}) },
+              data: {
+                client: info.client,
+                ...(info.mcp ? { mcp: info.mcp } : {}),
+                ...(info.applicationName ? { application_name: info.applicationName } : {}),
+                ...(info.nativeUser !== undefined ? { user: info.nativeUser } : {}),
+              },
             });
             return createStatementGate(info, {
               engine,
@@ -470,6 +478,16 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     { address, connections: [...connections.keys()], store: storeDir ?? 'postgres' },
     'hoop-gateway listening',
   );
+  const nativeListener = config.listen.postgres
+    ? await listenNative(config.listen, tunnelOptions, {
+        authenticate,
+        cancel: (processId, secret) =>
+          // No identity comes with this cancel: the key alone is the credential, as in PostgreSQL,
+          // and it reaches only sessions of this listener.
+          void cancelSession(registry, processId, secret, (info) => info.client === 'native'),
+      })
+    : undefined;
+  if (nativeListener) logger.info({ address: config.listen.postgres }, 'native PostgreSQL listener ready');
   hooks.onListening?.(address);
 
   let stopping = false;
@@ -478,6 +496,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     stopping = true;
     logger.info({ signal }, 'stopping');
     server.close();
+    nativeListener?.close();
     identities.stop();
     approvals.stop();
     for (const s of registry.all())
@@ -498,6 +517,44 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
 function reportSigner(dataDir: string, config: GatewayConfig) {
   const key = loadOrCreateSigningKey({ dataDir, keyFile: config.audit.signing_key_file });
   return { keyId: key.keyId, privateKey: key.privateKey };
+}
+
+/** listen.postgres: libpq clients straight to the gateway, an access token as the password (session/native.ts). */
+async function listenNative(
+  listen: GatewayConfig['listen'],
+  tunnel: TunnelOptions,
+  deps: {
+    authenticate: (token: string, source: string) => Promise<Identity>;
+    cancel: (processId: number, secret: Buffer) => void;
+  },
+) {
+  const address = listen.postgres!;
+  const server = createPgListener({
+    tls: listen.tls
+      ? createSecureContext({ cert: readFileSync(listen.tls.cert), key: readFileSync(listen.tls.key) })
+      : undefined,
+    allowPlain: listen.insecure_loopback && isLoopbackAddress(address),
+    onCancel: deps.cancel,
+    onConnection: (stream, meta) =>
+      acceptNativeClient(stream, meta, {
+        connections: tunnel.connections,
+        maxMessageBytes: tunnel.maxMessageBytes,
+        authenticate: deps.authenticate,
+        barred: tunnel.barred,
+        canReach: tunnel.canReach,
+        refused: tunnel.refused,
+        cancel: deps.cancel,
+        open: tunnel.onStream,
+      }),
+  });
+  const [host, port] = splitAddress(address);
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`cannot listen on ${address} (listen.postgres): ${err.code ?? err.message}`)),
+    );
+    server.listen(Number(port), host, () => resolveListen());
+  });
+  return server;
 }
 
 function splitAddress(address: string): [string, string] {
