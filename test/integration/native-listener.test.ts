@@ -348,3 +348,48 @@ async function sendCancel(port: number, processId: number, secretKey: number, ca
   await new Promise<void>((r) => secure.end(packet, () => r()));
   await new Promise((r) => secure.once('close', r));
 }
+
+describe('native PostgreSQL listener without TLS (a loopback address, insecure_loopback)', () => {
+  let stack: Stack;
+  let port: number;
+  let token: string;
+
+  beforeAll(async () => {
+    port = await freePort();
+    // tls: false makes the harness set listen.insecure_loopback on 127.0.0.1, the only way plain is allowed.
+    stack = await startStack({ tls: false, listenExtra: `  postgres: 127.0.0.1:${port}` });
+    const alice = await stack.login('alice@example.com');
+    const printed = await stack.cli(alice, ['token']);
+    expect(printed.code, printed.stderr).toBe(0);
+    token = printed.stdout.trim();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const psql = (sslmode: string) =>
+    run(
+      'psql',
+      [
+        '-X',
+        '-At',
+        `host=127.0.0.1 port=${port} dbname=prod-db user=me sslmode=${sslmode}`,
+        '-c',
+        'select 7',
+      ],
+      { PGPASSWORD: token },
+    );
+
+  it('plain libpq logins work; SSLRequest is answered N, so sslmode=require is refused by the client', async () => {
+    const plain = await psql('disable');
+    expect(plain.stderr).toBe('');
+    expect(plain.stdout).toBe('7\n');
+    // prefer: SSLRequest, 'N', then the same login in plain.
+    const prefer = await psql('prefer');
+    expect(prefer.stderr).toBe('');
+    expect(prefer.stdout).toBe('7\n');
+    const require = await psql('require');
+    expect(require.status).not.toBe(0);
+    expect(require.stderr).toMatch(/server does not support SSL/);
+  });
+});
