@@ -372,9 +372,14 @@ export async function startBench({ scale = 10, pgbouncer = true, pgpool = true }
   const full = await startGateway({ pg, dbPassword, tls: true, certs, dir });
   const bouncerDir = mkdtempSync(join(tmpdir(), 'hoop-bench-bouncer-'));
   const bouncer = pgbouncer ? await startPgbouncer({ pg, dbPassword, dir: bouncerDir }) : undefined;
-  const pool = pgpool
-    ? await startPgpool({ pg, dbPassword, dir: mkdtempSync(join(tmpdir(), 'hoop-bench-pgpool-')) })
-    : undefined;
+  // pgpool-II is optional: without Debian's pgpool2 its column is left out (apt-get install pgpool2).
+  const hasPgpool = spawnSync('sh', ['-c', 'command -v pgpool']).status === 0;
+  if (pgpool && !hasPgpool)
+    process.stderr.write('bench: pgpool not installed, skipping the pgpool-II path\n');
+  const pool =
+    pgpool && hasPgpool
+      ? await startPgpool({ pg, dbPassword, dir: mkdtempSync(join(tmpdir(), 'hoop-bench-pgpool-')) })
+      : undefined;
   const relay = await startNodeRelays(direct, 1);
   const relays = await startNodeRelays(direct);
   const mux = await startMuxRelays(direct);
