@@ -357,7 +357,11 @@ describe('native PostgreSQL listener without TLS (a loopback address, insecure_l
   beforeAll(async () => {
     port = await freePort();
     // tls: false makes the harness set listen.insecure_loopback on 127.0.0.1, the only way plain is allowed.
-    stack = await startStack({ tls: false, listenExtra: `  postgres: 127.0.0.1:${port}` });
+    stack = await startStack({
+      tls: false,
+      listenExtra: `  postgres: 127.0.0.1:${port}`,
+      extraConfig: 'shutdown:\n  grace: 5s\n',
+    });
     const alice = await stack.login('alice@example.com');
     const printed = await stack.cli(alice, ['token']);
     expect(printed.code, printed.stderr).toBe(0);
@@ -391,5 +395,40 @@ describe('native PostgreSQL listener without TLS (a loopback address, insecure_l
     const require = await psql('require');
     expect(require.status).not.toBe(0);
     expect(require.stderr).toMatch(/server does not support SSL/);
+  });
+
+  it('SIGTERM: new native logins get 57P03, an open native session is ended with 57P01 after the grace', async () => {
+    const client = (application_name: string) =>
+      new pg.Client({
+        host: '127.0.0.1',
+        port,
+        database: 'prod-db',
+        user: 'me',
+        password: token,
+        application_name,
+      });
+    const idle = client('idle');
+    const idleEnded = new Promise<Error & { code?: string }>((resolve) => idle.on('error', resolve));
+    await idle.connect();
+    expect((await idle.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+
+    const gateway = stack.gatewayProcess();
+    const exited = new Promise<number | null>((resolve) => gateway.once('exit', resolve));
+    gateway.kill('SIGTERM');
+    await waitFor(
+      async () => (await fetch(`${stack.gatewayUrl}/readyz`).catch(() => undefined))?.status === 503,
+      15_000,
+      'the drain to begin',
+    );
+    const late = await client('late')
+      .connect()
+      .then(
+        () => 'connected',
+        (e: Error & { code?: string }) => `${e.code}: ${e.message}`,
+      );
+    expect(late).toMatch(/^57P03: hoop: the gateway is shutting down/);
+
+    expect((await idleEnded).code).toBe('57P01');
+    expect(await exited).toBe(0);
   });
 });
