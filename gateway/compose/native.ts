@@ -37,6 +37,7 @@ export async function buildNativeListener(
     onCancel: cancel,
     onConnection: (stream, meta) => {
       if (ctx.drain.draining) {
+        ctx.metrics.tunnelRefused('draining');
         stream.end(errorResponse({ severity: 'FATAL', code: '57P03', message: `hoop: ${DRAINING_MESSAGE}` }));
         return;
       }
