@@ -10,16 +10,16 @@
  *
  * Both sides run as the same role (hoop_gateway, made superuser as the suite's own setup is), each on
  * a fresh database of its own (`shop` behind the gateway, `shop_direct` direct), at the same time: the
- * expected traces assume the tables do not exist yet. Needs
- * test/fixtures/fetch-driver-suites.sh to have run (.ci/run does it); skipped, with a message, when
- * the fixture is absent.
+ * expected traces assume the tables do not exist yet. Needs test/fixtures/fetch-driver-suites.sh to
+ * have run (.ci/run does it); skipped, with a message, when the fixture is absent.
  *
  * node-postgres's own suite (the npm tarball of pg@4.5.7, the last to ship its tests) cannot take
- * part: that version speaks only MD5 and cleartext passwords, and `hoopctl connect` asks for
- * SCRAM-SHA-256 (by design: the tunnel's password never crosses even the loopback in a reusable form).
+ * part: that version speaks only MD5 and cleartext passwords, and the local listener of `hoopctl
+ * connect` accepts only SCRAM-SHA-256 (by design: its one-time password is never sent, even on the
+ * loopback). Newer pg tarballs no longer ship their tests.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -144,11 +144,15 @@ describe('drivers’ own test suites: direct vs through the gateway', () => {
         }
         return outcomes;
       };
-      const [onDirect, onGateway] = await Promise.all([
-        side('direct', 'shop_direct', direct),
-        side('gw', 'shop', tunnel.url),
-      ]);
-      compare('libpq_pipeline (PostgreSQL 15)', onDirect, onGateway);
+      try {
+        const [onDirect, onGateway] = await Promise.all([
+          side('direct', 'shop_direct', direct),
+          side('gw', 'shop', tunnel.url),
+        ]);
+        compare('libpq_pipeline (PostgreSQL 15)', onDirect, onGateway);
+      } finally {
+        rmSync(traces, { recursive: true, force: true });
+      }
     },
     FULL ? 7_200_000 : 300_000,
   );
