@@ -42,6 +42,8 @@ export interface ApprovalServiceDeps {
   /** How often grants are re-read and expired requests swept. Default 1 s. */
   sweepMs?: number;
   onError(err: Error): void;
+  /** Every approval record written here (metrics: requests, decisions and their latency). */
+  observe?(type: AuditRecordInput['type'], approval: Approval): void;
 }
 
 /** A request filed or changed: which one (statement approvals and access requests have their own ids). */
@@ -133,6 +135,7 @@ export class ApprovalService implements ApprovalHook {
     identity: Identity | undefined,
     data: Record<string, unknown>,
   ) {
+    this.deps.observe?.(type, a);
     return this.record({
       type,
       identity,

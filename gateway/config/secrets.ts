@@ -53,6 +53,8 @@ export function checkReferencedFiles(config: GatewayConfig, file: string): void 
   for (const [i, c] of config.connections.entries()) check(`connections[${i}].tls.ca`, c.tls.ca);
   for (const [i, iss] of config.identity.issuers.entries()) check(`identity.issuers[${i}].ca`, iss.ca);
   check('audit.signing_key_file', config.audit.signing_key_file);
+  check('diagnostics.tls.cert', config.diagnostics?.tls?.cert);
+  check('diagnostics.tls.key', config.diagnostics?.tls?.key);
   if (problems.length > 0) throw new ConfigError(file, problems);
 }
 

@@ -31,6 +31,8 @@ export interface SessionHooks {
   closed(info: SessionInfo, reason: string): void;
   /** The local one-time password was wrong, or the handshake failed (records auth.failed). */
   refused(info: SessionInfo, reason: string): void;
+  /** The upstream login finished (metrics): how long it took, or the error (with its SQLSTATE) it failed with. */
+  upstream?(info: SessionInfo, seconds: number, error?: Error & { sqlstate?: string }): void;
 }
 
 export interface SessionSettings {
@@ -140,10 +142,13 @@ export async function runSession(
 
   const target = settings.target(meta.connection, meta.identity);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
+  const connectStarted = performance.now();
   try {
     upstream = await connectUpstream(target, handshake.result.parameters);
+    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
+    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000, e);
     client.end(
       errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
     );

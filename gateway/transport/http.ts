@@ -97,11 +97,11 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 /** A handler may return this to answer with something other than JSON (exports, streams). */
 export interface RawResponse {
   raw: true;
+  /** Default 200 (e.g. /readyz answers 503 with a body that says why). */
+  status?: number;
   contentType: string;
   body: string | Buffer | AsyncIterable<string | Buffer>;
   filename?: string;
-  /** Default 200. */
-  status?: number;
   /** Extra headers (they win over the defaults, e.g. cache-control or a Content-Security-Policy). */
   headers?: Record<string, string | string[]>;
 }
@@ -117,6 +117,22 @@ function drained(response: ServerResponse, gone: AbortSignal): Promise<void> {
     response.once('drain', done);
     gone.addEventListener('abort', done);
   });
+}
+
+/** Answer an upgrade request (a tunnel) with an HTTP error and close: the JSON body is what clients print. */
+export function refuseUpgrade(
+  socket: Duplex,
+  status: 401 | 403 | 404 | 503,
+  code: HttpError['code'],
+  message: string,
+): void {
+  const reasons = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
+  const reason = reasons[status];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 function isRaw(value: unknown): value is RawResponse {

@@ -110,6 +110,8 @@ export interface Stack {
     graceful?: boolean;
     beforeStart?: () => Promise<void>;
   }): Promise<void>;
+  /** The running gateway process (to signal it, or wait for its exit). */
+  gatewayProcess(): ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -294,6 +296,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         },
       };
     },
+    gatewayProcess: () => gateway!,
     ciEnv: () => ({ HOOPCTL_CLIENT_ID: 'ci-bot', HOOPCTL_CLIENT_SECRET: 'ci-bot-secret' }),
     async restartGateway(options = {}) {
       const old = gateway;
@@ -309,7 +312,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
         const exited = new Promise((r) => gateway!.once('exit', r));
         gateway.kill('SIGTERM');
+        // SIGTERM drains (shutdown.grace); a session a test left open should not hold it: a second signal ends it.
+        const hurry = setTimeout(() => gateway!.kill('SIGINT'), 2_000);
         await exited;
+        clearTimeout(hurry);
       }
       await idp.stop();
       pg.stop();

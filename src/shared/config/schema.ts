@@ -345,6 +345,22 @@ export const configSchema = z.strictObject({
       copy: z.enum(['deny', 'mask']).default('deny'),
     })
     .default({ copy: 'deny' }),
+  /** Optional second listener for probes and Prometheus: /healthz, /readyz, /metrics (docs/deploy.md). */
+  diagnostics: z
+    .strictObject({
+      /** host:port, e.g. 0.0.0.0:9090. Plain HTTP unless `tls` is set: it serves no secrets. */
+      listen: hostPort,
+      tls: z.strictObject({ cert: nonEmpty, key: nonEmpty }).optional(),
+      /** Also count statements per identity subject (hoop_subject_statements_total). Off: unbounded labels. */
+      metrics_subjects: z.boolean().default(false),
+    })
+    .optional(),
+  shutdown: z
+    .strictObject({
+      /** On SIGTERM, how long open sessions may run before they are ended with 57P01 (admin shutdown). */
+      grace: duration.default(30_000),
+    })
+    .default({ grace: 30_000 }),
 });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
