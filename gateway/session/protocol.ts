@@ -19,6 +19,7 @@ import type { GateRequest, GateVerdict, Notice, SessionGate } from '../contracts
 import type { PortalDef, StatementDef } from '../contracts/names.js';
 import type { Refusal } from '../contracts/refusal.js';
 import {
+  dataRowColumns,
   decodeCommandComplete,
   decodeFields,
   decodeReadyForQuery,
@@ -687,8 +688,9 @@ export class ProtocolCore {
     }
     let replacement: Buffer | undefined;
     if (running.filter) {
-      // The formats are the same for every row of a statement: expand them once, not per row.
-      const count = frame.body.readInt16BE(0);
+      // The formats are the same for every row of a statement: expand them once, not per row. The
+      // filter rewrites the row by its column lengths: they must fit the message.
+      const count = dataRowColumns(frame.body);
       if (running.rowFormats?.length !== count) running.rowFormats = expandFormats(running.formats, count);
       replacement = running.filter.dataRow(frame.body, running.rowFormats);
     }
