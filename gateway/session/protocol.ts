@@ -816,27 +816,32 @@ export class ProtocolCore {
     // Everything up to the Query/Sync/FunctionCall this answers is over (skipped after an error).
     while (this.expected.length > 0) {
       const entry = this.expected.shift()!;
-      this.skip(entry);
-      if (entry.kind === 'query' || entry.kind === 'sync' || entry.kind === 'function') break;
+      const answered = entry.kind === 'query' || entry.kind === 'sync' || entry.kind === 'function';
+      this.skip(entry, answered);
+      if (answered) break;
     }
     this.model.ready(this.status);
     return undefined;
   }
 
-  /** An expected answer that will never come: the statement did not run. */
-  private skip(entry: Expected): void {
+  /**
+   * An expected answer that will never come: the statement did not run. `answered`: this is the Query
+   * or FunctionCall the ReadyForQuery answers, so the server did start it; otherwise the server
+   * discarded it (after an extended-protocol error) and it did not even drop the unnamed statement.
+   */
+  private skip(entry: Expected, answered = false): void {
     switch (entry.kind) {
       case 'query':
         if (!entry.started) {
           entry.started = true;
-          this.model.settle(entry.unnamed, 'ok');
+          this.model.settle(entry.unnamed, answered ? 'ok' : 'skipped');
         }
         for (const s of entry.statements.slice(entry.index)) this.finish(s, { skipped: true });
         for (const e of entry.effects.slice(entry.index)) if (e) this.model.settle(e, 'skipped');
         entry.index = entry.statements.length;
         return;
       case 'function':
-        this.model.settle(entry.unnamed, 'ok');
+        this.model.settle(entry.unnamed, answered ? 'ok' : 'skipped');
         return;
       case 'execute':
         if (entry.statement) this.finish(entry.statement, { skipped: true });

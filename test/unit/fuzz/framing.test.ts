@@ -67,7 +67,7 @@ describe('fuzz: FrameReader', () => {
   it('arbitrary bytes in arbitrary chunks: frames of the input, in order, or a ProtocolViolation', () => {
     fuzz(
       'frames: arbitrary bytes',
-      3000,
+      1500,
       fc.property(fc.uint8Array({ maxLength: 2000 }), cuts, fc.boolean(), (data, at, startup) => {
         const input = Buffer.from(data);
         const reader = new FrameReader(LIMIT, { startup });
@@ -93,7 +93,7 @@ describe('fuzz: FrameReader', () => {
   it('valid messages split at every boundary: the same frames, the same bytes, as read whole', () => {
     fuzz(
       'frames: split messages',
-      2000,
+      1000,
       fc.property(fc.array(message, { minLength: 1, maxLength: 20 }), cuts, (messages, at) => {
         const stream = Buffer.concat(messages.map((m) => m.bytes));
         const frames: Frame[] = [];
@@ -110,7 +110,7 @@ describe('fuzz: FrameReader', () => {
   it('pull reading with runs of DataRows (the upstream side): every byte once, rows counted', () => {
     fuzz(
       'frames: runs of rows',
-      2000,
+      1000,
       fc.property(fc.array(message, { minLength: 1, maxLength: 30 }), cuts, (messages, at) => {
         const stream = Buffer.concat(messages.map((m) => m.bytes));
         const reader = new FrameReader(1 << 20);
@@ -132,7 +132,7 @@ describe('fuzz: FrameReader', () => {
   it('lengths: below 4 (8 for a startup packet) are 08P01, above the limit 54000, a truncated message waits', () => {
     fuzz(
       'frames: lengths',
-      3000,
+      1500,
       fc.property(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.boolean(), (length, startup) => {
         const head = Buffer.alloc(startup ? 4 : 5);
         if (!startup) head[0] = 0x51;
@@ -177,7 +177,7 @@ describe('fuzz: frontend decoders', () => {
     const sql = fc.string({ maxLength: 200, unit: 'grapheme' }).filter((s) => !s.includes('\0'));
     fuzz(
       'frontend decoders: round trips',
-      5000,
+      1000,
       fc.property(
         name,
         name,
@@ -230,7 +230,7 @@ describe('fuzz: backend decoders (what the database sends)', () => {
   it('DataRow: what encodeDataRow writes decodes to the same values', () => {
     fuzz(
       'backend decoders: DataRow round trips',
-      5000,
+      1000,
       fc.property(
         fc.array(fc.option(fc.uint8Array({ maxLength: 40 }), { nil: null }), { maxLength: 20 }),
         (values) => {

@@ -151,7 +151,7 @@ describe('fuzz: the client handshake', () => {
   it('arbitrary packet sequences in arbitrary chunks, cut off anywhere: a result or a refusal with a SQLSTATE', async () => {
     await fuzzAsync(
       'startup: packet sequences',
-      400,
+      200,
       fc.asyncProperty(
         fc.array(packet, { maxLength: 6 }),
         cuts,
@@ -193,7 +193,7 @@ describe('fuzz: the client handshake', () => {
   it('SSL/GSS requests, then a startup and the SCRAM exchange: the right password opens a session, any other fails 28P01', async () => {
     await fuzzAsync(
       'startup: SCRAM handshakes',
-      60,
+      20,
       fc.asyncProperty(
         fc.array(fc.constantFrom(SSL_REQUEST_CODE, GSSENC_REQUEST_CODE), { maxLength: 3 }),
         fc.array(param, { maxLength: 4 }),

@@ -151,6 +151,19 @@ describe('after an extended-protocol error, up to the next Sync', () => {
     expect(kindOf(await settled(steps[1]))).toBe('drop');
     expect(gate.outcomes()).toEqual(['select 2: skipped']);
   });
+
+  // Found by the session-model fuzz (test/unit/fuzz/protocol-core.test.ts): a Query the server
+  // discarded was taken to have dropped the unnamed statement, which the server still held.
+  it('a Query forwarded before the error and discarded by the server leaves the unnamed statement in place', () => {
+    const { core, send, reply } = coreRig();
+    send(parse({ text: 'select ssn from customers' }));
+    reply(server.parseComplete());
+    send(bind({ statement: 'nope' }), query('select 1'));
+    reply(server.error('26000'));
+    send(sync());
+    reply(server.ready('I'));
+    expect(core.model.snapshot().statements.get('')?.text).toBe('select ssn from customers');
+  });
 });
 
 describe('answers out of step end the session', () => {
