@@ -128,4 +128,142 @@ describe('routes around the gateway', () => {
       expect(answers[0]).toContain('C COPY 1');
     });
   });
+
+  describe('catalog, masking and parser tricks (think like the attacker)', () => {
+    const first = (messages: RawMessage[]) => errors(messages)[0];
+    const noClearSsn = (messages: RawMessage[]) => {
+      const everything = messages.map((m) => m.body.toString('utf8')).join('\n');
+      for (const ssn of SSNS) expect(everything, `clear value ${ssn}`).not.toContain(ssn);
+    };
+
+    it('a masked column reached as a whole row (row_to_json, ::text, record output) never comes back in clear', async () => {
+      const c = await open();
+      for (const sql of [
+        'select row_to_json(c) from customers c',
+        'select c::text from customers c',
+        'select c from customers c',
+        'select (c).* from customers c',
+        'select to_jsonb(c) ->> $$ssn$$ from customers c',
+      ])
+        noClearSsn(await c.exchange(query(sql)));
+      c.close();
+    });
+
+    it('a masked column through aggregates, string functions and U& identifiers is masked or refused, never clear', async () => {
+      const c = await open();
+      for (const sql of [
+        "select string_agg(ssn, ',') from customers",
+        'select upper(ssn), ssn || $$$$ from customers',
+        'select U&"\\0073sn" from customers',
+        'select/**/"ssn"/**/from/**/public."customers"',
+        'select array_agg(ssn) from customers',
+      ])
+        noClearSsn(await c.exchange(query(sql)));
+      c.close();
+    });
+
+    it('an error that would echo a masked value (a failed cast) does not show it', async () => {
+      const c = await open();
+      const out = await c.exchange(query('select ssn::int from customers'));
+      expect(first(out)?.C).toBeDefined();
+      noClearSsn(out);
+      c.close();
+    });
+
+    it('DO blocks and procedures are refused (procedural), so RAISE cannot echo a value', async () => {
+      const c = await open();
+      const out = await c.exchange(
+        query("do $$ begin raise exception '%', (select ssn from customers limit 1); end $$"),
+      );
+      expect(first(out)).toMatchObject({ C: '42501' });
+      noClearSsn(out);
+      c.close();
+    });
+
+    it('rules and triggers that would smuggle writes into reads are DDL: refused', async () => {
+      const c = await open();
+      for (const sql of [
+        'create rule r as on select to customers do instead select * from orders',
+        'create temp table t (x int)',
+        'create function pg_temp.lower(text) returns text language sql as $$select $1$$',
+      ])
+        expect(first(await c.exchange(query(sql)))).toMatchObject({ C: '42501' });
+      c.close();
+    });
+
+    it('settings the parser depends on cannot change: SET client_encoding / standard_conforming_strings refused or the session ends', async () => {
+      for (const sql of [
+        "set client_encoding = 'SJIS'",
+        "select set_config('client_encoding', 'SJIS', false)",
+        'set standard_conforming_strings = off',
+      ]) {
+        const c = await open();
+        const out = await c.exchange(query(sql));
+        const e = first(out);
+        expect(e, sql).toBeDefined();
+        if (!c.closed) {
+          // Refused and still UTF8: a query afterwards runs normally.
+          expect(render(await c.exchange(query("select 'ok'")))).toContain('C SELECT 1');
+          c.close();
+        }
+      }
+    });
+
+    it('startup with replication=database is refused; a client_encoding the parser cannot read never reaches the server', async () => {
+      const login = (params: Record<string, string>) =>
+        RawPg.connect({
+          port: tunnel.port,
+          user: 'hoop',
+          database: 'prod-db',
+          password: tunnel.password,
+          params,
+        });
+      await expect(login({ replication: 'database' })).rejects.toThrow(/replication/);
+      for (const params of [{ client_encoding: 'SJIS' }, { options: '-c client_encoding=SJIS' }]) {
+        // Refused, or the session runs in UTF8: the parser and the server read the same bytes.
+        const c = await login(params).catch(() => undefined);
+        if (!c) continue;
+        expect(rows(await c.exchange(query('show client_encoding')))).toContain('UTF8');
+        c.close();
+      }
+    });
+
+    it('a parse tree deep enough to exhaust a stack fails that statement only; the session carries on', async () => {
+      const c = await open();
+      const depth = 20_000;
+      const out = await c.exchange(query(`select ${'('.repeat(depth)}1${')'.repeat(depth)}`));
+      expect(first(out)?.C).toMatch(/^(54001|42601|54000)$/);
+      expect(render(await c.exchange(query("select 'still here'")))).toContain('C SELECT 1');
+      c.close();
+    });
+
+    it('invalid UTF-8 and a NUL inside the Query are refused, and nothing after the NUL runs', async () => {
+      const c = await open();
+      const bad = Buffer.concat([Buffer.from("select '"), Buffer.from([0xff, 0xfe]), Buffer.from("'")]);
+      const invalid = Buffer.alloc(5 + bad.length + 1);
+      invalid.write('Q', 0, 'latin1');
+      invalid.writeInt32BE(4 + bad.length + 1, 1);
+      bad.copy(invalid, 5);
+      expect(first(await c.exchange(invalid))?.C).toBeDefined();
+      const nul = Buffer.from('select 1\0; select ssn from customers\0', 'utf8');
+      const withNul = Buffer.alloc(5 + nul.length);
+      withNul.write('Q', 0, 'latin1');
+      withNul.writeInt32BE(4 + nul.length, 1);
+      nul.copy(withNul, 5);
+      c.socket.write(withNul);
+      await c.until(() => c.closed || c.messages.some((m) => m.type === 'Z'));
+      noClearSsn(c.messages);
+      c.close();
+    });
+
+    it('a cursor WITH HOLD keeps its masking across COMMIT', async () => {
+      const c = await open();
+      await c.exchange(
+        query('begin; declare h cursor with hold for select ssn from customers order by id; commit'),
+      );
+      const out = await c.exchange(query('fetch all from h'));
+      expectMasked(out);
+      c.close();
+    });
+  });
 });
