@@ -171,6 +171,37 @@ describe('routes around the gateway', () => {
       c.close();
     });
 
+    it('a failed cast of a masked column in a predicate, ORDER BY or GROUP BY (not in the output) does not echo it', async () => {
+      const c = await open();
+      for (const sql of [
+        'select id from customers where ssn::int > 0',
+        'select id from customers order by ssn::int',
+        'select count(*) from customers group by ssn::int',
+        'select id from customers where ssn::date is not null',
+        'select 1 from customers having max(ssn)::int > 0',
+      ]) {
+        const out = await c.exchange(query(sql));
+        noClearSsn(out);
+      }
+      c.close();
+    });
+
+    it('masked values sent to a side channel the client can read back (NOTIFY payloads, custom settings) never arrive in clear', async () => {
+      const c = await open();
+      await c.exchange(query('listen leak'));
+      for (const sql of [
+        "select pg_notify('leak', ssn) from customers",
+        "select set_config('hoop.leak', ssn, false) from customers",
+        "select current_setting('hoop.leak', true)",
+      ]) {
+        const out = await c.exchange(query(sql));
+        noClearSsn(out);
+      }
+      await c.exchange(query("select 'flush notifications'"));
+      noClearSsn(c.messages);
+      c.close();
+    });
+
     it('DO blocks and procedures are refused (procedural), so RAISE cannot echo a value', async () => {
       const c = await open();
       const out = await c.exchange(
