@@ -209,6 +209,7 @@ describe('routes around the gateway', () => {
       );
       expect(first(out)).toMatchObject({ C: '42501' });
       noClearSsn(out);
+      expect(first(await c.exchange(query('call public.any_procedure()')))).toMatchObject({ C: '42501' });
       c.close();
     });
 
@@ -218,6 +219,8 @@ describe('routes around the gateway', () => {
         'create rule r as on select to customers do instead select * from orders',
         'create temp table t (x int)',
         'create function pg_temp.lower(text) returns text language sql as $$select $1$$',
+        'create trigger t before insert on orders for each row execute function pg_temp.f()',
+        'create operator public.= (leftarg = text, rightarg = text, function = texteq)',
       ])
         expect(first(await c.exchange(query(sql)))).toMatchObject({ C: '42501' });
       c.close();
@@ -339,6 +342,18 @@ describe('routes around the gateway', () => {
       const out = await c.exchange(query('select * from orders for update'), 1, 20_000);
       c.close();
       expect(errors(out).length).toBeGreaterThan(0);
+    });
+
+    it('a flood of tiny messages (100,000 Flush in one write) is answered in order and the session goes on', async () => {
+      const c = await open();
+      const out = await c.exchange(
+        cat(Buffer.concat(Array.from({ length: 100_000 }, () => flush())), sync()),
+        1,
+        60_000,
+      );
+      expect(render(out)).toEqual(['Z I']);
+      expect(render(await c.exchange(query("select 'after the flood'")))).toContain('C SELECT 1');
+      c.close();
     });
 
     it('guessed CancelRequests (random process ids and keys) cancel nothing', async () => {
