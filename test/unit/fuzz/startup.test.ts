@@ -1,6 +1,7 @@
 /**
  * Property-based fuzzing of the client handshake (gateway/session/startup.ts), driven through the real
- * code over an in-memory stream: SSLRequest, GSSENCRequest, CancelRequest (any secret length),
+ * code over an in-memory stream, with each login (SCRAM for tunnels, a cleartext token for the native
+ * listener, none): SSLRequest, GSSENCRequest, CancelRequest (any secret length),
  * protocol versions (3.0, 3.2 and its _pq_ options, 2.0, nonsense), StartupMessage with odd
  * parameters, SASL messages (valid, lying lengths, garbage), bad lengths, typed junk, all split at
  * arbitrary boundaries and cut off at any point. The handshake must settle as soon as the client is
@@ -122,6 +123,11 @@ const packet = fc.oneof(
   startupPacket,
   startupPacket,
   saslInitial,
+  fc.constant(
+    bytes()
+      .message('p', (m) => m.cstring(PASSWORD))
+      .build(),
+  ),
   fc.string({ maxLength: 120 }).map((s) =>
     bytes()
       .message('p', (m) => m.raw(s))
@@ -155,14 +161,21 @@ describe('fuzz: the client handshake', () => {
       fc.asyncProperty(
         fc.array(packet, { maxLength: 6 }),
         cuts,
+        fc.constantFrom('none', 'scram', 'cleartext'),
         fc.boolean(),
-        fc.boolean(),
-        async (packets, at, withPassword, pause) => {
+        async (packets, at, login, pause) => {
           const client = memoryClient();
           const done = settledSoon(
             acceptStartup(client.stream, {
               maxMessageBytes: 1 << 16,
-              localPassword: withPassword ? PASSWORD : undefined,
+              localPassword: login === 'scram' ? PASSWORD : undefined,
+              // The native listener: a cleartext password (an access token over TLS), checked outside.
+              passwordCheck:
+                login === 'cleartext'
+                  ? async (password) => {
+                      if (password !== PASSWORD) throw new StartupRefused('bad token', '28P01');
+                    }
+                  : undefined,
               timeoutMs: 1e9,
             }),
           );
