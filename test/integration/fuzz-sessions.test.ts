@@ -1,6 +1,6 @@
 /**
  * A malformed message ends its own session only (issue 12, item 8), end to end: a few sessions send
- * seeded garbage — bytes before any handshake, and after a real login, random and half-valid protocol
+ * seeded garbage — bytes before any handshake (to the tunnel and to the native listener), and after a real login, random and half-valid protocol
  * messages, bad lengths, junk types — through `hoopctl connect` to the real gateway and PostgreSQL,
  * while one healthy session keeps querying. The healthy session gets every answer, masked as policy
  * says; the gateway never crashes nor logs an unhandled error; a new session works afterwards.
@@ -10,6 +10,7 @@ import { connect as netConnect } from 'node:net';
 import fc from 'fast-check';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../harness/ports.js';
 import { RawPg } from '../harness/raw-pg.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
@@ -89,11 +90,14 @@ async function rawSession(port: number, bytes: Buffer): Promise<void> {
 describe('garbage sessions beside a healthy one, through the real gateway', () => {
   let stack: Stack;
   let tunnel: Tunnel;
+  /** The native PostgreSQL listener (listen.postgres): garbage goes there too, before any TLS. */
+  let nativePort: number;
   const open = () =>
     RawPg.connect({ port: tunnel.port, user: 'hoop', database: 'prod-db', password: tunnel.password });
 
   beforeAll(async () => {
-    stack = await startStack({ policies: POLICIES });
+    nativePort = await freePort();
+    stack = await startStack({ policies: POLICIES, listenExtra: `  postgres: 127.0.0.1:${nativePort}` });
     tunnel = await stack.connect(await stack.login('alice@example.com'));
   });
   afterAll(async () => {
@@ -111,6 +115,7 @@ describe('garbage sessions beside a healthy one, through the real gateway', () =
     const garbage = async (worker: number) => {
       for (let i = worker; i < 12; i += 3) {
         await rawSession(tunnel.port, before[i]!);
+        await rawSession(nativePort, before[i]!);
         const c = await open();
         c.socket.write(Buffer.concat(after[i]!));
         await c.until(() => c.closed, 1500).catch(() => undefined);
