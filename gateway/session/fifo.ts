@@ -42,6 +42,17 @@ export class Fifo<T> {
     return true;
   }
 
+  /** Whether any queued item matches. Linear: for rare paths only. */
+  some(test: (item: T) => boolean): boolean {
+    for (let i = this.head; i < this.items.length; i++) if (test(this.items[i]!)) return true;
+    return false;
+  }
+
+  /** The queued items, oldest first. */
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!;
+  }
+
   /** Remove and return every item, oldest first. */
   drain(): T[] {
     const all = this.items.slice(this.head);
