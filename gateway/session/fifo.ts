@@ -5,12 +5,22 @@
 export class Fifo<T> {
   private items: T[] = [];
   private head = 0;
+  /** Queued items `marks` was true for when they were pushed: lets a caller skip a linear scan. */
+  private readonly marked = new Set<T>();
+
+  constructor(private readonly marks?: (item: T) => boolean) {}
+
+  /** How many queued items were marked when pushed. */
+  get markedCount(): number {
+    return this.marked.size;
+  }
 
   get length(): number {
     return this.items.length - this.head;
   }
 
   push(item: T): void {
+    if (this.marks?.(item)) this.marked.add(item);
     this.items.push(item);
   }
 
@@ -22,6 +32,7 @@ export class Fifo<T> {
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head]!;
+    this.marked.delete(item);
     this.items[this.head] = undefined as T; // let it be collected
     this.head++;
     if (this.head === this.items.length) {
@@ -39,6 +50,7 @@ export class Fifo<T> {
     const at = this.items.indexOf(item, this.head);
     if (at < 0) return false;
     this.items[at] = next;
+    if (this.marked.delete(item) && this.marks?.(next)) this.marked.add(next);
     return true;
   }
 
@@ -56,6 +68,7 @@ export class Fifo<T> {
   /** Remove and return every item, oldest first. */
   drain(): T[] {
     const all = this.items.slice(this.head);
+    this.marked.clear();
     this.items = [];
     this.head = 0;
     return all;

@@ -158,7 +158,10 @@ export interface CoreOutput {
 
 export class ProtocolCore {
   readonly model = new SessionModel();
-  private readonly expected = new Fifo<Expected>();
+  /** Marked: entries that may start a COPY FROM STDIN (copyPending needs to look only when there are some). */
+  private readonly expected = new Fifo<Expected>(
+    (e) => (e.kind === 'query' || e.kind === 'execute') && e.copies > 0,
+  );
   private status: TransactionStatus;
   /** Pipeline segment of the next client message: it changes after every Sync, Query and FunctionCall. */
   private group = 1;
@@ -455,7 +458,8 @@ export class ProtocolCore {
 
   /** A forwarded COPY FROM STDIN may still start: until it does (or its statement ends), the server's state is open. */
   private copyPending(): boolean {
-    if (this.copyIn || this.ended) return false;
+    // Copies only ever decrease after an entry is queued: none marked, none pending (and no scan per message).
+    if (this.copyIn || this.ended || this.expected.markedCount === 0) return false;
     for (const e of this.expected)
       if ((e.kind === 'query' || e.kind === 'execute') && e.copies > 0) return true;
     return false;
