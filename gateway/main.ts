@@ -13,6 +13,7 @@ import type { Identity } from '../src/shared/identity.js';
 import { createNotifier } from './approvals/notify.js';
 import { approvalRoutes } from './approvals/routes.js';
 import { createApprovalService } from './approvals/service.js';
+import { clip } from './audit/auth-failures.js';
 import { startAudit } from './audit/index.js';
 import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
@@ -178,7 +179,14 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   });
   const audit = await startAudit(store, config, {
     baseDir: dirname(resolve(configFile)),
+    version: gatewayVersion,
     onError: (err) => logger.error({ err: err.message }, 'audit background task failed'),
+    onWarning: (message) => logger.warn(message),
+    // A chain head this gateway did not write: loud, on the log and on stderr (docs/audit.md, "Alarms").
+    onAlarm: (alarm) => {
+      logger.fatal({ chain: alarm.chain, written: alarm.written, found: alarm.found }, alarm.message);
+      process.stderr.write(`\n*** AUDIT ALARM: ${alarm.message} ***\n\n`);
+    },
   });
   const auditLog = audit.log;
   if (config.audit.fail_open) {
@@ -229,8 +237,11 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       onError: (url, err) => logger.warn({ url, err: err.message }, 'notify webhook failed'),
     }),
     onError: (err) => logger.error({ err: err.message }, 'approvals background task failed'),
+    replica: audit.replica.id,
   });
   await approvals.start();
+  // A replica that died held statements waiting for approval: withdraw them (the winner of its loss does).
+  audit.replica.onLost((lost) => approvals.withdrawHeldBy(lost.replica.replica));
 
   const recordQuietly = (input: Parameters<typeof auditLog.append>[0]) =>
     auditLog.append(input).catch((err: Error) => logger.error({ err: err.message }, 'audit append failed'));
@@ -242,6 +253,8 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     policies: config.policies,
     terminate: (issuer, subject, message) => registry.terminateSubject(issuer, subject, message),
     onError: (err) => logger.error({ err: err.message }, 'identity store failed'),
+    // Revocation on another replica ends this one's sessions within about a second.
+    refreshMs: 1000,
   });
   await identities.start();
 
@@ -255,12 +268,15 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       return identity;
     } catch (err) {
       const reason = err instanceof AuthError ? err.reason : 'error';
-      await recordQuietly({
-        type: 'auth.failed',
-        identity,
-        source,
-        data: { reason, message: (err as Error).message },
-      });
+      // Nobody in particular (a token that does not verify): counted per source, never one record each.
+      if (!identity) audit.authFailures.failed(source, reason);
+      else
+        await recordQuietly({
+          type: 'auth.failed',
+          identity,
+          source,
+          data: { reason, message: clip((err as Error).message) },
+        });
       throw err;
     }
   };
@@ -275,8 +291,8 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
         type: 'auth.failed',
         identity,
         source,
-        connection,
-        data: { reason: 'no_access', message: reason },
+        connection: clip(connection, 64),
+        data: { reason: 'no_access', message: clip(reason) },
       });
     },
     onStream: (stream, target) => {
@@ -362,7 +378,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     }),
     ...policyRoutes({ engine, grants: (identity) => approvals.grantsFor(identity) }),
     ...approvalRoutes(approvals),
-    ...auditRoutes({ store, log: auditLog }),
+    ...auditRoutes({ store, log: auditLog, verify: audit.verify }),
     ...identityRoutes({ identities, roles: (identity) => engine.roles(identity) }),
   ];
   const server = createGatewayServer(

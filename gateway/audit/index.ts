@@ -1,27 +1,62 @@
 /**
- * The audit subsystem as main.ts starts it: the signing key, the log (group commit, checkpoints), the
- * SIEM sinks and the retention timer, from the configuration. Returns the log and one close().
+ * The audit subsystem as main.ts starts it: the replica's identity and heartbeat, the signing key and the
+ * keys verification trusts, the log (its own chain, group commit, checkpoints), the sinks (SIEM and
+ * witness), retention, and the counting of unauthenticated failures — from the configuration.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { TrustedKey, VerifyResult } from '../../src/shared/audit.js';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { Store } from '../store/types.js';
-import { loadOrCreateSigningKey } from './checkpoint.js';
-import { type AuditLog, createAuditLog } from './log.js';
+import { type AuthFailureRecorder, createAuthFailureRecorder } from './auth-failures.js';
+import { checkReplicaId } from './chain.js';
+import { loadOrCreateSigningKey, type SigningKey } from './checkpoint.js';
+import { type Alarm, type AuditLog, createAuditLog } from './log.js';
+import { claimReplicaId, type RunningReplica, startReplica } from './replicas.js';
 import { startRetention } from './retention.js';
 import { sinksFromConfig, startSinks } from './sinks.js';
+import { loadTrustedKeys } from './trusted-keys.js';
+import { verifyStoredLog } from './verify.js';
 
 export interface RunningAudit {
   log: AuditLog;
-  /** Stop sinks and retention, flush and seal the log. The store stays open. */
+  replica: RunningReplica;
+  signingKey: SigningKey;
+  /** The keys this gateway's verification trusts (its own, its retired ones, audit.trusted_keys). */
+  trustedKeys: TrustedKey[];
+  /** Failed authentications without an identity, counted per source and window. */
+  authFailures: AuthFailureRecorder;
+  /** Seal, then verify every chain with the pinned keys (GET /v1/audit/verify). */
+  verify(): Promise<VerifyResult>;
+  /** Stop sinks, retention and heartbeats, flush and seal the log. The store stays open. */
   close(): Promise<void>;
+}
+
+type AuditConfig = Pick<GatewayConfig, 'audit' | 'retention'> & Partial<Pick<GatewayConfig, 'replica'>>;
+
+/** replica.id, else HOOP_REPLICA_ID, else `main` (embedded store) or the host name (PostgreSQL store). */
+export function replicaIdOf(config: AuditConfig, store: Pick<Store, 'kind'>, env = process.env): string {
+  const explicit = config.replica?.id ?? env.HOOP_REPLICA_ID;
+  if (explicit) return checkReplicaId(explicit);
+  if (store.kind === 'sqlite') return 'main';
+  const host = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63);
+  return checkReplicaId(host || 'gateway');
 }
 
 export async function startAudit(
   store: Store,
-  config: Pick<GatewayConfig, 'audit' | 'retention'>,
+  config: AuditConfig,
   options: {
     onError?: (err: Error) => void;
-    /** Relative file-sink paths resolve against this (the configuration file's directory), as store.path does. */
+    /** A foreign chain head (docs/audit.md, "Alarms"): log it loudly. */
+    onAlarm?: (alarm: Alarm) => void;
+    onWarning?: (message: string) => void;
+    /** Relative file paths (sinks, trusted keys) resolve against this (the configuration file's directory). */
     baseDir?: string;
+    version?: string;
   } = {},
 ): Promise<RunningAudit> {
   const onError = options.onError ?? (() => {});
@@ -29,25 +64,65 @@ export async function startAudit(
     dataDir: store.dataDir,
     keyFile: config.audit.signing_key_file,
   });
-  const log = await createAuditLog(store, {
+  const trustedKeys = loadTrustedKeys({
     signingKey,
+    dataDir: store.dataDir,
+    files: config.audit.trusted_keys,
+    baseDir: options.baseDir,
+  });
+  const replicaOptions = {
+    id: replicaIdOf(config, store),
+    instance: randomUUID(),
+    heartbeatMs: config.replica?.heartbeat ?? 2000,
+    lostAfterMs: config.replica?.lost_after ?? 10_000,
+    version: options.version,
+    onError,
+    onWarning: options.onWarning,
+  };
+  await claimReplicaId(store, replicaOptions);
+  const log = await createAuditLog(store, {
+    replica: replicaOptions.id,
+    signingKey,
+    trustedKeys,
     checkpoint: { every: config.audit.checkpoint_every, intervalMs: config.audit.checkpoint_interval },
+    onForeignHead: config.audit.on_foreign_head,
+    onAlarm: options.onAlarm,
     onError,
   });
+  const replica = await startReplica(store, log, replicaOptions);
   const sinks = startSinks(store, log, sinksFromConfig(config.audit.sinks, process.env, options.baseDir), {
     onError: (sink, err) => onError(new Error(`audit sink ${sink}: ${err.message}`)),
   });
   const retention = startRetention(store, log, { days: config.retention.days, onError });
+  const authFailures = createAuthFailureRecorder(
+    (input) => {
+      log.append(input).catch((err: Error) => onError(err));
+    },
+    { windowMs: config.audit.auth_failures.window, maxSources: config.audit.auth_failures.max_sources },
+  );
   return {
     log,
+    replica,
+    signingKey,
+    trustedKeys,
+    authFailures,
+    verify: () =>
+      verifyStoredLog(store, log, {
+        trustedKeys,
+        maxUnsealedMs: 2 * config.audit.checkpoint_interval,
+      }),
     async close() {
+      authFailures.stop();
       retention.stop();
-      await sinks.stop();
+      await replica.stop();
       await log.close();
+      // The last records and the final checkpoint to the sinks, unless one is down (it resumes next start).
+      await Promise.race([sinks.caughtUp(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      await sinks.stop();
     },
   };
 }
 
-export type { AuditLog } from './log.js';
+export type { Alarm, AuditLog } from './log.js';
 export { AuditWriteError, createAuditLog } from './log.js';
 export { ResultRecorder } from './recorder.js';

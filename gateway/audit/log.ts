@@ -1,19 +1,25 @@
 /**
- * The append-only audit log. `append` resolves once the record is committed (durable), and rejects when
- * the store cannot write it: the caller then fails the statement (fail closed).
+ * The append-only audit log of one replica: its own hash chain in the store.
  *
- * Group commit: while one batch is being written, new appends queue; the next transaction takes all of
- * them. One fsync (SQLite) or one commit round trip (PostgreSQL) then serves many statements.
+ * Write-ahead without a round trip per record, as a database's WAL: `enqueue` gives the record a
+ * position (an LSN, this process's own counter) at once; `whenDurable(lsn, cb)` calls back once every
+ * record up to it is committed. One commit wakes every waiter it covered; a flush that already covered
+ * an LSN answers at once (PostgreSQL's XLogFlush). `append` is the two as a promise.
  *
- * One order across processes: the head (seq, hash) is read inside the append transaction, under the
- * store's write lock, never cached — so two gateways on one PostgreSQL store interleave batches on a
- * single chain.
+ * Cheap on the main thread: each record's members are encoded here once (the identity once per session:
+ * cached by object), then handed as compact strings to the chain writer's thread, which assigns seq, time,
+ * prev and hash and commits (store/chain-writer.ts). What arrives while a commit runs is the next commit.
+ *
+ * Fail closed: a batch that cannot be committed fails each of its waiters (the caller refuses the
+ * statement, SQLSTATE 58030). A chain head moved by someone else is an alarm (see `Alarm`).
  */
-import { createHash } from 'node:crypto';
-import type { AuditRecord, AuditRecordInput, Checkpoint } from '../../src/shared/audit.js';
+import type { AuditRecord, AuditRecordInput, Checkpoint, TrustedKey } from '../../src/shared/audit.js';
 import { RECORD_TYPES } from '../../src/shared/audit.js';
 import { canonicalJson } from '../../src/shared/audit-chain.js';
-import type { ChainHead, EncodedRecord, Store } from '../store/types.js';
+import type { BatchResult, ChainWriter } from '../store/chain-writer.js';
+import { ENTRY_STRIDE, ForeignHeadError } from '../store/chain-writer.js';
+import type { AuditStore, ChainHead } from '../store/types.js';
+import { openChain } from './chain.js';
 import { Checkpointer, type CheckpointPolicy, type SigningKey } from './checkpoint.js';
 
 /** The record could not be made durable; the statement it was for must not run. */
@@ -25,14 +31,34 @@ export class AuditWriteError extends Error {
   }
 }
 
+/** The chain's head in the store is not the one this gateway wrote: someone else wrote records into it. */
+export interface Alarm {
+  chain: string;
+  /** The head this gateway wrote (or vouched for) last. */
+  written: ChainHead;
+  /** What the store showed instead. */
+  found: ChainHead;
+  /** adopt: chained onto it after an audit.alarm record; refuse: appends fail until it is resolved. */
+  action: 'refuse' | 'adopt';
+  message: string;
+}
+
 export interface AuditLogOptions {
   /** Sign checkpoints with this key (most callers); without it, nothing is signed. */
   signingKey?: SigningKey;
   checkpoint?: CheckpointPolicy;
-  /** Largest batch per transaction (default 1000). */
+  /** The replica whose chain this is (default `main`). */
+  replica?: string;
+  /** Keys whose checkpoints vouch for the chain's head at start (default: the signing key). */
+  trustedKeys?: readonly TrustedKey[];
+  /** On a head this gateway did not write: refuse appends (default) or adopt it with an audit.alarm record. */
+  onForeignHead?: 'refuse' | 'adopt';
+  /** Largest number of records handed to the writer in one message (default 1000). */
   maxBatch?: number;
   /** Called when something fails off the append path (a checkpoint write). */
   onError?: (err: Error) => void;
+  /** Called once per distinct foreign head found. */
+  onAlarm?: (alarm: Alarm) => void;
   /**
    * Records of LAZY_TYPES wait at most this long for a commit to ride along with (default 20 ms) instead
    * of forcing one of their own.
@@ -44,31 +70,44 @@ export interface AuditLogOptions {
  * A statement's outcome is written after the fact and nobody waits on it before acting, so it does not
  * start a commit of its own: it joins the next batch (a statement's write-ahead record, a session's end),
  * or is written `lazyMs` later. In a busy session that halves the commits (and fsyncs) per statement.
- * Order is kept: the queue is first in, first out, and every batch takes the queue from its head.
+ * Order is kept: LSNs are committed in order.
  */
 const LAZY_TYPES = new Set<string>(['statement.result']);
 
 export interface AuditLog {
+  /** The chain this log writes, and its replica. */
+  readonly chain: string;
+  readonly replica: string;
+  /**
+   * Queue a record for the next group commit; returns its LSN (strictly increasing, this process's own)
+   * at once. Validation errors (unknown type, unencodable data) and a closed log throw here.
+   */
+  enqueue(input: AuditRecordInput): number;
+  /**
+   * Call back once every record up to `lsn` is durable (err undefined), or when the batch holding `lsn`
+   * failed (err set: fail the statement closed). Synchronously when that is already known. Callbacks
+   * fire in LSN order; one commit wakes all its waiters at once.
+   */
+  whenDurable(lsn: number, callback: (err?: Error) => void): void;
+  /** Every LSN up to this one is settled (committed, or failed and reported to its waiters). */
+  readonly durableLsn: number;
+  /** enqueue + whenDurable as a promise of the committed record. */
   append(input: AuditRecordInput): Promise<AuditRecord>;
-  /** Sign the current head now (if not signed yet); exports and verification seal first. */
-  seal(): Promise<Checkpoint | undefined>;
+  /** The head this log committed last (what it signs). */
+  head(): ChainHead;
+  /** Sign the head now (if not signed yet); exports and verification seal first. `force`: sign anyway. */
+  seal(force?: boolean): Promise<Checkpoint | undefined>;
   /** Called after each committed batch (sinks use it to wake up). Returns an unsubscribe function. */
-  onAppend(listener: (last: AuditRecord) => void): () => void;
-  /** Wait for queued appends, seal the head, stop timers. The store stays open (its owner closes it). */
+  onAppend(listener: (head: ChainHead) => void): () => void;
+  /** Called with each checkpoint this log signs. */
+  onCheckpoint(listener: (cp: Checkpoint) => void): () => void;
+  /** The alarm raised last, if any. */
+  readonly alarm: Alarm | undefined;
+  /** Wait for queued appends, seal the head, stop timers and the writer. The store stays open. */
   close(): Promise<void>;
 }
 
 const KNOWN_TYPES = new Set<string>(RECORD_TYPES);
-
-/** Epoch microseconds, never going backwards within this process. */
-function microClock(): () => number {
-  let last = 0;
-  return () => {
-    const now = Math.floor((performance.timeOrigin + performance.now()) * 1000);
-    last = Math.max(last, now);
-    return last;
-  };
-}
 
 /** RFC 3339 UTC with six fraction digits. */
 export function formatMicros(us: number): string {
@@ -76,43 +115,88 @@ export function formatMicros(us: number): string {
   return `${iso.slice(0, -1)}${String(us % 1000).padStart(3, '0')}Z`;
 }
 
-/**
- * An input's members encoded once, at append (so a bad value is refused to its writer, not to the batch):
- * each is `"key":<canonical JSON>` or absent. seq, time, prev and hash are added when the batch is chained.
- */
-export interface EncodedInput {
-  connection?: string;
-  data: string;
-  identity?: string;
-  session?: string;
-  source?: string;
-  type: string;
+/** A batch handed to the writer: LSNs first..last, and the appends that want their records back. */
+interface Group {
+  first: number;
+  last: number;
+  entries: (string | null)[];
+  appends: { lsn: number; input: AuditRecordInput; resolve: (r: AuditRecord) => void }[];
 }
 
-function member(key: string, value: unknown): string | undefined {
-  return value === undefined ? undefined : `"${key}":${canonicalJson(value)}`;
+/** Durable-LSN waiters and failed ranges: the bookkeeping behind whenDurable. */
+class DurableWatch {
+  durable = 0;
+  private waiters: { lsn: number; callback: (err?: Error) => void }[] = [];
+  /** Recently failed LSN ranges (bounded), so a late whenDurable on a failed LSN still hears of it. */
+  private readonly failed: { first: number; last: number; err: Error }[] = [];
+
+  wait(lsn: number, callback: (err?: Error) => void): void {
+    if (lsn <= this.durable) {
+      callback(this.failureOf(lsn));
+      return;
+    }
+    const w = this.waiters;
+    if (w.length === 0 || w[w.length - 1]!.lsn <= lsn) w.push({ lsn, callback });
+    else w.splice(this.insertionPoint(lsn), 0, { lsn, callback });
+  }
+
+  /** LSNs up to `last` are settled; those from `first` failed with `err` when given. */
+  settle(first: number, last: number, err?: Error): void {
+    if (err) {
+      this.failed.push({ first, last, err });
+      if (this.failed.length > 1024) this.failed.shift();
+    }
+    this.durable = last;
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n]!.lsn <= last) n++;
+    if (n === 0) return;
+    const due = this.waiters.splice(0, n);
+    for (const { lsn, callback } of due) callback(err && lsn >= first ? err : this.failureOf(lsn));
+  }
+
+  private failureOf(lsn: number): Error | undefined {
+    for (let i = this.failed.length - 1; i >= 0; i--) {
+      const f = this.failed[i]!;
+      if (lsn >= f.first && lsn <= f.last) return f.err;
+      if (f.last < lsn) return undefined;
+    }
+    return undefined;
+  }
+
+  private insertionPoint(lsn: number): number {
+    let lo = 0;
+    let hi = this.waiters.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.waiters[mid]!.lsn <= lsn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
 }
 
-export function encodeInput(input: AuditRecordInput): EncodedInput {
-  return {
-    connection: member('connection', input.connection),
-    data: member('data', input.data)!,
-    identity: member('identity', input.identity),
-    session: member('session', input.session),
-    source: member('source', input.source),
-    type: member('type', input.type)!,
+/** Canonical JSON of an identity, once per identity object (a session passes the same one every time). */
+const identityCache = new WeakMap<object, string>();
+function encodeIdentity(identity: object): string {
+  let text = identityCache.get(identity);
+  if (text === undefined) {
+    text = canonicalJson(identity);
+    identityCache.set(identity, text);
+  }
+  return text;
+}
+
+/** The record handed back by append: the input's defined members and where the writer chained it. */
+function recordOf(chain: string, input: AuditRecordInput, result: BatchResult, index: number): AuditRecord {
+  const record: AuditRecord = {
+    chain,
+    seq: result.firstSeq + index,
+    time: result.time,
+    type: input.type,
+    data: input.data,
+    prev: index === 0 ? result.prev : result.hashes[index - 1]!,
+    hash: result.hashes[index]!,
   };
-}
-
-/** The record object handed back: the input's defined members (what was encoded), seq, time and hashes. */
-function recordOf(
-  input: AuditRecordInput,
-  seq: number,
-  time: string,
-  prev: string,
-  hash: string,
-): AuditRecord {
-  const record: AuditRecord = { seq, time, type: input.type, data: input.data, prev, hash };
   if (input.identity !== undefined) record.identity = input.identity;
   if (input.source !== undefined) record.source = input.source;
   if (input.connection !== undefined) record.connection = input.connection;
@@ -120,148 +204,189 @@ function recordOf(
   return record;
 }
 
-/**
- * Chain one record: its content's canonical JSON is assembled from the members encoded at append, in
- * sorted key order (connection, data, identity, seq, session, source, time, type), hashed, and the stored
- * text is the same members with hash and prev in their sorted places. Each value is encoded exactly once;
- * the result is byte for byte `canonicalJson(record)` (test/unit/audit/encode.test.ts checks it).
- */
-export function encodeRecord(
-  input: AuditRecordInput,
-  encoded: EncodedInput,
-  seq: number,
-  time: string,
-  prev: string,
-): EncodedRecord {
-  const seqMember = `"seq":${seq}`;
-  const timeMember = `"time":${JSON.stringify(time)}`;
-  const head = [encoded.connection, encoded.data].filter(Boolean).join(',');
-  const identity = encoded.identity ? `${encoded.identity},` : '';
-  const tail = [seqMember, encoded.session, encoded.source, timeMember, encoded.type]
-    .filter(Boolean)
-    .join(',');
-  const content = `{${head},${identity}${tail}}`;
-  const hash = createHash('sha256').update(prev).update(content).digest('hex');
-  const text = `{${head},"hash":"${hash}",${identity}"prev":"${prev}",${tail}}`;
-  return { record: recordOf(input, seq, time, prev, hash), text };
-}
-
-interface Pending {
-  lazy: boolean;
-  input: AuditRecordInput;
-  encoded: EncodedInput;
-  resolve: (record: AuditRecord) => void;
-  reject: (err: Error) => void;
-}
-
-export async function createAuditLog(store: Store, options: AuditLogOptions = {}): Promise<AuditLog> {
+export async function createAuditLog(store: AuditStore, options: AuditLogOptions = {}): Promise<AuditLog> {
+  const replica = options.replica ?? 'main';
   const maxBatch = options.maxBatch ?? 1000;
-  const clock = microClock();
-  const listeners = new Set<(last: AuditRecord) => void>();
+  const lazyMs = options.lazyMs ?? 20;
   const onError = options.onError ?? (() => {});
+  const trustedKeys =
+    options.trustedKeys ??
+    (options.signingKey
+      ? [{ key_id: options.signingKey.keyId, public_key: options.signingKey.publicKeyPem }]
+      : []);
+  const opened = await openChain(store, { replica, trustedKeys });
+  const { chain } = opened;
+  await store.registerChain(chain, replica, new Date().toISOString());
+  const adopt = options.onForeignHead === 'adopt';
+  let head: ChainHead = opened.foreign ? opened.head : opened.found;
+  const writer: ChainWriter = store.openChainWriter({
+    chain,
+    head: { seq: head.seq, hash: head.hash },
+    headTime: opened.found.time,
+    journal: opened.journal,
+    adopt,
+  });
+
+  const appendListeners = new Set<(head: ChainHead) => void>();
   const checkpointer = options.signingKey
-    ? new Checkpointer(store, options.signingKey, options.checkpoint ?? { every: 1000, intervalMs: 60_000 })
+    ? new Checkpointer(
+        store,
+        options.signingKey,
+        options.checkpoint ?? { every: 1000, intervalMs: 60_000 },
+        chain,
+        () => head,
+        opened.signedThrough,
+      )
     : undefined;
   await checkpointer?.start();
 
-  const queue: Pending[] = [];
-  let draining: Promise<void> | undefined;
-  let closed = false;
-  const lazyMs = options.lazyMs ?? 20;
+  let alarm: Alarm | undefined;
+  const raise = (written: ChainHead, found: ChainHead, why?: string) => {
+    if (alarm && alarm.found.seq === found.seq && alarm.found.hash === found.hash) return;
+    alarm = {
+      chain,
+      written,
+      found,
+      action: adopt ? 'adopt' : 'refuse',
+      message: `${why ?? new ForeignHeadError(chain, written, found).message}${adopt ? '; adopted with an audit.alarm record (audit.on_foreign_head: adopt)' : '; appends fail until an operator resolves it (docs/audit.md, "Alarms")'}`,
+    };
+    options.onAlarm?.(alarm);
+    checkpointer?.alarm(written, found).catch((err: Error) => onError(err));
+  };
+  if (opened.foreign) raise(opened.head, opened.found, opened.foreign);
+
+  // --- the queue ---------------------------------------------------------------------------------
+  const watch = new DurableWatch();
+  let nextLsn = 0;
+  let current: Group | undefined;
+  let urgent = false;
+  let flushScheduled = false;
   let lazyTimer: NodeJS.Timeout | undefined;
-  /** Queued records someone waits on (write-ahead records): they make the next commit happen now. */
-  let urgent = 0;
-  const flushLazy = () => {
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  let closed = false;
+
+  const flush = () => {
+    flushScheduled = false;
+    if (lazyTimer) clearTimeout(lazyTimer);
     lazyTimer = undefined;
-    if (queue.length > 0) draining ??= drain(true);
+    urgent = false;
+    const group = current;
+    current = undefined;
+    if (!group) return;
+    inFlight++;
+    writer.submit(group.entries).then(
+      (result) => committed(group, result),
+      (err: Error) => failed(group, err),
+    );
+  };
+  const scheduleFlush = () => {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    // Let every record of this event-loop turn join the batch.
+    setImmediate(flush);
   };
 
-  /** Chain a batch onto the head read under the store's lock. */
-  const chain = (head: ChainHead, batch: Pending[]): EncodedRecord[] => {
-    let { seq, hash } = head;
-    const time = formatMicros(clock());
-    return batch.map(({ input, encoded }) => {
-      const next = encodeRecord(input, encoded, ++seq, time, hash);
-      hash = next.record.hash;
-      return next;
-    });
+  const settled = () => {
+    inFlight--;
+    if (inFlight === 0 && !current) idle?.();
   };
 
-  const drain = async (all = false): Promise<void> => {
-    // Let every append of this event-loop turn join the batch: the commit is synchronous (SQLite), so
-    // sessions whose messages arrived in the same I/O poll would otherwise each pay a commit of their own.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+  const committed = (group: Group, result: BatchResult) => {
+    const n = group.entries.length / ENTRY_STRIDE;
+    if (result.adopted) raise(result.adopted.expected, result.adopted.found);
+    head = { seq: result.firstSeq + n - 1, hash: result.hashes[n - 1]!, time: result.time };
+    for (const a of group.appends) a.resolve(recordOf(chain, a.input, result, a.lsn - group.first));
+    watch.settle(group.first, group.last);
+    settled();
+    for (const listener of appendListeners) listener(head);
+    // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
+    checkpointer?.afterAppend(head).catch((err: Error) => onError(err));
+  };
+
+  const failed = (group: Group, err: Error) => {
+    if (err instanceof ForeignHeadError) raise(err.expected, err.found);
+    watch.settle(group.first, group.last, new AuditWriteError(err));
+    settled();
+  };
+
+  const enqueue = (input: AuditRecordInput): number => {
+    if (closed) throw new AuditWriteError(new Error('the audit log is closed'));
+    if (!KNOWN_TYPES.has(input.type)) throw new Error(`unknown audit record type "${input.type}"`);
+    let identity: string | null = null;
+    let data: string;
     try {
-      // Lazy records left alone at the tail wait for company (or the timer), unless this is the timer.
-      while (queue.length > 0 && (all || urgent > 0)) {
-        const batch = queue.splice(0, maxBatch);
-        for (const p of batch) if (!p.lazy) urgent--;
-        await writeBatch(batch);
-      }
-    } finally {
-      // Cleared in the same step that saw the queue empty, so a later append always starts a new drain.
-      draining = undefined;
-      if (queue.length > 0 && !closed) lazyTimer ??= setTimeout(flushLazy, lazyMs);
-    }
-  };
-
-  const writeBatch = async (batch: Pending[]): Promise<void> => {
-    let records: AuditRecord[];
-    try {
-      records = await store.appendBatch((head) => chain(head, batch));
+      if (input.identity !== undefined) identity = encodeIdentity(input.identity);
+      data = canonicalJson(input.data);
     } catch (err) {
-      const failure = new AuditWriteError(err);
-      for (const p of batch) p.reject(failure);
-      return;
+      throw new Error(`audit record cannot be encoded: ${(err as Error).message}`);
     }
-    for (const [i, p] of batch.entries()) p.resolve(records[i]!);
-    const last = records.at(-1)!;
-    for (const listener of listeners) listener(last);
-    if (checkpointer) {
-      // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
-      await checkpointer.afterAppend(last).catch((err: Error) => onError(err));
+    const decision = input.data.decision;
+    const lsn = ++nextLsn;
+    if (!current || current.entries.length >= maxBatch * ENTRY_STRIDE) {
+      if (current) flush();
+      current = { first: lsn, last: lsn, entries: [], appends: [] };
     }
+    current.last = lsn;
+    current.entries.push(
+      input.type,
+      input.session ?? null,
+      input.connection ?? null,
+      input.identity?.subject ?? null,
+      typeof decision === 'string' ? decision : null,
+      input.source ?? null,
+      identity,
+      data,
+    );
+    if (!LAZY_TYPES.has(input.type)) {
+      urgent = true;
+      scheduleFlush();
+    } else if (!urgent && !lazyTimer) {
+      lazyTimer = setTimeout(flush, lazyMs);
+    }
+    return lsn;
   };
 
   return {
+    chain,
+    replica,
+    enqueue,
+    whenDurable: (lsn, callback) => watch.wait(lsn, callback),
+    get durableLsn() {
+      return watch.durable;
+    },
+    get alarm() {
+      return alarm;
+    },
     append(input) {
-      if (closed) return Promise.reject(new AuditWriteError(new Error('the audit log is closed')));
-      if (!KNOWN_TYPES.has(input.type))
-        return Promise.reject(new Error(`unknown audit record type "${input.type}"`));
-      let encoded: EncodedInput;
+      let lsn: number;
       try {
-        encoded = encodeInput(input);
+        lsn = enqueue(input);
       } catch (err) {
-        return Promise.reject(new Error(`audit record cannot be encoded: ${(err as Error).message}`));
+        return Promise.reject(err);
       }
-      const lazy = LAZY_TYPES.has(input.type);
       return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ lazy, input, encoded, resolve, reject });
-        if (lazy) {
-          lazyTimer ??= setTimeout(flushLazy, lazyMs);
-          return;
-        }
-        urgent++;
-        if (lazyTimer) clearTimeout(lazyTimer);
-        lazyTimer = undefined;
-        draining ??= drain();
+        current!.appends.push({ lsn, input, resolve });
+        watch.wait(lsn, (err) => {
+          if (err) reject(err);
+        });
       });
     },
-    seal: () => (checkpointer ? checkpointer.seal() : Promise.resolve(undefined)),
+    head: () => head,
+    seal: (force) => (checkpointer ? checkpointer.seal(force) : Promise.resolve(undefined)),
     onAppend(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
+      appendListeners.add(listener);
+      return () => appendListeners.delete(listener);
     },
+    onCheckpoint: (listener) => checkpointer?.onCheckpoint(listener) ?? (() => false),
     async close() {
+      if (closed) return;
       closed = true;
-      if (lazyTimer) clearTimeout(lazyTimer);
-      lazyTimer = undefined;
-      while (draining || queue.length > 0) {
-        draining ??= drain(true);
-        await draining;
-      }
+      if (current) flush();
+      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
       checkpointer?.stop();
       await checkpointer?.seal().catch((err: Error) => onError(err));
+      await writer.close();
     },
   };
 }

@@ -1,12 +1,12 @@
 /** The auditors' HTTP API (access: audit): sessions, their records, exports, and online verification. */
 import type { AuditRecord, SessionSummary, VerifyResult } from '../../src/shared/audit.js';
+import { chainOf } from '../../src/shared/audit.js';
 import { parseTimeBound } from '../../src/shared/duration.js';
 import type { Store } from '../store/types.js';
 import type { RawResponse } from '../transport/http.js';
 import { HttpError, type Route } from '../transport/router.js';
 import { type ExportWindow, exportCsv, exportJsonl } from './export.js';
 import type { AuditLog } from './log.js';
-import { verifyStoredLog } from './verify.js';
 
 /** GET /v1/sessions */
 export interface SessionListResponse {
@@ -33,7 +33,12 @@ function windowOf(query: URLSearchParams): ExportWindow {
   return { since: timeParam(query, 'since'), until: timeParam(query, 'until') };
 }
 
-export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
+export function auditRoutes(deps: {
+  store: Store;
+  log: AuditLog;
+  /** Seal and verify every chain with the gateway's pinned keys (audit/index.ts). */
+  verify: () => Promise<VerifyResult>;
+}): Route[] {
   const { store, log } = deps;
   return [
     {
@@ -55,9 +60,10 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       handler: async ({ params }): Promise<SessionRecordsResponse> => {
         const records: AuditRecord[] = [];
         for (;;) {
+          const last = records.at(-1);
           const page = await store.listRecords({
             session: params.id,
-            afterSeq: records.at(-1)?.seq,
+            after: last && { time: last.time, chain: chainOf(last), seq: last.seq },
             limit: 1000,
           });
           records.push(...page);
@@ -98,7 +104,7 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       method: 'GET',
       path: '/v1/audit/verify',
       access: 'audit',
-      handler: (): Promise<VerifyResult> => verifyStoredLog(store, log),
+      handler: (): Promise<VerifyResult> => deps.verify(),
     },
   ];
 }
