@@ -131,6 +131,8 @@ export class Checkpointer {
     /** The head the log committed last. */
     private readonly head: () => ChainHead,
     signedThrough = 0,
+    /** Before each signing: the log compares the store's head with its own (an idle chain's alarm). */
+    private readonly beforeSeal: () => Promise<void> = async () => {},
   ) {
     this.signedThrough = signedThrough;
   }
@@ -166,19 +168,24 @@ export class Checkpointer {
    * Sign the head now unless it is signed already (exports, verification and shutdown call this); with
    * `force`, sign even then (to reference other chains that moved, e.g. one just closed).
    */
-  seal(force = false): Promise<Checkpoint | undefined> {
-    this.signing ??= (async () => {
-      try {
-        const head = this.head();
-        const refs = await this.changedRefs();
-        if (head.seq === 0 && refs.length === 0) return undefined;
-        if (head.seq <= this.signedThrough && refs.length === 0 && !force) return undefined;
-        return await this.write(signCheckpoint(this.key, { chain: this.chain, ...head }, { refs }), refs);
-      } finally {
-        this.signing = undefined;
-      }
+  async seal(force = false): Promise<Checkpoint | undefined> {
+    // One signing at a time; a caller that finds one running waits for it and then looks again (the head
+    // may have moved past what that one signed).
+    while (this.signing) await this.signing.catch(() => undefined);
+    const signing = (async () => {
+      await this.beforeSeal();
+      const head = this.head();
+      const refs = await this.changedRefs();
+      if (head.seq === 0 && refs.length === 0) return undefined;
+      if (head.seq <= this.signedThrough && refs.length === 0 && !force) return undefined;
+      return await this.write(signCheckpoint(this.key, { chain: this.chain, ...head }, { refs }), refs);
     })();
-    return this.signing;
+    this.signing = signing;
+    try {
+      return await signing;
+    } finally {
+      this.signing = undefined;
+    }
   }
 
   /** Sign "I wrote `written` last, the store shows `found`" (a trusted alarm fails verification). */

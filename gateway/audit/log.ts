@@ -228,6 +228,9 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
   });
 
   const appendListeners = new Set<(head: ChainHead) => void>();
+  // Declared before the checkpointer, which calls back into it before each signing.
+  let quiet = () => true;
+  let alarmOnMovedHead = async () => {};
   const checkpointer = options.signingKey
     ? new Checkpointer(
         store,
@@ -236,6 +239,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
         chain,
         () => head,
         opened.signedThrough,
+        () => alarmOnMovedHead(),
       )
     : undefined;
   await checkpointer?.start();
@@ -254,6 +258,12 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
     checkpointer?.alarm(written, found).catch((err: Error) => onError(err));
   };
   if (opened.foreign) raise(opened.head, opened.found, opened.foreign);
+  // An idle chain is checked at each checkpoint: with nothing in flight, the store's head must be ours.
+  alarmOnMovedHead = async () => {
+    if (!quiet()) return;
+    const found = await store.chainHead(chain);
+    if (quiet() && (found.seq !== head.seq || found.hash !== head.hash)) raise(head, found);
+  };
 
   // --- the queue ---------------------------------------------------------------------------------
   const watch = new DurableWatch();
@@ -287,6 +297,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
     setImmediate(flush);
   };
 
+  quiet = () => inFlight === 0 && !current;
   const settled = () => {
     inFlight--;
     if (inFlight === 0 && !current) idle?.();

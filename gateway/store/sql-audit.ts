@@ -41,6 +41,8 @@ function legacyCheckpointOfRow(row: Row): Checkpoint {
 
 export class SqlAuditStore implements AuditStore {
   readonly kind: 'sqlite' | 'postgres';
+  /** Writers opened on this store: closed with it, so nothing appends to a closed store. */
+  protected readonly writers = new Set<ChainWriter>();
 
   constructor(
     protected readonly db: SqlDriver,
@@ -55,7 +57,15 @@ export class SqlAuditStore implements AuditStore {
   }
 
   openChainWriter(options: Omit<ConstructorParameters<typeof ChainWriter>[0], keyof WriterBackend>) {
-    return new ChainWriter({ ...this.db.writer, ...options });
+    const writer = new ChainWriter({ ...this.db.writer, ...options });
+    this.writers.add(writer);
+    return writer;
+  }
+
+  /** Close the writers still open (their queued batches commit first). */
+  protected async closeWriters(): Promise<void> {
+    await Promise.all([...this.writers].map((w) => w.close()));
+    this.writers.clear();
   }
 
   async chainHead(chain: string): Promise<ChainHead> {

@@ -372,7 +372,8 @@ export class SqlStore extends SqlAuditStore implements Store {
     return rows[0] ? grantOf(rows[0]) : undefined;
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    await this.closeWriters();
+    await this.db.close();
   }
 }

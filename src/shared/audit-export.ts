@@ -92,7 +92,7 @@ function parseLine(raw: string, number: number): ExportLine {
  * later are not used, which can only make verification fail). `complete` comes from the file's header.
  */
 export async function verifyExportLines(
-  lines: AsyncIterable<string>,
+  lines: AsyncIterable<string> | Iterable<string>,
   options: Pick<VerifyOptions, 'trustedKeys' | 'witness'>,
 ): Promise<{ result: VerifyResult; header?: ExportHeader; keysInFile: SigningPublicKey[] }> {
   let header: ExportHeader | undefined;
@@ -122,7 +122,7 @@ export async function verifyExportLines(
 }
 
 /** The checkpoints in a witness file (a file sink's output, or an export): its `{"checkpoint":…}` lines. */
-export async function readWitness(lines: AsyncIterable<string>): Promise<Checkpoint[]> {
+export async function readWitness(lines: AsyncIterable<string> | Iterable<string>): Promise<Checkpoint[]> {
   const found: Checkpoint[] = [];
   for await (const text of lines) {
     const raw = text.trim();
