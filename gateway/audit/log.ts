@@ -222,7 +222,6 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
   const writer: ChainWriter = store.openChainWriter({
     chain,
     head: { seq: head.seq, hash: head.hash },
-    headTime: opened.found.time,
     journal: opened.journal,
     adopt,
   });

@@ -56,8 +56,6 @@ export interface ChainWriterOptions {
   chain: string;
   /** The head this writer chains onto: the one the gateway committed (or vouched for) last. */
   head: WriterHead;
-  /** The newest record's time, so that time never goes backwards within a chain. */
-  headTime?: string;
   /** The head journal's path (none: no journal). */
   journal?: string;
   /** Adopt a head someone else wrote (with an audit.alarm record) instead of refusing to write. */
@@ -109,13 +107,11 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
   const STRIDE = 8;
   const ZERO = '0'.repeat(64);
   const chain = data.chain;
-  const chainMember = `"chain":${JSON.stringify(chain)},`;
+  const chainMember = `"chain":${JSON.stringify(chain)}`;
   let head: WriterHead = data.head;
 
-  // Epoch microseconds, never going backwards (also not behind the chain's newest record).
-  let lastMicros = data.headTime
-    ? Date.parse(data.headTime) * 1000 + Number(data.headTime.slice(23, 26) || 0)
-    : 0;
+  // Epoch microseconds, never going backwards within this process.
+  let lastMicros = 0;
   const timeNow = (): string => {
     const now = Math.floor((performance.timeOrigin + performance.now()) * 1000);
     lastMicros = Math.max(lastMicros, now);
@@ -162,7 +158,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         const connection = entries[i + 2] ?? null;
         const identity = entries[i + 6];
         seq++;
-        const front = `{${chainMember.slice(0, -1)}${member('connection', connection)},"data":${entries[i + 7]}`;
+        const front = `{${chainMember}${member('connection', connection)},"data":${entries[i + 7]}`;
         const ident = identity === null || identity === undefined ? '' : `,"identity":${identity}`;
         const back = `,"seq":${seq}${member('session', session)}${member('source', entries[i + 5] ?? null)}${timeMember},"type":${JSON.stringify(type)}}`;
         const hash = createHash('sha256').update(prev).update(`${front}${ident}${back}`).digest('hex');

@@ -46,7 +46,12 @@ const who = (r: { identity?: { subject: string; name?: string } }) =>
 const shortTime = (iso: string | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
 
 /** GET a raw body (exports) into `out`; a non-2xx answer becomes the same CliError apiRequest would give. */
-export async function download(target: GatewayTarget, path: string, token: string, out: Writable): Promise<void> {
+export async function download(
+  target: GatewayTarget,
+  path: string,
+  token: string,
+  out: Writable,
+): Promise<void> {
   const url = new URL(path, target.url);
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   await new Promise<void>((resolve, reject) => {
