@@ -1,56 +1,105 @@
 #!/usr/bin/env node
 /**
- * Records per second each audit store sustains with group commit, at concurrency 1, 16 and 64.
- * Run after `npm run build`: node bench/store.mjs [--seconds 3]
- * Each store at both audit.durability settings: crash (the default: SQLite WAL synchronous=NORMAL, the
- * PostgreSQL store's sessions synchronous_commit=off) and power (SQLite synchronous=FULL, PostgreSQL
+ * Records per second each audit store sustains with group commit, at concurrency 1, 16 and 64, and what
+ * each record costs in CPU. Run after `npm run build`: node bench/store.mjs [--seconds 3] [--rounds 1]
+ *
+ * Each writer does what a session does: enqueue a record, wait until it is durable (whenDurable), then the
+ * next. Each store at both audit.durability settings: crash (the default: SQLite WAL synchronous=NORMAL,
+ * the PostgreSQL store's sessions synchronous_commit=off) and power (SQLite synchronous=FULL, PostgreSQL
  * synchronous_commit=on). PostgreSQL: a throwaway cluster with fsync on (the harness turns it off).
+ *
+ * Columns: rec/s (wall clock: moves with the machine's load), µs CPU per record for the whole process
+ * (both threads: the main thread that encodes, the writer thread that hashes and commits), and µs of
+ * main-thread busy time per record (event-loop utilisation × wall time). The CPU figures are the steadier
+ * ones on a shared machine.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { loadOrCreateSigningKey } from '../dist/gateway/audit/checkpoint.js';
 import { createAuditLog } from '../dist/gateway/audit/log.js';
 import { startPostgres } from '../dist/gateway/dev/postgres.js';
 import { openStore } from '../dist/gateway/store/index.js';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 3;
+const arg = (name, fallback) => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? Number(process.argv[at + 1]) || fallback : fallback;
+};
+const seconds = arg('seconds', 3);
+const rounds = arg('rounds', 1);
 const CONCURRENCY = [1, 16, 64];
 
-// --- the measurement ---------------------------------------------------------------------------------
+// A session's constant part is one object per session: the log encodes it once (cached by identity).
+const identity = {
+  issuer: 'https://idp.example.com',
+  subject: 'bench',
+  groups: ['engineering'],
+  kind: 'human',
+};
 const record = (i) => ({
   type: 'statement',
-  identity: { issuer: 'https://idp.example.com', subject: 'bench', groups: ['engineering'], kind: 'human' },
+  identity,
   source: '127.0.0.1:5000',
   connection: 'prod-db',
-  session: `s-${i % 50}`,
+  session: 's-bench',
   data: {
     statement_id: String(i),
     text: 'select * from orders where id = $1',
+    fingerprint: '9f2c4a1b7e3d5c60',
+    class: 'read',
+    kind: 'SelectStmt',
+    relations: ['public.orders'],
+    functions: [],
+    flags: [],
     decision: 'allow',
+    policy: 'engineers',
     rule: 'reads',
+    protocol: 'extended',
   },
 });
 
+let replicas = 0;
 async function measure(store, concurrency) {
   const key = loadOrCreateSigningKey({ dataDir: store.dataDir });
   const log = await createAuditLog(store, {
     signingKey: key,
+    replica: `bench-${++replicas}`,
     checkpoint: { every: 1000, intervalMs: 60_000 },
   });
-  const deadline = Date.now() + seconds * 1000;
+  // Warm up (JIT, prepared statements), then measure.
+  await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(record(i))));
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
   let done = 0;
-  // `concurrency` writers, each waiting for its record to be durable before the next (as a session does).
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < deadline) {
-        await log.append(record(done));
-        done++;
-      }
-    }),
+    Array.from(
+      { length: concurrency },
+      () =>
+        new Promise((resolve, reject) => {
+          const next = () => {
+            if (performance.now() >= deadline) return resolve();
+            log.whenDurable(log.enqueue(record(done)), (err) => {
+              if (err) return reject(err);
+              done++;
+              next();
+            });
+          };
+          next();
+        }),
+    ),
   );
+  const wall = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
+  const elu = performance.eventLoopUtilization(elu0);
   await log.close();
-  return done / seconds;
+  return {
+    perSecond: (done * 1000) / wall,
+    cpuUs: (cpu.user + cpu.system) / done,
+    mainUs: (elu.utilization * wall * 1000) / done,
+  };
 }
 
 const dataRoot = mkdtempSync(join(tmpdir(), 'hoop-bench-'));
@@ -60,23 +109,32 @@ const pg = await startPostgres({
 });
 const rows = [];
 try {
-  for (const [name, config, durability] of [
-    ['sqlite, durability crash', { path: join(dataRoot, 'sqlite-crash') }, 'crash'],
-    ['sqlite, durability power', { path: join(dataRoot, 'sqlite-power') }, 'power'],
-    ['postgresql, durability crash', { url: pg.url() }, 'crash'],
-    ['postgresql, durability power', { url: pg.url() }, 'power'],
-  ]) {
-    const store = await openStore(config, { dataDir: join(dataRoot, 'pgdata'), durability });
-    const figures = [];
-    for (const c of CONCURRENCY) figures.push(Math.round(await measure(store, c)));
-    await store.close();
-    rows.push([name, ...figures]);
+  for (let round = 1; round <= rounds; round++) {
+    for (const [name, config, durability] of [
+      ['sqlite, durability crash', { path: join(dataRoot, 'sqlite-crash') }, 'crash'],
+      ['sqlite, durability power', { path: join(dataRoot, 'sqlite-power') }, 'power'],
+      ['postgresql, durability crash', { url: pg.url() }, 'crash'],
+      ['postgresql, durability power', { url: pg.url() }, 'power'],
+    ]) {
+      const store = await openStore(config, { dataDir: join(dataRoot, 'pgdata'), durability });
+      const figures = [];
+      for (const c of CONCURRENCY) figures.push(await measure(store, c));
+      await store.close();
+      rows.push([rounds > 1 ? `${name} #${round}` : name, figures]);
+    }
   }
 } finally {
   pg.stop();
   rmSync(dataRoot, { recursive: true, force: true });
 }
-console.log(`audit records/second, group commit, ${seconds} s per cell, each writer awaits durability`);
-console.log(['store'.padEnd(32), ...CONCURRENCY.map((c) => `c=${c}`.padStart(9))].join(''));
-for (const [name, ...f] of rows)
-  console.log([name.padEnd(32), ...f.map((v) => String(v).padStart(9))].join(''));
+const pad = (text, n) => String(text).padStart(n);
+console.log(
+  `audit records/second, group commit, ${seconds} s per cell, each writer awaits durability; CPU µs per record: process (both threads) / main thread`,
+);
+console.log(['store'.padEnd(34), ...CONCURRENCY.map((c) => pad(`c=${c}`, 22))].join(''));
+for (const [name, figures] of rows) {
+  const cells = figures.map(
+    (f) => `${pad(Math.round(f.perSecond), 7)} ${pad(f.cpuUs.toFixed(1), 6)}/${f.mainUs.toFixed(1).padEnd(6)}`,
+  );
+  console.log([name.padEnd(34), ...cells.map((c) => pad(c, 22))].join(''));
+}
