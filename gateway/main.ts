@@ -15,6 +15,7 @@ import { approvalRoutes } from './approvals/routes.js';
 import { createApprovalService } from './approvals/service.js';
 import { clip } from './audit/auth-failures.js';
 import { startAudit } from './audit/index.js';
+import { rotateKey } from './audit/rotation.js';
 import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
 import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
@@ -34,11 +35,15 @@ import { createGatewayServer } from './transport/http.js';
 import { createTunnelHandler } from './transport/tunnel.js';
 
 const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check]
+       hoop-gateway --config gateway.yaml --rotate-signing-key
        hoop-gateway --dev [--dir .hoop-dev] [--port 8443]
 
 Options:
   -c, --config FILE   the gateway configuration (YAML); see docs/configuration.md
       --check         validate the configuration (keys, files, secrets) and exit
+      --rotate-signing-key
+                      with this replica stopped: seal its audit chain, rotate the generated signing
+                      key (the old public key stays trusted), record audit.key_rotated, and exit
       --dev           try it: a demo database, a dev OIDC provider and a demo policy, in one command
       --dir DIR       where --dev keeps its state (default .hoop-dev)
       --port N        --dev: the gateway's port (default 8443; the dev OIDC provider uses N+1)
@@ -48,6 +53,7 @@ Options:
 Examples:
   hoop-gateway --config /etc/hoop/gateway.yaml
   PROD_DB_PASSWORD=... hoop-gateway --config gateway.yaml --check
+  hoop-gateway --config gateway.yaml --rotate-signing-key   # stop this replica first
   hoop-gateway --dev`;
 
 export function version(): string {
@@ -93,6 +99,10 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(`${args.config}: configuration is valid\n`);
       return;
     }
+    if (args['rotate-signing-key']) {
+      await rotateSigningKeyCommand(args.config);
+      return;
+    }
     await startGateway(args.config);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -135,6 +145,7 @@ function parseCli(argv: string[]) {
     options: {
       config: { type: 'string', short: 'c' },
       check: { type: 'boolean' },
+      'rotate-signing-key': { type: 'boolean' },
       dev: { type: 'boolean' },
       dir: { type: 'string' },
       port: { type: 'string' },
@@ -154,6 +165,25 @@ function checkConfig(file: string): { config: GatewayConfig; passwords: Map<stri
   checkNamedSecrets(config, file);
   const passwords = resolveConnectionPasswords(config, file);
   return { config, passwords };
+}
+
+/** --rotate-signing-key: one operator action (audit/rotation.ts), then exit. */
+async function rotateSigningKeyCommand(configFile: string): Promise<void> {
+  const config = loadConfigFile(configFile);
+  const baseDir = dirname(resolve(configFile));
+  const store = await openStore(config.store, { baseDir, durability: config.audit.durability });
+  try {
+    const r = await rotateKey(store, config, { baseDir });
+    process.stdout.write(
+      `rotated the audit signing key of replica ${r.replica} (chain ${r.chain}): ${r.old.key_id} → ${r.new.key_id}\n` +
+        `  new public key: ${join(store.dataDir, 'audit-signing-key.pub.pem')} (give it to auditors: hoopctl audit verify --public-key)\n` +
+        `  old public key, still trusted: ${join(store.dataDir, r.retiredFile)}\n` +
+        `  fingerprints: old ${r.old.fingerprint}, new ${r.new.fingerprint}\n` +
+        '  other replicas that verify this chain: add the new public key to their audit.trusted_keys\n',
+    );
+  } finally {
+    await store.close();
+  }
 }
 
 export interface StartHooks {

@@ -5,8 +5,15 @@
  * first start into the data directory unless audit.signing_key_file names one). Verification trusts only
  * pinned public keys (trusted-keys.ts); the store's list of keys is informational.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+} from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChainRef, Checkpoint, SigningPublicKey } from '../../src/shared/audit.js';
 import { checkpointPayload, keyIdOf } from '../../src/shared/audit-chain.js';
@@ -56,19 +63,27 @@ export function loadOrCreateSigningKey(options: { dataDir: string; keyFile?: str
   return key;
 }
 
+/** SHA-256 hex over a public key's SPKI DER: the fingerprint operators compare (key_id is its first 16 digits). */
+export function fingerprintOf(publicKeyPem: string): string {
+  const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('hex');
+}
+
 /**
- * Rotate the generated key: the old file is kept as audit-signing-key.<key_id>.retired.pem, the old public
- * key is marked retired in the store (checkpoints it signed still verify; new ones by it do not), and a new
- * key takes over. Operators with signing_key_file rotate by pointing it at a new file.
+ * Rotate the generated key files in `dataDir`: the old public half is kept as
+ * audit-signing-key.<key_id>.retired.pub.pem (trusted from then on: it is on the operator's disk, not in
+ * the store), the old private key is deleted (nothing needs it any more), a new key takes over. The store's
+ * informational key list is updated. Operators with audit.signing_key_file rotate by pointing it at a new
+ * file and pinning the old public key in audit.trusted_keys. See audit/rotation.ts for the whole action.
  */
 export async function rotateSigningKey(store: AuditStore, dataDir: string): Promise<SigningKey> {
   const path = join(dataDir, SIGNING_KEY_FILE);
   const old = loadOrCreateSigningKey({ dataDir });
-  renameSync(path, join(dataDir, `audit-signing-key.${old.keyId}.retired.pem`));
-  renameSync(
-    join(dataDir, SIGNING_PUBLIC_KEY_FILE),
-    join(dataDir, `audit-signing-key.${old.keyId}.retired.pub.pem`),
-  );
+  writeFileSync(join(dataDir, `audit-signing-key.${old.keyId}.retired.pub.pem`), old.publicKeyPem, {
+    mode: 0o644,
+  });
+  rmSync(join(dataDir, SIGNING_PUBLIC_KEY_FILE), { force: true });
+  rmSync(path);
   generateKeyFile(path);
   const fresh = loadOrCreateSigningKey({ dataDir });
   await registerSigningKey(store, fresh);

@@ -4,15 +4,13 @@
  * witness), retention, and the counting of unauthenticated failures — from the configuration.
  */
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { TrustedKey, VerifyResult } from '../../src/shared/audit.js';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { Store } from '../store/types.js';
 import { type AuthFailureRecorder, createAuthFailureRecorder } from './auth-failures.js';
-import { checkReplicaId } from './chain.js';
 import { loadOrCreateSigningKey, type SigningKey } from './checkpoint.js';
 import { type Alarm, type AuditLog, createAuditLog } from './log.js';
-import { claimReplicaId, type RunningReplica, startReplica } from './replicas.js';
+import { claimReplicaId, type RunningReplica, replicaIdOf, startReplica } from './replicas.js';
 import { startRetention } from './retention.js';
 import { sinksFromConfig, startSinks } from './sinks.js';
 import { loadTrustedKeys } from './trusted-keys.js';
@@ -33,19 +31,6 @@ export interface RunningAudit {
 }
 
 type AuditConfig = Pick<GatewayConfig, 'audit' | 'retention'> & Partial<Pick<GatewayConfig, 'replica'>>;
-
-/** replica.id, else HOOP_REPLICA_ID, else `main` (embedded store) or the host name (PostgreSQL store). */
-export function replicaIdOf(config: AuditConfig, store: Pick<Store, 'kind'>, env = process.env): string {
-  const explicit = config.replica?.id ?? env.HOOP_REPLICA_ID;
-  if (explicit) return checkReplicaId(explicit);
-  if (store.kind === 'sqlite') return 'main';
-  const host = hostname()
-    .replace(/[^A-Za-z0-9._-]/g, '-')
-    .replace(/^[^A-Za-z0-9]+/, '')
-    .slice(0, 63);
-  return checkReplicaId(host || 'gateway');
-}
-
 export async function startAudit(
   store: Store,
   config: AuditConfig,

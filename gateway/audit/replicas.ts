@@ -11,8 +11,26 @@
  * unsealed tail), and tells the `onLost` listeners (approvals: withdraw what it held).
  */
 import { hostname } from 'node:os';
+import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { AuditStore, ChainHead, ReplicaInfo, ReplicaStore } from '../store/types.js';
+import { checkReplicaId } from './chain.js';
 import type { AuditLog } from './log.js';
+
+/** replica.id, else HOOP_REPLICA_ID, else `main` (embedded store) or the host name (PostgreSQL store). */
+export function replicaIdOf(
+  config: Partial<Pick<GatewayConfig, 'replica'>>,
+  store: Pick<AuditStore, 'kind'>,
+  env = process.env,
+): string {
+  const explicit = config.replica?.id ?? env.HOOP_REPLICA_ID;
+  if (explicit) return checkReplicaId(explicit);
+  if (store.kind === 'sqlite') return 'main';
+  const host = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63);
+  return checkReplicaId(host || 'gateway');
+}
 
 export interface ReplicaOptions {
   id: string;

@@ -281,9 +281,10 @@ export class LogVerifier {
       this.fail(chain, seq, 'content does not match its hash (the record was edited)');
       return;
     }
-    if (!this.checkAttestations(st, record)) return;
+    // From the rotation record on (itself included), the old key no longer signs this chain.
     if (record.type === 'audit.key_rotated' && typeof record.data.old_key_id === 'string')
       st.retiredKeys.add(record.data.old_key_id);
+    if (!this.checkAttestations(st, record)) return;
     st.last = { seq, hash: record.hash };
     st.count++;
   }

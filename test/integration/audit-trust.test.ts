@@ -12,7 +12,7 @@
  * - a store written by the single-chain version, migrated, still verifies, and its chain stays protected.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,9 @@ import { journalPath } from '../../gateway/audit/chain.js';
 import { loadOrCreateSigningKey, type SigningKey, signCheckpoint } from '../../gateway/audit/checkpoint.js';
 import { exportJsonl } from '../../gateway/audit/export.js';
 import { type Alarm, AuditWriteError, createAuditLog } from '../../gateway/audit/log.js';
+import { rotateKey } from '../../gateway/audit/rotation.js';
 import { fileSink, startSinks } from '../../gateway/audit/sinks.js';
+import { loadTrustedKeys } from '../../gateway/audit/trusted-keys.js';
 import { verifyStoredLog } from '../../gateway/audit/verify.js';
 import type { SqlDriver } from '../../gateway/store/driver.js';
 import { openStore, type StoreConfig } from '../../gateway/store/index.js';
@@ -38,6 +40,7 @@ import {
   verifyChain,
 } from '../../src/shared/audit-chain.js';
 import { parseExport, readWitness } from '../../src/shared/audit-export.js';
+import { configSchema } from '../../src/shared/config/schema.js';
 import { type PgServer, startPostgres } from '../harness/postgres.js';
 
 const tempDirs: string[] = [];
@@ -310,6 +313,43 @@ describe.each(backends)('audit trust and replicas: $name', (backend) => {
     });
     await a.close();
     await other.close();
+    await t.cleanup();
+  });
+
+  it('rotates the signing key as an operator action: sealed before, recorded, the old key kept trusted from disk', async () => {
+    const t = await setup();
+    const config = configSchema.parse({
+      listen: { insecure_loopback: true },
+      identity: { issuers: [{ issuer: 'https://idp.example.com', audience: 'gw' }] },
+      replica: { id: 'gw' },
+    });
+    const gw = await t.log('gw', { every: 1000 });
+    for (let i = 1; i <= 7; i++) await gw.append(statement(i));
+    await gw.close();
+    const rotation = await rotateKey(t.store, config);
+    expect(rotation).toMatchObject({ replica: 'gw', chain: 'gw', old: { key_id: t.key.keyId } });
+    expect(rotation.new.key_id).not.toBe(t.key.keyId);
+    expect(existsSync(join(t.store.dataDir, rotation.retiredFile))).toBe(true);
+    const [record] = await t.store.listRecords({ chain: 'gw', afterSeq: 7 });
+    expect(record).toMatchObject({
+      type: 'audit.key_rotated',
+      data: {
+        old_key_id: t.key.keyId,
+        new_key_id: rotation.new.key_id,
+        old_fingerprint: rotation.old.fingerprint,
+      },
+    });
+    const newKey = loadOrCreateSigningKey({ dataDir: t.store.dataDir });
+    const trusted = loadTrustedKeys({ signingKey: newKey, dataDir: t.store.dataDir });
+    expect(trusted.map((k) => k.key_id).sort()).toEqual([t.key.keyId, newKey.keyId].sort());
+    const result = await verifyStoredLog(t.store, undefined, { trustedKeys: trusted });
+    expect(result).toMatchObject({ ok: true });
+    // The old key can no longer sign this chain: a checkpoint by it after the rotation record fails.
+    await t.store.addCheckpoint(signCheckpoint(t.key, { chain: 'gw', seq: record!.seq, hash: record!.hash }));
+    expect(await verifyStoredLog(t.store, undefined, { trustedKeys: trusted })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/rotated away/),
+    });
     await t.cleanup();
   });
 

@@ -188,7 +188,7 @@ describe('verifyChain', () => {
     const at = records[9]!;
     records[9] = { ...at, type: 'audit.key_rotated', data: { old_key_id: key.keyId } };
     rehashFrom(records, 9);
-    const cps = [signCheckpoint(key, records[9]!), signCheckpoint(key, records[19]!)];
+    const cps = [signCheckpoint(key, records[8]!), signCheckpoint(key, records[19]!)];
     expect(verifyChain(records, cps, trusting(keys))).toMatchObject({
       ok: false,
       seq: 20,
