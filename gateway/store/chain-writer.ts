@@ -249,8 +249,9 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
       return row ? { seq: Number(row.seq), hash: String(row.hash) } : { seq: 0, hash: ZERO };
     };
     commit = (groups) => {
-      db.exec('BEGIN IMMEDIATE');
       try {
+        // Another connection may hold the write lock (busy_timeout waits, then this throws): the batch fails.
+        db.exec('BEGIN IMMEDIATE');
         const found = readHead();
         let adopted: { expected: WriterHead; found: WriterHead } | undefined;
         if (!sameHead(found, head)) {
@@ -276,19 +277,30 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     closeBackend = () => db.close();
   } else {
     const pg = req(data.modulePath);
-    const client = new pg.Client({
-      connectionString: data.target,
-      options: data.durability === 'power' ? undefined : '-c synchronous_commit=off',
-      application_name: `hoop-gateway audit writer (${chain})`,
-    });
-    let broken: Error | undefined;
-    client.on('error', (err: Error) => {
-      broken = err;
-    });
-    const connected: Promise<void> = client.connect();
-    connected.catch((err: Error) => {
-      broken = err;
-    });
+    // One connection of its own; a new one after the server went away (the failed batches were refused).
+    let client: import('pg').Client | undefined;
+    let broken = false;
+    const connect = async () => {
+      if (client && !broken) return client;
+      await client?.end().catch(() => undefined);
+      broken = false;
+      const fresh: import('pg').Client = new pg.Client({
+        connectionString: data.target,
+        options: data.durability === 'power' ? undefined : '-c synchronous_commit=off',
+        application_name: `hoop-gateway audit writer (${chain})`,
+      });
+      fresh.on('error', () => {
+        broken = true;
+      });
+      client = fresh;
+      try {
+        await fresh.connect();
+      } catch (err) {
+        broken = true;
+        throw err;
+      }
+      return fresh;
+    };
     // One statement per batch, its own transaction: the rows go in only if the head is still the one
     // this writer wrote last (after a purge of every record, the chain's newest checkpoint is its head).
     const INSERT = `WITH head AS (SELECT seq, hash FROM chain_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1),
@@ -301,25 +313,26 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     const HEAD = `SELECT seq, hash FROM chain_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`;
     const ANCHOR = `SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 ORDER BY seq DESC, id DESC LIMIT 1`;
     const readHead = async (): Promise<WriterHead> => {
-      const rows = (await client.query(HEAD, [chain])).rows;
-      const row = rows[0] ?? (await client.query(ANCHOR, [chain])).rows[0];
+      const db = await connect();
+      const rows = (await db.query(HEAD, [chain])).rows;
+      const row = rows[0] ?? (await db.query(ANCHOR, [chain])).rows[0];
       return row ? { seq: Number(row.seq), hash: String(row.hash) } : { seq: 0, hash: ZERO };
     };
     const insertBuilt = async (built: Built, onto: WriterHead): Promise<boolean> => {
       const columns = Array.from({ length: 9 }, (_, c) => built.rows.map((r) => r[c]));
       journal({ seq: onto.seq, hash: onto.hash, next: built.next }, data.durability === 'power');
+      const db = await connect();
       try {
-        const result = await client.query(INSERT, [chain, onto.seq, onto.hash, ...columns]);
+        const result = await db.query(INSERT, [chain, onto.seq, onto.hash, ...columns]);
         return result.rowCount === built.rows.length;
       } catch (err) {
         if ((err as { code?: string }).code === '23505') return false; // someone else wrote that seq
+        broken = true; // unknown state: the next batch starts on a fresh connection
         throw err;
       }
     };
     commit = async (groups) => {
       try {
-        await connected;
-        if (broken) throw broken;
         const entries = groups.map((g) => g.entries);
         let built = build(entries, head);
         if (await insertBuilt(built, head)) {
@@ -340,7 +353,9 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         return failAll(groups, errorOf(err));
       }
     };
-    closeBackend = () => client.end();
+    closeBackend = async () => {
+      await client?.end().catch(() => undefined);
+    };
   }
 
   // --- the loop: take everything queued, one transaction, answer each batch -----------------------
@@ -355,7 +370,13 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) accept(m.message);
         if (queue.length === 0) break;
         const groups = queue.splice(0, queue.length);
-        port.postMessage(await commit(groups));
+        let answers: Reply[];
+        try {
+          answers = await commit(groups);
+        } catch (err) {
+          answers = failAll(groups, errorOf(err)); // never let one batch's failure end the thread
+        }
+        port.postMessage(answers);
       }
       if (closing) {
         await closeBackend();
