@@ -17,7 +17,8 @@ import type { NoticeFields } from '../pgwire/backend.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { GateRequest, GateVerdict } from '../session/gate.js';
 import type { SessionInfo } from '../session/session.js';
-import type { Approval, ApprovalPatch, Grant, GrantPatch, Store } from '../store/types.js';
+import type { ApprovalStore, GrantStore } from '../store/types.js';
+import type { Approval, ApprovalPatch, Grant, GrantPatch } from './model.js';
 import type { Notifier } from './notify.js';
 import {
   accessRef,
@@ -32,7 +33,7 @@ import {
 } from './state.js';
 
 export interface ApprovalServiceDeps {
-  store: Store;
+  store: ApprovalStore & GrantStore;
   log: { append(input: AuditRecordInput): Promise<unknown> };
   engine: PolicyEngine;
   config: Pick<GatewayConfig, 'policies' | 'connections'>;

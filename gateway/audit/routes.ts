@@ -2,7 +2,7 @@
 import type { AuditRecord, SessionSummary, VerifyResult } from '../../src/shared/audit.js';
 import { chainOf } from '../../src/shared/audit.js';
 import { parseTimeBound } from '../../src/shared/duration.js';
-import type { Store } from '../store/types.js';
+import type { AuditStore } from '../store/types.js';
 import type { RawResponse } from '../transport/http.js';
 import { HttpError, type Route } from '../transport/router.js';
 import { type ExportWindow, exportCsv, exportJsonl } from './export.js';
@@ -34,7 +34,7 @@ function windowOf(query: URLSearchParams): ExportWindow {
 }
 
 export function auditRoutes(deps: {
-  store: Store;
+  store: AuditStore;
   log: AuditLog;
   /** Seal and verify every chain with the gateway's pinned keys (audit/index.ts). */
   verify: () => Promise<VerifyResult>;

@@ -5,7 +5,18 @@
  * sql-audit.ts): SQLite (one gateway) and PostgreSQL (several replicas).
  */
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
-import type { Identity, IdentityKind } from '../../src/shared/identity.js';
+import type { Identity } from '../../src/shared/identity.js';
+import type {
+  Approval,
+  ApprovalPatch,
+  ApprovalStatus,
+  Grant,
+  GrantPatch,
+  GrantStatus,
+  NewApproval,
+  NewGrant,
+} from '../approvals/model.js';
+import type { IdentityEntry } from '../identities/model.js';
 import type { ChainWriter, ChainWriterOptions } from './chain-writer.js';
 
 /** The newest record: what the next one chains onto. seq 0 and the genesis hash when the chain is empty. */
@@ -79,112 +90,20 @@ export interface SessionQuery {
   limit?: number;
 }
 
-export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'withdrawn' | 'used';
-
-export interface ApprovalDecision {
-  subject: string;
-  issuer: string;
-  name?: string;
-  decision: 'approve' | 'reject';
-  comment?: string;
-  time: string;
-}
-
-export interface Approval {
-  id: number;
-  status: ApprovalStatus;
-  requester: Identity;
-  connection: string;
-  session?: string;
-  statement: string;
-  statement_hash: string;
-  params?: unknown[];
-  rule: string;
-  policy: string;
-  /** Groups whose members may decide. */
-  approvers: string[];
-  approvals_required: number;
-  decisions: ApprovalDecision[];
-  created_at: string;
-  expires_at: string;
-  decided_at?: string;
-  used_at?: string;
-  /** wait (default): held in its session; deferred: filed by `exec --no-wait`, run later with `--approval`. */
-  mode?: ApprovalMode;
-  /** Bumped by every transition (compare-and-set across gateways). */
-  revision?: number;
-  /** The `statement` record the request was made for. */
-  statement_id?: string;
-  /** The session that ran the approved statement. */
-  used_session?: string;
-  /** Why it ended when it was not approved (reject reason, expiry, withdrawal). */
-  outcome_reason?: string;
-  /** The replica holding the waiting statement: if it dies, the others withdraw the request. */
-  replica?: string;
-}
-export type ApprovalMode = 'wait' | 'deferred';
-export type NewApproval = Omit<
+// Domain types live with their domain; re-exported for the modules that took them from here.
+export type {
   Approval,
-  'id' | 'status' | 'decisions' | 'decided_at' | 'used_at' | 'revision' | 'used_session' | 'outcome_reason'
->;
-export type ApprovalPatch = Partial<
-  Pick<
-    Approval,
-    'status' | 'decisions' | 'decided_at' | 'used_at' | 'expires_at' | 'used_session' | 'outcome_reason'
-  >
->;
-
-export interface IdentityEntry {
-  issuer: string;
-  subject: string;
-  kind: IdentityKind;
-  name?: string;
-  groups: string[];
-  first_seen: string;
-  last_seen: string;
-  revoked_at?: string;
-  revoked_reason?: string;
-}
-
-export type GrantStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'revoked';
-
-export interface Grant {
-  id: number;
-  issuer: string;
-  subject: string;
-  connection: string;
-  policy: string;
-  reason: string;
-  status: GrantStatus;
-  created_at: string;
-  approved_at?: string;
-  /** Set when approved: approval time + the requested duration. */
-  expires_at?: string;
-  /** Requested duration in milliseconds. */
-  duration_ms: number;
-  approved_by?: string;
-  /** Bumped by every transition (compare-and-set across gateways). */
-  revision?: number;
-  /** Who approved or rejected (subject), and the reject reason or approve comment. */
-  decided_by?: string;
-  decision_reason?: string;
-  /** The requester's identity as it was when asking (JSON of Identity). */
-  requester?: Identity;
-}
-export type NewGrant = Omit<
+  ApprovalDecision,
+  ApprovalMode,
+  ApprovalPatch,
+  ApprovalStatus,
   Grant,
-  | 'id'
-  | 'status'
-  | 'approved_at'
-  | 'expires_at'
-  | 'approved_by'
-  | 'revision'
-  | 'decided_by'
-  | 'decision_reason'
->;
-export type GrantPatch = Partial<
-  Pick<Grant, 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'decided_by' | 'decision_reason'>
->;
+  GrantPatch,
+  GrantStatus,
+  NewApproval,
+  NewGrant,
+} from '../approvals/model.js';
+export type { IdentityEntry } from '../identities/model.js';
 
 /** What the chain writer is told about this store's backend (store/chain-writer.ts). */
 export type WriterBackend = Pick<ChainWriterOptions, 'backend' | 'target' | 'pragmas' | 'durability'>;
