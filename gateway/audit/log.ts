@@ -186,6 +186,8 @@ function encodeIdentity(identity: object): string {
   return text;
 }
 
+const hashAt = (result: BatchResult, index: number) => result.hashes.slice(index * 64, index * 64 + 64);
+
 /** The record handed back by append: the input's defined members and where the writer chained it. */
 function recordOf(chain: string, input: AuditRecordInput, result: BatchResult, index: number): AuditRecord {
   const record: AuditRecord = {
@@ -194,8 +196,8 @@ function recordOf(chain: string, input: AuditRecordInput, result: BatchResult, i
     time: result.time,
     type: input.type,
     data: input.data,
-    prev: index === 0 ? result.prev : result.hashes[index - 1]!,
-    hash: result.hashes[index]!,
+    prev: index === 0 ? result.prev : hashAt(result, index - 1),
+    hash: hashAt(result, index),
   };
   if (input.identity !== undefined) record.identity = input.identity;
   if (input.source !== undefined) record.source = input.source;
@@ -305,7 +307,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
   const committed = (group: Group, result: BatchResult) => {
     const n = group.entries.length / ENTRY_STRIDE;
     if (result.adopted) raise(result.adopted.expected, result.adopted.found);
-    head = { seq: result.firstSeq + n - 1, hash: result.hashes[n - 1]!, time: result.time };
+    head = { seq: result.firstSeq + n - 1, hash: hashAt(result, n - 1), time: result.time };
     for (const a of group.appends) a.resolve(recordOf(chain, a.input, result, a.lsn - group.first));
     watch.settle(group.first, group.last);
     settled();

@@ -68,8 +68,8 @@ export interface BatchResult {
   time: string;
   /** The hash before the first record. */
   prev: string;
-  /** Each record's hash. */
-  hashes: string[];
+  /** Each record's hash, 64 hex digits each, concatenated (one string crosses threads cheaply). */
+  hashes: string;
   /** Set when the writer adopted a head it did not write (an audit.alarm record leads the batch). */
   adopted?: { expected: WriterHead; found: WriterHead };
 }
@@ -140,7 +140,17 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     time: string;
     prev: string;
     next: WriterHead;
+    /** Sessions this writer has not noted yet: their first seq here, and the last if they ended here. */
+    opened: Map<string, { first: number; last: number | null }>;
+    /** Sessions noted before that ended in this batch: their last seq. */
+    ended: Map<string, number>;
   }
+  // Sessions already in audit_sessions (bounded: forgetting one only costs an insert that is ignored).
+  const noted = new Set<string>();
+  const note = (built: Built) => {
+    if (noted.size > 100_000) noted.clear();
+    for (const session of built.opened.keys()) noted.add(session);
+  };
   const member = (key: string, raw: string | null) =>
     raw === null ? '' : `,"${key}":${JSON.stringify(raw)}`;
   /** Chain the entries onto `from`: canonical text with members in sorted key order (docs/audit.md). */
@@ -149,6 +159,8 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     const timeMember = `,"time":"${time}"`;
     const rows: unknown[][] = [];
     const hashes: string[] = [];
+    const opened = new Map<string, { first: number; last: number | null }>();
+    const ended = new Map<string, number>();
     let seq = from.seq;
     let prev = from.hash;
     for (const entries of groups) {
@@ -176,9 +188,26 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         ]);
         hashes.push(hash);
         prev = hash;
+        if (session !== null) {
+          if (!noted.has(session) && !opened.has(session)) opened.set(session, { first: seq, last: null });
+          if (type === 'session.ended') {
+            const fresh = opened.get(session);
+            if (fresh) fresh.last = seq;
+            else ended.set(session, seq);
+          }
+        }
       }
     }
-    return { rows, hashes, firstSeq: from.seq + 1, time, prev: from.hash, next: { seq, hash: prev } };
+    return {
+      rows,
+      hashes,
+      firstSeq: from.seq + 1,
+      time,
+      prev: from.hash,
+      next: { seq, hash: prev },
+      opened,
+      ended,
+    };
   };
   const alarmEntry = (expected: WriterHead, found: WriterHead): (string | null)[] => [
     'audit.alarm',
@@ -207,7 +236,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     let offset = adopted ? 1 : 0;
     for (const g of groups) {
       const n = g.entries.length / STRIDE;
-      const hashes = built.hashes.slice(offset, offset + n);
+      const hashes = built.hashes.slice(offset, offset + n).join('');
       const prev = offset === 0 ? built.prev : built.hashes[offset - 1]!;
       out.push({
         id: g.id,
@@ -244,6 +273,10 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
       `INSERT INTO chain_records (chain, seq, time, type, session, connection, subject, decision, hash, record)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const openSession = db.prepare(
+      'INSERT INTO audit_sessions (session, chain, first_seq, last_seq) VALUES (?, ?, ?, ?) ON CONFLICT (session) DO NOTHING',
+    );
+    const endSession = db.prepare('UPDATE audit_sessions SET last_seq = ? WHERE session = ? AND chain = ?');
     const readHead = (): WriterHead => {
       const row = headQuery.get(chain) ?? anchorQuery.get(chain);
       return row ? { seq: Number(row.seq), hash: String(row.hash) } : { seq: 0, hash: ZERO };
@@ -264,9 +297,12 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         const lead = adopted ? [alarmEntry(head, found)] : [];
         const built = build([...lead, ...groups.map((g) => g.entries)], found);
         for (const row of built.rows) insert.run(chain, ...row);
+        for (const [session, at] of built.opened) openSession.run(session, chain, at.first, at.last);
+        for (const [session, last] of built.ended) endSession.run(last, session, chain);
         journal({ seq: found.seq, hash: found.hash, next: built.next }, data.durability === 'power');
         db.exec('COMMIT');
         head = built.next;
+        note(built);
         journal({ seq: head.seq, hash: head.hash }, false);
         return replies(groups, built, adopted);
       } catch (err) {
@@ -303,13 +339,25 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     };
     // One statement per batch, its own transaction: the rows go in only if the head is still the one
     // this writer wrote last (after a purge of every record, the chain's newest checkpoint is its head).
+    // The sessions it opens or ends are noted in the same statement, only when the rows went in.
     const INSERT = `WITH head AS (SELECT seq, hash FROM chain_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1),
-      anchor AS (SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 ORDER BY seq DESC, id DESC LIMIT 1)
-      INSERT INTO chain_records (chain, seq, time, type, session, connection, subject, decision, hash, record)
-      SELECT $1, u.* FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-        $10::text[], $11::text[], $12::text[]) AS u
-      WHERE COALESCE((SELECT seq FROM head), (SELECT seq FROM anchor), 0) = $2
-        AND COALESCE((SELECT hash FROM head), (SELECT hash FROM anchor), '${ZERO}') = $3`;
+      anchor AS (SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 ORDER BY seq DESC, id DESC LIMIT 1),
+      ins AS (
+        INSERT INTO chain_records (chain, seq, time, type, session, connection, subject, decision, hash, record)
+        SELECT $1, u.* FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+          $10::text[], $11::text[], $12::text[]) AS u
+        WHERE COALESCE((SELECT seq FROM head), (SELECT seq FROM anchor), 0) = $2
+          AND COALESCE((SELECT hash FROM head), (SELECT hash FROM anchor), '${ZERO}') = $3
+        RETURNING 1),
+      opened AS (
+        INSERT INTO audit_sessions (session, chain, first_seq, last_seq)
+        SELECT o.s, $1, o.f, o.l FROM unnest($13::text[], $14::bigint[], $15::bigint[]) AS o(s, f, l)
+        WHERE EXISTS (SELECT 1 FROM ins)
+        ON CONFLICT (session) DO NOTHING),
+      closed AS (
+        UPDATE audit_sessions a SET last_seq = e.l FROM unnest($16::text[], $17::bigint[]) AS e(s, l)
+        WHERE a.session = e.s AND a.chain = $1 AND EXISTS (SELECT 1 FROM ins))
+      SELECT count(*) AS n FROM ins`;
     const HEAD = `SELECT seq, hash FROM chain_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`;
     const ANCHOR = `SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 ORDER BY seq DESC, id DESC LIMIT 1`;
     const readHead = async (): Promise<WriterHead> => {
@@ -321,10 +369,19 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     const insertBuilt = async (built: Built, onto: WriterHead): Promise<boolean> => {
       const columns = Array.from({ length: 9 }, (_, c) => built.rows.map((r) => r[c]));
       journal({ seq: onto.seq, hash: onto.hash, next: built.next }, data.durability === 'power');
+      const opened = [...built.opened];
+      const ended = [...built.ended];
+      const sessions = [
+        opened.map(([s]) => s),
+        opened.map(([, at]) => at.first),
+        opened.map(([, at]) => at.last),
+        ended.map(([s]) => s),
+        ended.map(([, last]) => last),
+      ];
       const db = await connect();
       try {
-        const result = await db.query(INSERT, [chain, onto.seq, onto.hash, ...columns]);
-        return result.rowCount === built.rows.length;
+        const result = await db.query(INSERT, [chain, onto.seq, onto.hash, ...columns, ...sessions]);
+        return Number(result.rows[0]?.n) === built.rows.length;
       } catch (err) {
         if ((err as { code?: string }).code === '23505') return false; // someone else wrote that seq
         broken = true; // unknown state: the next batch starts on a fresh connection
@@ -337,6 +394,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         let built = build(entries, head);
         if (await insertBuilt(built, head)) {
           head = built.next;
+          note(built);
           journal({ seq: head.seq, hash: head.hash }, false);
           return replies(groups, built);
         }
@@ -347,6 +405,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         if (!(await insertBuilt(built, found)))
           throw new Error(`audit chain ${chain} keeps moving under this gateway`);
         head = built.next;
+        note(built);
         journal({ seq: head.seq, hash: head.hash }, false);
         return replies(groups, built, adopted);
       } catch (err) {

@@ -150,8 +150,15 @@ export const MIGRATIONS: Migration[] = [
           hash TEXT NOT NULL,
           record TEXT NOT NULL,
           PRIMARY KEY (chain, seq))`,
+        // Appends only ever add at the end of these two (seq and time grow); a per-record index on the
+        // session would insert at random places, the costliest part of the write: sessions are found
+        // through audit_sessions instead (one row per session, written by the chain writer).
         'CREATE INDEX chain_records_time ON chain_records (time)',
-        'CREATE INDEX chain_records_session ON chain_records (session, time)',
+        `CREATE TABLE audit_sessions (
+          session TEXT PRIMARY KEY,
+          chain TEXT NOT NULL,
+          first_seq ${t.seq} NOT NULL,
+          last_seq ${t.seq})`,
         // The whole signed checkpoint as its canonical JSON (references and alarms included); id orders
         // them for the sinks that witness them.
         `CREATE TABLE chain_checkpoints (

@@ -5,7 +5,7 @@
  * Appends do not go through here: each chain's writer thread commits them (chain-writer.ts).
  */
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
-import { GENESIS_HASH, LEGACY_CHAIN } from '../../src/shared/audit.js';
+import { chainOf, GENESIS_HASH, LEGACY_CHAIN } from '../../src/shared/audit.js';
 import { canonicalJson } from '../../src/shared/audit-chain.js';
 import { ChainWriter } from './chain-writer.js';
 import type { SqlDriver } from './driver.js';
@@ -133,6 +133,7 @@ export class SqlAuditStore implements AuditStore {
   }
 
   async listRecords(query: RecordQuery = {}): Promise<AuditRecord[]> {
+    if (query.session !== undefined && query.chain === undefined) return this.sessionRecords(query);
     const where: string[] = [];
     const params: unknown[] = [];
     const add = (clause: string, ...values: unknown[]) => {
@@ -178,6 +179,43 @@ export class SqlAuditStore implements AuditStore {
     return rows.map((r) => json<AuditRecord>(r.record));
   }
 
+  /**
+   * One session's records: its chain and seq range come from audit_sessions (the chain writer notes
+   * each session once), then the range is read by primary key; the legacy chain has a session index.
+   */
+  private async sessionRecords(query: RecordQuery): Promise<AuditRecord[]> {
+    const rows = await this.db.query<Row>('SELECT record FROM audit_records WHERE session = ?', [
+      query.session,
+    ]);
+    for (const at of await this.db.query<Row>(
+      'SELECT chain, first_seq, last_seq FROM audit_sessions WHERE session = ?',
+      [query.session],
+    )) {
+      const last = at.last_seq === null ? Number.MAX_SAFE_INTEGER : num(at.last_seq);
+      rows.push(
+        ...(await this.db.query<Row>(
+          'SELECT record FROM chain_records WHERE chain = ? AND seq >= ? AND seq <= ? AND session = ?',
+          [at.chain, num(at.first_seq), last, query.session],
+        )),
+      );
+    }
+    const key = (r: AuditRecord) => [r.time, chainOf(r), r.seq] as const;
+    const before = (a: readonly [string, string, number], b: readonly [string, string, number]) =>
+      a[0] !== b[0] ? a[0] < b[0] : a[1] !== b[1] ? a[1] < b[1] : a[2] < b[2];
+    let records = rows
+      .map((r) => json<AuditRecord>(r.record))
+      .sort((a, b) => (before(key(a), key(b)) ? -1 : 1));
+    if (query.descending) records.reverse();
+    const after = query.after;
+    if (after) {
+      const cursor = [after.time, after.chain, after.seq] as const;
+      records = records.filter((r) => (query.descending ? before(key(r), cursor) : before(cursor, key(r))));
+    }
+    if (query.since) records = records.filter((r) => r.time >= query.since!);
+    if (query.until) records = records.filter((r) => r.time < query.until!);
+    return records.slice(0, query.limit ?? 1000);
+  }
+
   deleteRecordsThrough(chain: string, seq: number): Promise<number> {
     if (chain === LEGACY_CHAIN) {
       // Gateways of the previous version may still append to the legacy chain: take their lock.
@@ -186,7 +224,11 @@ export class SqlAuditStore implements AuditStore {
         LOCKS.auditAppend,
       );
     }
-    return this.db.run('DELETE FROM chain_records WHERE chain = ? AND seq <= ?', [chain, seq]);
+    return this.db.transaction(async (tx) => {
+      // Sessions wholly purged go too; one that straddles the cut keeps its row (its first seq now purged).
+      await tx.run('DELETE FROM audit_sessions WHERE chain = ? AND last_seq <= ?', [chain, seq]);
+      return tx.run('DELETE FROM chain_records WHERE chain = ? AND seq <= ?', [chain, seq]);
+    });
   }
 
   async listSessions(query: SessionQuery = {}): Promise<SessionSummary[]> {
