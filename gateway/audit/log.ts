@@ -59,6 +59,8 @@ export interface AuditLogOptions {
   onError?: (err: Error) => void;
   /** Called once per distinct foreign head found. */
   onAlarm?: (alarm: Alarm) => void;
+  /** Called after each batch the writer settled (metrics: batch size, commit latency, failures). */
+  onBatch?: (batch: { chain: string; records: number; ms: number; ok: boolean }) => void;
   /**
    * Records of LAZY_TYPES wait at most this long for a commit to ride along with (default 20 ms) instead
    * of forcing one of their own.
@@ -119,6 +121,8 @@ export function formatMicros(us: number): string {
 interface Group {
   first: number;
   last: number;
+  /** performance.now() when handed to the writer. */
+  submitted?: number;
   entries: (string | null)[];
   appends: { lsn: number; input: AuditRecordInput; resolve: (r: AuditRecord) => void }[];
 }
@@ -286,6 +290,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
     current = undefined;
     if (!group) return;
     inFlight++;
+    group.submitted = performance.now();
     writer.submit(group.entries).then(
       (result) => committed(group, result),
       (err: Error) => failed(group, err),
@@ -299,7 +304,13 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
   };
 
   quiet = () => inFlight === 0 && !current;
-  const settled = () => {
+  const settled = (group: Group, ok: boolean) => {
+    options.onBatch?.({
+      chain,
+      records: group.entries.length / ENTRY_STRIDE,
+      ms: performance.now() - (group.submitted ?? performance.now()),
+      ok,
+    });
     inFlight--;
     if (inFlight === 0 && !current) idle?.();
   };
@@ -310,7 +321,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
     head = { seq: result.firstSeq + n - 1, hash: hashAt(result, n - 1), time: result.time };
     for (const a of group.appends) a.resolve(recordOf(chain, a.input, result, a.lsn - group.first));
     watch.settle(group.first, group.last);
-    settled();
+    settled(group, true);
     for (const listener of appendListeners) listener(head);
     // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
     checkpointer?.afterAppend(head).catch((err: Error) => onError(err));
@@ -319,7 +330,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
   const failed = (group: Group, err: Error) => {
     if (err instanceof ForeignHeadError) raise(err.expected, err.found);
     watch.settle(group.first, group.last, new AuditWriteError(err));
-    settled();
+    settled(group, false);
   };
 
   const enqueue = (input: AuditRecordInput): number => {
