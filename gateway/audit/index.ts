@@ -10,7 +10,14 @@ import type { Store } from '../store/types.js';
 import { type AuthFailureRecorder, createAuthFailureRecorder } from './auth-failures.js';
 import { loadOrCreateSigningKey, type SigningKey } from './checkpoint.js';
 import { type Alarm, type AuditLog, createAuditLog } from './log.js';
-import { claimReplicaId, type RunningReplica, replicaIdOf, startReplica } from './replicas.js';
+import {
+  claimReplicaId,
+  explicitReplicaId,
+  freeDefaultReplicaId,
+  type RunningReplica,
+  replicaIdOf,
+  startReplica,
+} from './replicas.js';
 import { startRetention } from './retention.js';
 import { sinksFromConfig, startSinks } from './sinks.js';
 import { loadTrustedKeys } from './trusted-keys.js';
@@ -55,9 +62,11 @@ export async function startAudit(
     files: config.audit.trusted_keys,
     baseDir: options.baseDir,
   });
+  const instance = randomUUID();
+  const defaultId = replicaIdOf(config, store);
   const replicaOptions = {
-    id: replicaIdOf(config, store),
-    instance: randomUUID(),
+    id: explicitReplicaId(config) ?? (await freeDefaultReplicaId(store, defaultId, instance)),
+    instance,
     heartbeatMs: config.replica?.heartbeat ?? 2000,
     lostAfterMs: config.replica?.lost_after ?? 10_000,
     version: options.version,

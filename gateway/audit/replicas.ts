@@ -22,14 +22,49 @@ export function replicaIdOf(
   store: Pick<AuditStore, 'kind'>,
   env = process.env,
 ): string {
-  const explicit = config.replica?.id ?? env.HOOP_REPLICA_ID;
-  if (explicit) return checkReplicaId(explicit);
+  const explicit = explicitReplicaId(config, env);
+  if (explicit) return explicit;
   if (store.kind === 'sqlite') return 'main';
   const host = hostname()
     .replace(/[^A-Za-z0-9._-]/g, '-')
     .replace(/^[^A-Za-z0-9]+/, '')
     .slice(0, 63);
   return checkReplicaId(host || 'gateway');
+}
+
+/** replica.id or HOOP_REPLICA_ID, checked; undefined when the default applies. */
+export function explicitReplicaId(
+  config: Partial<Pick<GatewayConfig, 'replica'>>,
+  env = process.env,
+): string | undefined {
+  const explicit = config.replica?.id ?? env.HOOP_REPLICA_ID;
+  return explicit ? checkReplicaId(explicit) : undefined;
+}
+
+/**
+ * The default id when another gateway on this host already runs under it (two gateways on one machine
+ * and one store, no ids given): the first of `<id>`, `<id>-2`, `<id>-3` … no live process on this host
+ * holds. An explicit id is never changed: a clash is the operator's to resolve.
+ */
+export async function freeDefaultReplicaId(
+  store: ReplicaStore,
+  base: string,
+  instance: string,
+): Promise<string> {
+  for (let n = 1; n < 100; n++) {
+    const id = n === 1 ? base : `${base.slice(0, 60)}-${n}`;
+    const row = await store.getReplica(id);
+    const takenHere =
+      row &&
+      !row.stopped_at &&
+      !row.lost_at &&
+      row.instance !== instance &&
+      row.host === hostname() &&
+      row.pid !== undefined &&
+      pidAlive(row.pid);
+    if (!takenHere) return id;
+  }
+  return base;
 }
 
 export interface ReplicaOptions {
