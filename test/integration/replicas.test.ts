@@ -119,12 +119,11 @@ describe('three replicas on one PostgreSQL store', () => {
     const bot = mkdtempSync(join(tmpdir(), 'hoop-bot-'));
     const script = Array.from({ length: 20 }, (_, i) => `select ${i};`).join('\n');
     const runs = await Promise.all(
-      [undefined, gw2, gw3].flatMap((r) =>
-        [1, 2].map(() =>
-          stack.cli(bot, ['exec', 'prod-db', '-c', script], {
-            env: { ...stack.ciEnv(), ...(r ? via(r).env : {}) },
-          }),
-        ),
+      [undefined, gw2, gw3].map((r) =>
+        stack.cli(bot, ['exec', 'prod-db', '-c', script], {
+          env: { ...stack.ciEnv(), ...(r ? via(r).env : {}) },
+          timeoutMs: 150_000,
+        }),
       ),
     );
     for (const run of runs) expect(run.code, run.stderr).toBe(0);
@@ -132,7 +131,7 @@ describe('three replicas on one PostgreSQL store', () => {
     expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
     const chains = result.ok ? result.chains : [];
     expect(chains.map((c) => c.chain)).toEqual(['gw-1', 'gw-2', 'gw-3']);
-    for (const c of chains) expect(c.count).toBeGreaterThan(40);
+    for (const c of chains) expect(c.count).toBeGreaterThan(20);
     // An export of all chains, merged in time order, verifies offline with the replicas' (shared) key.
     const exp = await stack.cli(aubrey, ['sessions', 'export', '--since', '1h']);
     const file = parseExport(exp.stdout);
