@@ -291,7 +291,8 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
     if (!group) return;
     inFlight++;
     group.submitted = performance.now();
-    writer.submit(group.entries).then(
+    // Every record's hash crosses back only when an append() waits for its record.
+    writer.submit(group.entries, group.appends.length > 0).then(
       (result) => committed(group, result),
       (err: Error) => failed(group, err),
     );
@@ -318,7 +319,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
   const committed = (group: Group, result: BatchResult) => {
     const n = group.entries.length / ENTRY_STRIDE;
     if (result.adopted) raise(result.adopted.expected, result.adopted.found);
-    head = { seq: result.firstSeq + n - 1, hash: hashAt(result, n - 1), time: result.time };
+    head = { seq: result.firstSeq + n - 1, hash: result.hashes.slice(-64), time: result.time };
     for (const a of group.appends) a.resolve(recordOf(chain, a.input, result, a.lsn - group.first));
     watch.settle(group.first, group.last);
     settled(group, true);

@@ -68,7 +68,10 @@ export interface BatchResult {
   time: string;
   /** The hash before the first record. */
   prev: string;
-  /** Each record's hash, 64 hex digits each, concatenated (one string crosses threads cheaply). */
+  /**
+   * Each record's hash, 64 hex digits each, concatenated (one string crosses threads cheaply) — or,
+   * when the batch was submitted without `everyHash`, only the last one's.
+   */
   hashes: string;
   /** Set when the writer adopted a head it did not write (an audit.alarm record leads the batch). */
   adopted?: { expected: WriterHead; found: WriterHead };
@@ -227,7 +230,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
   const errorOf = (err: unknown) => String((err as Error)?.message ?? err);
 
   // --- the backends ------------------------------------------------------------------------------
-  type Group = { id: number; entries: (string | null)[] };
+  type Group = { id: number; entries: (string | null)[]; everyHash?: boolean };
   let commit: (groups: Group[]) => Reply[] | Promise<Reply[]>;
   let closeBackend: () => void | Promise<void>;
 
@@ -236,7 +239,9 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     let offset = adopted ? 1 : 0;
     for (const g of groups) {
       const n = g.entries.length / STRIDE;
-      const hashes = built.hashes.slice(offset, offset + n).join('');
+      const hashes = g.everyHash
+        ? built.hashes.slice(offset, offset + n).join('')
+        : built.hashes[offset + n - 1]!;
       const prev = offset === 0 ? built.prev : built.hashes[offset - 1]!;
       out.push({
         id: g.id,
@@ -447,9 +452,14 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
       busy = false;
     }
   };
-  const accept = (msg: { id?: number; entries?: (string | null)[]; close?: boolean }) => {
+  const accept = (msg: {
+    id?: number;
+    entries?: (string | null)[];
+    everyHash?: boolean;
+    close?: boolean;
+  }) => {
     if (msg.close) closing = true;
-    else queue.push({ id: msg.id!, entries: msg.entries! });
+    else queue.push({ id: msg.id!, entries: msg.entries!, everyHash: msg.everyHash });
   };
   port.on('message', (msg) => {
     accept(msg);
@@ -503,14 +513,17 @@ export class ChainWriter {
     else waiter.reject(new Error(reply.error));
   }
 
-  /** Commit these entries (ENTRY_STRIDE fields each) after every batch submitted before. */
-  submit(entries: (string | null)[]): Promise<BatchResult> {
+  /**
+   * Commit these entries (ENTRY_STRIDE fields each) after every batch submitted before. The result
+   * carries every record's hash with `everyHash`, else the last one's only.
+   */
+  submit(entries: (string | null)[], everyHash = true): Promise<BatchResult> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       this.worker.ref();
-      this.port.postMessage({ id, entries });
+      this.port.postMessage({ id, entries, everyHash });
     });
   }
 
