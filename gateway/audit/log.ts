@@ -19,7 +19,7 @@ import { canonicalJson } from '../../src/shared/audit-chain.js';
 import type { BatchResult, ChainWriter } from '../store/chain-writer.js';
 import { ENTRY_STRIDE, ForeignHeadError } from '../store/chain-writer.js';
 import type { AuditStore, ChainHead } from '../store/types.js';
-import { openChain } from './chain.js';
+import { type OpenedChain, openChain } from './chain.js';
 import { Checkpointer, type CheckpointPolicy, type SigningKey } from './checkpoint.js';
 
 /** The record could not be made durable; the statement it was for must not run. */
@@ -210,207 +210,258 @@ function recordOf(chain: string, input: AuditRecordInput, result: BatchResult, i
   return record;
 }
 
+/** A record's members as the writer thread takes them (ENTRY order, store/chain-writer.ts). */
+function entryOf(input: AuditRecordInput): (string | null)[] {
+  if (!KNOWN_TYPES.has(input.type)) throw new Error(`unknown audit record type "${input.type}"`);
+  let identity: string | null = null;
+  let data: string;
+  try {
+    if (input.identity !== undefined) identity = encodeIdentity(input.identity);
+    data = canonicalJson(input.data);
+  } catch (err) {
+    throw new Error(`audit record cannot be encoded: ${(err as Error).message}`);
+  }
+  const decision = input.data.decision;
+  return [
+    input.type,
+    input.session ?? null,
+    input.connection ?? null,
+    input.identity?.subject ?? null,
+    typeof decision === 'string' ? decision : null,
+    input.source ?? null,
+    identity,
+    data,
+  ];
+}
+
+/** Open the replica's chain (audit/chain.ts), start its writer thread and checkpointer. */
 export async function createAuditLog(store: AuditStore, options: AuditLogOptions = {}): Promise<AuditLog> {
   const replica = options.replica ?? 'main';
-  const maxBatch = options.maxBatch ?? 1000;
-  const lazyMs = options.lazyMs ?? 20;
-  const onError = options.onError ?? (() => {});
   const trustedKeys =
     options.trustedKeys ??
     (options.signingKey
       ? [{ key_id: options.signingKey.keyId, public_key: options.signingKey.publicKeyPem }]
       : []);
   const opened = await openChain(store, { replica, trustedKeys });
-  const { chain } = opened;
-  await store.registerChain(chain, replica, new Date().toISOString());
-  const adopt = options.onForeignHead === 'adopt';
-  let head: ChainHead = opened.foreign ? opened.head : opened.found;
-  const writer: ChainWriter = store.openChainWriter({
-    chain,
-    head: { seq: head.seq, hash: head.hash },
-    journal: opened.journal,
-    adopt,
-  });
+  await store.registerChain(opened.chain, replica, new Date().toISOString());
+  const log = new ChainLog(store, replica, opened, options);
+  await log.start();
+  return log;
+}
 
-  const appendListeners = new Set<(head: ChainHead) => void>();
-  // Declared before the checkpointer, which calls back into it before each signing.
-  let quiet = () => true;
-  let alarmOnMovedHead = async () => {};
-  const checkpointer = options.signingKey
-    ? new Checkpointer(
-        store,
-        options.signingKey,
-        options.checkpoint ?? { every: 1000, intervalMs: 60_000 },
-        chain,
-        () => head,
-        opened.signedThrough,
-        () => alarmOnMovedHead(),
-      )
-    : undefined;
-  await checkpointer?.start();
+/** One replica's log: the LSN queue, group commit through the writer thread, alarms, checkpoints. */
+class ChainLog implements AuditLog {
+  readonly chain: string;
+  private headNow: ChainHead;
+  private readonly writer: ChainWriter;
+  private readonly checkpointer: Checkpointer | undefined;
+  private readonly watch = new DurableWatch();
+  private readonly appendListeners = new Set<(head: ChainHead) => void>();
+  private readonly adopt: boolean;
+  private readonly onError: (err: Error) => void;
+  private lastAlarm: Alarm | undefined;
+  private nextLsn = 0;
+  /** The batch being filled this event-loop turn. */
+  private current: Group | undefined;
+  private urgent = false;
+  private flushScheduled = false;
+  private lazyTimer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  private idle: (() => void) | undefined;
+  private closed = false;
 
-  let alarm: Alarm | undefined;
-  const raise = (written: ChainHead, found: ChainHead, why?: string) => {
-    if (alarm && alarm.found.seq === found.seq && alarm.found.hash === found.hash) return;
-    alarm = {
-      chain,
-      written,
-      found,
-      action: adopt ? 'adopt' : 'refuse',
-      message: `${why ?? new ForeignHeadError(chain, written, found).message}${adopt ? '; adopted with an audit.alarm record (audit.on_foreign_head: adopt)' : '; appends fail until an operator resolves it (docs/audit.md, "Alarms")'}`,
-    };
-    options.onAlarm?.(alarm);
-    checkpointer?.alarm(written, found).catch((err: Error) => onError(err));
-  };
-  if (opened.foreign) raise(opened.head, opened.found, opened.foreign);
-  // An idle chain is checked at each checkpoint: with nothing in flight, the store's head must be ours.
-  alarmOnMovedHead = async () => {
-    if (!quiet()) return;
-    const found = await store.chainHead(chain);
-    if (quiet() && (found.seq !== head.seq || found.hash !== head.hash)) raise(head, found);
-  };
+  constructor(
+    private readonly store: AuditStore,
+    readonly replica: string,
+    private readonly opened: OpenedChain,
+    private readonly options: AuditLogOptions,
+  ) {
+    this.chain = opened.chain;
+    this.adopt = options.onForeignHead === 'adopt';
+    this.onError = options.onError ?? (() => {});
+    this.headNow = opened.foreign ? opened.head : opened.found;
+    this.writer = store.openChainWriter({
+      chain: this.chain,
+      head: { seq: this.headNow.seq, hash: this.headNow.hash },
+      journal: opened.journal,
+      adopt: this.adopt,
+    });
+    this.checkpointer = options.signingKey
+      ? new Checkpointer(
+          store,
+          options.signingKey,
+          options.checkpoint ?? { every: 1000, intervalMs: 60_000 },
+          this.chain,
+          () => this.headNow,
+          opened.signedThrough,
+          () => this.alarmOnMovedHead(),
+        )
+      : undefined;
+  }
 
-  // --- the queue ---------------------------------------------------------------------------------
-  const watch = new DurableWatch();
-  let nextLsn = 0;
-  let current: Group | undefined;
-  let urgent = false;
-  let flushScheduled = false;
-  let lazyTimer: NodeJS.Timeout | undefined;
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
-  let closed = false;
+  async start(): Promise<void> {
+    await this.checkpointer?.start();
+    if (this.opened.foreign) this.raise(this.opened.head, this.opened.found, this.opened.foreign);
+  }
 
-  const flush = () => {
-    flushScheduled = false;
-    if (lazyTimer) clearTimeout(lazyTimer);
-    lazyTimer = undefined;
-    urgent = false;
-    const group = current;
-    current = undefined;
+  get durableLsn(): number {
+    return this.watch.durable;
+  }
+
+  get alarm(): Alarm | undefined {
+    return this.lastAlarm;
+  }
+
+  head(): ChainHead {
+    return this.headNow;
+  }
+
+  enqueue(input: AuditRecordInput): number {
+    if (this.closed) throw new AuditWriteError(new Error('the audit log is closed'));
+    const entry = entryOf(input);
+    const lsn = ++this.nextLsn;
+    const maxEntries = (this.options.maxBatch ?? 1000) * ENTRY_STRIDE;
+    if (!this.current || this.current.entries.length >= maxEntries) {
+      if (this.current) this.flush();
+      this.current = { first: lsn, last: lsn, entries: [], appends: [] };
+    }
+    this.current.last = lsn;
+    for (const field of entry) this.current.entries.push(field);
+    if (!LAZY_TYPES.has(input.type)) {
+      this.urgent = true;
+      this.scheduleFlush();
+    } else if (!this.urgent && !this.lazyTimer) {
+      this.lazyTimer = setTimeout(() => this.flush(), this.options.lazyMs ?? 20);
+    }
+    return lsn;
+  }
+
+  whenDurable(lsn: number, callback: (err?: Error) => void): void {
+    this.watch.wait(lsn, callback);
+  }
+
+  append(input: AuditRecordInput): Promise<AuditRecord> {
+    let lsn: number;
+    try {
+      lsn = this.enqueue(input);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.current!.appends.push({ lsn, input, resolve });
+      this.watch.wait(lsn, (err) => {
+        if (err) reject(err);
+      });
+    });
+  }
+
+  seal(force?: boolean): Promise<Checkpoint | undefined> {
+    return this.checkpointer ? this.checkpointer.seal(force) : Promise.resolve(undefined);
+  }
+
+  onAppend(listener: (head: ChainHead) => void): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
+  onCheckpoint(listener: (cp: Checkpoint) => void): () => void {
+    return this.checkpointer?.onCheckpoint(listener) ?? (() => false);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.current) this.flush();
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    this.checkpointer?.stop();
+    await this.checkpointer?.seal().catch((err: Error) => this.onError(err));
+    await this.writer.close();
+  }
+
+  // --- group commit --------------------------------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Let every record of this event-loop turn join the batch.
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    this.urgent = false;
+    const group = this.current;
+    this.current = undefined;
     if (!group) return;
-    inFlight++;
+    this.inFlight++;
     group.submitted = performance.now();
     // Every record's hash crosses back only when an append() waits for its record.
-    writer.submit(group.entries, group.appends.length > 0).then(
-      (result) => committed(group, result),
-      (err: Error) => failed(group, err),
+    this.writer.submit(group.entries, group.appends.length > 0).then(
+      (result) => this.committed(group, result),
+      (err: Error) => this.failed(group, err),
     );
-  };
-  const scheduleFlush = () => {
-    if (flushScheduled) return;
-    flushScheduled = true;
-    // Let every record of this event-loop turn join the batch.
-    setImmediate(flush);
-  };
+  }
 
-  quiet = () => inFlight === 0 && !current;
-  const settled = (group: Group, ok: boolean) => {
-    options.onBatch?.({
-      chain,
+  private committed(group: Group, result: BatchResult): void {
+    const n = group.entries.length / ENTRY_STRIDE;
+    if (result.adopted) this.raise(result.adopted.expected, result.adopted.found);
+    this.headNow = { seq: result.firstSeq + n - 1, hash: result.hashes.slice(-64), time: result.time };
+    for (const a of group.appends) a.resolve(recordOf(this.chain, a.input, result, a.lsn - group.first));
+    this.watch.settle(group.first, group.last);
+    this.settled(group, true);
+    for (const listener of this.appendListeners) listener(this.headNow);
+    // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
+    this.checkpointer?.afterAppend(this.headNow).catch((err: Error) => this.onError(err));
+  }
+
+  private failed(group: Group, err: Error): void {
+    if (err instanceof ForeignHeadError) this.raise(err.expected, err.found);
+    this.watch.settle(group.first, group.last, new AuditWriteError(err));
+    this.settled(group, false);
+  }
+
+  private settled(group: Group, ok: boolean): void {
+    this.options.onBatch?.({
+      chain: this.chain,
       records: group.entries.length / ENTRY_STRIDE,
       ms: performance.now() - (group.submitted ?? performance.now()),
       ok,
     });
-    inFlight--;
-    if (inFlight === 0 && !current) idle?.();
-  };
+    this.inFlight--;
+    if (this.quiet()) this.idle?.();
+  }
 
-  const committed = (group: Group, result: BatchResult) => {
-    const n = group.entries.length / ENTRY_STRIDE;
-    if (result.adopted) raise(result.adopted.expected, result.adopted.found);
-    head = { seq: result.firstSeq + n - 1, hash: result.hashes.slice(-64), time: result.time };
-    for (const a of group.appends) a.resolve(recordOf(chain, a.input, result, a.lsn - group.first));
-    watch.settle(group.first, group.last);
-    settled(group, true);
-    for (const listener of appendListeners) listener(head);
-    // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
-    checkpointer?.afterAppend(head).catch((err: Error) => onError(err));
-  };
+  // --- alarms ----------------------------------------------------------------------------------------
 
-  const failed = (group: Group, err: Error) => {
-    if (err instanceof ForeignHeadError) raise(err.expected, err.found);
-    watch.settle(group.first, group.last, new AuditWriteError(err));
-    settled(group, false);
-  };
+  private quiet(): boolean {
+    return this.inFlight === 0 && !this.current;
+  }
 
-  const enqueue = (input: AuditRecordInput): number => {
-    if (closed) throw new AuditWriteError(new Error('the audit log is closed'));
-    if (!KNOWN_TYPES.has(input.type)) throw new Error(`unknown audit record type "${input.type}"`);
-    let identity: string | null = null;
-    let data: string;
-    try {
-      if (input.identity !== undefined) identity = encodeIdentity(input.identity);
-      data = canonicalJson(input.data);
-    } catch (err) {
-      throw new Error(`audit record cannot be encoded: ${(err as Error).message}`);
-    }
-    const decision = input.data.decision;
-    const lsn = ++nextLsn;
-    if (!current || current.entries.length >= maxBatch * ENTRY_STRIDE) {
-      if (current) flush();
-      current = { first: lsn, last: lsn, entries: [], appends: [] };
-    }
-    current.last = lsn;
-    current.entries.push(
-      input.type,
-      input.session ?? null,
-      input.connection ?? null,
-      input.identity?.subject ?? null,
-      typeof decision === 'string' ? decision : null,
-      input.source ?? null,
-      identity,
-      data,
-    );
-    if (!LAZY_TYPES.has(input.type)) {
-      urgent = true;
-      scheduleFlush();
-    } else if (!urgent && !lazyTimer) {
-      lazyTimer = setTimeout(flush, lazyMs);
-    }
-    return lsn;
-  };
+  /** An idle chain is checked at each checkpoint: with nothing in flight, the store's head must be ours. */
+  private async alarmOnMovedHead(): Promise<void> {
+    if (!this.quiet()) return;
+    const found = await this.store.chainHead(this.chain);
+    const head = this.headNow;
+    if (this.quiet() && (found.seq !== head.seq || found.hash !== head.hash)) this.raise(head, found);
+  }
 
-  return {
-    chain,
-    replica,
-    enqueue,
-    whenDurable: (lsn, callback) => watch.wait(lsn, callback),
-    get durableLsn() {
-      return watch.durable;
-    },
-    get alarm() {
-      return alarm;
-    },
-    append(input) {
-      let lsn: number;
-      try {
-        lsn = enqueue(input);
-      } catch (err) {
-        return Promise.reject(err);
-      }
-      return new Promise<AuditRecord>((resolve, reject) => {
-        current!.appends.push({ lsn, input, resolve });
-        watch.wait(lsn, (err) => {
-          if (err) reject(err);
-        });
-      });
-    },
-    head: () => head,
-    seal: (force) => (checkpointer ? checkpointer.seal(force) : Promise.resolve(undefined)),
-    onAppend(listener) {
-      appendListeners.add(listener);
-      return () => appendListeners.delete(listener);
-    },
-    onCheckpoint: (listener) => checkpointer?.onCheckpoint(listener) ?? (() => false),
-    async close() {
-      if (closed) return;
-      closed = true;
-      if (current) flush();
-      if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
-      checkpointer?.stop();
-      await checkpointer?.seal().catch((err: Error) => onError(err));
-      await writer.close();
-    },
-  };
+  /** Once per distinct foreign head: tell the operator (onAlarm) and sign it (an alarm checkpoint). */
+  private raise(written: ChainHead, found: ChainHead, why?: string): void {
+    const last = this.lastAlarm;
+    if (last && last.found.seq === found.seq && last.found.hash === found.hash) return;
+    const consequence = this.adopt
+      ? '; adopted with an audit.alarm record (audit.on_foreign_head: adopt)'
+      : '; appends fail until an operator resolves it (docs/audit.md, "Alarms")';
+    this.lastAlarm = {
+      chain: this.chain,
+      written,
+      found,
+      action: this.adopt ? 'adopt' : 'refuse',
+      message: `${why ?? new ForeignHeadError(this.chain, written, found).message}${consequence}`,
+    };
+    this.options.onAlarm?.(this.lastAlarm);
+    this.checkpointer?.alarm(written, found).catch((err: Error) => this.onError(err));
+  }
 }
