@@ -231,8 +231,10 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
 
   // --- the backends ------------------------------------------------------------------------------
   type Group = { id: number; entries: (string | null)[]; everyHash?: boolean };
-  let commit: (groups: Group[]) => Reply[] | Promise<Reply[]>;
-  let closeBackend: () => void | Promise<void>;
+  interface Backend {
+    commit(groups: Group[]): Reply[] | Promise<Reply[]>;
+    close(): void | Promise<void>;
+  }
 
   const replies = (groups: Group[], built: Built, adopted?: { expected: WriterHead; found: WriterHead }) => {
     const out: Reply[] = [];
@@ -264,7 +266,8 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     foreign?: { expected: WriterHead; found: WriterHead },
   ): Reply[] => groups.map((g) => ({ id: g.id, ok: false, error, foreign }));
 
-  if (data.backend === 'sqlite') {
+  /** SQLite: one transaction on a connection of its own (BEGIN IMMEDIATE: the write lock). */
+  const sqliteBackend = (): Backend => {
     const Database = req(data.modulePath);
     const db = new Database(data.target);
     for (const pragma of data.pragmas ?? []) db.exec(pragma);
@@ -286,7 +289,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
       const row = headQuery.get(chain) ?? anchorQuery.get(chain);
       return row ? { seq: Number(row.seq), hash: String(row.hash) } : { seq: 0, hash: ZERO };
     };
-    commit = (groups) => {
+    const commit = (groups: Group[]): Reply[] => {
       try {
         // Another connection may hold the write lock (busy_timeout waits, then this throws): the batch fails.
         db.exec('BEGIN IMMEDIATE');
@@ -315,8 +318,11 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         return failAll(groups, errorOf(err));
       }
     };
-    closeBackend = () => db.close();
-  } else {
+    return { commit, close: () => db.close() };
+  };
+
+  /** PostgreSQL: one statement per batch on a connection of its own, reconnecting after a failure. */
+  const postgresBackend = (): Backend => {
     const pg = req(data.modulePath);
     // One connection of its own; a new one after the server went away (the failed batches were refused).
     let client: import('pg').Client | undefined;
@@ -393,7 +399,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         throw err;
       }
     };
-    commit = async (groups) => {
+    const commit = async (groups: Group[]): Promise<Reply[]> => {
       try {
         const entries = groups.map((g) => g.entries);
         let built = build(entries, head);
@@ -417,10 +423,12 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         return failAll(groups, errorOf(err));
       }
     };
-    closeBackend = async () => {
+    const close = async () => {
       await client?.end().catch(() => undefined);
     };
-  }
+    return { commit, close };
+  };
+  const { commit, close: closeBackend } = data.backend === 'sqlite' ? sqliteBackend() : postgresBackend();
 
   // --- the loop: take everything queued, one transaction, answer each batch -----------------------
   const queue: Group[] = [];
