@@ -174,9 +174,12 @@ export class Checkpointer {
     return () => this.listeners.delete(listener);
   }
 
-  /** After a committed batch: sign if `every` records went by since the last checkpoint. */
+  /**
+   * After a committed batch: sign if `every` records went by since the last checkpoint — or if this
+   * chain has no checkpoint of its own yet: verification counts a chain only once one vouches for it.
+   */
   async afterAppend(head: ChainHead): Promise<void> {
-    if (head.seq - this.signedThrough >= this.policy.every) await this.seal();
+    if (this.signedThrough === 0 || head.seq - this.signedThrough >= this.policy.every) await this.seal();
   }
 
   /**

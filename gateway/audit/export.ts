@@ -39,12 +39,12 @@ export async function* recordsOfChain(
   }
 }
 
-/** The seqs of `chain` that checkpoints vouch for: its own checkpoints and other chains' references to it. */
-function attestedSeqs(checkpoints: readonly Checkpoint[], chain: string): number[] {
+/** The seqs of `chain` that checkpoints vouch for: its own checkpoints, and with `refs` other chains' references to it. */
+function attestedSeqs(checkpoints: readonly Checkpoint[], chain: string, refs = true): number[] {
   const seqs = new Set<number>();
   for (const cp of checkpoints) {
     if (chainOf(cp) === chain && !cp.alarm) seqs.add(cp.seq);
-    for (const ref of cp.refs ?? []) if (ref.chain === chain) seqs.add(ref.seq);
+    if (refs) for (const ref of cp.refs ?? []) if (ref.chain === chain) seqs.add(ref.seq);
   }
   return [...seqs].sort((a, b) => a - b);
 }
@@ -65,7 +65,12 @@ async function chainRange(
   const last = (await store.listRecords({ chain, ...window, limit: 1, descending: true }))[0];
   if (!first || !last) return undefined;
   const attested = attestedSeqs(checkpoints, chain);
-  const anchor = attested.filter((s) => s < first.seq).at(-1);
+  // The anchor is one of the chain's own checkpoints when there is one: verification wants the chain
+  // vouched for by itself, not only by references from others.
+  const anchor =
+    attestedSeqs(checkpoints, chain, false)
+      .filter((s) => s < first.seq)
+      .at(-1) ?? attested.filter((s) => s < first.seq).at(-1);
   const afterSeq = anchor ?? first.seq - 1;
   const newest = attested.at(-1);
   const seal =

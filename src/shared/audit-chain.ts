@@ -137,6 +137,8 @@ class ChainState {
   first: number | undefined;
   count = 0;
   matched = 0;
+  /** Trusted checkpoints of this chain itself that matched (references excluded): is it a genuine chain? */
+  ownMatched = 0;
   coveredThrough = 0;
   /** The first record after the last one a trusted attestation covered. */
   uncovered: { seq: number; time: string } | undefined;
@@ -177,6 +179,8 @@ export class LogVerifier {
   private readonly untrusted = new Map<string, number>();
   private readonly inLog = new Set<string>();
   private readonly witnessed: Attestation[] = [];
+  /** Each chain's first record's time. */
+  private readonly firstTimes = new Map<string, string>();
   private failure: Failure | undefined;
 
   constructor(
@@ -209,15 +213,8 @@ export class LogVerifier {
       this.untrusted.set(cp.key_id, (this.untrusted.get(cp.key_id) ?? 0) + 1);
       return;
     }
-    if (!checkpointSignatureValid(cp, key)) {
-      this.fail(
-        chain,
-        cp.seq,
-        `the checkpoint at seq ${cp.seq} has an invalid signature by trusted key ${cp.key_id}`,
-      );
-      return;
-    }
     if (cp.alarm) {
+      if (!this.signed(cp, chain)) return;
       this.fail(
         chain,
         cp.seq + 1,
@@ -240,6 +237,23 @@ export class LogVerifier {
     return this.failure;
   }
 
+  /** Signatures are checked once, when a checkpoint is first relied on; an invalid one is a failure. */
+  private readonly signatures = new Map<Checkpoint, boolean>();
+  private signed(cp: Checkpoint, chain = chainOf(cp)): boolean {
+    let valid = this.signatures.get(cp);
+    if (valid === undefined) {
+      valid = checkpointSignatureValid(cp, this.trusted.get(cp.key_id)!);
+      this.signatures.set(cp, valid);
+    }
+    if (!valid)
+      this.fail(
+        chain,
+        cp.seq,
+        `the checkpoint at seq ${cp.seq} has an invalid signature by trusted key ${cp.key_id}`,
+      );
+    return valid;
+  }
+
   private fail(chain: string, seq: number, reason: string): Failure {
     this.failure ??= { ok: false, chain, seq, reason };
     return this.failure;
@@ -256,6 +270,7 @@ export class LogVerifier {
     if (!st.last) {
       if (!this.checkStart(st, record)) return;
       st.first = seq;
+      this.firstTimes.set(chain, record.time);
     } else {
       if (seq <= st.last.seq) {
         this.fail(chain, seq, `out of order: seq ${seq} follows seq ${st.last.seq}`);
@@ -296,12 +311,15 @@ export class LogVerifier {
       this.fail(st.chain, 1, 'prev of the first record is not the genesis hash');
       return false;
     }
-    const anchors = st.attestations.get(record.seq - 1) ?? [];
-    if (anchors.some((a) => a.hash === record.prev)) {
+    const anchors = (st.attestations.get(record.seq - 1) ?? []).filter((a) => a.hash === record.prev);
+    if (anchors.some((a) => !this.signed(a.cp))) return false;
+    if (anchors.length) {
       st.matched++;
+      if (anchors.some((a) => a.kind !== 'reference')) st.ownMatched++;
       return true;
     }
-    const why = anchors.length ? 'its hash does not match' : 'none found';
+    const all = st.attestations.get(record.seq - 1) ?? [];
+    const why = all.length ? 'its hash does not match' : 'none found';
     this.fail(
       st.chain,
       record.seq,
@@ -312,6 +330,7 @@ export class LogVerifier {
 
   private checkAttestations(st: ChainState, record: AuditRecord): boolean {
     for (const a of st.attestations.get(record.seq) ?? []) {
+      if (!this.signed(a.cp)) return false;
       if (a.hash !== record.hash) {
         this.fail(
           st.chain,
@@ -329,6 +348,7 @@ export class LogVerifier {
         return false;
       }
       st.matched++;
+      if (a.kind !== 'reference') st.ownMatched++;
       st.coveredThrough = record.seq;
       st.uncovered = undefined;
     }
@@ -343,6 +363,7 @@ export class LogVerifier {
     const warnings: string[] = [];
     for (const st of this.chains.values()) {
       if (complete && this.checkEnd(st)) break;
+      if (this.checkGenuine(st, warnings)) break;
       if (this.checkCoverage(st, warnings)) break;
     }
     if (!this.failure) this.checkWitnessKept();
@@ -385,6 +406,7 @@ export class LogVerifier {
       .filter((a) => a.seq > lastSeq)
       .sort((a, b) => a.seq - b.seq)[0];
     if (!beyond) return false;
+    if (!this.signed(beyond.cp)) return true;
     if (!st.last) {
       // No record at all: fine only if the chain's own trusted checkpoint says it was purged this far.
       const anchor = Math.max(
@@ -410,6 +432,31 @@ export class LogVerifier {
     return true;
   }
 
+  /**
+   * A chain counts only if a trusted checkpoint of its own vouches for some of it (every replica seals
+   * right after its first batch): references from other chains attest what the store held, so without
+   * this, a chain someone fabricated in the store would be covered by the next genuine reference.
+   */
+  private checkGenuine(st: ChainState, warnings: string[]): boolean {
+    if (!st.last || st.ownMatched > 0) return false;
+    const first = st.first ?? 1;
+    const what = `no record of chain ${st.chain} is covered by a checkpoint of its own signed by a trusted key (is its replica's key pinned?)`;
+    const maxAge = this.options.maxUnsealedMs ?? 0;
+    const started = this.firstTimes.get(st.chain);
+    const age =
+      started === undefined
+        ? Number.POSITIVE_INFINITY
+        : (this.options.now ?? Date.now()) - Date.parse(started);
+    if (maxAge > 0 && age <= maxAge) {
+      warnings.push(`${what} yet (it began ${Math.round(age / 1000)} s ago)`);
+      return false;
+    }
+    // References to it vouch for nothing then.
+    st.coveredThrough = 0;
+    this.fail(st.chain, first, `unsealed: ${what}`);
+    return true;
+  }
+
   private checkCoverage(st: ChainState, warnings: string[]): boolean {
     if (!st.uncovered || !st.last) return false;
     const maxAge = this.options.maxUnsealedMs ?? 0;
@@ -429,6 +476,7 @@ export class LogVerifier {
   private checkWitnessKept(): void {
     for (const a of this.witnessed) {
       if (this.inLog.has(a.cp.signature)) continue;
+      if (!this.signed(a.cp)) return;
       const st = this.state(chainOf(a.cp));
       if (st.first !== undefined && a.seq < st.first - 1) continue;
       this.fail(
