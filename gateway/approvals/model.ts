@@ -1,6 +1,7 @@
 /**
  * The approvals domain's records: statement approval requests and time-boxed access grants, as the
- * store keeps them (store/types.ts ApprovalStore, GrantStore). Types only.
+ * store keeps them, and what the domain needs of a store (ApprovalStore, GrantStore: store/ implements
+ * them). Types only.
  */
 import type { Identity } from '../../src/shared/identity.js';
 
@@ -98,3 +99,34 @@ export type NewGrant = Omit<
 export type GrantPatch = Partial<
   Pick<Grant, 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'decided_by' | 'decision_reason'>
 >;
+
+// --- what the approvals domain needs of a store (store/ implements it) ---------------------------
+
+/** Approval requests (gateway/approvals). */
+export interface ApprovalStore {
+  createApproval(approval: NewApproval): Promise<Approval>;
+  getApproval(id: number): Promise<Approval | undefined>;
+  listApprovals(filter?: {
+    status?: ApprovalStatus;
+    connection?: string;
+    replica?: string;
+  }): Promise<Approval[]>;
+  updateApproval(id: number, patch: ApprovalPatch): Promise<Approval | undefined>;
+  /**
+   * Compare-and-set: apply the patch (and bump the revision) only if the row is still at `revision`.
+   * Undefined when someone else changed it first (re-read and decide again).
+   */
+  transitionApproval(id: number, revision: number, patch: ApprovalPatch): Promise<Approval | undefined>;
+  /** Pending requests past their expiry (for the sweeper). */
+  listExpiredApprovals(now: string): Promise<Approval[]>;
+}
+
+/** Time-boxed access grants (gateway/approvals). */
+export interface GrantStore {
+  createGrant(grant: NewGrant): Promise<Grant>;
+  getGrant(id: number): Promise<Grant | undefined>;
+  listGrants(filter?: { subject?: string; status?: GrantStatus }): Promise<Grant[]>;
+  updateGrant(id: number, patch: GrantPatch): Promise<Grant | undefined>;
+  /** Compare-and-set on the grant's revision, as transitionApproval. */
+  transitionGrant(id: number, revision: number, patch: GrantPatch): Promise<Grant | undefined>;
+}

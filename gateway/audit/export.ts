@@ -54,12 +54,18 @@ function attestedSeqs(checkpoints: readonly Checkpoint[], chain: string, refs = 
  * record before the window (the anchor) through the first attested record at or after its last record in
  * the window — never past the newest attested record, so the export is sealed throughout.
  */
+export interface ChainRange {
+  chain: string;
+  afterSeq: number;
+  throughSeq: number;
+}
+
 async function chainRange(
   store: AuditStore,
   info: ChainInfo,
   checkpoints: readonly Checkpoint[],
   window: ExportWindow,
-) {
+): Promise<ChainRange | undefined> {
   const { chain } = info;
   const first = (await store.listRecords({ chain, ...window, limit: 1 }))[0];
   const last = (await store.listRecords({ chain, ...window, limit: 1, descending: true }))[0];
@@ -71,11 +77,34 @@ async function chainRange(
     attestedSeqs(checkpoints, chain, false)
       .filter((s) => s < first.seq)
       .at(-1) ?? attested.filter((s) => s < first.seq).at(-1);
-  const afterSeq = anchor ?? first.seq - 1;
+  // No attested record before the window: start at the chain's beginning, which anchors itself (genesis).
+  const afterSeq = anchor ?? 0;
   const newest = attested.at(-1);
   const seal =
     attested.find((s) => s >= last.seq) ?? (newest !== undefined && newest > afterSeq ? newest : last.seq);
   return { chain, afterSeq, throughSeq: seal };
+}
+
+/**
+ * Per chain, the seq range a self-verifying read of the window holds (exports, the compliance report);
+ * empty when no chain has a record in the window.
+ */
+export async function verifiableRange(store: AuditStore, window: ExportWindow): Promise<ChainRange[]> {
+  const checkpoints = await store.listCheckpoints();
+  const ranges: ChainRange[] = [];
+  for (const info of await store.listChains()) {
+    const range = await chainRange(store, info, checkpoints, window);
+    if (range) ranges.push(range);
+  }
+  return ranges;
+}
+
+/** The records of every range, merged across chains in time order. */
+export function recordsInRanges(
+  store: AuditStore,
+  ranges: readonly ChainRange[],
+): AsyncGenerator<AuditRecord> {
+  return mergeByTime(ranges.map((r) => recordsOfChain(store, r.chain, r.afterSeq, r.throughSeq)));
 }
 
 /** Merge chains' record streams by time; each chain's own order (seq) is kept whatever the clocks did. */
@@ -119,14 +148,13 @@ export async function* exportJsonl(
   for (const key of await store.listSigningKeys()) yield exportLine({ key });
   const checkpoints = await store.listCheckpoints();
   for (const checkpoint of checkpoints) yield exportLine({ checkpoint });
-  const ranges = [];
+  const ranges: ChainRange[] = [];
   for (const info of chains) {
     const range = await chainRange(store, info, checkpoints, window);
     if (range) ranges.push(range);
   }
   let chunk = '';
-  const streams = ranges.map((r) => recordsOfChain(store, r.chain, r.afterSeq, r.throughSeq));
-  for await (const record of mergeByTime(streams)) {
+  for await (const record of recordsInRanges(store, ranges)) {
     chunk += exportLine({ record });
     if (chunk.length > 64 * 1024) {
       yield chunk;

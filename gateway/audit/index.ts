@@ -33,6 +33,8 @@ export interface RunningAudit {
   authFailures: AuthFailureRecorder;
   /** Seal, then verify every chain with the pinned keys (GET /v1/audit/verify). */
   verify(): Promise<VerifyResult>;
+  /** The key checkpoints are signed with (readiness reports it loaded). */
+  signingKeyId: string;
   /** Stop sinks, retention and heartbeats, flush and seal the log. The store stays open. */
   close(): Promise<void>;
 }
@@ -49,6 +51,8 @@ export async function startAudit(
     /** Relative file paths (sinks, trusted keys) resolve against this (the configuration file's directory). */
     baseDir?: string;
     version?: string;
+    /** After each group commit (metrics, readiness): see AuditLogOptions.onCommit. */
+    onCommit?: (records: number, seconds: number, error?: Error) => void;
   } = {},
 ): Promise<RunningAudit> {
   const onError = options.onError ?? (() => {});
@@ -82,6 +86,7 @@ export async function startAudit(
     onForeignHead: config.audit.on_foreign_head,
     onAlarm: options.onAlarm,
     onError,
+    onCommit: options.onCommit,
   });
   const replica = await startReplica(store, log, replicaOptions);
   const sinks = startSinks(store, log, sinksFromConfig(config.audit.sinks, process.env, options.baseDir), {
@@ -98,6 +103,7 @@ export async function startAudit(
     log,
     replica,
     signingKey,
+    signingKeyId: signingKey.keyId,
     trustedKeys,
     authFailures,
     verify: () =>
@@ -119,4 +125,3 @@ export async function startAudit(
 
 export type { Alarm, AuditLog } from './log.js';
 export { AuditWriteError, createAuditLog } from './log.js';
-export { ResultRecorder } from './recorder.js';

@@ -66,6 +66,8 @@ export interface AuditLogOptions {
    * of forcing one of their own.
    */
   lazyMs?: number;
+  /** Called after each group commit attempt (metrics, readiness): its size, the store's time, its error. */
+  onCommit?: (records: number, seconds: number, error?: Error) => void;
 }
 
 /**
@@ -410,7 +412,7 @@ class ChainLog implements AuditLog {
     this.headNow = { seq: result.firstSeq + n - 1, hash: result.hashes.slice(-64), time: result.time };
     for (const a of group.appends) a.resolve(recordOf(this.chain, a.input, result, a.lsn - group.first));
     this.watch.settle(group.first, group.last);
-    this.settled(group, true);
+    this.settled(group);
     for (const listener of this.appendListeners) listener(this.headNow);
     // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
     this.checkpointer?.afterAppend(this.headNow).catch((err: Error) => this.onError(err));
@@ -418,17 +420,16 @@ class ChainLog implements AuditLog {
 
   private failed(group: Group, err: Error): void {
     if (err instanceof ForeignHeadError) this.raise(err.expected, err.found);
-    this.watch.settle(group.first, group.last, new AuditWriteError(err));
-    this.settled(group, false);
+    const failure = new AuditWriteError(err);
+    this.watch.settle(group.first, group.last, failure);
+    this.settled(group, failure);
   }
 
-  private settled(group: Group, ok: boolean): void {
-    this.options.onBatch?.({
-      chain: this.chain,
-      records: group.entries.length / ENTRY_STRIDE,
-      ms: performance.now() - (group.submitted ?? performance.now()),
-      ok,
-    });
+  private settled(group: Group, error?: Error): void {
+    const records = group.entries.length / ENTRY_STRIDE;
+    const ms = performance.now() - (group.submitted ?? performance.now());
+    this.options.onBatch?.({ chain: this.chain, records, ms, ok: !error });
+    this.options.onCommit?.(records, ms / 1000, error);
     this.inFlight--;
     if (this.quiet()) this.idle?.();
   }

@@ -21,9 +21,8 @@ import type {
 } from '../../src/shared/identities-api.js';
 import type { Identity } from '../../src/shared/identity.js';
 import { AuthError } from '../auth/errors.js';
-import type { IdentityStore } from '../store/types.js';
 import { HttpError } from '../transport/router.js';
-import type { IdentityEntry } from './model.js';
+import type { IdentityEntry, IdentityStore } from './model.js';
 
 const DAY_MS = 86_400_000;
 

@@ -30,6 +30,7 @@ import type {
   StatementFlag,
 } from '../../src/shared/statement.js';
 import { compileGlobs } from '../sql/glob.js';
+import { type AgentGuardrails, compileAgents, guardAgentDecision } from './agents.js';
 
 export interface DecideOptions {
   /** Names of requestable policies granted to this identity right now (time-boxed access). */
@@ -65,6 +66,8 @@ export interface PolicyEngine {
   connectionsView(identity: Identity, opts?: DecideOptions): ConnectionView[];
   /** The configured connection of that name. */
   connection(name: string): ConnectionConfig | undefined;
+  /** The agent guardrails (config `agents[]`) this identity falls under, if any. */
+  agentFor(identity: Identity): AgentGuardrails | undefined;
 }
 
 type Action = 'allow' | 'deny' | 'approve';
@@ -97,7 +100,20 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
   const applicable = (identity: Identity, connection: string, grants: readonly string[]) =>
     policies.filter((p) => applies(p, identity, grants) && p.connections(connection));
 
+  // Agents (docs/agents.md): their policies' decisions, made stricter by the guardrails.
+  const agentFor = compileAgents(config.agents ?? []);
   const decide = (
+    identity: Identity,
+    connection: string,
+    stmt: ClassifiedStatement,
+    opts: DecideOptions = {},
+  ): Decision => {
+    const decision = decideByPolicy(identity, connection, stmt, opts);
+    const agent = agentFor(identity);
+    return agent ? guardAgentDecision(decision, stmt, agent) : decision;
+  };
+
+  const decideByPolicy = (
     identity: Identity,
     connection: string,
     stmt: ClassifiedStatement,
@@ -188,6 +204,7 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
       return views;
     },
     connection: (name) => connections.get(name),
+    agentFor,
   };
 }
 

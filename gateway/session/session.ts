@@ -7,6 +7,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import type { McpClientInfo } from '../../src/shared/mcp.js';
+import type { SessionGate } from '../contracts/gate.js';
+import type { SessionInfo } from '../contracts/session.js';
 import {
   type BackendKey,
   backendKeyData,
@@ -15,23 +18,10 @@ import {
   readyForQuery,
 } from '../pgwire/backend.js';
 import { connectUpstream, sendUpstreamCancel, type UpstreamTarget } from '../transport/upstream.js';
-import type { SessionGate } from './gate.js';
 import { Relay } from './relay.js';
 import { acceptStartup, refuseStartup } from './startup.js';
 
-export interface SessionInfo {
-  id: string;
-  identity: Identity;
-  connection: ConnectionConfig;
-  source: string;
-  /** Which CLI command opened the tunnel (connect | exec). */
-  client: string;
-  /** exec --approval ID: the approval request this session came to run. */
-  approval?: string;
-  /** x-hoop-approval-wait: how long the client waits for approvals (ms), or `none` (exec --no-wait). */
-  approvalWait?: string;
-  startedAt: number;
-}
+export type { SessionInfo } from '../contracts/session.js';
 
 export interface SessionHooks {
   /** The session is authenticated and the upstream is ready: build its gate (records session.started). */
@@ -40,13 +30,16 @@ export interface SessionHooks {
   closed(info: SessionInfo, reason: string): void;
   /** The local one-time password was wrong, or the handshake failed (records auth.failed). */
   refused(info: SessionInfo, reason: string): void;
+  /** The upstream login finished (metrics): how long it took, or the error (with its SQLSTATE) it failed with. */
+  upstream?(info: SessionInfo, seconds: number, error?: Error & { sqlstate?: string }): void;
 }
 
 export interface SessionSettings {
   maxMessageBytes: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
-  target: (connection: ConnectionConfig) => UpstreamTarget;
+  /** Where and how to log in upstream for this identity (agents get a statement_timeout, say). */
+  target: (connection: ConnectionConfig, identity: Identity) => UpstreamTarget;
 }
 
 interface LiveSession {
@@ -104,6 +97,7 @@ export async function runSession(
     sessionId?: string;
     approval?: string;
     approvalWait?: string;
+    mcp?: McpClientInfo;
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -117,6 +111,7 @@ export async function runSession(
     client: meta.client,
     approval: meta.approval,
     approvalWait: meta.approvalWait,
+    mcp: meta.mcp,
     startedAt: Date.now(),
   };
   let handshake: Awaited<ReturnType<typeof acceptStartup>>;
@@ -144,12 +139,15 @@ export async function runSession(
     return;
   }
 
-  const target = settings.target(meta.connection);
+  const target = settings.target(meta.connection, meta.identity);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
+  const connectStarted = performance.now();
   try {
     upstream = await connectUpstream(target, handshake.result.parameters);
+    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
+    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000, e);
     client.end(
       errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
     );

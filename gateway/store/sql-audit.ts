@@ -166,6 +166,7 @@ export class SqlAuditStore implements AuditStore {
     if (query.since) add('time >= ?', query.since);
     if (query.until) add('time < ?', query.until);
     if (query.session) add('session = ?', query.session);
+    if (query.type) add('type = ?', query.type);
     params.push(query.limit ?? 1000);
     const direction = query.descending ? ' DESC' : '';
     const rows = await this.db.query<Row>(
@@ -213,6 +214,7 @@ export class SqlAuditStore implements AuditStore {
     }
     if (query.since) records = records.filter((r) => r.time >= query.since!);
     if (query.until) records = records.filter((r) => r.time < query.until!);
+    if (query.type) records = records.filter((r) => r.type === query.type);
     return records.slice(0, query.limit ?? 1000);
   }
 
@@ -277,6 +279,7 @@ export class SqlAuditStore implements AuditStore {
         identity: first?.identity,
         connection: first?.connection,
         source: first?.source,
+        ...(typeof first?.data?.client === 'string' ? { client: first.data.client } : {}),
         started: String(g.first_time),
         ended: opt(g.ended as string | null),
         statements: num(g.statements),

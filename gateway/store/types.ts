@@ -6,17 +6,8 @@
  */
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
 import type { Identity } from '../../src/shared/identity.js';
-import type {
-  Approval,
-  ApprovalPatch,
-  ApprovalStatus,
-  Grant,
-  GrantPatch,
-  GrantStatus,
-  NewApproval,
-  NewGrant,
-} from '../approvals/model.js';
-import type { IdentityEntry } from '../identities/model.js';
+import type { ApprovalStore, GrantStore } from '../approvals/model.js';
+import type { IdentityStore } from '../identities/model.js';
 import type { ChainWriter, ChainWriterOptions } from './chain-writer.js';
 
 /** The newest record: what the next one chains onto. seq 0 and the genesis hash when the chain is empty. */
@@ -58,6 +49,8 @@ export interface RecordQuery {
   since?: string;
   until?: string;
   session?: string;
+  /** Only records of this type. */
+  type?: string;
   /** Default 1000. */
   limit?: number;
   /** Newest first. */
@@ -97,13 +90,15 @@ export type {
   ApprovalMode,
   ApprovalPatch,
   ApprovalStatus,
+  ApprovalStore,
   Grant,
   GrantPatch,
   GrantStatus,
+  GrantStore,
   NewApproval,
   NewGrant,
 } from '../approvals/model.js';
-export type { IdentityEntry } from '../identities/model.js';
+export type { IdentityEntry, IdentityStore } from '../identities/model.js';
 
 /** What the chain writer is told about this store's backend (store/chain-writer.ts). */
 export type WriterBackend = Pick<ChainWriterOptions, 'backend' | 'target' | 'pragmas' | 'durability'>;
@@ -162,51 +157,6 @@ export interface ReplicaStore {
   /** Compare-and-set: mark it lost only if it is still silent since `before`; true for the one that won. */
   markReplicaLost(replica: string, heartbeatBefore: string, by: string, at: string): Promise<boolean>;
   listReplicas(): Promise<ReplicaInfo[]>;
-}
-
-/** Approval requests (gateway/approvals). */
-export interface ApprovalStore {
-  createApproval(approval: NewApproval): Promise<Approval>;
-  getApproval(id: number): Promise<Approval | undefined>;
-  listApprovals(filter?: {
-    status?: ApprovalStatus;
-    connection?: string;
-    replica?: string;
-  }): Promise<Approval[]>;
-  updateApproval(id: number, patch: ApprovalPatch): Promise<Approval | undefined>;
-  /**
-   * Compare-and-set: apply the patch (and bump the revision) only if the row is still at `revision`.
-   * Undefined when someone else changed it first (re-read and decide again).
-   */
-  transitionApproval(id: number, revision: number, patch: ApprovalPatch): Promise<Approval | undefined>;
-  /** Pending requests past their expiry (for the sweeper). */
-  listExpiredApprovals(now: string): Promise<Approval[]>;
-}
-
-/** Identities seen, and revocation (gateway/identities). */
-export interface IdentityStore {
-  /** Insert or refresh last_seen, name, groups, kind. */
-  recordIdentitySeen(identity: Identity, at: string): Promise<IdentityEntry>;
-  getIdentity(issuer: string, subject: string): Promise<IdentityEntry | undefined>;
-  listIdentities(): Promise<IdentityEntry[]>;
-  /** Only the revoked ones: what each gateway polls to keep its revocation cache current. */
-  listRevokedIdentities(): Promise<IdentityEntry[]>;
-  /** Revoke (reason set) or restore (reason null). */
-  setIdentityRevoked(
-    issuer: string,
-    subject: string,
-    revoked: { at: string; reason: string } | null,
-  ): Promise<boolean>;
-}
-
-/** Time-boxed access grants (gateway/approvals). */
-export interface GrantStore {
-  createGrant(grant: NewGrant): Promise<Grant>;
-  getGrant(id: number): Promise<Grant | undefined>;
-  listGrants(filter?: { subject?: string; status?: GrantStatus }): Promise<Grant[]>;
-  updateGrant(id: number, patch: GrantPatch): Promise<Grant | undefined>;
-  /** Compare-and-set on the grant's revision, as transitionApproval. */
-  transitionGrant(id: number, revision: number, patch: GrantPatch): Promise<Grant | undefined>;
 }
 
 /** Everything, as main.ts opens it; modules take the parts they need. */

@@ -28,10 +28,17 @@ export const RECORD_TYPES = [
   'checkpoint',
   // A replica found its chain's head moved by someone else (docs/audit.md, "Alarms").
   'audit.alarm',
-  // The signing key was rotated (hoop-gateway --rotate-signing-key): old and new key ids and fingerprints.
+  // The signing key was rotated (hoop-gateway --rotate-signing-key): old and new key ids and fingerprints;
+  // counted by the compliance report.
   'audit.key_rotated',
   // A replica stopped heartbeating; another closed its chain and withdrew what it held.
   'replica.lost',
+  // Who read the audit log and what they asked for (sessions list/show/replay/export, verify, report).
+  'audit.accessed',
+  // The configuration in force at each start: its hash and what changed since the previous one.
+  'config.loaded',
+  // One call of an MCP tool (docs/agents.md): tool, arguments (secrets redacted), decision, result summary.
+  'mcp.tool',
 ] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 
@@ -158,6 +165,8 @@ export interface SessionSummary {
   identity?: Identity;
   connection?: string;
   source?: string;
+  /** What opened it: connect, exec, mcp … (from the session's first record). */
+  client?: string;
   started: string;
   /** Absent while the session is open (or when the gateway died before recording its end). */
   ended?: string;

@@ -1,234 +1,193 @@
 /**
- * Three gateway processes on one PostgreSQL store (issue 16, items 1 and 2), with real clients:
- * each replica appends to its own hash chain at the same time and `audit verify` passes over all of them;
- * an approval requested through one replica is released by a decision made through another; a replica
- * killed with SIGKILL while it holds a statement for approval has that request withdrawn by the others
- * (recorded, and refused to a late approver), and its unsealed chain is sealed by their references;
- * revoking an identity through one replica ends its session on another; and deleting a replica's whole
- * chain makes verification fail naming it.
+ * Three gateway processes on one PostgreSQL store behind HAProxy (TCP mode, TLS end to end at the gateways,
+ * deploy/haproxy/haproxy.cfg with local addresses), with real clients through `hoopctl connect`:
+ * - kill -9 one replica under pgbench: the clients on the others finish untouched, new connections land on
+ *   the survivors, every statement PostgreSQL executed (log_statement=all) has its record, and the log
+ *   verifies (offline export and online);
+ * - an approval requested through one replica and approved through another releases the statement;
+ * - SIGTERM drains a replica: HAProxy stops sending it tunnels (/readyz), and its open session finishes
+ *   without an error.
+ * bench/replicas.mjs measures the same set-up (TPS with 1 and 3 replicas, records/s with 1 and 3 writers).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApprovalListResponse } from '../../src/shared/api.js';
-import type { AuditRecord, VerifyResult } from '../../src/shared/audit.js';
-import { parseExport } from '../../src/shared/audit-export.js';
-import { type PgServer, startPostgres } from '../harness/postgres.js';
-import { DEFAULT_POLICIES, type Replica, type Stack, startStack } from '../harness/stack.js';
-
-const POLICIES = `${DEFAULT_POLICIES}
-  - name: identity-admins
-    subjects: [rita@example.com]
-    admin: true
-`;
+import { CLIENTS, normaliseStatement, pgbench, startCluster } from '../../bench/lib/cluster.mjs';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Poll until `probe` returns something; bounds a wait, asserts no timing. */
-async function eventually<T>(
+async function until<T>(
   what: string,
-  probe: () => Promise<T | undefined>,
+  probe: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 30_000,
-): Promise<T> {
+) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
-    if (value !== undefined) return value;
+    if (value !== undefined && value !== false) return value as T;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
+    await sleep(100);
   }
 }
 
-function runPsql(url: string, sql: string) {
-  const child: ChildProcess = spawn('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', url, '-c', sql], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    stdout += c.toString('utf8');
-  });
-  child.stderr!.on('data', (c: Buffer) => {
-    stderr += c.toString('utf8');
-  });
-  return {
-    child,
-    done: new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-      child.on('exit', (code) => resolve({ code, stdout, stderr })),
-    ),
-  };
-}
+type Cluster = Awaited<ReturnType<typeof startCluster>>;
+type Tunnel = Awaited<ReturnType<Cluster['connect']>>;
 
-describe('three replicas on one PostgreSQL store', () => {
-  let storePg: PgServer;
-  let stack: Stack;
-  let gw2: Replica;
-  let gw3: Replica;
-  let alice: string;
-  let rita: string;
-  let aubrey: string;
-
-  /** Let a home logged in through the first gateway use another replica too (same issuer, same audience). */
-  const alsoFor = (home: string, url: string) => {
-    const file = join(home, 'tokens.json');
-    const tokens = JSON.parse(readFileSync(file, 'utf8')) as { gateways: Record<string, unknown> };
-    tokens.gateways[url] = tokens.gateways[stack.gatewayUrl];
-    writeFileSync(file, JSON.stringify(tokens), { mode: 0o600 });
-  };
-  const via = (replica: Replica) => ({ env: { HOOPCTL_GATEWAY: replica.url } });
-  const verify = async (): Promise<VerifyResult> => {
-    const result = await stack.cli(aubrey, ['audit', 'verify', '--json']);
-    return JSON.parse(result.stdout) as VerifyResult;
-  };
-  const approvals = async (home: string, replica?: Replica) => {
-    const result = await stack.cli(home, ['approvals', '--all', '--json'], replica && via(replica));
-    expect(result.code, result.stderr).toBe(0);
-    return (JSON.parse(result.stdout) as ApprovalListResponse).approvals;
-  };
-
+describe('three replicas on one PostgreSQL store behind HAProxy', () => {
+  let cluster: Cluster;
+  let tunnel: Tunnel;
   beforeAll(async () => {
-    storePg = await startPostgres();
-    storePg.psql('CREATE DATABASE hoop_store');
-    stack = await startStack({
-      policies: POLICIES,
-      store: `  url: ${storePg.url('hoop_store')}`,
-      replicaId: 'gw-1',
-      // Short for the test; on a loaded machine a replica's event loop can stall for seconds, and one
-      // presumed lost has its waiting approvals withdrawn: production keeps the 10 s default.
-      extraConfig: 'replica: { heartbeat: 1s, lost_after: 6s }',
-    });
-    [gw2, gw3] = await Promise.all([stack.startReplica('gw-2'), stack.startReplica('gw-3')]);
-    [alice, rita, aubrey] = await Promise.all([
-      stack.login('alice@example.com'),
-      stack.login('rita@example.com'),
-      stack.login('aubrey@example.com'),
-    ]);
-    for (const home of [alice, rita, aubrey]) for (const r of [gw2, gw3]) alsoFor(home, r.url);
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-    storePg?.stop();
+    cluster = await startCluster({ replicas: 3, grace: '30s' });
+    tunnel = await cluster.connect();
+  }, 120_000);
+  afterAll(() => {
+    tunnel?.stop();
+    cluster?.stop();
   });
 
-  it('appends through three replicas at once, each to its own chain; verify passes over all chains', {
-    timeout: 180_000,
-  }, async () => {
-    const bot = mkdtempSync(join(tmpdir(), 'hoop-bot-'));
-    const script = Array.from({ length: 20 }, (_, i) => `select ${i};`).join('\n');
-    const runs = await Promise.all(
-      [undefined, gw2, gw3].map((r) =>
-        stack.cli(bot, ['exec', 'prod-db', '-c', script], {
-          env: { ...stack.ciEnv(), ...(r ? via(r).env : {}) },
-          timeoutMs: 150_000,
-        }),
-      ),
+  it('kill -9 of one replica under pgbench: the rest carry on, and nothing that ran is unrecorded', async () => {
+    const [victim, ...survivors] = cluster.gateways;
+    // Six single-connection pgbench runs: HAProxy's leastconn puts two on each replica.
+    const runs = Array.from({ length: 6 }, () =>
+      pgbench(tunnel, ['-n', '-c', '1', '-T', '12', '-M', 'simple']),
     );
-    for (const run of runs) expect(run.code, run.stderr).toBe(0);
-    const result = await verify();
-    expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
-    const chains = result.ok ? result.chains : [];
-    expect(chains.map((c) => c.chain)).toEqual(['gw-1', 'gw-2', 'gw-3']);
-    for (const c of chains) expect(c.count).toBeGreaterThan(20);
-    // An export of all chains, merged in time order, verifies offline with the replicas' (shared) key.
-    const exp = await stack.cli(aubrey, ['sessions', 'export', '--since', '1h']);
-    const file = parseExport(exp.stdout);
-    expect(new Set(file.records.map((r) => r.chain))).toEqual(new Set(['gw-1', 'gw-2', 'gw-3']));
-    const times = file.records.map((r) => r.time);
-    expect(times).toEqual([...times].sort());
-  });
+    const placed = await until('six sessions placed', async () => {
+      const s = await cluster.servers();
+      const open = Object.values(s).reduce((n, x) => n + x.current, 0);
+      return open === 6 ? s : undefined;
+    });
+    const onVictim = placed[victim.id].current;
+    expect(onVictim).toBeGreaterThan(0);
+    // Under way, then kill -9: a few transactions into the run, or a third of its time on a loaded machine.
+    const third = Date.now() + 20_000 / 3;
+    await until('pgbench under way', () => {
+      const updates = cluster
+        .executedStatements()
+        .filter((t: string) => t.startsWith('UPDATE pgbench_accounts'));
+      return updates.length >= 12 || Date.now() > third || undefined;
+    });
+    victim.process.kill('SIGKILL');
+    const results = await Promise.all(runs);
+    const failed = results.filter((r) => r.code !== 0);
+    const why = failed.map((r) =>
+      r.output
+        .split('\n')
+        .filter((l) => /abort|error|FATAL/i.test(l))
+        .join(' | '),
+    );
+    expect(failed.length, `only the clients of the killed replica fail: ${JSON.stringify(why)}`).toBe(
+      onVictim,
+    );
+    for (const r of results.filter((x) => x.code === 0))
+      expect(r.output).toMatch(/number of failed transactions: 0/);
 
-  it('releases a statement held on one replica when a reviewer approves through another', async () => {
-    const tunnel = await stack.connect(alice, 'prod-db', via(gw2));
-    try {
-      const psql = runPsql(tunnel.url, 'delete from orders where id = 2');
-      const request = await eventually('the request', async () =>
-        (await approvals(rita, gw3)).find((a) => a.statement.includes('id = 2') && a.status === 'pending'),
-      );
-      const approved = await stack.cli(rita, ['approve', request.id], via(gw3));
-      expect(approved.code, approved.stderr).toBe(0);
-      const result = await psql.done;
-      expect(result.code, result.stderr).toBe(0);
-      expect(result.stderr).toMatch(/approval #\d+ granted/);
-    } finally {
-      tunnel.stop();
+    // New connections land on the survivors.
+    await cluster.waitServers({ [victim.id]: false });
+    const before = await cluster.servers();
+    const after4 = await pgbench(tunnel, ['-n', '-c', '4', '-t', '5', '-M', 'simple']);
+    expect(after4.code, after4.output).toBe(0);
+    const after = await cluster.servers();
+    expect(after[victim.id].total).toBe(before[victim.id].total);
+    const landed = survivors.reduce((n, g) => n + after[g.id].total - before[g.id].total, 0);
+    expect(landed).toBeGreaterThanOrEqual(4);
+
+    // Every statement PostgreSQL executed has its record; the log verifies offline and online.
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-replicas-'));
+    const file = join(dir, 'export.jsonl');
+    const exported = await cluster.cli(['sessions', 'export', '--since', '1h', '-o', file], {
+      client: CLIENTS.auditor,
+    });
+    expect(exported.code, exported.stderr).toBe(0);
+    const offline = await cluster.cli(['audit', 'verify', file, '--public-key', cluster.publicKeyFile], {
+      client: CLIENTS.auditor,
+    });
+    expect(offline.code, offline.stdout + offline.stderr).toBe(0);
+    const online = await cluster.cli(['audit', 'verify', '--json'], { client: CLIENTS.auditor });
+    expect(online.code, online.stdout + online.stderr).toBe(0);
+
+    const recorded = new Map<string, number>();
+    for (const line of readFileSync(file, 'utf8').trim().split('\n')) {
+      const r = (
+        JSON.parse(line) as { record?: { type: string; data: { text?: string; decision?: string } } }
+      ).record;
+      if (r?.type !== 'statement' || r.data.decision !== 'allow') continue;
+      const text = normaliseStatement(String(r.data.text));
+      recorded.set(text, (recorded.get(text) ?? 0) + 1);
     }
-  });
-
-  it('withdraws what a killed replica held, records it, refuses a late approval; its chain is sealed by the others', async () => {
-    const tunnel = await stack.connect(alice, 'prod-db', via(gw2));
-    const psql = runPsql(tunnel.url, 'delete from orders where id = 3');
-    const request = await eventually('the request', async () =>
-      (await approvals(rita)).find((a) => a.statement.includes('id = 3') && a.status === 'pending'),
+    const executed = new Map<string, number>();
+    for (const t of cluster.executedStatements()) executed.set(t, (executed.get(t) ?? 0) + 1);
+    const missing = [...executed].filter(([t, n]) => (recorded.get(t) ?? 0) < n);
+    expect(missing).toEqual([]);
+    const ran = [...executed.values()].reduce((a, b) => a + b, 0);
+    const kept = [...recorded.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      `replicas: kill -9 ${victim.id} with ${onVictim} of 6 sessions; ${failed.length} pgbench runs failed, ` +
+        `${results.length - failed.length} finished; statements executed ${ran}, recorded ${kept}`,
     );
-    await gw2.kill('SIGKILL');
-    const started = Date.now();
-    const withdrawn = await eventually('the withdrawal', async () =>
-      (await approvals(rita)).find((a) => a.id === request.id && a.status === 'withdrawn'),
-    );
-    const seconds = (Date.now() - started) / 1000;
-    console.log(`request #${withdrawn.id} withdrawn ${seconds.toFixed(1)} s after its replica was killed`);
-    // The client's own gateway is gone: its connection broke (it never ran the statement).
-    const result = await psql.done;
-    expect(result.code).not.toBe(0);
-    tunnel.stop();
-    expect(stack.pg.psql('select count(*) from orders where id = 3', 'shop').trim()).toBe('1');
-    const late = await stack.cli(rita, ['approve', request.id]);
-    expect(late.code).toBe(1);
-    expect(late.stderr).toMatch(/withdrawn/);
-    // On the record: the loss of the replica, and the withdrawal, with the reason.
-    const exp = await stack.cli(aubrey, ['sessions', 'export', '--since', '1h']);
-    const records: AuditRecord[] = parseExport(exp.stdout).records;
-    expect(records.find((r) => r.type === 'replica.lost')).toMatchObject({
-      data: { replica: 'gw-2', chain: 'gw-2' },
-    });
-    expect(
-      records.find(
-        (r) => r.type === 'approval.withdrawn' && r.data.approval_id === Number(request.id) && r.data.replica,
-      ),
-    ).toMatchObject({
-      data: { replica: 'gw-2', reason: expect.stringMatching(/replica gw-2.*stopped responding/) },
-    });
-    // The killed replica's unsealed tail is covered by the survivors' references: verify still passes.
-    expect(await verify()).toMatchObject({ ok: true });
-  });
+  }, 150_000);
 
-  it('revoking an identity through one replica ends its session on another', async () => {
-    const bot = mkdtempSync(join(tmpdir(), 'hoop-bot-'));
-    const tunnel = await stack.connect(bot, 'prod-db', { env: { ...stack.ciEnv(), ...via(gw3).env } });
-    const client = new pg.Client({ connectionString: tunnel.url });
-    await client.connect();
-    const ended = new Promise<number>((resolve) => {
-      client.on('error', () => resolve(Date.now()));
-      client.on('end', () => resolve(Date.now()));
+  it('an approval requested through one replica and approved through another releases the statement', async () => {
+    const [, asked, approver] = cluster.gateways;
+    const exec = cluster.cli(['exec', 'prod-db', '-c', 'create table approval_probe (id int)'], {
+      gateway: asked.url,
     });
-    try {
-      await client.query('select 1');
-      const at = Date.now();
-      const revoke = await stack.cli(rita, ['identities', 'revoke', 'ci-bot', '--reason', 'replica test']);
-      expect(revoke.code, revoke.stderr).toBe(0);
-      const endedAt = await Promise.race([ended, sleep(20_000).then(() => undefined)]);
-      expect(endedAt, 'the session on gw-3 should have been ended').toBeDefined();
-      console.log(
-        `session on gw-3 ended ${((endedAt! - at) / 1000).toFixed(1)} s after the revocation on gw-1`,
-      );
-    } finally {
-      await client.end().catch(() => undefined);
-      tunnel.stop();
-      await stack.cli(rita, ['identities', 'restore', 'ci-bot']);
-    }
-  });
-
-  it("deleting one replica's whole chain makes verification fail naming it", async () => {
-    await gw3.kill('SIGTERM'); // a clean stop: its chain is sealed, nothing alarms
-    storePg.psql(
-      "DELETE FROM chain_records WHERE chain = 'gw-3'; DELETE FROM chain_checkpoints WHERE chain = 'gw-3'; DELETE FROM audit_chains WHERE chain = 'gw-3';",
-      'hoop_store',
+    const request = await until('the pending request', async () => {
+      const list = await cluster.cli(['approvals', '--json'], {
+        client: CLIENTS.reviewer,
+        gateway: approver.url,
+      });
+      if (list.code !== 0) return undefined;
+      const { approvals } = JSON.parse(list.stdout) as {
+        approvals: { id: string; statement: string; status: string }[];
+      };
+      return approvals.find((a) => a.statement.includes('approval_probe') && a.status === 'pending');
+    });
+    const approve = await cluster.cli(['approve', String(request.id)], {
+      client: CLIENTS.reviewer,
+      gateway: approver.url,
+    });
+    expect(approve.code, approve.stderr).toBe(0);
+    const result = await exec;
+    expect(result.code, result.stderr).toBe(0);
+    expect(cluster.pg.psql("select to_regclass('public.approval_probe') is not null", 'shop').trim()).toBe(
+      't',
     );
-    const result = await stack.cli(aubrey, ['audit', 'verify']);
-    expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/BROKEN: chain gw-3 .*chain gw-3 is missing/);
-  });
+  }, 90_000);
+
+  it('SIGTERM drains a replica: HAProxy stops sending it tunnels, its open session ends without an error', async () => {
+    const draining = cluster.gateways[1];
+    const other = cluster.gateways[2];
+    const direct = await cluster.connect({ gateway: draining.url });
+    const session = new pg.Client({ connectionString: direct.url });
+    const errors: Error[] = [];
+    session.on('error', (e) => errors.push(e));
+    await session.connect();
+    await session.query('begin');
+    await session.query('update pgbench_branches set bbalance = bbalance + 1 where bid = 1');
+
+    draining.process.kill('SIGTERM');
+    await cluster.waitServers({ [draining.id]: false, [other.id]: true });
+    // A new connection through HAProxy goes to a replica still ready.
+    const before = await cluster.servers();
+    const ready = Object.keys(before).filter((id) => before[id].up);
+    const opened = (s: typeof before) => ready.reduce((n, id) => n + s[id].total, 0);
+    const fresh = new pg.Client({ connectionString: tunnel.url });
+    await fresh.connect();
+    expect((await fresh.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    const after = await cluster.servers();
+    await fresh.end();
+    expect(opened(after), JSON.stringify({ before, after })).toBeGreaterThan(opened(before));
+    expect(after[draining.id].total).toBe(before[draining.id].total);
+
+    // The draining replica's session carries on to its end.
+    await session.query('update pgbench_branches set bbalance = bbalance - 1 where bid = 1');
+    await session.query('commit');
+    await session.end();
+    direct.stop();
+    expect(errors).toEqual([]);
+    expect(await draining.exited).toBe(0);
+    expect(draining.log).toMatch(/"drain":"finished"/);
+  }, 90_000);
 });
