@@ -5,7 +5,6 @@
  * sql-audit.ts): SQLite (one gateway) and PostgreSQL (several replicas).
  */
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
-import type { Identity } from '../../src/shared/identity.js';
 import type { ApprovalStore, GrantStore } from '../approvals/model.js';
 import type { IdentityStore } from '../identities/model.js';
 import type { ChainWriter, ChainWriterOptions } from './chain-writer.js';
