@@ -379,6 +379,30 @@ describe('several chains: references, removal, truncation, witnesses', () => {
     });
   });
 
+  it('refuses a chain no checkpoint of its own vouches for, even when another chain references it', () => {
+    const a = chainOf('gw-a', 10);
+    // Someone with write access to the store made up a chain; the next genuine seal referenced its head.
+    const fabricated = chainOf('gw-forged', 6);
+    const checkpoints = [sign(a[4]!), sign(headOf(a), [headOf(fabricated)])];
+    expect(verifyChain(merged(a, fabricated), checkpoints, trusting(keys))).toMatchObject({
+      ok: false,
+      chain: 'gw-forged',
+      seq: 1,
+      reason: expect.stringMatching(/no record of chain gw-forged is covered by a checkpoint of its own/),
+    });
+    // A new chain gets a grace of maxUnsealedMs for its first seal (a warning only).
+    const recent = verifyChain(
+      merged(a, fabricated),
+      checkpoints,
+      trusting(keys, { maxUnsealedMs: 60_000, now: Date.parse(fabricated[0]!.time) + 1000 }),
+    );
+    expect(recent).toMatchObject({ ok: true });
+    // Its own trusted checkpoint makes it count.
+    expect(
+      verifyChain(merged(a, fabricated), [...checkpoints, sign(fabricated[2]!)], trusting(keys)),
+    ).toMatchObject({ ok: true });
+  });
+
   it('detects an edited tail that a reference vouched for', () => {
     const a = chainOf('gw-a', 10);
     const dead = chainOf('gw-dead', 12);
