@@ -8,6 +8,11 @@
  * the PostgreSQL store's sessions synchronous_commit=off) and power (SQLite synchronous=FULL, PostgreSQL
  * synchronous_commit=on). PostgreSQL: a throwaway cluster with fsync on (the harness turns it off).
  *
+ * --pipeline N (N > 1): each writer is a session pipelining N statements, as the relay does with a
+ * pipelined client: per statement a write-ahead `statement` record and a lazy `statement.result` (which
+ * never forces a commit of its own), one wait for the last statement's LSN, then the next N. The figure
+ * is then statements/s (two records each), and CPU per statement.
+ *
  * Columns: rec/s (wall clock: moves with the machine's load), then µs of CPU per record of the main
  * thread (which encodes: enqueue, and the benchmark's own writers) and of the other threads (the chain
  * writer, which hashes and commits, plus GC helpers), from /proc/self/task. The CPU figures are the
@@ -28,6 +33,7 @@ const arg = (name, fallback) => {
 };
 const seconds = arg('seconds', 3);
 const rounds = arg('rounds', 1);
+const pipeline = arg('pipeline', 1);
 const CONCURRENCY = [1, 16, 64];
 
 // A session's constant part is one object per session: the log encodes it once (cached by identity).
@@ -37,6 +43,14 @@ const identity = {
   groups: ['engineering'],
   kind: 'human',
 };
+const result = (i) => ({
+  type: 'statement.result',
+  identity,
+  source: '127.0.0.1:5000',
+  connection: 'prod-db',
+  session: 's-bench',
+  data: { statement_id: String(i), tag: 'SELECT 1', rows: 1, bytes: 64, duration_ms: 0.2 },
+});
 const record = (i) => ({
   type: 'statement',
   identity,
@@ -98,9 +112,23 @@ async function measure(store, concurrency) {
         new Promise((resolve, reject) => {
           const next = () => {
             if (performance.now() >= deadline) return resolve();
-            log.whenDurable(log.enqueue(record(done)), (err) => {
+            if (pipeline === 1) {
+              log.whenDurable(log.enqueue(record(done)), (err) => {
+                if (err) return reject(err);
+                done++;
+                next();
+              });
+              return;
+            }
+            // N statements in flight: each one's write-ahead record, then its (lazy) result record.
+            let last = 0;
+            for (let i = 0; i < pipeline; i++) {
+              last = log.enqueue(record(done + i));
+              log.enqueue(result(done + i));
+            }
+            log.whenDurable(last, (err) => {
               if (err) return reject(err);
-              done++;
+              done += pipeline;
               next();
             });
           };
@@ -145,7 +173,9 @@ try {
 }
 const pad = (text, n) => String(text).padStart(n);
 console.log(
-  `audit records/second, group commit, ${seconds} s per cell, each writer awaits durability; CPU µs per record: main thread / other threads (the chain writer)`,
+  pipeline === 1
+    ? `audit records/second, group commit, ${seconds} s per cell, each writer awaits durability; CPU µs per record: main thread / other threads (the chain writer)`
+    : `statements/second, each writer a session pipelining ${pipeline} statements (2 records each: write-ahead + lazy result), one wait per ${pipeline}; ${seconds} s per cell; CPU µs per statement: main thread / other threads`,
 );
 console.log(['store'.padEnd(34), ...CONCURRENCY.map((c) => pad(`c=${c}`, 22))].join(''));
 for (const [name, figures] of rows) {

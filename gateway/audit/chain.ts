@@ -10,8 +10,8 @@
  * head), or named by the head journal the writer keeps beside the signing key (after a kill -9: the head
  * it was about to commit or had committed). Anything else is a head it did not write: an alarm.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { TrustedKey } from '../../src/shared/audit.js';
 import { LEGACY_CHAIN } from '../../src/shared/audit.js';
 import { checkpointSignatureValid } from '../../src/shared/audit-chain.js';
@@ -50,7 +50,8 @@ interface Journal {
   next?: { seq: number; hash: string };
 }
 
-function readJournal(path: string): Journal | undefined {
+function readJournal(path: string | undefined): Journal | undefined {
+  if (!path) return undefined;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -75,7 +76,27 @@ export interface OpenedChain {
   foreign?: string;
   /** The newest seq of this chain a trusted checkpoint of it covers (0: none). */
   signedThrough: number;
-  journal: string;
+  /** The head journal's path; absent when the data directory cannot be written (`noJournal` says why). */
+  journal?: string;
+  noJournal?: string;
+}
+
+/**
+ * The journal's path if its directory can be written. A read-only data directory (a container whose
+ * configuration directory is a read-only mount) runs without one: a clean stop still seals the head, and
+ * a restarted pod with a new name writes a new chain; only a kill -9 under a stable id then alarms.
+ */
+function usableJournal(dataDir: string, chain: string): { journal?: string; noJournal?: string } {
+  const journal = journalPath(dataDir, chain);
+  try {
+    mkdirSync(dirname(journal), { recursive: true, mode: 0o700 });
+    accessSync(dirname(journal), constants.W_OK);
+    return { journal };
+  } catch (err) {
+    return {
+      noJournal: `no head journal for audit chain ${chain}: ${dirname(journal)} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); after a kill -9 this replica cannot vouch for its unsealed tail under the same id`,
+    };
+  }
 }
 
 const same = (a: { seq: number; hash: string }, b: { seq: number; hash: string }) =>
@@ -93,7 +114,7 @@ export async function openChain(
     : newest.closed_at
       ? chainName(options.replica, parseChain(newest.chain).generation + 1)
       : newest.chain;
-  const journal = journalPath(store.dataDir, chain);
+  const { journal, noJournal } = usableJournal(store.dataDir, chain);
   const found = await store.chainHead(chain);
   const trusted = new Map(options.trustedKeys.map((k) => [k.key_id, k]));
   const signed = (await store.listCheckpoints({ chain })).filter((cp) => {
@@ -101,7 +122,7 @@ export async function openChain(
     return key !== undefined && !cp.alarm && checkpointSignatureValid(cp, key);
   });
   const signedThrough = Math.max(0, ...signed.map((cp) => cp.seq));
-  const opened = { chain, found, head: found, signedThrough, journal };
+  const opened = { chain, found, head: found, signedThrough, journal, noJournal };
   if (found.seq === 0) return opened;
   if (signed.some((cp) => same(cp, found))) return opened;
   const noted = readJournal(journal);
@@ -114,7 +135,7 @@ export async function openChain(
       ? { seq: lastSigned.seq, hash: lastSigned.hash }
       : found;
   const foreign = noted
-    ? `the store's head of chain ${chain} (seq ${found.seq}) is not the one this replica's journal (${journal}) says it wrote (seq ${noted.seq})`
-    : `the store's head of chain ${chain} (seq ${found.seq}) is covered by no checkpoint of this replica and there is no head journal (${journal}) to vouch for it`;
+    ? `the store's head of chain ${chain} (seq ${found.seq}) is not the one this replica's journal (${journal ?? 'none'}) says it wrote (seq ${noted.seq})`
+    : `the store's head of chain ${chain} (seq ${found.seq}) is covered by no checkpoint of this replica and there is no head journal (${journal ?? noJournal}) to vouch for it`;
   return { ...opened, head: same(head, found) ? { seq: 0, hash: '' } : head, foreign };
 }

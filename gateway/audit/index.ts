@@ -85,6 +85,7 @@ export async function startAudit(
     checkpoint: { every: config.audit.checkpoint_every, intervalMs: config.audit.checkpoint_interval },
     onForeignHead: config.audit.on_foreign_head,
     onAlarm: options.onAlarm,
+    onWarning: options.onWarning,
     onError,
     onCommit: options.onCommit,
   });

@@ -57,6 +57,8 @@ export interface AuditLogOptions {
   maxBatch?: number;
   /** Called when something fails off the append path (a checkpoint write). */
   onError?: (err: Error) => void;
+  /** Something the operator should know that does not stop the log (no head journal). */
+  onWarning?: (message: string) => void;
   /** Called once per distinct foreign head found. */
   onAlarm?: (alarm: Alarm) => void;
   /** Called after each batch the writer settled (metrics: batch size, commit latency, failures). */
@@ -245,6 +247,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
       ? [{ key_id: options.signingKey.keyId, public_key: options.signingKey.publicKeyPem }]
       : []);
   const opened = await openChain(store, { replica, trustedKeys });
+  if (opened.noJournal) options.onWarning?.(opened.noJournal);
   await store.registerChain(opened.chain, replica, new Date().toISOString());
   const log = new ChainLog(store, replica, opened, options);
   await log.start();
