@@ -446,9 +446,11 @@ class ChainLog implements AuditLog {
   /** An idle chain is checked at each checkpoint: with nothing in flight, the store's head must be ours. */
   private async alarmOnMovedHead(): Promise<void> {
     if (!this.quiet()) return;
-    const found = await this.store.chainHead(this.chain);
     const head = this.headNow;
-    if (this.quiet() && (found.seq !== head.seq || found.hash !== head.hash)) this.raise(head, found);
+    const found = await this.store.chainHead(this.chain);
+    // A batch committed while the head was read makes the reading stale, not foreign: check next time.
+    if (!this.quiet() || this.headNow !== head) return;
+    if (found.seq !== head.seq || found.hash !== head.hash) this.raise(head, found);
   }
 
   /** Once per distinct foreign head: tell the operator (onAlarm) and sign it (an alarm checkpoint). */

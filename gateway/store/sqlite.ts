@@ -92,16 +92,30 @@ export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 
         checkOpen();
         return executor.query(sql, params);
       }),
+    // A write outside a transaction still takes one of its own: a statement refused with SQLITE_BUSY in
+    // autocommit mode can leave this connection reading a stale snapshot (every later read, and the
+    // audit log's check of its own head, would then see the past). A refused BEGIN leaves nothing behind.
     run: (sql, params) =>
       exclusive(async () => {
         checkOpen();
-        return executor.run(sql, params);
+        if (db.inTransaction) return executor.run(sql, params);
+        try {
+          db.exec('BEGIN IMMEDIATE');
+          const changes = await executor.run(sql, params);
+          db.exec('COMMIT');
+          return changes;
+        } catch (err) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw err;
+        }
       }),
     transaction: (fn) =>
       exclusive(async () => {
         checkOpen();
-        db.exec('BEGIN IMMEDIATE');
         try {
+          // Inside the try: a BEGIN IMMEDIATE refused with SQLITE_BUSY may leave a read transaction open,
+          // and every later read on this connection would then see that stale snapshot.
+          db.exec('BEGIN IMMEDIATE');
           const result = await fn(executor);
           db.exec('COMMIT');
           return result;

@@ -48,6 +48,7 @@ describe('write-ahead: a gateway killed under pgbench load lost no record of wha
   async function statementRecords(): Promise<AuditRecord[]> {
     const file = join(out, `export-${Date.now()}.jsonl`);
     const exp = await stack.cli(aubrey, ['sessions', 'export', '--since', '1h', '-o', file]);
+    if (exp.code !== 0) console.error('gateway log:', stack.gatewayLog().slice(-6000));
     expect(exp.code, exp.stderr).toBe(0);
     const publicKey = join(stack.configFile, '..', 'hoop-data', 'audit-signing-key.pub.pem');
     const verify = await stack.cli(aubrey, ['audit', 'verify', file, '--public-key', publicKey]);
@@ -111,6 +112,8 @@ describe('write-ahead: a gateway killed under pgbench load lost no record of wha
       await client.query('select 1'); // the session is open and recording
       // Another process holds the store's write lock (a backup, a stuck replica): appends cannot commit.
       const holder = new Database(join(stack.configFile, '..', 'hoop-data', 'hoop.db'));
+      // The gateway writes too (readiness probe, checkpoints): wait for the lock like any other writer.
+      holder.exec('PRAGMA busy_timeout = 10000');
       holder.exec('BEGIN IMMEDIATE');
       let failure: (Error & { code?: string; routine?: string }) | undefined;
       try {
