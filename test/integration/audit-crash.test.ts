@@ -78,9 +78,13 @@ describe('write-ahead: a gateway killed under pgbench load lost no record of wha
     const updates = () =>
       executedStatements(stack).filter((t) => t.startsWith('UPDATE pgbench_accounts')).length;
     while (updates() < 100 && bench.exitCode === null) await sleep(50);
+    const atKill = { updates: updates(), benchExited: bench.exitCode !== null };
     await stack.restartGateway(); // SIGKILL, then a fresh gateway on the same store
     const code = await benchExit;
-    expect(code, 'pgbench should have lost its connections to the killed gateway').not.toBe(0);
+    expect(
+      code,
+      `pgbench should have lost its connections to the killed gateway (${JSON.stringify(atKill)})`,
+    ).not.toBe(0);
 
     const executed = executedStatements(stack);
     const pgbenchRan = executed.filter((t) => /pgbench_/.test(t));
