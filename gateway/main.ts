@@ -2,12 +2,13 @@
  * hoop-gateway's composition root: read the config, build every stage, start the listener.
  * The only module that picks implementations; everything else receives what it needs.
  */
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../src/shared/config/load.js';
 import type { GatewayConfig } from '../src/shared/config/schema.js';
 import { eventRoutes } from './approvals/events.js';
 import { approvalRoutes } from './approvals/routes.js';
+import { rotateKey } from './audit/rotation.js';
 import { auditRoutes } from './audit/routes.js';
 import { buildApprovals } from './compose/approvals.js';
 import { buildAudit } from './compose/audit.js';
@@ -27,16 +28,21 @@ import { policyRoutes } from './policy/routes.js';
 import { reportRoutes } from './report/routes.js';
 import { SessionRegistry } from './session/session.js';
 import { loadSqlParser } from './sql/parser.js';
+import { openStore } from './store/index.js';
 import { coreRoutes } from './transport/core-routes.js';
 import type { Route } from './transport/router.js';
 
 const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check [--connect]]
+       hoop-gateway --config gateway.yaml --rotate-signing-key
        hoop-gateway --dev [--dir .hoop-dev] [--port 8443]
 
 Options:
   -c, --config FILE   the gateway configuration (YAML); see docs/configuration.md
       --check         validate the configuration (keys, files, secrets) and exit
       --connect       with --check: also log in to each database and fetch each issuer's discovery and JWKS
+      --rotate-signing-key
+                      with this replica stopped: seal its audit chain, rotate the generated signing
+                      key (the old public key stays trusted), record audit.key_rotated, and exit
       --dev           try it: a demo database, a dev OIDC provider and a demo policy, in one command
       --dir DIR       where --dev keeps its state (default .hoop-dev)
       --port N        --dev: the gateway's port (default 8443; the dev OIDC provider uses N+1)
@@ -47,6 +53,7 @@ Examples:
   hoop-gateway --config /etc/hoop/gateway.yaml
   PROD_DB_PASSWORD=... hoop-gateway --config gateway.yaml --check
   PROD_DB_PASSWORD=... hoop-gateway --config gateway.yaml --check --connect
+  hoop-gateway --config gateway.yaml --rotate-signing-key   # stop this replica first
   hoop-gateway --dev`;
 
 export { version };
@@ -89,6 +96,10 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(
         `${args.config}: configuration is valid (nothing was contacted: add --connect to log in to each database and reach each issuer)\n`,
       );
+      return;
+    }
+    if (args['rotate-signing-key']) {
+      await rotateSigningKeyCommand(args.config);
       return;
     }
     if (args.connect) throw new UsageError('--connect goes with --check');
@@ -134,6 +145,7 @@ function parseCli(argv: string[]) {
     options: {
       config: { type: 'string', short: 'c' },
       check: { type: 'boolean' },
+      'rotate-signing-key': { type: 'boolean' },
       connect: { type: 'boolean' },
       dev: { type: 'boolean' },
       dir: { type: 'string' },
@@ -154,6 +166,25 @@ function checkConfig(file: string): { config: GatewayConfig; passwords: Map<stri
   checkNamedSecrets(config, file);
   const passwords = resolveConnectionPasswords(config, file);
   return { config, passwords };
+}
+
+/** --rotate-signing-key: one operator action (audit/rotation.ts), then exit. */
+async function rotateSigningKeyCommand(configFile: string): Promise<void> {
+  const config = loadConfigFile(configFile);
+  const baseDir = dirname(resolve(configFile));
+  const store = await openStore(config.store, { baseDir, durability: config.audit.durability });
+  try {
+    const r = await rotateKey(store, config, { baseDir });
+    process.stdout.write(
+      `rotated the audit signing key of replica ${r.replica} (chain ${r.chain}): ${r.old.key_id} → ${r.new.key_id}\n` +
+        `  new public key: ${join(store.dataDir, 'audit-signing-key.pub.pem')} (give it to auditors: hoopctl audit verify --public-key)\n` +
+        `  old public key, still trusted: ${join(store.dataDir, r.retiredFile)}\n` +
+        `  fingerprints: old ${r.old.fingerprint}, new ${r.new.fingerprint}\n` +
+        '  other replicas that verify this chain: add the new public key to their audit.trusted_keys\n',
+    );
+  } finally {
+    await store.close();
+  }
 }
 
 /** --check --connect: one line per database and issuer; exit 1 when any is unreachable. */
@@ -202,7 +233,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     }),
     ...policyRoutes({ engine, grants: (identity) => approvals.grantsFor(identity) }),
     ...approvalRoutes(approvals),
-    ...auditRoutes({ store: audit.store, log: audit.log }),
+    ...auditRoutes({ store: audit.store, log: audit.log, verify: audit.running.verify }),
     ...identityRoutes({ identities: identity.identities, roles: (who) => engine.roles(who) }),
     ...reportRoutes(reportDeps(ctx, audit)),
     ...(mcp?.routes ?? []),

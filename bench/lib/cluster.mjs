@@ -13,6 +13,7 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadOrCreateSigningKey, SIGNING_PUBLIC_KEY_FILE } from '../../dist/gateway/audit/checkpoint.js';
 import { localGatewayConfig } from '../../dist/gateway/dev/config.js';
 import { SEED_SQL } from '../../dist/gateway/dev/dev.js';
 import { DEV_CLIENTS, startDevIdp } from '../../dist/gateway/dev/idp.js';
@@ -159,6 +160,10 @@ export async function startCluster({ replicas = 3, grace = '15s', scale = 1, log
       dir: join(dir, `gw${i}`),
     });
   }
+  // One signing key for every replica, as the Kubernetes manifests mount one Secret into every pod: each
+  // replica's chain is then vouched for by a key the others (and the auditor) pin.
+  loadOrCreateSigningKey({ dataDir: dir });
+  const publicKeyFile = join(dir, SIGNING_PUBLIC_KEY_FILE);
   const startGateway = async (g) => {
     mkdirSync(g.dir, { recursive: true });
     const config = join(g.dir, 'gateway.yaml');
@@ -173,7 +178,7 @@ export async function startCluster({ replicas = 3, grace = '15s', scale = 1, log
         dbPort: pg.port,
         password: { env: 'CLUSTER_DB_PASSWORD' },
         policies: POLICIES,
-        extra: `diagnostics:\n  listen: 127.0.0.1:${g.diagPort}\nshutdown:\n  grace: ${grace}\n`,
+        extra: `diagnostics:\n  listen: 127.0.0.1:${g.diagPort}\nshutdown:\n  grace: ${grace}\naudit:\n  signing_key_file: ${join(dir, 'audit-signing-key.pem')}\n`,
       }),
     );
     const child = spawn(process.execPath, [GATEWAY, '--config', config], {
@@ -250,6 +255,8 @@ export async function startCluster({ replicas = 3, grace = '15s', scale = 1, log
 
   return {
     dir,
+    /** The replicas' public signing key (PEM file): what an auditor pins (audit verify --public-key). */
+    publicKeyFile,
     pg,
     url,
     gateways,

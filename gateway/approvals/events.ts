@@ -6,9 +6,10 @@
  * Changes made through this gateway arrive at once (ApprovalService.onChange); changes made through
  * another replica are noticed by a shared poll of the pending requests while anyone listens.
  */
-import type { Store } from '../store/types.js';
+
 import type { RawResponse } from '../transport/http.js';
 import { HttpError, type Route } from '../transport/router.js';
+import type { ApprovalStore, GrantStore } from './model.js';
 import type { RequestChange } from './service.js';
 
 export interface ChangeSource {
@@ -29,7 +30,7 @@ export interface EventOptions {
 type Listener = (change: RequestChange | { kind: 'any' }) => void;
 
 /** One poll for all listeners: a fingerprint of the pending requests (id and revision). */
-function createFeed(source: ChangeSource, store: Store, pollMs: number) {
+function createFeed(source: ChangeSource, store: ApprovalStore & GrantStore, pollMs: number) {
   const listeners = new Set<Listener>();
   let timer: NodeJS.Timeout | undefined;
   let last = '';
@@ -131,7 +132,10 @@ async function* eventStream(
   }
 }
 
-export function eventRoutes(deps: { source: ChangeSource; store: Store }, opts: EventOptions = {}): Route[] {
+export function eventRoutes(
+  deps: { source: ChangeSource; store: ApprovalStore & GrantStore },
+  opts: EventOptions = {},
+): Route[] {
   const options: Required<EventOptions> = {
     pollMs: opts.pollMs ?? 2000,
     heartbeatMs: opts.heartbeatMs ?? 15_000,

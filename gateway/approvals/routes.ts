@@ -14,8 +14,8 @@ import type {
 } from '../../src/shared/api.js';
 import { formatDuration, parseDuration } from '../../src/shared/duration.js';
 import type { Identity } from '../../src/shared/identity.js';
-import type { Approval, Grant } from '../store/types.js';
 import { HttpError, type Route } from '../transport/router.js';
+import type { Approval, Grant } from './model.js';
 import { type ApprovalService, describeApprovers } from './service.js';
 import {
   accessRef,

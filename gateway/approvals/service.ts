@@ -17,7 +17,7 @@ import type { GateRequest, GateVerdict } from '../contracts/gate.js';
 import { AUDIT_UNAVAILABLE, type Refusal } from '../contracts/refusal.js';
 import type { SessionInfo } from '../contracts/session.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import type { Approval, ApprovalPatch, Grant, GrantPatch, Store } from '../store/types.js';
+import type { Approval, ApprovalPatch, ApprovalStore, Grant, GrantPatch, GrantStore } from './model.js';
 import type { Notifier } from './notify.js';
 import {
   accessRef,
@@ -32,7 +32,7 @@ import {
 } from './state.js';
 
 export interface ApprovalServiceDeps {
-  store: Store;
+  store: ApprovalStore & GrantStore;
   log: { append(input: AuditRecordInput): Promise<unknown> };
   engine: PolicyEngine;
   config: Pick<GatewayConfig, 'policies' | 'connections'>;
@@ -42,6 +42,8 @@ export interface ApprovalServiceDeps {
   /** How often grants are re-read and expired requests swept. Default 1 s. */
   sweepMs?: number;
   onError(err: Error): void;
+  /** This gateway's replica id: recorded on each request whose statement it holds (audit/replicas.ts). */
+  replica?: string;
   /** Every approval record written here (metrics: requests, decisions and their latency). */
   observe?(type: AuditRecordInput['type'], approval: Approval): void;
 }
@@ -231,7 +233,7 @@ export class ApprovalService implements ApprovalHook {
   }
 
   /** The client cancelled or went away: the request is withdrawn (even if approved meanwhile: it will not run). */
-  async withdraw(id: number, reason: string, identity: Identity): Promise<Approval | undefined> {
+  async withdraw(id: number, reason: string, identity: Identity | undefined): Promise<Approval | undefined> {
     const { won, current } = await this.transition(id, ['pending', 'approved'], () => ({
       status: 'withdrawn',
       outcome_reason: reason,
@@ -244,6 +246,33 @@ export class ApprovalService implements ApprovalHook {
       });
     }
     return current;
+  }
+
+  /**
+   * A replica died holding statements that waited for approval: withdraw those requests, so nobody
+   * approves a statement no session will run. Deferred requests (exec --no-wait) are held by nobody and stay.
+   */
+  async withdrawHeldBy(replica: string): Promise<number> {
+    let withdrawn = 0;
+    for (const status of ['pending', 'approved'] as const) {
+      for (const a of await this.deps.store.listApprovals({ status, replica })) {
+        if (a.mode === 'deferred') continue;
+        const reason = `replica ${replica}, which held the statement, stopped responding`;
+        const { won } = await this.transition(a.id, ['pending', 'approved'], () => ({
+          status: 'withdrawn',
+          outcome_reason: reason,
+          decided_at: iso(Date.now()),
+        }));
+        if (!won) continue;
+        withdrawn++;
+        await this.approvalRecord('approval.withdrawn', won, undefined, { reason, replica });
+        this.deps.notifier.emit('approval.withdrawn', {
+          summary: `request #${won.id} by ${won.requester.subject} on ${won.connection} was withdrawn: ${reason}`,
+          data: { id: String(won.id), connection: won.connection, requester: won.requester.subject },
+        });
+      }
+    }
+    return withdrawn;
   }
 
   /** Periodic: re-read grants (other gateways decide too), expire grants and requests past their time. */
@@ -325,6 +354,7 @@ export class ApprovalService implements ApprovalHook {
         expires_at: expiryOf(now, decision.timeoutMs ?? 1_800_000, clientWait),
         mode: deferred ? 'deferred' : 'wait',
         statement_id: h.statementIds[h.primary],
+        replica: deferred ? undefined : this.deps.replica,
       });
     } catch (err) {
       this.deps.onError(err as Error);
@@ -483,7 +513,9 @@ export class ApprovalService implements ApprovalHook {
       case 'withdrawn':
         return refusal(
           '57014',
-          `canceling statement due to user request (approval request #${id} withdrawn)`,
+          final.outcome_reason?.startsWith('replica ')
+            ? `hoop: approval request #${id} was withdrawn: ${final.outcome_reason}; run the statement again`
+            : `canceling statement due to user request (approval request #${id} withdrawn)`,
           'hoop_approval_withdrawn',
           final,
         );

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { PolicyConfig } from '../../src/shared/config/schema.js';
 import { formatDuration } from '../../src/shared/duration.js';
 import type { Identity } from '../../src/shared/identity.js';
-import type { Approval, ApprovalDecision, ApprovalPatch, Grant, GrantPatch } from '../store/types.js';
+import type { Approval, ApprovalDecision, ApprovalPatch, Grant, GrantPatch } from './model.js';
 
 /** Statement approvals are numbers (`42`); access requests are `access-<n>` (their own id space). */
 export type RequestRef = { kind: 'statement'; id: number } | { kind: 'access'; id: number };

@@ -1,19 +1,25 @@
 /**
- * The append-only audit log. `append` resolves once the record is committed (durable), and rejects when
- * the store cannot write it: the caller then fails the statement (fail closed).
+ * The append-only audit log of one replica: its own hash chain in the store.
  *
- * Group commit: while one batch is being written, new appends queue; the next transaction takes all of
- * them. One fsync (SQLite) or one commit round trip (PostgreSQL) then serves many statements.
+ * Write-ahead without a round trip per record, as a database's WAL: `enqueue` gives the record a
+ * position (an LSN, this process's own counter) at once; `whenDurable(lsn, cb)` calls back once every
+ * record up to it is committed. One commit wakes every waiter it covered; a flush that already covered
+ * an LSN answers at once (PostgreSQL's XLogFlush). `append` is the two as a promise.
  *
- * One order across processes: the head (seq, hash) is read inside the append transaction, under the
- * store's write lock, never cached — so two gateways on one PostgreSQL store interleave batches on a
- * single chain.
+ * Cheap on the main thread: each record's members are encoded here once (the identity once per session:
+ * cached by object), then handed as compact strings to the chain writer's thread, which assigns seq, time,
+ * prev and hash and commits (store/chain-writer.ts). What arrives while a commit runs is the next commit.
+ *
+ * Fail closed: a batch that cannot be committed fails each of its waiters (the caller refuses the
+ * statement, SQLSTATE 58030). A chain head moved by someone else is an alarm (see `Alarm`).
  */
-import { createHash } from 'node:crypto';
-import type { AuditRecord, AuditRecordInput, Checkpoint } from '../../src/shared/audit.js';
+import type { AuditRecord, AuditRecordInput, Checkpoint, TrustedKey } from '../../src/shared/audit.js';
 import { RECORD_TYPES } from '../../src/shared/audit.js';
 import { canonicalJson } from '../../src/shared/audit-chain.js';
-import type { ChainHead, EncodedRecord, Store } from '../store/types.js';
+import type { BatchResult, ChainWriter } from '../store/chain-writer.js';
+import { ENTRY_STRIDE, ForeignHeadError } from '../store/chain-writer.js';
+import type { AuditStore, ChainHead } from '../store/types.js';
+import { type OpenedChain, openChain } from './chain.js';
 import { Checkpointer, type CheckpointPolicy, type SigningKey } from './checkpoint.js';
 
 /** The record could not be made durable; the statement it was for must not run. */
@@ -25,14 +31,38 @@ export class AuditWriteError extends Error {
   }
 }
 
+/** The chain's head in the store is not the one this gateway wrote: someone else wrote records into it. */
+export interface Alarm {
+  chain: string;
+  /** The head this gateway wrote (or vouched for) last. */
+  written: ChainHead;
+  /** What the store showed instead. */
+  found: ChainHead;
+  /** adopt: chained onto it after an audit.alarm record; refuse: appends fail until it is resolved. */
+  action: 'refuse' | 'adopt';
+  message: string;
+}
+
 export interface AuditLogOptions {
   /** Sign checkpoints with this key (most callers); without it, nothing is signed. */
   signingKey?: SigningKey;
   checkpoint?: CheckpointPolicy;
-  /** Largest batch per transaction (default 1000). */
+  /** The replica whose chain this is (default `main`). */
+  replica?: string;
+  /** Keys whose checkpoints vouch for the chain's head at start (default: the signing key). */
+  trustedKeys?: readonly TrustedKey[];
+  /** On a head this gateway did not write: refuse appends (default) or adopt it with an audit.alarm record. */
+  onForeignHead?: 'refuse' | 'adopt';
+  /** Largest number of records handed to the writer in one message (default 1000). */
   maxBatch?: number;
   /** Called when something fails off the append path (a checkpoint write). */
   onError?: (err: Error) => void;
+  /** Something the operator should know that does not stop the log (no head journal). */
+  onWarning?: (message: string) => void;
+  /** Called once per distinct foreign head found. */
+  onAlarm?: (alarm: Alarm) => void;
+  /** Called after each batch the writer settled (metrics: batch size, commit latency, failures). */
+  onBatch?: (batch: { chain: string; records: number; ms: number; ok: boolean }) => void;
   /**
    * Records of LAZY_TYPES wait at most this long for a commit to ride along with (default 20 ms) instead
    * of forcing one of their own.
@@ -46,31 +76,44 @@ export interface AuditLogOptions {
  * A statement's outcome is written after the fact and nobody waits on it before acting, so it does not
  * start a commit of its own: it joins the next batch (a statement's write-ahead record, a session's end),
  * or is written `lazyMs` later. In a busy session that halves the commits (and fsyncs) per statement.
- * Order is kept: the queue is first in, first out, and every batch takes the queue from its head.
+ * Order is kept: LSNs are committed in order.
  */
 const LAZY_TYPES = new Set<string>(['statement.result']);
 
 export interface AuditLog {
+  /** The chain this log writes, and its replica. */
+  readonly chain: string;
+  readonly replica: string;
+  /**
+   * Queue a record for the next group commit; returns its LSN (strictly increasing, this process's own)
+   * at once. Validation errors (unknown type, unencodable data) and a closed log throw here.
+   */
+  enqueue(input: AuditRecordInput): number;
+  /**
+   * Call back once every record up to `lsn` is durable (err undefined), or when the batch holding `lsn`
+   * failed (err set: fail the statement closed). Synchronously when that is already known. Callbacks
+   * fire in LSN order; one commit wakes all its waiters at once.
+   */
+  whenDurable(lsn: number, callback: (err?: Error) => void): void;
+  /** Every LSN up to this one is settled (committed, or failed and reported to its waiters). */
+  readonly durableLsn: number;
+  /** enqueue + whenDurable as a promise of the committed record. */
   append(input: AuditRecordInput): Promise<AuditRecord>;
-  /** Sign the current head now (if not signed yet); exports and verification seal first. */
-  seal(): Promise<Checkpoint | undefined>;
+  /** The head this log committed last (what it signs). */
+  head(): ChainHead;
+  /** Sign the head now (if not signed yet); exports and verification seal first. `force`: sign anyway. */
+  seal(force?: boolean): Promise<Checkpoint | undefined>;
   /** Called after each committed batch (sinks use it to wake up). Returns an unsubscribe function. */
-  onAppend(listener: (last: AuditRecord) => void): () => void;
-  /** Wait for queued appends, seal the head, stop timers. The store stays open (its owner closes it). */
+  onAppend(listener: (head: ChainHead) => void): () => void;
+  /** Called with each checkpoint this log signs. */
+  onCheckpoint(listener: (cp: Checkpoint) => void): () => void;
+  /** The alarm raised last, if any. */
+  readonly alarm: Alarm | undefined;
+  /** Wait for queued appends, seal the head, stop timers and the writer. The store stays open. */
   close(): Promise<void>;
 }
 
 const KNOWN_TYPES = new Set<string>(RECORD_TYPES);
-
-/** Epoch microseconds, never going backwards within this process. */
-function microClock(): () => number {
-  let last = 0;
-  return () => {
-    const now = Math.floor((performance.timeOrigin + performance.now()) * 1000);
-    last = Math.max(last, now);
-    return last;
-  };
-}
 
 /** RFC 3339 UTC with six fraction digits. */
 export function formatMicros(us: number): string {
@@ -78,43 +121,92 @@ export function formatMicros(us: number): string {
   return `${iso.slice(0, -1)}${String(us % 1000).padStart(3, '0')}Z`;
 }
 
-/**
- * An input's members encoded once, at append (so a bad value is refused to its writer, not to the batch):
- * each is `"key":<canonical JSON>` or absent. seq, time, prev and hash are added when the batch is chained.
- */
-export interface EncodedInput {
-  connection?: string;
-  data: string;
-  identity?: string;
-  session?: string;
-  source?: string;
-  type: string;
+/** A batch handed to the writer: LSNs first..last, and the appends that want their records back. */
+interface Group {
+  first: number;
+  last: number;
+  /** performance.now() when handed to the writer. */
+  submitted?: number;
+  entries: (string | null)[];
+  appends: { lsn: number; input: AuditRecordInput; resolve: (r: AuditRecord) => void }[];
 }
 
-function member(key: string, value: unknown): string | undefined {
-  return value === undefined ? undefined : `"${key}":${canonicalJson(value)}`;
+/** Durable-LSN waiters and failed ranges: the bookkeeping behind whenDurable. */
+class DurableWatch {
+  durable = 0;
+  private waiters: { lsn: number; callback: (err?: Error) => void }[] = [];
+  /** Recently failed LSN ranges (bounded), so a late whenDurable on a failed LSN still hears of it. */
+  private readonly failed: { first: number; last: number; err: Error }[] = [];
+
+  wait(lsn: number, callback: (err?: Error) => void): void {
+    if (lsn <= this.durable) {
+      callback(this.failureOf(lsn));
+      return;
+    }
+    const w = this.waiters;
+    if (w.length === 0 || w[w.length - 1]!.lsn <= lsn) w.push({ lsn, callback });
+    else w.splice(this.insertionPoint(lsn), 0, { lsn, callback });
+  }
+
+  /** LSNs up to `last` are settled; those from `first` failed with `err` when given. */
+  settle(first: number, last: number, err?: Error): void {
+    if (err) {
+      this.failed.push({ first, last, err });
+      if (this.failed.length > 1024) this.failed.shift();
+    }
+    this.durable = last;
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n]!.lsn <= last) n++;
+    if (n === 0) return;
+    const due = this.waiters.splice(0, n);
+    for (const { lsn, callback } of due) callback(err && lsn >= first ? err : this.failureOf(lsn));
+  }
+
+  private failureOf(lsn: number): Error | undefined {
+    for (let i = this.failed.length - 1; i >= 0; i--) {
+      const f = this.failed[i]!;
+      if (lsn >= f.first && lsn <= f.last) return f.err;
+      if (f.last < lsn) return undefined;
+    }
+    return undefined;
+  }
+
+  private insertionPoint(lsn: number): number {
+    let lo = 0;
+    let hi = this.waiters.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.waiters[mid]!.lsn <= lsn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
 }
 
-export function encodeInput(input: AuditRecordInput): EncodedInput {
-  return {
-    connection: member('connection', input.connection),
-    data: member('data', input.data)!,
-    identity: member('identity', input.identity),
-    session: member('session', input.session),
-    source: member('source', input.source),
-    type: member('type', input.type)!,
+/** Canonical JSON of an identity, once per identity object (a session passes the same one every time). */
+const identityCache = new WeakMap<object, string>();
+function encodeIdentity(identity: object): string {
+  let text = identityCache.get(identity);
+  if (text === undefined) {
+    text = canonicalJson(identity);
+    identityCache.set(identity, text);
+  }
+  return text;
+}
+
+const hashAt = (result: BatchResult, index: number) => result.hashes.slice(index * 64, index * 64 + 64);
+
+/** The record handed back by append: the input's defined members and where the writer chained it. */
+function recordOf(chain: string, input: AuditRecordInput, result: BatchResult, index: number): AuditRecord {
+  const record: AuditRecord = {
+    chain,
+    seq: result.firstSeq + index,
+    time: result.time,
+    type: input.type,
+    data: input.data,
+    prev: index === 0 ? result.prev : hashAt(result, index - 1),
+    hash: hashAt(result, index),
   };
-}
-
-/** The record object handed back: the input's defined members (what was encoded), seq, time and hashes. */
-function recordOf(
-  input: AuditRecordInput,
-  seq: number,
-  time: string,
-  prev: string,
-  hash: string,
-): AuditRecord {
-  const record: AuditRecord = { seq, time, type: input.type, data: input.data, prev, hash };
   if (input.identity !== undefined) record.identity = input.identity;
   if (input.source !== undefined) record.source = input.source;
   if (input.connection !== undefined) record.connection = input.connection;
@@ -122,151 +214,260 @@ function recordOf(
   return record;
 }
 
-/**
- * Chain one record: its content's canonical JSON is assembled from the members encoded at append, in
- * sorted key order (connection, data, identity, seq, session, source, time, type), hashed, and the stored
- * text is the same members with hash and prev in their sorted places. Each value is encoded exactly once;
- * the result is byte for byte `canonicalJson(record)` (test/unit/audit/encode.test.ts checks it).
- */
-export function encodeRecord(
-  input: AuditRecordInput,
-  encoded: EncodedInput,
-  seq: number,
-  time: string,
-  prev: string,
-): EncodedRecord {
-  const seqMember = `"seq":${seq}`;
-  const timeMember = `"time":${JSON.stringify(time)}`;
-  const head = [encoded.connection, encoded.data].filter(Boolean).join(',');
-  const identity = encoded.identity ? `${encoded.identity},` : '';
-  const tail = [seqMember, encoded.session, encoded.source, timeMember, encoded.type]
-    .filter(Boolean)
-    .join(',');
-  const content = `{${head},${identity}${tail}}`;
-  const hash = createHash('sha256').update(prev).update(content).digest('hex');
-  const text = `{${head},"hash":"${hash}",${identity}"prev":"${prev}",${tail}}`;
-  return { record: recordOf(input, seq, time, prev, hash), text };
+/** A record's members as the writer thread takes them (ENTRY order, store/chain-writer.ts). */
+function entryOf(input: AuditRecordInput): (string | null)[] {
+  if (!KNOWN_TYPES.has(input.type)) throw new Error(`unknown audit record type "${input.type}"`);
+  let identity: string | null = null;
+  let data: string;
+  try {
+    if (input.identity !== undefined) identity = encodeIdentity(input.identity);
+    data = canonicalJson(input.data);
+  } catch (err) {
+    throw new Error(`audit record cannot be encoded: ${(err as Error).message}`);
+  }
+  const decision = input.data.decision;
+  return [
+    input.type,
+    input.session ?? null,
+    input.connection ?? null,
+    input.identity?.subject ?? null,
+    typeof decision === 'string' ? decision : null,
+    input.source ?? null,
+    identity,
+    data,
+  ];
 }
 
-interface Pending {
-  lazy: boolean;
-  input: AuditRecordInput;
-  encoded: EncodedInput;
-  resolve: (record: AuditRecord) => void;
-  reject: (err: Error) => void;
+/** Open the replica's chain (audit/chain.ts), start its writer thread and checkpointer. */
+export async function createAuditLog(store: AuditStore, options: AuditLogOptions = {}): Promise<AuditLog> {
+  const replica = options.replica ?? 'main';
+  const trustedKeys =
+    options.trustedKeys ??
+    (options.signingKey
+      ? [{ key_id: options.signingKey.keyId, public_key: options.signingKey.publicKeyPem }]
+      : []);
+  const opened = await openChain(store, { replica, trustedKeys });
+  if (opened.noJournal) options.onWarning?.(opened.noJournal);
+  await store.registerChain(opened.chain, replica, new Date().toISOString());
+  const log = new ChainLog(store, replica, opened, options);
+  await log.start();
+  return log;
 }
 
-export async function createAuditLog(store: Store, options: AuditLogOptions = {}): Promise<AuditLog> {
-  const maxBatch = options.maxBatch ?? 1000;
-  const clock = microClock();
-  const listeners = new Set<(last: AuditRecord) => void>();
-  const onError = options.onError ?? (() => {});
-  const checkpointer = options.signingKey
-    ? new Checkpointer(store, options.signingKey, options.checkpoint ?? { every: 1000, intervalMs: 60_000 })
-    : undefined;
-  await checkpointer?.start();
+/** One replica's log: the LSN queue, group commit through the writer thread, alarms, checkpoints. */
+class ChainLog implements AuditLog {
+  readonly chain: string;
+  private headNow: ChainHead;
+  private readonly writer: ChainWriter;
+  private readonly checkpointer: Checkpointer | undefined;
+  private readonly watch = new DurableWatch();
+  private readonly appendListeners = new Set<(head: ChainHead) => void>();
+  private readonly adopt: boolean;
+  private readonly onError: (err: Error) => void;
+  private lastAlarm: Alarm | undefined;
+  private nextLsn = 0;
+  /** The batch being filled this event-loop turn. */
+  private current: Group | undefined;
+  private urgent = false;
+  private flushScheduled = false;
+  private lazyTimer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  private idle: (() => void) | undefined;
+  private closed = false;
 
-  const queue: Pending[] = [];
-  let draining: Promise<void> | undefined;
-  let closed = false;
-  const lazyMs = options.lazyMs ?? 20;
-  let lazyTimer: NodeJS.Timeout | undefined;
-  /** Queued records someone waits on (write-ahead records): they make the next commit happen now. */
-  let urgent = 0;
-  const flushLazy = () => {
-    lazyTimer = undefined;
-    if (queue.length > 0) draining ??= drain(true);
-  };
-
-  /** Chain a batch onto the head read under the store's lock. */
-  const chain = (head: ChainHead, batch: Pending[]): EncodedRecord[] => {
-    let { seq, hash } = head;
-    const time = formatMicros(clock());
-    return batch.map(({ input, encoded }) => {
-      const next = encodeRecord(input, encoded, ++seq, time, hash);
-      hash = next.record.hash;
-      return next;
+  constructor(
+    private readonly store: AuditStore,
+    readonly replica: string,
+    private readonly opened: OpenedChain,
+    private readonly options: AuditLogOptions,
+  ) {
+    this.chain = opened.chain;
+    this.adopt = options.onForeignHead === 'adopt';
+    this.onError = options.onError ?? (() => {});
+    this.headNow = opened.foreign ? opened.head : opened.found;
+    this.writer = store.openChainWriter({
+      chain: this.chain,
+      head: { seq: this.headNow.seq, hash: this.headNow.hash },
+      journal: opened.journal,
+      adopt: this.adopt,
     });
-  };
+    this.checkpointer = options.signingKey
+      ? new Checkpointer(
+          store,
+          options.signingKey,
+          options.checkpoint ?? { every: 1000, intervalMs: 60_000 },
+          this.chain,
+          () => this.headNow,
+          opened.signedThrough,
+          () => this.alarmOnMovedHead(),
+        )
+      : undefined;
+  }
 
-  const drain = async (all = false): Promise<void> => {
-    // Let every append of this event-loop turn join the batch: the commit is synchronous (SQLite), so
-    // sessions whose messages arrived in the same I/O poll would otherwise each pay a commit of their own.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    try {
-      // Lazy records left alone at the tail wait for company (or the timer), unless this is the timer.
-      while (queue.length > 0 && (all || urgent > 0)) {
-        const batch = queue.splice(0, maxBatch);
-        for (const p of batch) if (!p.lazy) urgent--;
-        await writeBatch(batch);
-      }
-    } finally {
-      // Cleared in the same step that saw the queue empty, so a later append always starts a new drain.
-      draining = undefined;
-      if (queue.length > 0 && !closed) lazyTimer ??= setTimeout(flushLazy, lazyMs);
+  async start(): Promise<void> {
+    await this.checkpointer?.start();
+    if (this.opened.foreign) this.raise(this.opened.head, this.opened.found, this.opened.foreign);
+  }
+
+  get durableLsn(): number {
+    return this.watch.durable;
+  }
+
+  get alarm(): Alarm | undefined {
+    return this.lastAlarm;
+  }
+
+  head(): ChainHead {
+    return this.headNow;
+  }
+
+  enqueue(input: AuditRecordInput): number {
+    if (this.closed) throw new AuditWriteError(new Error('the audit log is closed'));
+    const entry = entryOf(input);
+    const lsn = ++this.nextLsn;
+    const maxEntries = (this.options.maxBatch ?? 1000) * ENTRY_STRIDE;
+    if (!this.current || this.current.entries.length >= maxEntries) {
+      if (this.current) this.flush();
+      this.current = { first: lsn, last: lsn, entries: [], appends: [] };
     }
-  };
+    this.current.last = lsn;
+    for (const field of entry) this.current.entries.push(field);
+    if (!LAZY_TYPES.has(input.type)) {
+      this.urgent = true;
+      this.scheduleFlush();
+    } else if (!this.urgent && !this.lazyTimer) {
+      this.lazyTimer = setTimeout(() => this.flush(), this.options.lazyMs ?? 20);
+    }
+    return lsn;
+  }
 
-  const writeBatch = async (batch: Pending[]): Promise<void> => {
-    let records: AuditRecord[];
-    const started = performance.now();
+  whenDurable(lsn: number, callback: (err?: Error) => void): void {
+    this.watch.wait(lsn, callback);
+  }
+
+  append(input: AuditRecordInput): Promise<AuditRecord> {
+    let lsn: number;
     try {
-      records = await store.appendBatch((head) => chain(head, batch));
+      lsn = this.enqueue(input);
     } catch (err) {
-      const failure = new AuditWriteError(err);
-      options.onCommit?.(batch.length, (performance.now() - started) / 1000, failure);
-      for (const p of batch) p.reject(failure);
-      return;
+      return Promise.reject(err);
     }
-    options.onCommit?.(batch.length, (performance.now() - started) / 1000);
-    for (const [i, p] of batch.entries()) p.resolve(records[i]!);
-    const last = records.at(-1)!;
-    for (const listener of listeners) listener(last);
-    if (checkpointer) {
-      // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
-      await checkpointer.afterAppend(last).catch((err: Error) => onError(err));
-    }
-  };
-
-  return {
-    append(input) {
-      if (closed) return Promise.reject(new AuditWriteError(new Error('the audit log is closed')));
-      if (!KNOWN_TYPES.has(input.type))
-        return Promise.reject(new Error(`unknown audit record type "${input.type}"`));
-      let encoded: EncodedInput;
-      try {
-        encoded = encodeInput(input);
-      } catch (err) {
-        return Promise.reject(new Error(`audit record cannot be encoded: ${(err as Error).message}`));
-      }
-      const lazy = LAZY_TYPES.has(input.type);
-      return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ lazy, input, encoded, resolve, reject });
-        if (lazy) {
-          lazyTimer ??= setTimeout(flushLazy, lazyMs);
-          return;
-        }
-        urgent++;
-        if (lazyTimer) clearTimeout(lazyTimer);
-        lazyTimer = undefined;
-        draining ??= drain();
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.current!.appends.push({ lsn, input, resolve });
+      this.watch.wait(lsn, (err) => {
+        if (err) reject(err);
       });
-    },
-    seal: () => (checkpointer ? checkpointer.seal() : Promise.resolve(undefined)),
-    onAppend(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    async close() {
-      closed = true;
-      if (lazyTimer) clearTimeout(lazyTimer);
-      lazyTimer = undefined;
-      while (draining || queue.length > 0) {
-        draining ??= drain(true);
-        await draining;
-      }
-      checkpointer?.stop();
-      await checkpointer?.seal().catch((err: Error) => onError(err));
-    },
-  };
+    });
+  }
+
+  seal(force?: boolean): Promise<Checkpoint | undefined> {
+    return this.checkpointer ? this.checkpointer.seal(force) : Promise.resolve(undefined);
+  }
+
+  onAppend(listener: (head: ChainHead) => void): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
+  onCheckpoint(listener: (cp: Checkpoint) => void): () => void {
+    return this.checkpointer?.onCheckpoint(listener) ?? (() => false);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.current) this.flush();
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    this.checkpointer?.stop();
+    await this.checkpointer?.seal().catch((err: Error) => this.onError(err));
+    await this.writer.close();
+  }
+
+  // --- group commit --------------------------------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Let every record of this event-loop turn join the batch.
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    this.urgent = false;
+    const group = this.current;
+    this.current = undefined;
+    if (!group) return;
+    this.inFlight++;
+    group.submitted = performance.now();
+    // Every record's hash crosses back only when an append() waits for its record.
+    this.writer.submit(group.entries, group.appends.length > 0).then(
+      (result) => this.committed(group, result),
+      (err: Error) => this.failed(group, err),
+    );
+  }
+
+  private committed(group: Group, result: BatchResult): void {
+    const n = group.entries.length / ENTRY_STRIDE;
+    if (result.adopted) this.raise(result.adopted.expected, result.adopted.found);
+    this.headNow = { seq: result.firstSeq + n - 1, hash: result.hashes.slice(-64), time: result.time };
+    for (const a of group.appends) a.resolve(recordOf(this.chain, a.input, result, a.lsn - group.first));
+    this.watch.settle(group.first, group.last);
+    this.settled(group);
+    for (const listener of this.appendListeners) listener(this.headNow);
+    // The records are committed whatever happens here; a failed checkpoint is retried by the next one.
+    this.checkpointer?.afterAppend(this.headNow).catch((err: Error) => this.onError(err));
+  }
+
+  private failed(group: Group, err: Error): void {
+    if (err instanceof ForeignHeadError) this.raise(err.expected, err.found);
+    const failure = new AuditWriteError(err);
+    this.watch.settle(group.first, group.last, failure);
+    this.settled(group, failure);
+  }
+
+  private settled(group: Group, error?: Error): void {
+    const records = group.entries.length / ENTRY_STRIDE;
+    const ms = performance.now() - (group.submitted ?? performance.now());
+    this.options.onBatch?.({ chain: this.chain, records, ms, ok: !error });
+    this.options.onCommit?.(records, ms / 1000, error);
+    this.inFlight--;
+    if (this.quiet()) this.idle?.();
+  }
+
+  // --- alarms ----------------------------------------------------------------------------------------
+
+  private quiet(): boolean {
+    return this.inFlight === 0 && !this.current;
+  }
+
+  /** An idle chain is checked at each checkpoint: with nothing in flight, the store's head must be ours. */
+  private async alarmOnMovedHead(): Promise<void> {
+    if (!this.quiet()) return;
+    const head = this.headNow;
+    const found = await this.store.chainHead(this.chain);
+    // A batch committed while the head was read makes the reading stale, not foreign: check next time.
+    if (!this.quiet() || this.headNow !== head) return;
+    if (found.seq !== head.seq || found.hash !== head.hash) this.raise(head, found);
+  }
+
+  /** Once per distinct foreign head: tell the operator (onAlarm) and sign it (an alarm checkpoint). */
+  private raise(written: ChainHead, found: ChainHead, why?: string): void {
+    const last = this.lastAlarm;
+    if (last && last.found.seq === found.seq && last.found.hash === found.hash) return;
+    const consequence = this.adopt
+      ? '; adopted with an audit.alarm record (audit.on_foreign_head: adopt)'
+      : '; appends fail until an operator resolves it (docs/audit.md, "Alarms")';
+    this.lastAlarm = {
+      chain: this.chain,
+      written,
+      found,
+      action: this.adopt ? 'adopt' : 'refuse',
+      message: `${why ?? new ForeignHeadError(this.chain, written, found).message}${consequence}`,
+    };
+    this.options.onAlarm?.(this.lastAlarm);
+    this.checkpointer?.alarm(written, found).catch((err: Error) => this.onError(err));
+  }
 }

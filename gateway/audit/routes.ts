@@ -1,14 +1,14 @@
 /** The auditors' HTTP API (access: audit): sessions, their records, exports, and online verification. */
 import type { AuditRecord, SessionSummary, VerifyResult } from '../../src/shared/audit.js';
+import { chainOf } from '../../src/shared/audit.js';
 import { parseTimeBound } from '../../src/shared/duration.js';
-import type { Store } from '../store/types.js';
+import type { AuditStore } from '../store/types.js';
 import type { RawResponse } from '../transport/http.js';
 import { HttpError, type Route } from '../transport/router.js';
 import { recordAuditAccess } from './accessed.js';
 import { type ExportWindow, exportCsv, exportJsonl } from './export.js';
 import type { AuditLog } from './log.js';
 import { type SessionFilter, searchSessions, sessionCsv, sessionWindow } from './search.js';
-import { verifyStoredLog } from './verify.js';
 
 /** GET /v1/sessions */
 export interface SessionListResponse {
@@ -59,7 +59,12 @@ function windowOf(query: URLSearchParams): ExportWindow {
   return { since: timeParam(query, 'since'), until: timeParam(query, 'until') };
 }
 
-export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
+export function auditRoutes(deps: {
+  store: AuditStore;
+  log: AuditLog;
+  /** Seal and verify every chain with the gateway's pinned keys (audit/index.ts). */
+  verify: () => Promise<VerifyResult>;
+}): Route[] {
   const { store, log } = deps;
   return [
     {
@@ -81,9 +86,10 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
         const { params } = ctx;
         const records: AuditRecord[] = [];
         for (;;) {
+          const last = records.at(-1);
           const page = await store.listRecords({
             session: params.id,
-            afterSeq: records.at(-1)?.seq,
+            after: last && { time: last.time, chain: chainOf(last), seq: last.seq },
             limit: 1000,
           });
           records.push(...page);
@@ -134,7 +140,7 @@ export function auditRoutes(deps: { store: Store; log: AuditLog }): Route[] {
       path: '/v1/audit/verify',
       access: 'audit',
       handler: async (ctx): Promise<VerifyResult> => {
-        const result = await verifyStoredLog(store, log);
+        const result = await deps.verify();
         await recordAuditAccess(log, ctx, 'audit.verify', { result });
         return result;
       },

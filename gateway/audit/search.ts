@@ -4,9 +4,9 @@
  * reading the statement records of the candidate sessions, newest first, within a bound.
  * Also: one session's time window and its own CSV rows, for exports of a single session.
  */
-import type { AuditRecord, SessionSummary } from '../../src/shared/audit.js';
+import { type AuditRecord, chainOf, type SessionSummary } from '../../src/shared/audit.js';
 import { csvHeader, csvRow } from '../../src/shared/audit-export.js';
-import type { Store } from '../store/types.js';
+import type { AuditStore, RecordQuery } from '../store/types.js';
 import type { ExportWindow } from './export.js';
 
 export interface SessionFilter extends ExportWindow {
@@ -60,18 +60,20 @@ export function statementMatches(record: AuditRecord, filter: SessionFilter): bo
 }
 
 /** Records of one session, page by page. */
-async function* sessionRecords(store: Store, session: string): AsyncGenerator<AuditRecord[]> {
-  let afterSeq: number | undefined;
+async function* sessionRecords(store: AuditStore, session: string): AsyncGenerator<AuditRecord[]> {
+  // Time order across chains: the cursor is the last record's (time, chain, seq).
+  let after: RecordQuery['after'];
   for (;;) {
-    const page = await store.listRecords({ session, afterSeq, limit: PAGE });
+    const page = await store.listRecords({ session, after, limit: PAGE });
     if (page.length) yield page;
     if (page.length < PAGE) return;
-    afterSeq = page.at(-1)!.seq;
+    const last = page.at(-1)!;
+    after = { time: last.time, chain: chainOf(last), seq: last.seq };
   }
 }
 
 export async function searchSessions(
-  store: Store,
+  store: AuditStore,
   filter: SessionFilter,
   limits: SearchLimits = {},
 ): Promise<SessionSearchResult> {
@@ -106,7 +108,7 @@ export async function searchSessions(
 }
 
 /** The time window holding every record of a session (until is exclusive), or undefined for no such session. */
-export async function sessionWindow(store: Store, session: string): Promise<ExportWindow | undefined> {
+export async function sessionWindow(store: AuditStore, session: string): Promise<ExportWindow | undefined> {
   const first = (await store.listRecords({ session, limit: 1 }))[0];
   const last = (await store.listRecords({ session, limit: 1, descending: true }))[0];
   if (!first || !last) return undefined;
@@ -115,7 +117,7 @@ export async function sessionWindow(store: Store, session: string): Promise<Expo
 }
 
 /** CSV of one session's own records (CSV carries no proof, so it need not hold the whole chain). */
-export async function* sessionCsv(store: Store, session: string): AsyncGenerator<string> {
+export async function* sessionCsv(store: AuditStore, session: string): AsyncGenerator<string> {
   yield csvHeader();
   for await (const page of sessionRecords(store, session)) yield page.map(csvRow).join('');
 }

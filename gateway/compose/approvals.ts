@@ -3,11 +3,11 @@
  * replica, expiry, webhooks. Reports requests and decisions (with their latency) to the metrics.
  */
 import type { AuditRecordInput } from '../../src/shared/audit.js';
+import type { Approval } from '../approvals/model.js';
 import { createNotifier } from '../approvals/notify.js';
 import { type ApprovalService, createApprovalService } from '../approvals/service.js';
 import type { ApprovalEvent, GatewayMetrics } from '../ops/metrics.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import type { Approval } from '../store/types.js';
 import type { AuditParts } from './audit.js';
 import type { GatewayContext } from './context.js';
 
@@ -27,8 +27,11 @@ export async function buildApprovals(
     }),
     onError: (err) => logger.error({ err: err.message }, 'approvals background task failed'),
     observe: (type, approval) => observeApproval(ctx.metrics, type, approval),
+    replica: audit.running.replica.id,
   });
   await approvals.start();
+  // A replica that died held statements waiting for approval: withdraw them (the winner of its loss does).
+  audit.running.replica.onLost((lost) => approvals.withdrawHeldBy(lost.replica.replica));
   ctx.services.add('approvals', () => approvals.stop());
   ctx.prometheus?.watch({
     approvalsPending: async () => (await audit.store.listApprovals({ status: 'pending' })).length,

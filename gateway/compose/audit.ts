@@ -34,17 +34,28 @@ export async function buildAudit(ctx: GatewayContext): Promise<AuditParts> {
   });
   const running = await startAudit(store, config, {
     baseDir: ctx.baseDir,
+    version: ctx.version,
     onError: (err) => logger.error({ err: err.message }, 'audit background task failed'),
+    onWarning: (message) => logger.warn(message),
+    // A chain head this gateway did not write: loud, on the log and on stderr (docs/audit.md, "Alarms").
+    onAlarm: (alarm) => {
+      logger.fatal({ chain: alarm.chain, written: alarm.written, found: alarm.found }, alarm.message);
+      process.stderr.write(`\n*** AUDIT ALARM: ${alarm.message} ***\n\n`);
+    },
     onCommit: (records, seconds, error) => {
       metrics.auditCommitted(records, seconds, error !== undefined);
       if (error) storeCheck.fail(error.message);
     },
   });
   const log = instrumentLog(running.log, metrics);
-  log.onAppend((last) => metrics.chainHead(last.seq));
+  log.onAppend((head) => metrics.chainHead(head.seq, running.replica.id));
   await storeCheck.start();
   ctx.readiness.add(storeCheck).add(fixedCheck('signing_key', { ok: true }));
   ctx.services.add('store probe', () => storeCheck.stop());
+  logger.info(
+    { replica: running.replica.id, chain: running.log.chain, key_id: running.signingKeyId },
+    'audit chain open',
+  );
 
   if (config.audit.fail_open) {
     logger.warn('audit.fail_open is true: statements will run even when the audit log cannot be written');
@@ -66,29 +77,52 @@ export async function buildAudit(ctx: GatewayContext): Promise<AuditParts> {
   return { store, running, log, recordQuietly };
 }
 
+/** Count a statement record (one statement, one `statement` record: where the gate's decision is final). */
+function countStatement(metrics: GatewayMetrics, input: AuditRecordInput): void {
+  if (input.type !== 'statement') return;
+  const data = input.data as { class?: string | null; decision?: string };
+  metrics.statement(input.connection ?? '', data.class ?? null, data.decision ?? '', input.identity?.subject);
+}
+
 /**
- * The log with metrics: each append's type and wait, and each statement record's connection, class and
- * decision (one statement, one `statement` record: the record is where the gate's decision is final).
+ * The log with metrics: each record's type and wait (enqueue until durable), and each statement record's
+ * connection, class and decision. Group commits are counted by the log itself (onCommit).
  */
 export function instrumentLog(log: AuditLog, metrics: GatewayMetrics): AuditLog {
   if (metrics === noMetrics) return log;
   // Every member delegated by name (no spread): when AuditLog grows, this fails to compile until forwarded.
   return {
+    get chain() {
+      return log.chain;
+    },
+    get replica() {
+      return log.replica;
+    },
+    get durableLsn() {
+      return log.durableLsn;
+    },
+    get alarm() {
+      return log.alarm;
+    },
+    head: () => log.head(),
     onAppend: (listener) => log.onAppend(listener),
-    seal: () => log.seal(),
+    onCheckpoint: (listener) => log.onCheckpoint(listener),
+    seal: (force) => log.seal(force),
     close: () => log.close(),
+    whenDurable: (lsn, callback) => log.whenDurable(lsn, callback),
+    enqueue(input) {
+      const started = performance.now();
+      const lsn = log.enqueue(input);
+      countStatement(metrics, input);
+      log.whenDurable(lsn, (err) =>
+        metrics.auditAppended(input.type, secondsSince(started), err !== undefined),
+      );
+      return lsn;
+    },
     append(input) {
       const started = performance.now();
-      if (input.type === 'statement') {
-        const data = input.data as { class?: string | null; decision?: string };
-        metrics.statement(
-          input.connection ?? '',
-          data.class ?? null,
-          data.decision ?? '',
-          input.identity?.subject,
-        );
-      }
       const appended = log.append(input);
+      countStatement(metrics, input);
       appended.then(
         () => metrics.auditAppended(input.type, secondsSince(started), false),
         () => metrics.auditAppended(input.type, secondsSince(started), true),

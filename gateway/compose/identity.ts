@@ -4,6 +4,7 @@
  * and the tunnel. Adds the `jwks` readiness check: every issuer's signing keys fetched at least once.
  */
 import type { Identity } from '../../src/shared/identity.js';
+import { clip } from '../audit/auth-failures.js';
 import { AuthError, createTokenVerifier, type TokenVerifier } from '../auth/verify.js';
 import { createIdentityService, type IdentityService } from '../identities/service.js';
 import type { CheckState, ReadinessCheck } from '../ops/health.js';
@@ -34,6 +35,8 @@ export async function buildIdentity(
     policies: config.policies,
     terminate: (issuer, subject, message) => registry.terminateSubject(issuer, subject, message),
     onError: (err) => logger.error({ err: err.message }, 'identity store failed'),
+    // Revocation on another replica ends this one's sessions within about a second.
+    refreshMs: 1000,
   });
   await identities.start();
   ctx.services.add('identities', () => identities.stop());
@@ -50,12 +53,15 @@ export async function buildIdentity(
     } catch (err) {
       const reason = err instanceof AuthError ? err.reason : 'error';
       metrics.authFailed(reason);
-      await audit.recordQuietly({
-        type: 'auth.failed',
-        identity,
-        source,
-        data: { reason, message: (err as Error).message },
-      });
+      // Nobody in particular (a token that does not verify): counted per source, never one record each.
+      if (!identity) audit.running.authFailures.failed(source, reason);
+      else
+        await audit.recordQuietly({
+          type: 'auth.failed',
+          identity,
+          source,
+          data: { reason, message: clip((err as Error).message) },
+        });
       throw err;
     }
   };

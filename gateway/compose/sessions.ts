@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { ApprovalService } from '../approvals/service.js';
+import { clip } from '../audit/auth-failures.js';
 import type { SessionGate } from '../contracts/gate.js';
 import { type CatalogSource, createCatalogSource } from '../masking/catalog.js';
 import { SessionMasking } from '../masking/index.js';
@@ -78,8 +79,9 @@ export function buildTunnels(ctx: GatewayContext, deps: SessionDeps): Tunnels {
         type: 'auth.failed',
         identity,
         source,
-        connection,
-        data: { reason: 'no_access', message: reason },
+        // The connection name comes from the client: bounded (docs/audit.md, "Failed authentications").
+        connection: clip(connection, 64),
+        data: { reason: 'no_access', message: clip(reason) },
       });
     },
     onStream: (stream, target) => {

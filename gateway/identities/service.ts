@@ -21,14 +21,14 @@ import type {
 } from '../../src/shared/identities-api.js';
 import type { Identity } from '../../src/shared/identity.js';
 import { AuthError } from '../auth/errors.js';
-import type { IdentityEntry, Store } from '../store/types.js';
 import { HttpError } from '../transport/router.js';
+import type { IdentityEntry, IdentityStore } from './model.js';
 
 const DAY_MS = 86_400_000;
 
 export interface IdentityServiceDeps {
   store: Pick<
-    Store,
+    IdentityStore,
     'recordIdentitySeen' | 'listIdentities' | 'listRevokedIdentities' | 'setIdentityRevoked'
   >;
   /** Durable append to the audit log. */

@@ -43,7 +43,8 @@ export interface GatewayMetrics {
   /** One group commit: how many records, how long the store took, whether it failed. */
   auditCommitted(records: number, seconds: number, failed: boolean): void;
   /** The newest sequence number this replica's chain reached. */
-  chainHead(seq: number): void;
+  /** `replica`: the audit chain's replica id (default HOOP_REPLICA_ID, else the host name). */
+  chainHead(seq: number, replica?: string): void;
 
   // --- approvals --------------------------------------------------------------------------------------
   /** An approval changed state; decided ones give the time from request to decision. */

@@ -332,8 +332,8 @@ export function createPrometheusMetrics(options: PrometheusOptions): PrometheusM
       batchSize.observe(count);
       commitLatency.observe(seconds);
     },
-    chainHead(seq) {
-      head.set({ replica }, seq);
+    chainHead(seq, chainReplica) {
+      head.set({ replica: chainReplica ?? replica }, seq);
     },
     approval(event, decisionSeconds) {
       if (!approvalEvents.has(event)) return;

@@ -3,7 +3,7 @@
  * from — the signed checkpoint before it through the one after it, page by page (bounded memory) —
  * each verified and, when in the period, counted by the shared core (src/shared/report/).
  */
-import type { SigningPublicKey } from '../../src/shared/audit.js';
+import type { TrustedKey } from '../../src/shared/audit.js';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import {
   buildReport,
@@ -13,9 +13,9 @@ import {
   type FrameworkId,
   PeriodReader,
 } from '../../src/shared/report/index.js';
-import { recordsBetween, verifiableRange } from '../audit/export.js';
+import { recordsInRanges, verifiableRange } from '../audit/export.js';
 import type { AuditLog } from '../audit/log.js';
-import type { Store } from '../store/types.js';
+import type { AuditStore } from '../store/types.js';
 
 export interface ReportRequest {
   frameworks: FrameworkId[];
@@ -23,18 +23,19 @@ export interface ReportRequest {
 }
 
 export interface ReportDeps {
-  store: Store;
+  store: AuditStore;
   log: Pick<AuditLog, 'seal'>;
   config: GatewayConfig;
   version: string;
-  /** Keys whose checkpoints the gateway's verification trusts. */
-  trustedKeys(): Promise<SigningPublicKey[]>;
+  /** The keys the operator pinned (audit/trusted-keys.ts): never the store's own list. */
+  trustedKeys(): readonly TrustedKey[];
 }
 
-/** Every chain's head. One chain today; a store with a chain per replica lists each here. */
-async function chainHeads(store: Store): Promise<ChainHeadRef[]> {
-  const head = await store.head();
-  return head.seq > 0 ? [{ chain: 'main', seq: head.seq, hash: head.hash }] : [];
+/** Every chain's head (a chain per replica, and `legacy` for records of a single-chain store). */
+async function chainHeads(store: AuditStore): Promise<ChainHeadRef[]> {
+  return (await store.listChains())
+    .filter((c) => c.head.seq > 0)
+    .map((c) => ({ chain: c.chain, seq: c.head.seq, hash: c.head.hash }));
 }
 
 export async function computeReport(deps: ReportDeps, request: ReportRequest): Promise<ComplianceReport> {
@@ -42,13 +43,9 @@ export async function computeReport(deps: ReportDeps, request: ReportRequest): P
   const { scope } = request;
   await deps.log.seal();
   const heads = await chainHeads(store);
-  const range = await verifiableRange(store, { since: scope.from, until: scope.to });
-  const checkpoints = range
-    ? await store.listCheckpoints({ fromSeq: range.afterSeq, throughSeq: range.throughSeq })
-    : [];
-  const reader = new PeriodReader(scope, checkpoints, await deps.trustedKeys());
-  if (range)
-    for await (const record of recordsBetween(store, range.afterSeq, range.throughSeq)) reader.add(record);
+  const ranges = await verifiableRange(store, { since: scope.from, until: scope.to });
+  const reader = new PeriodReader(scope, await store.listCheckpoints(), deps.trustedKeys());
+  for await (const record of recordsInRanges(store, ranges)) reader.add(record);
   return buildReport(reader.finish(), {
     frameworks: request.frameworks,
     config: deps.config,

@@ -1,4 +1,4 @@
-import type { ChainedInsert, ChainedInsertResult } from './sqlite-writer.js';
+import type { WriterBackend } from './types.js';
 
 /** The little SQL surface both backends provide, so one SqlStore holds all the queries. */
 
@@ -19,13 +19,13 @@ export interface SqlDriver extends SqlExecutor {
    * is already the whole database's write lock.
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, lock?: number): Promise<T>;
-  /**
-   * SQLite only: insert rows chained onto a head, in one transaction on the writer thread
-   * (store/sqlite-writer.ts), if the head is still the one expected.
-   */
-  insertChained?(request: ChainedInsert): Promise<ChainedInsertResult>;
+  /** How the audit chain writer (store/chain-writer.ts) reaches this database with a connection of its own. */
+  readonly writer: WriterBackend;
   close(): Promise<void>;
 }
 
-/** Advisory lock ids (PostgreSQL): one for appends to the audit chain, one for migrations. */
+/**
+ * Advisory lock ids (PostgreSQL): the legacy single chain's appends (gateways before per-replica chains
+ * take it; this version never writes that chain), and migrations.
+ */
 export const LOCKS = { auditAppend: 0x686f6f70, migrate: 0x686f6f71 } as const;

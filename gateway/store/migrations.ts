@@ -129,6 +129,74 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 4,
+    name: 'a hash chain per replica, replicas and their heartbeats',
+    // Additive only (docs/operations.md, "Rolling upgrades"): a gateway of version 3 keeps appending to the
+    // single chain in audit_records under its advisory lock, untouched; this version writes its own chain
+    // into chain_records and reads both through audit_log, where the old chain is the chain `legacy`.
+    sql: (dialect) => {
+      const t = types(dialect);
+      return [
+        `CREATE TABLE chain_records (
+          chain TEXT NOT NULL,
+          seq ${t.seq} NOT NULL,
+          time TEXT NOT NULL,
+          type TEXT NOT NULL,
+          session TEXT,
+          connection TEXT,
+          subject TEXT,
+          decision TEXT,
+          hash TEXT NOT NULL,
+          record TEXT NOT NULL,
+          PRIMARY KEY (chain, seq))`,
+        // Appends only ever add at the end of these two (seq and time grow); a per-record index on the
+        // session would insert at random places, the costliest part of the write: sessions are found
+        // through audit_sessions instead (one row per session, written by the chain writer).
+        'CREATE INDEX chain_records_time ON chain_records (time)',
+        `CREATE TABLE audit_sessions (
+          session TEXT PRIMARY KEY,
+          chain TEXT NOT NULL,
+          first_seq ${t.seq} NOT NULL,
+          last_seq ${t.seq})`,
+        // The whole signed checkpoint as its canonical JSON (references and alarms included); id orders
+        // them for the sinks that witness them.
+        `CREATE TABLE chain_checkpoints (
+          id ${t.id},
+          chain TEXT NOT NULL,
+          seq ${t.seq} NOT NULL,
+          key_id TEXT NOT NULL,
+          hash TEXT NOT NULL,
+          time TEXT NOT NULL,
+          checkpoint TEXT NOT NULL)`,
+        'CREATE INDEX chain_checkpoints_chain ON chain_checkpoints (chain, seq)',
+        `CREATE TABLE audit_chains (
+          chain TEXT PRIMARY KEY,
+          replica TEXT NOT NULL,
+          created_at TEXT NOT NULL,
+          closed_at TEXT,
+          closed_by TEXT)`,
+        `CREATE TABLE replicas (
+          replica TEXT PRIMARY KEY,
+          instance TEXT NOT NULL,
+          chain TEXT NOT NULL,
+          host TEXT,
+          pid ${t.int},
+          version TEXT,
+          started_at TEXT NOT NULL,
+          heartbeat_at TEXT NOT NULL,
+          stopped_at TEXT,
+          lost_at TEXT,
+          lost_by TEXT)`,
+        // Which replica holds a waiting statement: when it dies, the others withdraw the request.
+        'ALTER TABLE approvals ADD COLUMN replica TEXT',
+        `CREATE VIEW audit_log AS
+          SELECT 'legacy' AS chain, seq, time, type, session, connection, subject, decision, record FROM audit_records
+          UNION ALL
+          SELECT chain, seq, time, type, session, connection, subject, decision, record FROM chain_records`,
+      ];
+    },
+  },
 ];
 
 /** Bring the schema up to date. Safe when several gateways start at once (migration lock). */

@@ -3,8 +3,8 @@
  * Durability (audit.durability): `power` keeps the server's synchronous_commit=on (a commit waits for its
  * WAL flush); `crash` (default) sets synchronous_commit=off for the store's sessions: a commit is in the
  * server's memory before it returns, so it survives the gateway's crash, not the store server's.
- * The audit chain stays one order
- * because appends take a transaction-scoped advisory lock and read the head under it (audit/log.ts).
+ * Each replica appends to its own audit chain through a writer thread with its own connection
+ * (store/chain-writer.ts): replicas never wait for each other's appends.
  */
 import pg from 'pg';
 import type { SqlDriver, SqlExecutor } from './driver.js';
@@ -43,6 +43,7 @@ export function openPostgresDriver(
   const direct = executorOf(pool);
   return {
     dialect: 'postgres',
+    writer: { backend: 'postgres', target: url, durability: options.durability ?? 'crash' },
     query: direct.query,
     run: direct.run,
     async transaction(fn, lock) {

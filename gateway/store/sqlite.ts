@@ -11,7 +11,6 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'libsql';
 import type { SqlDriver, SqlExecutor } from './driver.js';
-import { SqliteChainWriter } from './sqlite-writer.js';
 
 export const SQLITE_FILE = 'hoop.db';
 
@@ -44,7 +43,6 @@ export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 
     'PRAGMA foreign_keys = ON',
   ];
   for (const pragma of pragmas) db.exec(pragma);
-  let writer: SqliteChainWriter | undefined;
 
   const statements = new Map<string, PreparedStatement>();
   const prepare = (sql: string): PreparedStatement => {
@@ -94,16 +92,30 @@ export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 
         checkOpen();
         return executor.query(sql, params);
       }),
+    // A write outside a transaction still takes one of its own: a statement refused with SQLITE_BUSY in
+    // autocommit mode can leave this connection reading a stale snapshot (every later read, and the
+    // audit log's check of its own head, would then see the past). A refused BEGIN leaves nothing behind.
     run: (sql, params) =>
       exclusive(async () => {
         checkOpen();
-        return executor.run(sql, params);
+        if (db.inTransaction) return executor.run(sql, params);
+        try {
+          db.exec('BEGIN IMMEDIATE');
+          const changes = await executor.run(sql, params);
+          db.exec('COMMIT');
+          return changes;
+        } catch (err) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw err;
+        }
       }),
     transaction: (fn) =>
       exclusive(async () => {
         checkOpen();
-        db.exec('BEGIN IMMEDIATE');
         try {
+          // Inside the try: a BEGIN IMMEDIATE refused with SQLITE_BUSY may leave a read transaction open,
+          // and every later read on this connection would then see that stale snapshot.
+          db.exec('BEGIN IMMEDIATE');
           const result = await fn(executor);
           db.exec('COMMIT');
           return result;
@@ -112,17 +124,13 @@ export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 
           throw err;
         }
       }),
-    insertChained: (request) => {
-      if (closed) return Promise.reject(new Error('the store is closed'));
-      // Started at the first append, after migrations: the schema is there.
-      writer ??= new SqliteChainWriter(join(dir, SQLITE_FILE), pragmas);
-      return writer.run(request);
-    },
+    // The audit chain's appends run on a writer thread with a connection of its own (store/chain-writer.ts);
+    // WAL lets this connection read beside it, and SQLite's lock makes the two take turns writing.
+    writer: { backend: 'sqlite', target: file, pragmas, durability: options.durability ?? 'crash' },
     close: () =>
       exclusive(async () => {
         if (closed) return;
         closed = true;
-        await writer?.close();
         db.close();
       }),
   };

@@ -1,22 +1,49 @@
 /**
- * The gateway's persistent state behind one interface: the audit log (records, checkpoints, signing keys,
- * sink cursors) and the tables other modules build on (approvals, identities, time-boxed grants).
- * Two implementations share all SQL (sql-store.ts): SQLite (one gateway) and PostgreSQL (several replicas).
+ * The gateway's persistent state, split by concern into small interfaces — the audit log (AuditStore),
+ * the replicas sharing the store (ReplicaStore), approvals, identities, time-boxed grants — that `Store`
+ * unites. Each module asks for the part it uses. Two implementations share all SQL (sql-store.ts,
+ * sql-audit.ts): SQLite (one gateway) and PostgreSQL (several replicas).
  */
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
-import type { Identity, IdentityKind } from '../../src/shared/identity.js';
+import type { ApprovalStore, GrantStore } from '../approvals/model.js';
+import type { IdentityStore } from '../identities/model.js';
+import type { ChainWriter, ChainWriterOptions } from './chain-writer.js';
 
-/** The newest record: what the next one chains onto. seq 0 and the genesis hash when the log is empty. */
+/** The newest record: what the next one chains onto. seq 0 and the genesis hash when the chain is empty. */
 export interface ChainHead {
   seq: number;
   hash: string;
+  /** The newest record's time (absent when the chain has no records). */
+  time?: string;
+}
+
+/** A chain the store holds: one per replica (per generation), plus `legacy` for a store older than chains. */
+export interface ChainInfo {
+  chain: string;
+  replica: string;
+  created_at?: string;
+  /** Set when another replica closed it (its writer stopped heartbeating). */
+  closed_at?: string;
+  closed_by?: string;
+  head: ChainHead;
+}
+
+/** Where a listing across chains resumes: after this record in (time, chain, seq) order. */
+export interface RecordCursor {
+  time: string;
+  chain: string;
+  seq: number;
 }
 
 export interface RecordQuery {
-  /** Records with seq > afterSeq. */
+  /** One chain only (then afterSeq/throughSeq apply and the order is seq); else every chain in time order. */
+  chain?: string;
+  /** Records with seq > afterSeq (with `chain`). */
   afterSeq?: number;
-  /** Records with seq <= throughSeq. */
+  /** Records with seq <= throughSeq (with `chain`). */
   throughSeq?: number;
+  /** Across chains: records after this one. */
+  after?: RecordCursor;
   /** RFC 3339 bounds on `time`: since inclusive, until exclusive. */
   since?: string;
   until?: string;
@@ -29,6 +56,23 @@ export interface RecordQuery {
   descending?: boolean;
 }
 
+/** A replica's row: who it is, which chain it writes, when it last said it was alive. */
+export interface ReplicaInfo {
+  replica: string;
+  /** Random per process: tells a restarted replica from another process using the same id. */
+  instance: string;
+  chain: string;
+  host?: string;
+  pid?: number;
+  version?: string;
+  started_at: string;
+  heartbeat_at: string;
+  stopped_at?: string;
+  /** Set by the replica that found it dead. */
+  lost_at?: string;
+  lost_by?: string;
+}
+
 export interface SessionQuery {
   since?: string;
   until?: string;
@@ -38,185 +82,83 @@ export interface SessionQuery {
   limit?: number;
 }
 
-export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'withdrawn' | 'used';
-
-export interface ApprovalDecision {
-  subject: string;
-  issuer: string;
-  name?: string;
-  decision: 'approve' | 'reject';
-  comment?: string;
-  time: string;
-}
-
-export interface Approval {
-  id: number;
-  status: ApprovalStatus;
-  requester: Identity;
-  connection: string;
-  session?: string;
-  statement: string;
-  statement_hash: string;
-  params?: unknown[];
-  rule: string;
-  policy: string;
-  /** Groups whose members may decide. */
-  approvers: string[];
-  approvals_required: number;
-  decisions: ApprovalDecision[];
-  created_at: string;
-  expires_at: string;
-  decided_at?: string;
-  used_at?: string;
-  /** wait (default): held in its session; deferred: filed by `exec --no-wait`, run later with `--approval`. */
-  mode?: ApprovalMode;
-  /** Bumped by every transition (compare-and-set across gateways). */
-  revision?: number;
-  /** The `statement` record the request was made for. */
-  statement_id?: string;
-  /** The session that ran the approved statement. */
-  used_session?: string;
-  /** Why it ended when it was not approved (reject reason, expiry, withdrawal). */
-  outcome_reason?: string;
-}
-export type ApprovalMode = 'wait' | 'deferred';
-export type NewApproval = Omit<
+// Domain types live with their domain; re-exported for the modules that took them from here.
+export type {
   Approval,
-  'id' | 'status' | 'decisions' | 'decided_at' | 'used_at' | 'revision' | 'used_session' | 'outcome_reason'
->;
-export type ApprovalPatch = Partial<
-  Pick<
-    Approval,
-    'status' | 'decisions' | 'decided_at' | 'used_at' | 'expires_at' | 'used_session' | 'outcome_reason'
-  >
->;
-
-export interface IdentityEntry {
-  issuer: string;
-  subject: string;
-  kind: IdentityKind;
-  name?: string;
-  groups: string[];
-  first_seen: string;
-  last_seen: string;
-  revoked_at?: string;
-  revoked_reason?: string;
-}
-
-export type GrantStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'revoked';
-
-export interface Grant {
-  id: number;
-  issuer: string;
-  subject: string;
-  connection: string;
-  policy: string;
-  reason: string;
-  status: GrantStatus;
-  created_at: string;
-  approved_at?: string;
-  /** Set when approved: approval time + the requested duration. */
-  expires_at?: string;
-  /** Requested duration in milliseconds. */
-  duration_ms: number;
-  approved_by?: string;
-  /** Bumped by every transition (compare-and-set across gateways). */
-  revision?: number;
-  /** Who approved or rejected (subject), and the reject reason or approve comment. */
-  decided_by?: string;
-  decision_reason?: string;
-  /** The requester's identity as it was when asking (JSON of Identity). */
-  requester?: Identity;
-}
-export type NewGrant = Omit<
+  ApprovalDecision,
+  ApprovalMode,
+  ApprovalPatch,
+  ApprovalStatus,
+  ApprovalStore,
   Grant,
-  | 'id'
-  | 'status'
-  | 'approved_at'
-  | 'expires_at'
-  | 'approved_by'
-  | 'revision'
-  | 'decided_by'
-  | 'decision_reason'
->;
-export type GrantPatch = Partial<
-  Pick<Grant, 'status' | 'approved_at' | 'expires_at' | 'approved_by' | 'decided_by' | 'decision_reason'>
->;
+  GrantPatch,
+  GrantStatus,
+  GrantStore,
+  NewApproval,
+  NewGrant,
+} from '../approvals/model.js';
+export type { IdentityEntry, IdentityStore } from '../identities/model.js';
 
-/** A record and its canonical JSON (`canonicalJson(record)`), the exact text the store keeps. */
-export interface EncodedRecord {
-  record: AuditRecord;
-  text: string;
-}
+/** What the chain writer is told about this store's backend (store/chain-writer.ts). */
+export type WriterBackend = Pick<ChainWriterOptions, 'backend' | 'target' | 'pragmas' | 'durability'>;
 
-export interface Store {
+/** The audit log's tables: chains of records, checkpoints, the informational key list, sink cursors. */
+export interface AuditStore {
   readonly kind: 'sqlite' | 'postgres';
-  /** Where the gateway keeps files of its own (signing key): the store directory, or the gateway's data dir. */
+  /** Where the gateway keeps files of its own (signing key, head journal): the store directory, or the gateway's data dir. */
   readonly dataDir: string;
 
-  // --- audit log ---------------------------------------------------------------------------------
-  /**
-   * Append records in one transaction, holding the log's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL:
-   * a transaction-scoped advisory lock) so that the head `build` is given is the true head across every
-   * process. `build` makes the hashed records, each with its canonical JSON text (encoded once, by the
-   * log, and stored as is); they are committed (durable) when the promise resolves.
-   */
-  appendBatch(build: (head: ChainHead) => EncodedRecord[]): Promise<AuditRecord[]>;
-  head(): Promise<ChainHead>;
-  /** Ordered by seq. */
+  /** A writer thread committing one chain's appends (store/chain-writer.ts). */
+  openChainWriter(options: Omit<ChainWriterOptions, keyof WriterBackend>): ChainWriter;
+  /** The chain's newest record; with none, its newest checkpoint (a purge left it as the anchor); else genesis. */
+  chainHead(chain: string): Promise<ChainHead>;
+  /** Every chain with its head (`legacy` only when the store has records or checkpoints from before chains). */
+  listChains(): Promise<ChainInfo[]>;
+  /** Note a new chain (idempotent). */
+  registerChain(chain: string, replica: string, at: string): Promise<void>;
+  /** Mark a chain closed (its replica is gone); false when it already was. */
+  closeChain(chain: string, by: string, at: string): Promise<boolean>;
+
+  /** Ordered by seq within one chain, else by (time, chain, seq). */
   listRecords(query?: RecordQuery): Promise<AuditRecord[]>;
-  /** Delete records with seq <= seq (retention). Returns how many. */
-  deleteRecordsThrough(seq: number): Promise<number>;
+  /** Delete the chain's records with seq <= seq (retention). Returns how many. */
+  deleteRecordsThrough(chain: string, seq: number): Promise<number>;
   listSessions(query?: SessionQuery): Promise<SessionSummary[]>;
 
   addCheckpoint(checkpoint: Checkpoint): Promise<void>;
-  /** Ordered by seq; bounds inclusive. */
-  listCheckpoints(range?: { fromSeq?: number; throughSeq?: number }): Promise<Checkpoint[]>;
-  deleteCheckpointsBefore(seq: number): Promise<number>;
+  /** Ordered by chain, seq; bounds inclusive; every chain unless one is named. */
+  listCheckpoints(range?: { chain?: string; fromSeq?: number; throughSeq?: number }): Promise<Checkpoint[]>;
+  /** Checkpoints of every chain in the order they were stored, after the position `afterId` (sinks). */
+  listCheckpointsAfter(afterId: number, limit: number): Promise<{ id: number; checkpoint: Checkpoint }[]>;
+  /** Delete the chain's checkpoints with seq < seq (retention keeps the anchor). */
+  deleteCheckpointsBefore(chain: string, seq: number): Promise<number>;
 
-  /** Register a public key (idempotent: registering it again changes nothing). */
+  /** Register a public key (idempotent). Informational: verification never trusts these. */
   putSigningKey(key: SigningPublicKey): Promise<void>;
   retireSigningKey(keyId: string, at: string): Promise<void>;
   listSigningKeys(): Promise<SigningPublicKey[]>;
 
-  /** The last seq a sink delivered (0 if never). */
+  /** The last position a sink delivered (0 if never). */
   getSinkCursor(name: string): Promise<number>;
   setSinkCursor(name: string, seq: number): Promise<void>;
+}
 
-  // --- approvals ---------------------------------------------------------------------------------
-  createApproval(approval: NewApproval): Promise<Approval>;
-  getApproval(id: number): Promise<Approval | undefined>;
-  listApprovals(filter?: { status?: ApprovalStatus; connection?: string }): Promise<Approval[]>;
-  updateApproval(id: number, patch: ApprovalPatch): Promise<Approval | undefined>;
-  /**
-   * Compare-and-set: apply the patch (and bump the revision) only if the row is still at `revision`.
-   * Undefined when someone else changed it first (re-read and decide again).
-   */
-  transitionApproval(id: number, revision: number, patch: ApprovalPatch): Promise<Approval | undefined>;
-  /** Pending requests past their expiry (for the sweeper). */
-  listExpiredApprovals(now: string): Promise<Approval[]>;
+/** The replicas sharing a store: registration, heartbeats, and finding the ones that died. */
+export interface ReplicaStore {
+  getReplica(replica: string): Promise<ReplicaInfo | undefined>;
+  /** Insert or take over the replica's row (a restart of the same replica). */
+  upsertReplica(info: ReplicaInfo): Promise<void>;
+  /** Refresh heartbeat_at if this instance still owns the row; false when another took it over. */
+  heartbeat(replica: string, instance: string, at: string): Promise<boolean>;
+  markReplicaStopped(replica: string, instance: string, at: string): Promise<void>;
+  /** Replicas that are neither stopped nor lost and whose heartbeat is older than `before`. */
+  listSilentReplicas(before: string): Promise<ReplicaInfo[]>;
+  /** Compare-and-set: mark it lost only if it is still silent since `before`; true for the one that won. */
+  markReplicaLost(replica: string, heartbeatBefore: string, by: string, at: string): Promise<boolean>;
+  listReplicas(): Promise<ReplicaInfo[]>;
+}
 
-  // --- identities --------------------------------------------------------------------------------
-  /** Insert or refresh last_seen, name, groups, kind. */
-  recordIdentitySeen(identity: Identity, at: string): Promise<IdentityEntry>;
-  getIdentity(issuer: string, subject: string): Promise<IdentityEntry | undefined>;
-  listIdentities(): Promise<IdentityEntry[]>;
-  /** Only the revoked ones: what each gateway polls to keep its revocation cache current. */
-  listRevokedIdentities(): Promise<IdentityEntry[]>;
-  /** Revoke (reason set) or restore (reason null). */
-  setIdentityRevoked(
-    issuer: string,
-    subject: string,
-    revoked: { at: string; reason: string } | null,
-  ): Promise<boolean>;
-
-  // --- time-boxed grants -------------------------------------------------------------------------
-  createGrant(grant: NewGrant): Promise<Grant>;
-  getGrant(id: number): Promise<Grant | undefined>;
-  listGrants(filter?: { subject?: string; status?: GrantStatus }): Promise<Grant[]>;
-  updateGrant(id: number, patch: GrantPatch): Promise<Grant | undefined>;
-  /** Compare-and-set on the grant's revision, as transitionApproval. */
-  transitionGrant(id: number, revision: number, patch: GrantPatch): Promise<Grant | undefined>;
-
+/** Everything, as main.ts opens it; modules take the parts they need. */
+export interface Store extends AuditStore, ReplicaStore, ApprovalStore, IdentityStore, GrantStore {
   close(): Promise<void>;
 }

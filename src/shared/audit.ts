@@ -26,12 +26,17 @@ export const RECORD_TYPES = [
   'gateway.stopped',
   'retention.purged',
   'checkpoint',
+  // A replica found its chain's head moved by someone else (docs/audit.md, "Alarms").
+  'audit.alarm',
+  // The signing key was rotated (hoop-gateway --rotate-signing-key): old and new key ids and fingerprints;
+  // counted by the compliance report.
+  'audit.key_rotated',
+  // A replica stopped heartbeating; another closed its chain and withdrew what it held.
+  'replica.lost',
   // Who read the audit log and what they asked for (sessions list/show/replay/export, verify, report).
   'audit.accessed',
   // The configuration in force at each start: its hash and what changed since the previous one.
   'config.loaded',
-  // The signing key was rotated (old and new key ids); counted by the compliance report.
-  'audit.key_rotated',
   // One call of an MCP tool (docs/agents.md): tool, arguments (secrets redacted), decision, result summary.
   'mcp.tool',
 ] as const;
@@ -50,6 +55,12 @@ export interface AuditRecordInput {
 }
 
 export interface AuditRecord extends AuditRecordInput {
+  /**
+   * The chain the record belongs to: the replica that wrote it (one hash chain per replica). Absent on
+   * records written before per-replica chains (the `legacy` chain); when present, it is hashed.
+   */
+  chain?: string;
+  /** Position in its chain: 1, 2, 3 … */
   seq: number;
   /** RFC 3339, UTC, microsecond precision: 2026-11-23T10:40:00.123456Z */
   time: string;
@@ -62,22 +73,51 @@ export interface AuditRecord extends AuditRecordInput {
 /** 64 hex zeros: the `prev` of the very first record. */
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** The chain of records written before per-replica chains (no `chain` member); a reserved replica id. */
+export const LEGACY_CHAIN = 'legacy';
+
+/** The chain a record or checkpoint belongs to. */
+export const chainOf = (x: { chain?: string }): string => x.chain ?? LEGACY_CHAIN;
+
+/** Where a chain stood: its newest record's seq and hash. */
+export interface ChainRef {
+  chain: string;
+  seq: number;
+  hash: string;
+}
+
 /**
  * A signed statement "the record at `seq` has hash `hash`", made by a gateway's Ed25519 key. Signatures
  * are what a forger without the key cannot recompute: a re-hashed chain no longer matches them.
  */
 export interface Checkpoint {
+  /** The signer's chain (absent on legacy checkpoints, which sign { seq, hash, time, key_id } only). */
+  chain?: string;
   seq: number;
   hash: string;
   /** When it was signed (RFC 3339, UTC). */
   time: string;
   /** Which key signed it (see SigningPublicKey.key_id). */
   key_id: string;
-  /** Base64 Ed25519 signature over the canonical encoding of { seq, hash, time, key_id }. */
+  /**
+   * Cross-references: the heads of other chains as the signer read them from the store. Removing or
+   * truncating another replica's chain then contradicts a signature; a reference also covers (vouches
+   * for) the referenced records, which is how the tail of a replica that died unsealed gets sealed.
+   */
+  refs?: ChainRef[];
+  /**
+   * Set when the signer found its chain's head moved by someone else: `seq`/`hash` are what it wrote
+   * last, `alarm` what the store showed instead. A trusted alarm fails verification.
+   */
+  alarm?: { seq: number; hash: string };
+  /** Base64 Ed25519 signature over the canonical encoding of every other member. */
   signature: string;
 }
 
-/** A gateway signing key's public half; old keys stay listed after rotation so old checkpoints verify. */
+/**
+ * A gateway signing key's public half as the store lists it (and exports carry it). Informational only:
+ * whoever can write the store can add a key here, so verification trusts pinned keys (TrustedKey) instead.
+ */
 export interface SigningPublicKey {
   /** First 16 hex digits of SHA-256 over the key's SPKI DER. */
   key_id: string;
@@ -86,6 +126,15 @@ export interface SigningPublicKey {
   created_at: string;
   /** Set when a newer key took over. */
   retired_at?: string;
+}
+
+/** A public key verification trusts: pinned in the gateway's configuration or given with --public-key. */
+export interface TrustedKey {
+  key_id: string;
+  /** SPKI PEM. */
+  public_key: string;
+  /** Where it was pinned (a file path), for messages. */
+  source?: string;
 }
 
 /** What `statement.result` records keep of a result for replay: masked values only, bounded. */
@@ -126,7 +175,36 @@ export interface SessionSummary {
   denied: number;
 }
 
-/** GET /v1/audit/verify, and `hoopctl audit verify`. */
+/** One chain's part of a verification. */
+export interface ChainVerdict {
+  chain: string;
+  count: number;
+  first_seq?: number;
+  last_seq?: number;
+  /** Trusted checkpoints of this chain, and references to it from other chains, that matched. */
+  checkpoints: number;
+  /** The newest seq a trusted checkpoint or reference vouches for (0: none). */
+  covered_through: number;
+}
+
+/** GET /v1/audit/verify, and `hoopctl audit verify --json`. */
 export type VerifyResult =
-  | { ok: true; count: number; first_seq?: number; last_seq?: number; checkpoints: number }
-  | { ok: false; seq: number; reason: string };
+  | {
+      ok: true;
+      /** Records and matched trusted checkpoints over every chain. */
+      count: number;
+      checkpoints: number;
+      chains: ChainVerdict[];
+      /** The key ids trusted for this verdict. */
+      trusted_keys: string[];
+      /** Things worth knowing that do not break the log (checkpoints by untrusted keys, recent unsealed records). */
+      warnings: string[];
+    }
+  | {
+      ok: false;
+      /** The chain and the first sequence number that failed. */
+      chain: string;
+      seq: number;
+      reason: string;
+      trusted_keys?: string[];
+    };

@@ -4,7 +4,7 @@
  * and `hoopctl` run as a child process per command, each user with their own HOOPCTL_HOME.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,17 @@ export interface StackOptions {
    * which is the audience tokens must carry; e.g. a workload issuer from startWorkloadIssuer().
    */
   extraIssuers?: (audience: string) => string;
+  /** HOOP_REPLICA_ID of the first gateway (replicas on one PostgreSQL store each need their own). */
+  replicaId?: string;
+}
+
+/** One more gateway process on the stack's configuration and store (startReplica). */
+export interface Replica {
+  id: string;
+  url: string;
+  log(): string;
+  /** Send a signal (default SIGKILL) and wait for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 export interface CliResult {
@@ -112,6 +123,8 @@ export interface Stack {
   }): Promise<void>;
   /** The running gateway process (to signal it, or wait for its exit). */
   gatewayProcess(): ChildProcess;
+  /** Another gateway on the same configuration (use a PostgreSQL `store`), on its own port. */
+  startReplica(replicaId: string, options?: { env?: Record<string, string> }): Promise<Replica>;
   stop(): Promise<void>;
 }
 
@@ -184,7 +197,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const startGateway = async (extraEnv: Record<string, string> = {}) => {
     log = '';
     gateway = spawn(process.execPath, [GATEWAY, '--config', configFile], {
-      env: { ...process.env, TEST_DB_PASSWORD: dbPassword, HOOP_LOG_LEVEL: 'info', ...extraEnv },
+      env: {
+        ...process.env,
+        TEST_DB_PASSWORD: dbPassword,
+        HOOP_LOG_LEVEL: 'info',
+        ...(options.replicaId ? { HOOP_REPLICA_ID: options.replicaId } : {}),
+        ...extraEnv,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     gateway.stdout!.on('data', (c: Buffer) => {
@@ -239,6 +258,50 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
 
   const children = new Set<ChildProcess>();
+  const replicas = new Set<ChildProcess>();
+
+  const startReplica: Stack['startReplica'] = async (replicaId, opts = {}) => {
+    const replicaPort = await freePort();
+    const replicaConfig = join(dir, `gateway-${replicaId}.yaml`);
+    writeFileSync(
+      replicaConfig,
+      readFileSync(configFile, 'utf8').replace(
+        `address: 127.0.0.1:${port}`,
+        `address: 127.0.0.1:${replicaPort}`,
+      ),
+    );
+    const child = spawn(process.execPath, [GATEWAY, '--config', replicaConfig], {
+      env: {
+        ...process.env,
+        TEST_DB_PASSWORD: dbPassword,
+        HOOP_LOG_LEVEL: 'info',
+        HOOP_REPLICA_ID: replicaId,
+        ...opts.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    replicas.add(child);
+    let output = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      output += c.toString('utf8');
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      output += c.toString('utf8');
+    });
+    await waitForLine(child, 'stderr', /hoop-gateway listening/, 30_000);
+    return {
+      id: replicaId,
+      url: `${tls ? 'https' : 'http'}://${tls ? 'localhost' : '127.0.0.1'}:${replicaPort}`,
+      log: () => output,
+      async kill(signal = 'SIGKILL') {
+        replicas.delete(child);
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill(signal);
+        await exited;
+      },
+    };
+  };
 
   const stack: Stack = {
     pg,
@@ -298,6 +361,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     gatewayProcess: () => gateway!,
     ciEnv: () => ({ HOOPCTL_CLIENT_ID: 'ci-bot', HOOPCTL_CLIENT_SECRET: 'ci-bot-secret' }),
+    startReplica,
     async restartGateway(options = {}) {
       const old = gateway;
       const exited = old && old.exitCode === null ? new Promise((r) => old.once('exit', r)) : undefined;
@@ -308,6 +372,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       for (const child of children) child.kill('SIGTERM');
+      await Promise.all(
+        [...replicas].map((child) =>
+          child.exitCode !== null || child.signalCode !== null
+            ? undefined
+            : new Promise((r) => {
+                child.once('exit', r);
+                child.kill('SIGTERM');
+              }),
+        ),
+      );
       // A gateway that already exited (crashed, killed) sends no 'exit' again: do not wait for one.
       if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
         const exited = new Promise((r) => gateway!.once('exit', r));

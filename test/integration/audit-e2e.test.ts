@@ -38,12 +38,15 @@ describe('auditors list, replay, export and verify real sessions', () => {
   let sessionId: string;
   let psqlRows: string[][];
   const out = mkdtempSync(join(tmpdir(), 'hoop-audit-e2e-'));
+  /** The gateway's public key, as an auditor would be handed it (written beside the generated key). */
+  let publicKey: string;
 
   beforeAll(async () => {
     stack = await startStack({
       policies: POLICIES,
       extraConfig: 'recording: { max_rows: 2, max_bytes: 4096 }\nretention: { days: 1 }',
     });
+    publicKey = join(stack.configFile, '..', 'hoop-data', 'audit-signing-key.pub.pem');
     [alice, aubrey] = await Promise.all([
       stack.login('alice@example.com'),
       stack.login('aubrey@example.com'),
@@ -227,22 +230,28 @@ describe('auditors list, replay, export and verify real sessions', () => {
       file,
     ]);
     expect(exp.code, exp.stderr).toBe(0);
-    const verify = await stack.cli(aubrey, ['audit', 'verify', file, '--json']);
+    // Offline, the keys inside the file are not trusted: without a pinned key nothing is covered.
+    const unpinned = await stack.cli(aubrey, ['audit', 'verify', file, '--json']);
+    expect(unpinned.code).toBe(1);
+    expect(JSON.parse(unpinned.stdout)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^unsealed/),
+    });
+    expect(unpinned.stderr).toMatch(/no --public-key/);
+    const verify = await stack.cli(aubrey, ['audit', 'verify', file, '--public-key', publicKey, '--json']);
     expect(verify.code, verify.stderr).toBe(0);
-    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, first_seq: 1 });
-    const pinned = await stack.cli(aubrey, [
-      'audit',
-      'verify',
-      file,
-      '--public-key',
-      join(stack.configFile, '..', 'hoop-data', 'audit-signing-key.pub.pem'),
-    ]);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, chains: [{ chain: 'main', first_seq: 1 }] });
+    const pinned = await stack.cli(aubrey, ['audit', 'verify', file, '--public-key', publicKey]);
     expect(pinned.code, pinned.stderr).toBe(0);
-    expect(pinned.stderr).toMatch(/intact: \d+ records/);
+    expect(pinned.stdout).toMatch(/intact: \d+ records in 1 chain/);
 
     const online = await stack.cli(aubrey, ['audit', 'verify']);
     expect(online.code, online.stderr).toBe(0);
-    expect(online.stderr).toMatch(/intact/);
+    expect(online.stdout).toMatch(/intact: .*verified by the gateway with the keys it pins/);
+    // Online with a pinned key: the log is downloaded and verified by the CLI itself.
+    const local = await stack.cli(aubrey, ['audit', 'verify', '--public-key', publicKey]);
+    expect(local.code, local.stderr).toBe(0);
+    expect(local.stdout).toMatch(/intact: .*verified here with 1 pinned key/);
 
     // Edit one field of one record: "division by zero" becomes something milder.
     const lines = readFileSync(file, 'utf8').split('\n');
@@ -251,12 +260,19 @@ describe('auditors list, replay, export and verify real sessions', () => {
     lines[index] = lines[index]!.replace('division by zero', 'no error');
     const tampered = join(out, 'tampered.jsonl');
     writeFileSync(tampered, lines.join('\n'));
-    const broken = await stack.cli(aubrey, ['audit', 'verify', tampered]);
+    const broken = await stack.cli(aubrey, ['audit', 'verify', tampered, '--public-key', publicKey]);
     expect(broken.code).toBe(1);
-    expect(broken.stderr).toContain(`BROKEN at seq ${edited.record.seq}`);
-    const brokenJson = await stack.cli(aubrey, ['audit', 'verify', tampered, '--json']);
+    expect(broken.stdout).toContain(`BROKEN: chain main at seq ${edited.record.seq}`);
+    const brokenJson = await stack.cli(aubrey, [
+      'audit',
+      'verify',
+      tampered,
+      '--public-key',
+      publicKey,
+      '--json',
+    ]);
     expect(brokenJson.code).toBe(1);
-    expect(JSON.parse(brokenJson.stdout)).toMatchObject({ ok: false, seq: edited.record.seq });
+    expect(JSON.parse(brokenJson.stdout)).toMatchObject({ ok: false, chain: 'main', seq: edited.record.seq });
 
     const csvFile = join(out, 'audit.csv');
     const csv = await stack.cli(aubrey, [
@@ -308,32 +324,42 @@ describe('auditors list, replay, export and verify real sessions', () => {
           db.close();
         }
       };
-      const lastCheckpoint = Number(storeRows('SELECT max(seq) AS s FROM audit_checkpoints')[0]!.s);
+      const lastCheckpoint = Number(
+        storeRows("SELECT max(seq) AS s FROM chain_checkpoints WHERE chain = 'main'")[0]!.s,
+      );
       expect(lastCheckpoint).toBeGreaterThan(1);
       await stack.restartGateway({
         env: { LD_PRELOAD: LIBFAKETIME, FAKETIME: '+2d', FAKETIME_DONT_RESET: '1' },
       });
       // retention: { days: 1 } (below): the purge runs at start.
       for (let i = 0; i < 300; i++) {
-        if (storeRows("SELECT seq FROM audit_records WHERE type = 'retention.purged'").length) break;
+        if (storeRows("SELECT seq FROM chain_records WHERE type = 'retention.purged'").length) break;
         await sleep(50);
       }
       await stack.restartGateway(); // back to the real clock, where the auditor's token is valid
-      const purged = storeRows("SELECT record FROM audit_records WHERE type = 'retention.purged'").map(
+      const purged = storeRows("SELECT record FROM chain_records WHERE type = 'retention.purged'").map(
         (r) => JSON.parse(String(r.record)) as AuditRecord,
       );
       expect(purged).toHaveLength(1);
       expect(purged[0]!.data).toMatchObject({ through_seq: lastCheckpoint, days: 1 });
-      expect(Number(storeRows('SELECT min(seq) AS s FROM audit_records')[0]!.s)).toBe(lastCheckpoint + 1);
+      expect(Number(storeRows("SELECT min(seq) AS s FROM chain_records WHERE chain = 'main'")[0]!.s)).toBe(
+        lastCheckpoint + 1,
+      );
 
       const online = await stack.cli(aubrey, ['audit', 'verify', '--json']);
       expect(online.code, online.stderr).toBe(0);
-      expect(JSON.parse(online.stdout)).toMatchObject({ ok: true, first_seq: lastCheckpoint + 1 });
+      expect(JSON.parse(online.stdout)).toMatchObject({
+        ok: true,
+        chains: [{ first_seq: lastCheckpoint + 1 }],
+      });
       const file = join(out, 'after-purge.jsonl');
       expect((await stack.cli(aubrey, ['sessions', 'export', '--since', '7d', '-o', file])).code).toBe(0);
-      const offline = await stack.cli(aubrey, ['audit', 'verify', file, '--json']);
+      const offline = await stack.cli(aubrey, ['audit', 'verify', file, '--public-key', publicKey, '--json']);
       expect(offline.code, offline.stderr).toBe(0);
-      expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, first_seq: lastCheckpoint + 1 });
+      expect(JSON.parse(offline.stdout)).toMatchObject({
+        ok: true,
+        chains: [{ first_seq: lastCheckpoint + 1 }],
+      });
       // The purged session is gone from the auditors' view.
       expect((await stack.cli(aubrey, ['sessions', 'show', sessionId])).code).not.toBe(0);
     },

@@ -13,7 +13,8 @@ import Database from 'libsql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/shared/audit.js';
-import { canonicalJson, verifyChain } from '../../src/shared/audit-chain.js';
+import { canonicalJson, trustedKeyOf, verifyChain } from '../../src/shared/audit-chain.js';
+import { readWitness } from '../../src/shared/audit-export.js';
 import { freePort } from '../harness/ports.js';
 import { type Stack, startStack } from '../harness/stack.js';
 
@@ -56,14 +57,13 @@ describe('audit sinks on a real gateway (and fail_open)', () => {
   });
 
   const sinkFile = () => join(stack.configFile, '..', 'siem', 'audit.jsonl');
+  /** The file sink's lines: records, and the checkpoints it witnesses as {"checkpoint":…} lines. */
+  const fileLines = (): string[] =>
+    existsSync(sinkFile()) ? readFileSync(sinkFile(), 'utf8').trim().split('\n').filter(Boolean) : [];
   const fileRecords = (): AuditRecord[] =>
-    existsSync(sinkFile())
-      ? readFileSync(sinkFile(), 'utf8')
-          .trim()
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as AuditRecord)
-      : [];
+    fileLines()
+      .filter((l) => !l.startsWith('{"checkpoint":'))
+      .map((l) => JSON.parse(l) as AuditRecord);
 
   it('announces fail_open loudly at start and records it', async () => {
     expect(stack.gatewayLog()).toMatch(/WARNING: audit\.fail_open is on/);
@@ -100,12 +100,17 @@ describe('audit sinks on a real gateway (and fail_open)', () => {
     );
     expect(received).toEqual([]);
 
-    // The file holds the log from seq 1, each record as the store keeps it (canonical, re-hashable).
-    const lines = readFileSync(sinkFile(), 'utf8').trim().split('\n');
+    // The file holds this replica's chain from seq 1, each record as the store keeps it (canonical,
+    // re-hashable), and the checkpoints: it verifies on its own with the gateway's public key pinned.
+    const lines = fileLines().filter((l) => !l.startsWith('{"checkpoint":'));
     const records = fileRecords();
     expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
     for (const [i, r] of records.entries()) expect(lines[i]).toBe(canonicalJson(r));
-    expect(verifyChain(records, [], [], { requireSealedTail: false })).toMatchObject({ ok: true });
+    const witnessed = await readWitness(fileLines());
+    const key = readFileSync(join(stack.configFile, '..', 'hoop-data', 'audit-signing-key.pub.pem'), 'utf8');
+    expect(
+      verifyChain(records, witnessed, { trustedKeys: [trustedKeyOf(key)], maxUnsealedMs: 3_600_000 }),
+    ).toMatchObject({ ok: true });
 
     // The SIEM comes back: the webhook sink catches up from its cursor, signed with the shared secret.
     hook = createServer((req, res) => {
@@ -115,7 +120,7 @@ describe('audit sinks on a real gateway (and fail_open)', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         const expected = `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
         if (req.headers['x-hoop-signature'] !== expected) badSignatures++;
-        received.push(...(JSON.parse(body) as { records: AuditRecord[] }).records);
+        received.push(...((JSON.parse(body) as { records?: AuditRecord[] }).records ?? []));
         res.writeHead(204).end();
       });
     });

@@ -331,7 +331,7 @@ describe('the web console in Chromium', () => {
     ]);
     const csvFile = `${file}.csv`;
     await csv.saveAs(csvFile);
-    expect(readFileSync(csvFile, 'utf8').split('\r\n')[0]).toMatch(/^seq,time,type,session/);
+    expect(readFileSync(csvFile, 'utf8').split('\r\n')[0]).toMatch(/^chain,seq,time,type,session/);
   });
 
   it('shows the integrity of the log, identities (revoke and restore), and the report page', async () => {

@@ -100,7 +100,9 @@ describe('three replicas on one PostgreSQL store behind HAProxy', () => {
       client: CLIENTS.auditor,
     });
     expect(exported.code, exported.stderr).toBe(0);
-    const offline = await cluster.cli(['audit', 'verify', file], { client: CLIENTS.auditor });
+    const offline = await cluster.cli(['audit', 'verify', file, '--public-key', cluster.publicKeyFile], {
+      client: CLIENTS.auditor,
+    });
     expect(offline.code, offline.stdout + offline.stderr).toBe(0);
     const online = await cluster.cli(['audit', 'verify', '--json'], { client: CLIENTS.auditor });
     expect(online.code, online.stdout + online.stderr).toBe(0);

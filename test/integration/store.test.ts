@@ -8,10 +8,12 @@ import { exportJsonl } from '../../gateway/audit/export.js';
 import { AuditWriteError, createAuditLog } from '../../gateway/audit/log.js';
 import { purgeExpired } from '../../gateway/audit/retention.js';
 import { fileSink, type SinkTarget, startSinks } from '../../gateway/audit/sinks.js';
+import { loadTrustedKeys } from '../../gateway/audit/trusted-keys.js';
 import { verifyStoredLog } from '../../gateway/audit/verify.js';
+import type { ChainWriter } from '../../gateway/store/chain-writer.js';
 import { openStore, type StoreConfig } from '../../gateway/store/index.js';
 import type { Store } from '../../gateway/store/types.js';
-import type { AuditRecord, AuditRecordInput } from '../../src/shared/audit.js';
+import type { AuditRecord, AuditRecordInput, TrustedKey } from '../../src/shared/audit.js';
 import { verifyChain } from '../../src/shared/audit-chain.js';
 import { parseExport } from '../../src/shared/audit-export.js';
 import type { Identity } from '../../src/shared/identity.js';
@@ -93,8 +95,16 @@ describe.each(backends)('store: $name', (backend) => {
   let key: SigningKey;
   let dataDir: string;
   const open = () => openStore(config, { dataDir });
-  const newLog = (s: Store, every = 100) =>
-    createAuditLog(s, { signingKey: key, checkpoint: { every, intervalMs: 0 } });
+  const trustedKeys = (): TrustedKey[] => loadTrustedKeys({ signingKey: key, dataDir: store.dataDir });
+  const newLog = (s: Store, every = 100, replica = 'main') =>
+    createAuditLog(s, {
+      signingKey: key,
+      checkpoint: { every, intervalMs: 0 },
+      replica,
+      trustedKeys: trustedKeys(),
+    });
+  const verify = (s: Store, log: { seal(): Promise<unknown> } | undefined) =>
+    verifyStoredLog(s, log, { trustedKeys: trustedKeys() });
 
   beforeAll(async () => {
     config = await backend.fresh();
@@ -107,31 +117,36 @@ describe.each(backends)('store: $name', (backend) => {
   it('migrates once, and again is a no-op', async () => {
     const again = await open();
     await again.close();
-    expect(await store.head()).toEqual({ seq: 0, hash: '0'.repeat(64) });
+    expect(await store.chainHead('main')).toEqual({ seq: 0, hash: '0'.repeat(64) });
   });
 
   it('group-commits 2,000 concurrent appends into one valid chain', async () => {
-    let transactions = 0;
+    let batches = 0;
     const counting: Store = Object.create(store);
-    counting.appendBatch = (build) => {
-      transactions++;
-      return store.appendBatch(build);
+    counting.openChainWriter = (options) => {
+      const writer = store.openChainWriter(options);
+      return {
+        submit: (entries: (string | null)[]) => {
+          batches++;
+          return writer.submit(entries);
+        },
+        close: () => writer.close(),
+      } as unknown as ChainWriter;
     };
     const log = await newLog(counting);
     const records = await Promise.all(
       Array.from({ length: 2000 }, (_, i) => log.append(statement('s-load', i))),
     );
     expect(new Set(records.map((r) => r.seq)).size).toBe(2000);
-    expect(transactions).toBeLessThan(200);
-    expect(await verifyStoredLog(store, log)).toMatchObject({ ok: true, count: 2000 });
+    expect(batches).toBeLessThan(200);
+    expect(await verify(store, log)).toMatchObject({ ok: true, count: 2000 });
     await log.close();
   });
 
-  it('keeps one chain with two gateways appending at once', async () => {
-    const [other] = [await open()];
-    const a = await newLog(store, 50);
-    const b = await newLog(other, 50);
-    const before = (await store.head()).seq;
+  it('gives each of two replicas appending at once its own chain, and verifies both', async () => {
+    const other = await open();
+    const a = await newLog(store, 50, 'gw-a');
+    const b = await newLog(other, 50, 'gw-b');
     await Promise.all(
       Array.from({ length: 300 }, (_, i) => (i % 2 ? a : b).append(statement(i % 2 ? 's-a' : 's-b', i))),
     );
@@ -139,8 +154,15 @@ describe.each(backends)('store: $name', (backend) => {
     for (let round = 0; round < 10; round++) {
       await Promise.all([a.append(statement('s-a', round)), b.append(statement('s-b', round))]);
     }
-    expect((await store.head()).seq).toBe(before + 320);
-    expect(await verifyStoredLog(store, a)).toMatchObject({ ok: true, count: before + 320 });
+    expect(await store.chainHead('gw-a')).toMatchObject({ seq: 160 });
+    expect(await store.chainHead('gw-b')).toMatchObject({ seq: 160 });
+    await b.seal();
+    const result = await verify(store, a);
+    expect(result).toMatchObject({ ok: true });
+    expect(result.ok && result.chains.filter((c) => c.chain.startsWith('gw-'))).toMatchObject([
+      { chain: 'gw-a', count: 160, covered_through: 160 },
+      { chain: 'gw-b', count: 160, covered_through: 160 },
+    ]);
     await a.close();
     await b.close();
     await other.close();
@@ -150,7 +172,7 @@ describe.each(backends)('store: $name', (backend) => {
     const log = await newLog(store);
     const record = await log.append(statement('s-durable', 1));
     const reader = await open();
-    const [read] = await reader.listRecords({ afterSeq: record.seq - 1, limit: 1 });
+    const [read] = await reader.listRecords({ chain: 'main', afterSeq: record.seq - 1, limit: 1 });
     expect(read).toEqual(record);
     await reader.close();
     await log.close();
@@ -211,19 +233,26 @@ describe.each(backends)('store: $name', (backend) => {
     };
     const whole = parseExport(await collect({}));
     expect(whole.header?.format).toBe('hoop-audit-export');
-    expect(verifyChain(whole.records, whole.checkpoints, whole.keys)).toMatchObject({
-      ok: true,
+    const pinned = { trustedKeys: trustedKeys() };
+    const wholeResult = verifyChain(whole.records, whole.checkpoints, {
+      ...pinned,
+      complete: whole.header?.complete,
+    });
+    expect(wholeResult).toMatchObject({ ok: true });
+    expect(wholeResult.ok && wholeResult.chains.find((c) => c.chain === 'main')).toMatchObject({
       first_seq: 1,
     });
     const window = parseExport(await collect({ since: midpoint }));
-    const result = verifyChain(window.records, window.checkpoints, window.keys);
+    const result = verifyChain(window.records, window.checkpoints, { ...pinned, complete: false });
     expect(result).toMatchObject({ ok: true });
-    expect(window.records[0]!.seq).toBeGreaterThan(1);
+    expect(window.records.filter((r) => r.chain === 'main')[0]!.seq).toBeGreaterThan(1);
+    // The keys inside the file are not trusted by themselves.
+    expect(verifyChain(whole.records, whole.checkpoints, { trustedKeys: [] })).toMatchObject({ ok: false });
     const text = await collect({});
     const edited = text.replace('select 7"', 'select 8"');
     expect(edited).not.toBe(text);
     const tampered = parseExport(edited);
-    expect(verifyChain(tampered.records, tampered.checkpoints, tampered.keys)).toMatchObject({ ok: false });
+    expect(verifyChain(tampered.records, tampered.checkpoints, pinned)).toMatchObject({ ok: false });
     await log.close();
   });
 
@@ -244,7 +273,9 @@ describe.each(backends)('store: $name', (backend) => {
     await next.append(statement('s-rotate', 2));
     const keys = await store.listSigningKeys();
     expect(keys.filter((k) => k.retired_at).length).toBeGreaterThanOrEqual(1);
-    expect(await verifyStoredLog(store, next)).toMatchObject({ ok: true });
+    // The retired public key stays trusted from the data directory (not from the store).
+    expect(trustedKeys().length).toBeGreaterThanOrEqual(2);
+    expect(await verify(store, next)).toMatchObject({ ok: true });
     await next.close();
   });
 
@@ -256,13 +287,20 @@ describe.each(backends)('store: $name', (backend) => {
     await log.append(statement('s-new', 1));
     await log.seal();
     const cutoff = Date.parse(anchor.time) + 5;
-    const purge = await purgeExpired(store, log, { days: 1, now: cutoff + 86_400_000 });
-    expect(purge?.throughSeq).toBe(anchor.seq);
-    const [first] = await store.listRecords({ limit: 1 });
+    const purges = await purgeExpired(store, log, { days: 1, now: cutoff + 86_400_000 });
+    expect(purges.find((p) => p.chain === 'main')?.throughSeq).toBe(anchor.seq);
+    const [first] = await store.listRecords({ chain: 'main', limit: 1 });
     expect(first!.seq).toBe(anchor.seq + 1);
-    const [last] = await store.listRecords({ limit: 1, descending: true });
-    expect(last).toMatchObject({ type: 'retention.purged', data: { through_seq: anchor.seq } });
-    expect(await verifyStoredLog(store, log)).toMatchObject({ ok: true, first_seq: anchor.seq + 1 });
+    const [last] = await store.listRecords({ chain: 'main', limit: 1, descending: true });
+    expect(last).toMatchObject({
+      type: 'retention.purged',
+      data: { chain: 'main', through_seq: anchor.seq },
+    });
+    const result = await verify(store, log);
+    expect(result).toMatchObject({ ok: true });
+    expect(result.ok && result.chains.find((c) => c.chain === 'main')).toMatchObject({
+      first_seq: anchor.seq + 1,
+    });
     await log.close();
   });
 
@@ -282,18 +320,22 @@ describe.each(backends)('store: $name', (backend) => {
     const started = Date.now();
     for (let i = 0; i < 20; i++) await log.append(statement('s-sink', i));
     expect(Date.now() - started).toBeLessThan(5000);
+    await log.seal();
     await runner.caughtUp();
     await runner.stop();
-    const head = (await store.head()).seq;
-    const lines = readFileSync(path, 'utf8')
+    const head = log.head().seq;
+    const parsed = readFileSync(path, 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as AuditRecord);
+      .map((l) => JSON.parse(l) as AuditRecord & { checkpoint?: unknown });
+    const lines = parsed.filter((l) => !l.checkpoint);
     expect(lines.at(-1)!.seq).toBe(head);
     expect(new Set(lines.map((r) => r.seq)).size).toBe(lines.length);
+    // The file is a witness too: it holds the checkpoints.
+    expect(parsed.some((l) => l.checkpoint)).toBe(true);
     expect(received.at(-1)!.seq).toBe(head);
     const delivered = new Set(received.map((r) => r.seq));
-    const all = await store.listRecords({ afterSeq: 0, limit: 100_000 });
+    const all = await store.listRecords({ chain: 'main', afterSeq: 0, limit: 100_000 });
     expect(all.every((r) => delivered.has(r.seq))).toBe(true);
     await log.close();
   });
@@ -354,7 +396,7 @@ describe.each(backends)('store: $name', (backend) => {
   it('interleaves other writes with a stream of appends (SQLite: the writer thread and the main connection take turns)', async () => {
     const cfg = await backend.fresh();
     const own = await openStore(cfg, { dataDir: 'path' in cfg ? cfg.path : tempDir() });
-    const log = await newLog(own, 100);
+    const log = await createAuditLog(own, { signingKey: key, checkpoint: { every: 100, intervalMs: 0 } });
     const now = new Date().toISOString();
     const appends = Array.from({ length: 600 }, (_, i) => log.append(statement(`s-mixed-${i % 7}`, i)));
     const writes = Array.from({ length: 40 }, async (_, i) => {
@@ -371,7 +413,7 @@ describe.each(backends)('store: $name', (backend) => {
     expect(new Set(records.map((r) => r.seq)).size).toBe(600);
     expect(updated.every((a) => a?.status === 'rejected')).toBe(true);
     expect(await own.listApprovals({ status: 'rejected' })).toHaveLength(40);
-    expect(await verifyStoredLog(own, log)).toMatchObject({ ok: true, count: 600 });
+    expect(await verify(own, log)).toMatchObject({ ok: true, count: 600 });
     await log.close();
     await own.close();
   });

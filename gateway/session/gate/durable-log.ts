@@ -1,9 +1,9 @@
 /**
  * The audit log as the gate uses it: `enqueue` a record and get its LSN at once, then learn when it is
  * durable (`whenDurable`), so the relay can hold the statement's bytes behind that barrier instead of
- * awaiting each record. This is the interface agreed with the audit stream
- * (AuditLog.enqueue/whenDurable/durableLsn); `durableLogOver` provides it over today's `append()`
- * promise until the log implements it natively.
+ * awaiting each record. The audit log implements it natively (AuditLog.enqueue/whenDurable/durableLsn:
+ * group commit, one commit wakes every waiter it covered); `durableLogOver` provides it over a bare
+ * `append()` promise for logs that have nothing else (unit tests, stand-ins).
  */
 import type { AuditRecordInput } from '../../../src/shared/audit.js';
 

@@ -5,7 +5,7 @@
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import type { AuditRecord, Checkpoint, SigningPublicKey } from '../../shared/audit.js';
+import { type AuditRecord, type Checkpoint, chainOf, type SigningPublicKey } from '../../shared/audit.js';
 import { EXPORT_FORMAT, type ExportHeader } from '../../shared/audit-export.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import {
@@ -145,7 +145,7 @@ async function recompute(
   const keys: SigningPublicKey[] = [];
   const checkpoints: Checkpoint[] = [];
   let reader: PeriodReader | undefined;
-  const heads = new Map(report.chain_heads.map((h) => [h.seq, h.hash]));
+  const heads = new Map(report.chain_heads.map((h) => [`${h.chain}\u0000${h.seq}`, h.hash]));
   const problems: string[] = [];
   const lines = createInterface({
     input: createReadStream(exportFile, 'utf8'),
@@ -168,7 +168,7 @@ async function recompute(
       else if (line.record) {
         reader ??= new PeriodReader(scope, checkpoints, trustedKeys(pinned, keys));
         reader.add(line.record);
-        const head = heads.get(line.record.seq);
+        const head = heads.get(`${chainOf(line.record)}\u0000${line.record.seq}`);
         if (head !== undefined && head !== line.record.hash)
           problems.push(
             `chain head seq ${line.record.seq}: the export's record has another hash than the report names`,

@@ -322,6 +322,24 @@ export const configSchema = z.strictObject({
       checkpoint_interval: duration.default(60_000),
       /** Ed25519 signing key (PEM). Default: generated once into the store directory. */
       signing_key_file: nonEmpty.optional(),
+      /**
+       * Public keys (PEM files) verification trusts besides this gateway's own key and its retired keys:
+       * other replicas' keys, keys retired elsewhere. Keys found in the store are never trusted by themselves.
+       */
+      trusted_keys: stringList.default([]),
+      /**
+       * When this gateway finds its chain's head moved by someone else: `refuse` appends (statements fail
+       * with 58030) until an operator resolves it, or `adopt` it after an audit.alarm record. Both alarm.
+       */
+      on_foreign_head: z.enum(['refuse', 'adopt']).default('refuse'),
+      /** Failed authentications without a known identity: one record per source and window, counted. */
+      auth_failures: z
+        .strictObject({
+          window: duration.default(60_000),
+          /** Sources tracked per window; failures from more are counted together under source `*`. */
+          max_sources: z.number().int().min(1).max(100_000).default(100),
+        })
+        .default({ window: 60_000, max_sources: 100 }),
       sinks: z
         .array(
           z.union([
@@ -336,8 +354,28 @@ export const configSchema = z.strictObject({
       durability: 'crash',
       checkpoint_every: 1000,
       checkpoint_interval: 60_000,
+      trusted_keys: [],
+      on_foreign_head: 'refuse',
+      auth_failures: { window: 60_000, max_sources: 100 },
       sinks: [],
     }),
+  /** This gateway among replicas sharing a store: its id names its audit chain; heartbeats find the dead. */
+  replica: z
+    .strictObject({
+      /**
+       * Stable id (letters, digits, `.`, `_`, `-`). Default: HOOP_REPLICA_ID, else `main` with the embedded
+       * store, else the host name (in a Kubernetes Deployment: the pod name).
+       */
+      id: nonEmpty
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-" only, at most 63')
+        .refine((id) => id !== 'legacy', 'is reserved')
+        .optional(),
+      /** How often this replica says it is alive. */
+      heartbeat: duration.default(2000),
+      /** A replica silent this long is lost: its chain is closed and its waiting approvals withdrawn. */
+      lost_after: duration.default(10_000),
+    })
+    .default({ heartbeat: 2000, lost_after: 10_000 }),
   mcp: mcpSchema.prefault({}),
   agents: z.array(agentSchema).default([]),
   console: z

@@ -3,18 +3,20 @@
  * after it): each record is verified (hash chain, signatures) and, when it is in the period, counted.
  * The gateway feeds it from its store, `hoopctl report verify --export` from an export file.
  */
-import type { AuditRecord, Checkpoint, SigningPublicKey } from '../audit.js';
-import { ChainVerifier } from '../audit-chain.js';
+import type { AuditRecord, Checkpoint, TrustedKey } from '../audit.js';
+import { LogVerifier } from '../audit-chain.js';
 import { EvidenceCollector, type EvidenceScope } from './evidence.js';
 
 export class PeriodReader {
   readonly evidence: EvidenceCollector;
-  private readonly verifier: ChainVerifier;
+  private readonly verifier: LogVerifier;
   private seen = 0;
 
-  constructor(scope: EvidenceScope, checkpoints: readonly Checkpoint[], keys: readonly SigningPublicKey[]) {
+  /** `keys`: the pinned keys only (a key listed in the store or an export proves nothing). */
+  constructor(scope: EvidenceScope, checkpoints: readonly Checkpoint[], keys: readonly TrustedKey[]) {
     this.evidence = new EvidenceCollector(scope);
-    this.verifier = new ChainVerifier(checkpoints, keys);
+    // Every chain read from the anchor before the period through the seal after it: all of it covered.
+    this.verifier = new LogVerifier(checkpoints, { trustedKeys: keys, complete: false, maxUnsealedMs: 0 });
     for (const cp of checkpoints) this.evidence.addCheckpoint(cp);
   }
 

@@ -1,13 +1,14 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type SigningKey, signCheckpoint } from '../../../gateway/audit/checkpoint.js';
-import type { AuditRecord, Checkpoint, SigningPublicKey } from '../../../src/shared/audit.js';
+import type { AuditRecord, Checkpoint, TrustedKey } from '../../../src/shared/audit.js';
 import { GENESIS_HASH } from '../../../src/shared/audit.js';
 import {
   canonicalJson,
   keyIdOf,
   recordContent,
   recordHash,
+  type VerifyOptions,
   verifyChain,
 } from '../../../src/shared/audit-chain.js';
 
@@ -16,11 +17,11 @@ function makeKey(): SigningKey {
   const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   return { keyId: keyIdOf(publicKeyPem), privateKey, publicKeyPem };
 }
-const publicOf = (key: SigningKey, retired_at?: string): SigningPublicKey => ({
-  key_id: key.keyId,
-  public_key: key.publicKeyPem,
-  created_at: '2026-01-01T00:00:00.000Z',
-  retired_at,
+const publicOf = (key: SigningKey): TrustedKey => ({ key_id: key.keyId, public_key: key.publicKeyPem });
+/** Verify trusting `keys` only. */
+const trusting = (keys: TrustedKey[], extra: Omit<VerifyOptions, 'trustedKeys'> = {}): VerifyOptions => ({
+  trustedKeys: keys,
+  ...extra,
 });
 
 /** Seeded PRNG (mulberry32) so a failing tampering can be replayed. */
@@ -74,7 +75,8 @@ function buildLog(count: number, key: SigningKey, every: number) {
     const record: AuditRecord = { ...content, prev, hash: recordHash(prev, content) };
     records.push(record);
     prev = record.hash;
-    if (seq % every === 0 || seq === count) checkpoints.push(signCheckpoint(key, record, content.time));
+    if (seq % every === 0 || seq === count)
+      checkpoints.push(signCheckpoint(key, record, { time: content.time }));
   }
   return { records, checkpoints };
 }
@@ -114,12 +116,15 @@ describe('verifyChain', () => {
 
   it('accepts an intact log', () => {
     const { records, checkpoints } = buildLog(50, key, 10);
-    expect(verifyChain(records, checkpoints, keys)).toEqual({
+    expect(verifyChain(records, checkpoints, trusting(keys))).toEqual({
       ok: true,
       count: 50,
-      first_seq: 1,
-      last_seq: 50,
       checkpoints: 5,
+      chains: [
+        { chain: 'legacy', count: 50, first_seq: 1, last_seq: 50, checkpoints: 5, covered_through: 50 },
+      ],
+      trusted_keys: [key.keyId],
+      warnings: [],
     });
   });
 
@@ -128,29 +133,77 @@ describe('verifyChain', () => {
     const result = verifyChain(
       records.slice(20),
       checkpoints.filter((c) => c.seq >= 20),
-      keys,
+      trusting(keys),
     );
-    expect(result).toMatchObject({ ok: true, count: 30, first_seq: 21 });
+    expect(result).toMatchObject({ ok: true, count: 30, chains: [{ first_seq: 21 }] });
   });
 
   it('refuses a purge that is not anchored', () => {
     const { records, checkpoints } = buildLog(50, key, 10);
-    expect(verifyChain(records.slice(15), checkpoints, keys)).toMatchObject({ ok: false, seq: 16 });
+    expect(verifyChain(records.slice(15), checkpoints, trusting(keys))).toMatchObject({ ok: false, seq: 16 });
   });
 
-  it('refuses an unsealed tail unless asked not to', () => {
+  it('refuses an unsealed tail older than allowed, and only warns while it is recent', () => {
     const { records, checkpoints } = buildLog(50, key, 10);
     const unsealed = checkpoints.filter((c) => c.seq <= 40);
-    expect(verifyChain(records.slice(0, 45), unsealed, keys)).toMatchObject({ ok: false, seq: 41 });
-    expect(verifyChain(records.slice(0, 45), unsealed, keys, { requireSealedTail: false })).toMatchObject({
-      ok: true,
+    expect(verifyChain(records.slice(0, 45), unsealed, trusting(keys))).toMatchObject({ ok: false, seq: 41 });
+    const writtenAt = Date.parse(records[40]!.time);
+    const recent = verifyChain(
+      records.slice(0, 45),
+      unsealed,
+      trusting(keys, { maxUnsealedMs: 60_000, now: writtenAt + 1000 }),
+    );
+    expect(recent).toMatchObject({ ok: true });
+    expect(recent.ok && recent.warnings.join()).toMatch(/from seq 41 through 45 are not covered/);
+    const old = verifyChain(
+      records.slice(0, 45),
+      unsealed,
+      trusting(keys, { maxUnsealedMs: 60_000, now: writtenAt + 120_001 }),
+    );
+    expect(old).toMatchObject({ ok: false, seq: 41, reason: expect.stringMatching(/^unsealed/) });
+  });
+
+  it('trusts only pinned keys: checkpoints by any other key are ignored, so nothing is covered', () => {
+    const { records, checkpoints } = buildLog(20, key, 10);
+    const stranger = makeKey();
+    const result = verifyChain(records, checkpoints, trusting([publicOf(stranger)]));
+    expect(result).toMatchObject({ ok: false, seq: 1, reason: expect.stringMatching(/^unsealed/) });
+    const none = verifyChain(records, checkpoints, trusting([]));
+    expect(none).toMatchObject({ ok: false, seq: 1 });
+  });
+
+  it("refuses a trusted key's checkpoint whose signature does not verify", () => {
+    const { records, checkpoints } = buildLog(20, key, 10);
+    const bad = checkpoints.map((cp, i) => (i === 0 ? { ...cp, time: '2027-01-01T00:00:00.000Z' } : cp));
+    expect(verifyChain(records, bad, trusting(keys))).toMatchObject({
+      ok: false,
+      seq: 10,
+      reason: expect.stringMatching(/invalid signature/),
     });
   });
 
-  it('refuses checkpoints by a retired key made after its retirement', () => {
+  it('refuses checkpoints by a key after its chain rotated away from it (audit.key_rotated)', () => {
+    const { records } = buildLog(20, key, 1000);
+    // seq 10 announces the rotation; a later checkpoint by the old key is refused.
+    const at = records[9]!;
+    records[9] = { ...at, type: 'audit.key_rotated', data: { old_key_id: key.keyId } };
+    rehashFrom(records, 9);
+    const cps = [signCheckpoint(key, records[8]!), signCheckpoint(key, records[19]!)];
+    expect(verifyChain(records, cps, trusting(keys))).toMatchObject({
+      ok: false,
+      seq: 20,
+      reason: expect.stringMatching(/rotated away/),
+    });
+  });
+
+  it('fails on a trusted alarm: a replica found records it did not write', () => {
     const { records, checkpoints } = buildLog(20, key, 10);
-    const retired = [publicOf(key, '2026-01-01T00:00:15.000Z')];
-    expect(verifyChain(records, checkpoints, retired)).toMatchObject({ ok: false, seq: 20 });
+    const alarm = signCheckpoint(key, records[9]!, { alarm: { seq: 20, hash: records[19]!.hash } });
+    expect(verifyChain(records, [...checkpoints, alarm], trusting(keys))).toMatchObject({
+      ok: false,
+      seq: 11,
+      reason: expect.stringMatching(/^alarm/),
+    });
   });
 
   it('detects 1,000 random tamperings', () => {
@@ -219,16 +272,181 @@ describe('verifyChain', () => {
           rehashFrom(records, at);
           if (kind === 'rehash-forged-checkpoints') {
             // Re-sign every checkpoint with a key the verifier does not trust.
-            cps = checkpoints.map((cp) => signCheckpoint(forger, records[cp.seq - 1]!, cp.time));
+            cps = checkpoints.map((cp) => signCheckpoint(forger, records[cp.seq - 1]!, { time: cp.time }));
           }
           break;
         }
       }
-      const result = verifyChain(records, cps, keys);
+      const result = verifyChain(records, cps, trusting(keys));
       if (result.ok) throw new Error(`tampering #${i} (${kind} at ${at}) was not detected`);
       expect(result.seq).toBeGreaterThan(0);
       expect(result.reason).toBeTruthy();
     }
     for (const kind of kinds) expect(tally[kind]).toBeGreaterThan(100);
+  });
+});
+
+describe('several chains: references, removal, truncation, witnesses', () => {
+  const key = makeKey();
+  const keys = [publicOf(key)];
+
+  /** `count` records of chain `chain`, timed from `t0` seconds on. */
+  function chainOf(chain: string, count: number, t0 = 0): AuditRecord[] {
+    const records: AuditRecord[] = [];
+    let prev = GENESIS_HASH;
+    for (let seq = 1; seq <= count; seq++) {
+      const content = {
+        chain,
+        seq,
+        time: new Date(Date.UTC(2026, 0, 1, 0, 0, t0 + seq)).toISOString().replace('Z', '000Z'),
+        type: 'statement' as const,
+        session: `${chain}-s`,
+        data: { text: `select ${seq}` },
+      };
+      const record: AuditRecord = { ...content, prev, hash: recordHash(prev, content) };
+      records.push(record);
+      prev = record.hash;
+    }
+    return records;
+  }
+  const headOf = (records: AuditRecord[]) => records.at(-1)!;
+  const sign = (r: AuditRecord, refs: AuditRecord[] = []) =>
+    signCheckpoint(key, r, { refs: refs.map((x) => ({ chain: x.chain!, seq: x.seq, hash: x.hash })) });
+
+  /** Two replicas, each sealing its chain and referencing the other's head. */
+  function twoReplicas() {
+    const a = chainOf('gw-a', 30);
+    const b = chainOf('gw-b', 20, 5);
+    const checkpoints = [sign(a[19]!, [b[9]!]), sign(headOf(b), [a[19]!]), sign(headOf(a), [headOf(b)])];
+    return { a, b, checkpoints };
+  }
+  const merged = (...chains: AuditRecord[][]) => chains.flat().sort((x, y) => x.time.localeCompare(y.time));
+
+  it('verifies chains interleaved in time, each on its own', () => {
+    const { a, b, checkpoints } = twoReplicas();
+    const result = verifyChain(merged(a, b), checkpoints, trusting(keys));
+    expect(result).toMatchObject({
+      ok: true,
+      count: 50,
+      chains: [
+        { chain: 'gw-a', count: 30, last_seq: 30 },
+        { chain: 'gw-b', count: 20, last_seq: 20 },
+      ],
+    });
+  });
+
+  it('detects a whole chain removed, naming it', () => {
+    const { a, checkpoints } = twoReplicas();
+    // Its records and its own checkpoints gone: the other chain's references still name it.
+    const result = verifyChain(
+      a,
+      checkpoints.filter((cp) => cp.chain !== 'gw-b'),
+      trusting(keys),
+    );
+    expect(result).toMatchObject({
+      ok: false,
+      chain: 'gw-b',
+      reason: expect.stringMatching(/chain gw-b is missing/),
+    });
+  });
+
+  it('detects a chain cut short', () => {
+    const { a, b, checkpoints } = twoReplicas();
+    const result = verifyChain(
+      merged(a, b.slice(0, 15)),
+      checkpoints.filter((cp) => cp.chain !== 'gw-b'),
+      trusting(keys),
+    );
+    expect(result).toMatchObject({
+      ok: false,
+      chain: 'gw-b',
+      seq: 16,
+      reason: expect.stringMatching(/truncated/),
+    });
+  });
+
+  it('lets a reference from another chain cover the unsealed tail of a replica that died', () => {
+    const a = chainOf('gw-a', 10);
+    const dead = chainOf('gw-dead', 12);
+    // gw-dead signed seq 5 only; gw-a references its head after it died.
+    const checkpoints = [sign(dead[4]!), sign(headOf(a), [headOf(dead)])];
+    expect(verifyChain(merged(a, dead), checkpoints, trusting(keys))).toMatchObject({ ok: true });
+    // Without the reference, its tail is unsealed.
+    expect(verifyChain(merged(a, dead), [sign(dead[4]!), sign(headOf(a))], trusting(keys))).toMatchObject({
+      ok: false,
+      chain: 'gw-dead',
+      seq: 6,
+    });
+  });
+
+  it('refuses a chain no checkpoint of its own vouches for, even when another chain references it', () => {
+    const a = chainOf('gw-a', 10);
+    // Someone with write access to the store made up a chain; the next genuine seal referenced its head.
+    const fabricated = chainOf('gw-forged', 6);
+    const checkpoints = [sign(a[4]!), sign(headOf(a), [headOf(fabricated)])];
+    expect(verifyChain(merged(a, fabricated), checkpoints, trusting(keys))).toMatchObject({
+      ok: false,
+      chain: 'gw-forged',
+      seq: 1,
+      reason: expect.stringMatching(/no record of chain gw-forged is covered by a checkpoint of its own/),
+    });
+    // A new chain gets a grace of maxUnsealedMs for its first seal (a warning only).
+    const recent = verifyChain(
+      merged(a, fabricated),
+      checkpoints,
+      trusting(keys, { maxUnsealedMs: 60_000, now: Date.parse(fabricated[0]!.time) + 1000 }),
+    );
+    expect(recent).toMatchObject({ ok: true });
+    // Its own trusted checkpoint makes it count.
+    expect(
+      verifyChain(merged(a, fabricated), [...checkpoints, sign(fabricated[2]!)], trusting(keys)),
+    ).toMatchObject({ ok: true });
+  });
+
+  it('detects an edited tail that a reference vouched for', () => {
+    const a = chainOf('gw-a', 10);
+    const dead = chainOf('gw-dead', 12);
+    const checkpoints = [sign(dead[4]!), sign(headOf(a), [headOf(dead)])];
+    dead[8] = { ...dead[8]!, data: { text: 'select forged' } };
+    rehashFrom(dead, 8);
+    expect(verifyChain(merged(a, dead), checkpoints, trusting(keys))).toMatchObject({
+      ok: false,
+      chain: 'gw-dead',
+      seq: 12,
+      reason: expect.stringMatching(/reference from chain gw-a/),
+    });
+  });
+
+  it('with a witness: a checkpoint deleted from the log is found out; a purged one is not', () => {
+    const { a, b, checkpoints } = twoReplicas();
+    const witness = [...checkpoints];
+    // The deleted checkpoint covered nothing else uniquely: without the witness the log still verifies.
+    const thinned = checkpoints.filter((_, i) => i !== 0);
+    expect(verifyChain(merged(a, b), thinned, trusting(keys))).toMatchObject({ ok: true });
+    expect(verifyChain(merged(a, b), thinned, trusting(keys, { witness }))).toMatchObject({
+      ok: false,
+      chain: 'gw-a',
+      seq: 20,
+      reason: expect.stringMatching(/in the witness but not in the log/),
+    });
+    // Retention purged gw-a through seq 20 (the anchor stays): the witness's older checkpoint is fine.
+    const anchorOnly = [checkpoints[0]!, ...checkpoints.slice(1)];
+    expect(verifyChain(merged(a.slice(20), b), anchorOnly, trusting(keys, { witness }))).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it('with a witness: checkpoints replaced by a forger (rewritten chain, own key planted) are found out', () => {
+    const { a, b, checkpoints } = twoReplicas();
+    const forger = makeKey();
+    a[4] = { ...a[4]!, data: { text: 'select forged' } };
+    rehashFrom(a, 4);
+    const forged = [signCheckpoint(forger, headOf(a)), ...checkpoints.filter((cp) => cp.chain !== 'gw-a')];
+    // Pinned keys alone already refuse it (the forger's key is not trusted, the references no longer match) …
+    expect(verifyChain(merged(a, b), forged, trusting(keys))).toMatchObject({ ok: false });
+    // … and even trusting the forger's key, the witness's copy contradicts the rewritten chain.
+    expect(
+      verifyChain(merged(a, b), forged, trusting([...keys, publicOf(forger)], { witness: checkpoints })),
+    ).toMatchObject({ ok: false, chain: 'gw-a' });
   });
 });

@@ -1,9 +1,15 @@
 /**
- * The log encodes each record once (gateway/audit/log.ts encodeRecord): the text it stores must be byte
- * for byte the canonical JSON of the record, and the hash the one the verifier recomputes.
+ * The log encodes each record's members once on the main thread and the writer thread assembles the
+ * record (store/chain-writer.ts): the text it stores must be byte for byte the canonical JSON of the
+ * record, and the hash the one the verifier recomputes. Through a real (temporary) SQLite store.
  */
-import { describe, expect, it } from 'vitest';
-import { createAuditLog, encodeInput, encodeRecord } from '../../../gateway/audit/log.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuditLog } from '../../../gateway/audit/log.js';
+import type { ChainWriter } from '../../../gateway/store/chain-writer.js';
+import { openStore } from '../../../gateway/store/index.js';
 import type { Store } from '../../../gateway/store/types.js';
 import type { AuditRecord, AuditRecordInput } from '../../../src/shared/audit.js';
 import { GENESIS_HASH, RECORD_TYPES } from '../../../src/shared/audit.js';
@@ -69,44 +75,65 @@ function randomInput(next: () => number): AuditRecordInput {
   };
 }
 
-describe('encodeRecord (one encoding per record)', () => {
-  it('stores exactly canonicalJson(record) and hashes what the verifier recomputes, for 2,000 random records', () => {
+let dir: string;
+let store: Store;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'hoop-encode-'));
+  store = await openStore({ path: dir });
+});
+afterAll(async () => {
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the writer thread encodes records as the verifier does', () => {
+  it('stores exactly canonicalJson(record) and hashes what the verifier recomputes, for 2,000 random records', async () => {
     const next = rng(42);
+    const log = await createAuditLog(store, { replica: 'encode' });
+    const inputs = Array.from({ length: 2000 }, () => randomInput(next));
+    const appended = await Promise.all(inputs.map((input) => log.append(input)));
+    await log.close();
+    const stored: AuditRecord[] = [];
+    for (let after = 0; stored.length < 2000; after = stored.at(-1)!.seq) {
+      stored.push(...(await store.listRecords({ chain: 'encode', afterSeq: after, limit: 1000 })));
+    }
     let prev = GENESIS_HASH;
-    for (let seq = 1; seq <= 2000; seq++) {
-      const input = randomInput(next);
-      const time = '2026-11-23T10:40:00.123456Z';
-      const { record, text } = encodeRecord(input, encodeInput(input), seq, time, prev);
-      const parsed = JSON.parse(text) as AuditRecord;
-      expect(text).toBe(canonicalJson(parsed));
-      expect(canonicalJson(record)).toBe(text);
+    for (const [i, record] of stored.entries()) {
+      expect(record.seq).toBe(i + 1);
       expect(record.prev).toBe(prev);
-      expect(recordHash(prev, recordContent(parsed))).toBe(record.hash);
+      expect(recordHash(prev, recordContent(record))).toBe(record.hash);
+      // What append handed back is what was stored, member for member.
+      expect(canonicalJson(appended[i])).toBe(canonicalJson(record));
       prev = record.hash;
     }
   });
 
-  it('refuses values canonical JSON cannot carry', () => {
-    const input: AuditRecordInput = { type: 'statement', data: { rows: Number.NaN } };
-    expect(() => encodeInput(input)).toThrow(/NaN/);
+  it('refuses values canonical JSON cannot carry, to the caller, at once', async () => {
+    const log = await createAuditLog(store, { replica: 'encode-refuse' });
+    expect(() => log.enqueue({ type: 'statement', data: { rows: Number.NaN } })).toThrow(/NaN/);
+    expect(() => log.enqueue({ type: 'no.such.type' as 'statement', data: {} })).toThrow(
+      /unknown audit record type/,
+    );
+    await log.close();
   });
 });
 
 describe('statement outcomes ride along with the next commit', () => {
+  /** The real store, with the writer's batches noted (their record types, in order). */
   function countingStore() {
-    let head = { seq: 0, hash: GENESIS_HASH };
     const commits: string[][] = [];
-    const store = {
-      dataDir: '/nonexistent',
-      async appendBatch(build: (h: typeof head) => { record: AuditRecord; text: string }[]) {
-        const encoded = build(head);
-        const last = encoded.at(-1)?.record;
-        if (last) head = { seq: last.seq, hash: last.hash };
-        commits.push(encoded.map((e) => e.record.type));
-        return encoded.map((e) => e.record);
-      },
+    const counting: Store = Object.create(store);
+    counting.openChainWriter = (options) => {
+      const writer = store.openChainWriter(options);
+      return {
+        submit(entries: (string | null)[]) {
+          commits.push(entries.filter((_, i) => i % 8 === 0) as string[]);
+          return writer.submit(entries);
+        },
+        close: () => writer.close(),
+      } as unknown as ChainWriter;
     };
-    return { store: store as unknown as Store, commits };
+    return { store: counting, commits };
   }
   const statement = (i: number): AuditRecordInput => ({
     type: 'statement',
@@ -120,8 +147,8 @@ describe('statement outcomes ride along with the next commit', () => {
   });
 
   it('a session of statements costs one commit per statement, not two, and keeps the order', async () => {
-    const { store, commits } = countingStore();
-    const log = await createAuditLog(store, { lazyMs: 60_000 });
+    const { store: counting, commits } = countingStore();
+    const log = await createAuditLog(counting, { lazyMs: 60_000, replica: 'ride-along' });
     const written: Promise<AuditRecord>[] = [];
     for (let i = 1; i <= 5; i++) {
       written.push(log.append(statement(i)));
@@ -143,16 +170,39 @@ describe('statement outcomes ride along with the next commit', () => {
   });
 
   it('an outcome with nothing after it is written by the timer, or at close', async () => {
-    const { store, commits } = countingStore();
-    const log = await createAuditLog(store, { lazyMs: 5 });
+    const { store: counting, commits } = countingStore();
+    const log = await createAuditLog(counting, { lazyMs: 5, replica: 'timer' });
     await log.append(statement(1));
     const outcome = await log.append(result(1)); // resolves once the timer's commit is done
     expect(outcome.seq).toBe(2);
-    const closing = await createAuditLog(store, { lazyMs: 60_000 });
+    await log.close();
+    const closing = await createAuditLog(counting, { lazyMs: 60_000, replica: 'timer' });
     const late = closing.append(result(2));
     await closing.close();
     expect((await late).seq).toBe(3);
     expect(commits).toEqual([['statement'], ['statement.result'], ['statement.result']]);
+  });
+
+  it('enqueue gives LSNs at once; whenDurable calls back in LSN order, at once for what is already durable', async () => {
+    const log = await createAuditLog(store, { replica: 'lsn' });
+    const lsns = Array.from({ length: 50 }, (_, i) => log.enqueue(statement(i)));
+    expect(lsns).toEqual(lsns.map((_, i) => lsns[0]! + i));
+    const order: number[] = [];
+    await new Promise<void>((resolve) => {
+      for (const lsn of [...lsns].reverse())
+        log.whenDurable(lsn, (err) => {
+          expect(err).toBeUndefined();
+          order.push(lsn);
+          if (order.length === lsns.length) resolve();
+        });
+    });
+    expect(order).toEqual(lsns);
+    expect(log.durableLsn).toBeGreaterThanOrEqual(lsns.at(-1)!);
+    let sync = false;
+    log.whenDurable(lsns[0]!, () => {
+      sync = true;
+    });
+    expect(sync).toBe(true);
     await log.close();
   });
 });
