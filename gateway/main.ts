@@ -16,14 +16,15 @@ import { createApprovalService } from './approvals/service.js';
 import { startAudit } from './audit/index.js';
 import { auditRoutes } from './audit/routes.js';
 import { AuthError, createTokenVerifier } from './auth/verify.js';
+import { type CatalogSource, createCatalogSource } from './catalog/catalog.js';
 import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
 import { identityRoutes } from './identities/routes.js';
 import { createIdentityService } from './identities/service.js';
-import { type CatalogSource, createCatalogSource } from './masking/catalog.js';
 import { SessionMasking } from './masking/index.js';
 import { loadTokenKey } from './masking/secret.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
+import { judgeStartup } from './policy/startup.js';
 import { runSession, SessionRegistry } from './session/session.js';
 import { createStatementGate } from './session/statement-gate.js';
 import { loadSqlParser } from './sql/parser.js';
@@ -203,8 +204,8 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const tokenKey = loadTokenKey(config.masking.token_secret_env, storeDir);
   if (tokenKey.warning) logger.warn(tokenKey.warning);
   const catalogs = new Map<string, CatalogSource>();
-  const maskingFor = (info: { connection: GatewayConfig['connections'][number] }) => {
-    const c = info.connection;
+  // The same catalog serves name resolution (policy) and masking lineage.
+  const catalogFor = (c: GatewayConfig['connections'][number]) => {
     let catalog = catalogs.get(c.name);
     if (!catalog) {
       catalog = createCatalogSource({
@@ -217,8 +218,14 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
       });
       catalogs.set(c.name, catalog);
     }
-    return new SessionMasking({ catalog, ctx: { tokenKey: tokenKey.key }, copy: config.masking.copy });
+    return catalog;
   };
+  const maskingFor = (info: { connection: GatewayConfig['connections'][number] }) =>
+    new SessionMasking({
+      catalog: catalogFor(info.connection),
+      ctx: { tokenKey: tokenKey.key },
+      copy: config.masking.copy,
+    });
   // Approval requests and time-boxed grants (gateway/approvals): held statements, decisions, expiry, webhooks.
   const approvals = createApprovalService({
     store,
@@ -305,6 +312,10 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
           }),
         },
         {
+          startup: (info, settings) =>
+            judgeStartup(engine, info.identity, info.connection.name, settings, {
+              grants: approvals.grantsFor(info.identity, info.connection.name),
+            }),
           openGate: async (info) => {
             await auditLog.append({
               type: 'session.started',
@@ -312,9 +323,10 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
               source: info.source,
               connection: info.connection.name,
               session: info.id,
-              data: { client: info.client },
+              data: { client: info.client, parameters: info.parameters },
             });
             return createStatementGate(info, {
+              catalog: (info) => catalogFor(info.connection),
               engine,
               log: auditLog,
               failOpen: config.audit.fail_open,

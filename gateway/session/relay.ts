@@ -669,6 +669,7 @@ export class Relay {
           if (entry.kind === 'sync' || entry.kind === 'function') break;
         }
         if (this.status === 'I') this.dropUnnamedPortals();
+        this.gate.observe?.({ type: 'ready', status: this.status }); // port to the protocol core
         return undefined;
       }
       default:
@@ -703,6 +704,7 @@ export class Relay {
           this.statements.delete(skipped.learned);
       }
     }
+    this.gate.observe?.({ type: 'error' }); // port to the protocol core
     if (refusal) return errorResponse(refusal);
     return filtered;
   }

@@ -14,7 +14,16 @@ import {
   parameterStatus,
   readyForQuery,
 } from '../pgwire/backend.js';
-import { connectUpstream, sendUpstreamCancel, type UpstreamTarget } from '../transport/upstream.js';
+import type { StartupJudgement, StartupSetting } from '../policy/startup.js';
+import type { SessionStart } from '../sql/session-names.js';
+import { normalizeSettingValue } from '../sql/settings.js';
+import {
+  connectUpstream,
+  queryUpstream,
+  sendUpstreamCancel,
+  type UpstreamConnection,
+  type UpstreamTarget,
+} from '../transport/upstream.js';
 import type { SessionGate } from './gate.js';
 import { Relay } from './relay.js';
 import { acceptStartup, refuseStartup } from './startup.js';
@@ -31,9 +40,18 @@ export interface SessionInfo {
   /** x-hoop-approval-wait: how long the client waits for approvals (ms), or `none` (exec --no-wait). */
   approvalWait?: string;
   startedAt: number;
+  /** The startup parameters the client set (as applied upstream), for the record. */
+  parameters?: Record<string, string>;
+  /** The upstream session's settings at start, and the ones the gateway holds (read after login). */
+  start?: SessionStart;
 }
 
 export interface SessionHooks {
+  /**
+   * Judge the client's startup parameters as policy judges SET; a refusal ends the connection with a
+   * FATAL naming the parameter and the rule. Without it, startup parameters are not passed on.
+   */
+  startup?(info: SessionInfo, settings: readonly StartupSetting[]): StartupJudgement;
   /** The session is authenticated and the upstream is ready: build its gate (records session.started). */
   openGate(info: SessionInfo): Promise<SessionGate>;
   /** The session ended (records session.ended). */
@@ -78,17 +96,35 @@ export class SessionRegistry {
   get size(): number {
     return this.byId.size;
   }
-  /** End every open session of this subject (revocation takes effect at once). */
+  /** End every open session of this identity (issuer and subject): revocation takes effect at once. */
   terminateSubject(issuer: string, subject: string, message: string): number {
     let count = 0;
     for (const s of this.byId.values()) {
-      if (s.info.identity.subject === subject && (!issuer || s.info.identity.issuer === issuer)) {
+      if (s.info.identity.subject === subject && s.info.identity.issuer === issuer) {
         s.relay.terminate({ code: '28000', message });
         count++;
       }
     }
     return count;
   }
+}
+
+/** What name resolution needs to know about the session before the client's first statement. */
+const SESSION_START_SQL = `SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('role'),
+  pg_catalog.current_setting('session_authorization'), pg_catalog.current_setting('default_transaction_read_only'),
+  pg_catalog.current_setting('transaction_read_only'), current_user`;
+
+/** Read the session's starting settings (role and database defaults and startup parameters applied). */
+async function sessionStart(upstream: UpstreamConnection, held: Map<string, string>): Promise<SessionStart> {
+  const [row] = await queryUpstream(upstream, SESSION_START_SQL);
+  const [searchPath, role, sessionUser, readOnly, txReadOnly, user] = row ?? [];
+  const resetValues = new Map<string, string>();
+  if (searchPath != null) resetValues.set('search_path', normalizeSettingValue('search_path', searchPath));
+  resetValues.set('role', role ?? 'none');
+  if (sessionUser != null) resetValues.set('session_authorization', sessionUser);
+  if (readOnly != null) resetValues.set('default_transaction_read_only', readOnly);
+  if (txReadOnly != null) resetValues.set('transaction_read_only', txReadOnly);
+  return { resetValues, user: user ?? sessionUser ?? '', held };
 }
 
 const cancelKey = (processId: number, secret: Buffer) => `${processId}:${secret.toString('hex')}`;
@@ -133,8 +169,13 @@ export async function runSession(
 
   if (handshake.result.kind === 'cancel') {
     const session = registry.byKey(cancelKey(handshake.result.processId, handshake.result.secretKey));
-    // Only the session's own identity may cancel it: a guessed key from someone else does nothing.
-    if (session && session.info.identity.subject === meta.identity.subject) {
+    // Only the session's own identity (issuer and subject) may cancel it: a guessed key from anyone
+    // else, a colliding subject of another issuer included, does nothing.
+    if (
+      session &&
+      session.info.identity.subject === meta.identity.subject &&
+      session.info.identity.issuer === meta.identity.issuer
+    ) {
       // A statement still waiting at the gateway (an approval) is withdrawn; one running is cancelled upstream.
       if (!session.relay.cancelPendingDecision()) {
         await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
@@ -144,10 +185,33 @@ export async function runSession(
     return;
   }
 
+  const judged = hooks.startup?.(info, handshake.result.settings) ?? {
+    upstream: { client_encoding: 'UTF8' },
+    held: new Map<string, string>(),
+  };
+  if (judged.refused) {
+    const { setting, decision } = judged.refused;
+    const by = `rule "${decision.rule}"${decision.policy ? ` of policy "${decision.policy}"` : ''}`;
+    client.end(
+      errorResponse({
+        severity: 'FATAL',
+        code: '42501',
+        message: `hoop: startup parameter "${setting.name}" refused by ${by}`,
+        detail: `${setting.name} = ${setting.value}: ${decision.reason}`,
+        hint: 'Connect without it, or ask for a policy that allows it (the same rules as SET).',
+        routine: 'hoop_policy_denied',
+      }),
+    );
+    hooks.refused(info, `startup parameter ${setting.name} refused by ${by}: ${decision.reason}`);
+    return;
+  }
+  info.parameters = judged.upstream;
+
   const target = settings.target(meta.connection);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
   try {
-    upstream = await connectUpstream(target, handshake.result.parameters);
+    upstream = await connectUpstream(target, judged.upstream);
+    info.start = await sessionStart(upstream, judged.held);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
     client.end(

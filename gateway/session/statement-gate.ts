@@ -10,10 +10,12 @@ import type { ApprovalHook } from '../approvals/service.js';
 import type { MaskingFilter } from '../masking/filter.js';
 import { resolveMaskRules, type SessionMasking, type StatementMasking } from '../masking/index.js';
 import type { NoticeFields } from '../pgwire/backend.js';
-import type { PolicyEngine } from '../policy/engine.js';
-import { classify } from '../sql/classify.js';
+import { type CatalogNeed, type PolicyEngine, WRITING_CLASSES } from '../policy/engine.js';
+import type { StatementEffects } from '../sql/resolve.js';
+import { type LookupSource, SessionNames } from '../sql/session-names.js';
 import { createSessionSqlState } from '../sql/session-sql.js';
-import type { GateRequest, GateVerdict, SessionGate, StatementOutcome } from './gate.js';
+import { classifySyntax } from '../sql/syntax.js';
+import type { GateRequest, GateVerdict, SessionEvent, SessionGate, StatementOutcome } from './gate.js';
 import type { SessionInfo } from './session.js';
 
 export interface RecordSink {
@@ -36,7 +38,12 @@ export interface StatementGateDeps {
   approvals?: ApprovalHook;
   /** Masking for this session (gateway/masking); without it results pass untouched. */
   masking?: (info: SessionInfo) => SessionMasking | undefined;
+  /** The connection's catalog, for resolving names (without it, names resolve textually). */
+  catalog?: (info: SessionInfo) => LookupSource;
 }
+
+/** Classes a read-only session cannot run (policy/engine.ts WRITING_CLASSES). */
+const WRITING = new Set<string>(WRITING_CLASSES);
 
 /** What the relay says to a client whose statement could not be recorded. */
 const AUDIT_UNAVAILABLE: NoticeFields = {
@@ -49,6 +56,65 @@ const AUDIT_UNAVAILABLE: NoticeFields = {
 
 export function createStatementGate(info: SessionInfo, deps: StatementGateDeps): SessionGate {
   const sqlState = createSessionSqlState();
+  // Names resolve as the server resolves them: the session's settings model and the catalog.
+  const names = new SessionNames(
+    info.start ?? { resetValues: new Map([['search_path', '"$user", public']]), user: info.connection.user },
+  );
+  const catalog = deps.catalog?.(info);
+  const needs = new Map<string, CatalogNeed>();
+  const maskingPolicies = deps.engine
+    .policiesFor(info.identity, info.connection.name, deps.grants(info))
+    .some((p) => p.masking.length > 0);
+  /** Syntax → prepared statements → names; refusals for settings the gateway holds. */
+  const resolveNames = async (sql: string) => {
+    const syntactic = sqlState.resolve(classifySyntax(sql));
+    const grants = deps.grants(info);
+    const key = grants.join('\u0000');
+    let need = needs.get(key);
+    if (!need) {
+      need = deps.engine.catalogNeed(info.identity, info.connection.name, { grants });
+      needs.set(key, need);
+    }
+    const statements = syntactic.ok ? syntactic.statements : [];
+    const needCatalog =
+      (maskingPolicies && deps.masking !== undefined) ||
+      statements.some(
+        (s) =>
+          (need.names && (s.relations.length > 0 || s.functions.length > 0)) ||
+          (need.functions && s.functions.length > 0),
+      );
+    const resolved = await names.resolve(syntactic, catalog, needCatalog);
+    return { syntactic, ...resolved };
+  };
+  const heldRefusal = (
+    effects: readonly StatementEffects[],
+    classification: Classification,
+  ): Decision | undefined => {
+    const index = effects.findIndex((e) => e.heldViolation);
+    if (index >= 0) {
+      return {
+        action: 'deny',
+        policy: null,
+        rule: 'read-only-session',
+        reason: effects[index]!.heldViolation!,
+      };
+    }
+    // A grant since the session started may allow writes; the session stays read-only upstream.
+    if (names.held.has('default_transaction_read_only') && classification.ok) {
+      const writes = classification.statements.find((s) =>
+        [s.class, ...(s.alsoClasses ?? [])].some((c) => WRITING.has(c)),
+      );
+      if (writes) {
+        return {
+          action: 'deny',
+          policy: null,
+          rule: 'read-only-session',
+          reason: `this session started read-only (no write permission then): reconnect to write`,
+        };
+      }
+    }
+    return undefined;
+  };
   const masking = deps.masking?.(info);
   /** Masking filters of statements in flight (their evidence goes into statement.result). */
   const maskFilters = new Map<string, MaskingFilter>();
@@ -224,10 +290,13 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
           },
         };
       }
-      const classification = sqlState.resolve(classify(request.sql));
+      // port to the protocol core: syntax, prepared statements, then names through the session's settings.
+      const { syntactic, classification, effects } = await resolveNames(request.sql);
       const verdict = deps.engine.decideAll(info.identity, info.connection.name, classification, {
         grants: deps.grants(info),
       });
+      const readOnly = verdict.decision.action !== 'deny' ? heldRefusal(effects, classification) : undefined;
+      if (readOnly) return refuse(classification, request, readOnly);
       const decision = verdict.decision;
       // A statement needing approval is held at its Query or Execute (with its bound values), not at Parse.
       const held = decision.action === 'approve' && deps.approvals !== undefined;
@@ -278,10 +347,13 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
             return !(await Promise.all(writes)).includes(false);
           },
         });
-        if (outcome.action === 'forward' && classification.ok) sqlState.commit(classification);
+        if (outcome.action === 'forward' && classification.ok) {
+          sqlState.commit(syntactic);
+          names.forwarded(outcome.statementIds, effects); // port to the protocol core
+        }
         return withMasking(outcome, masks.plans, stmts);
       }
-      if (classification.ok) sqlState.commit(classification);
+      if (classification.ok) sqlState.commit(syntactic);
 
       const statements = classification.ok ? classification.statements : [];
       const ids: string[] = [];
@@ -308,10 +380,21 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
       // Write-ahead: every record of this message is durable before any of it reaches the database.
       const written = await Promise.all(writes);
       if (written.includes(false)) return { action: 'refuse', error: AUDIT_UNAVAILABLE };
+      names.forwarded(ids, effects); // port to the protocol core
       return withMasking({ action: 'forward', statementIds: ids }, masks.plans, statements);
     },
 
+    observe(event: SessionEvent): void {
+      // port to the protocol core: every ErrorResponse and ReadyForQuery, in order, feed the settings model.
+      if (event.type === 'error') names.error();
+      else names.ready(event.status);
+    },
+
     completed(statementId: string, outcome: StatementOutcome): void {
+      names.completed(
+        statementId,
+        outcome.sqlstate || outcome.skipped ? { ok: false, skipped: outcome.skipped === true } : { ok: true },
+      ); // port to the protocol core
       const maskFilter = maskFilters.get(statementId);
       maskFilters.delete(statementId);
       if (ddlInFlight.delete(statementId)) masking?.invalidate();

@@ -49,13 +49,6 @@ const CLASS_ORDER: readonly StatementClass[] = [
   'read',
 ];
 
-const alsoClasses = new WeakMap<ClassifiedStatement, StatementClass[]>();
-
-/** The classes a statement belongs to besides its `class` (empty for most). */
-export function alsoClassesOf(statement: ClassifiedStatement): readonly StatementClass[] {
-  return alsoClasses.get(statement) ?? [];
-}
-
 /** What the session must do when a statement completes, and what it may not do at all. */
 export interface StatementEffects {
   settingOps: SettingOp[];
@@ -205,7 +198,8 @@ function resolveStatement(
     sideChannels: [...sideChannels].sort(),
   };
   const others = ordered.filter((c) => c !== primary);
-  if (others.length > 0) alsoClasses.set(resolved, others);
+  if (others.length > 0) resolved.alsoClasses = others;
+  else delete resolved.alsoClasses;
   copySyntaxFacts(stmt, resolved);
   const use = preparedUseOf(stmt);
   if (use?.action === 'prepare') {

@@ -40,6 +40,8 @@ export interface CatalogFunction {
   searchPath?: string[];
   /** An aggregate's support functions (transition, final ...), by oid. */
   support?: number[];
+  /** proargtypes (`25 23`): a function with the same types earlier in the path hides this one entirely. */
+  argTypes?: string;
   /** pg_get_function_arguments / pg_get_function_result, to rebuild a PL/pgSQL function for its parser. */
   arguments?: string;
   result?: string;

@@ -1,0 +1,118 @@
+/**
+ * One session's names: the settings model (settings.ts) fed by the server's answers, the statements in
+ * flight and what they will change, the temporary relations the session holds, and resolution of each
+ * message through them (resolve.ts). Pure apart from asking a catalog source for a snapshot (the slow
+ * path: once per catalog version, only when the decision depends on names).
+ *
+ * Events, in the order the server produced them — the protocol core calls these:
+ * - `forwarded(ids, effects)` when statements go to the server (ids as the gate made them);
+ * - `completed(id, outcome)` when each finishes (ok, failed or skipped);
+ * - `error()` for every ErrorResponse, `ready(status)` for every ReadyForQuery.
+ */
+import type { Classification } from '../../src/shared/statement.js';
+import { type ResolvedMessage, resolveMessage, type StatementEffects } from './resolve.js';
+import type { NameLookup } from './search-path.js';
+import { SessionSettings, type SettingOp } from './settings.js';
+
+/** What the session's upstream connection said at start (SHOW after login, before the client's first message). */
+export interface SessionStart {
+  /** Each watched setting's value at start: what RESET returns to (role and database defaults, startup parameters). */
+  resetValues: ReadonlyMap<string, string>;
+  /** current_user at start: `$user`. */
+  user: string;
+  /** Settings the gateway holds for this session and refuses to let the client change. */
+  held?: ReadonlyMap<string, string>;
+}
+
+/** Where snapshots of the catalog come from (gateway/catalog implements it). */
+export interface LookupSource {
+  get(): Promise<NameLookup>;
+  current?(): NameLookup | undefined;
+  refreshIfOlder?(ms: number): Promise<NameLookup>;
+}
+
+/** A name missing from a snapshot older than this reloads the snapshot once (it may have been created since). */
+const MISSING_RELOAD_MS = 1000;
+
+export type Outcome = { ok: true } | { ok: false; skipped: boolean };
+
+export class SessionNames {
+  readonly settings: SessionSettings;
+  private readonly pending = new Map<string, StatementEffects>();
+  private readonly temp = new Set<string>();
+  private opaqueTemp = false;
+
+  constructor(readonly start: SessionStart) {
+    this.settings = new SessionSettings(start.resetValues);
+  }
+
+  get held(): ReadonlyMap<string, string> {
+    return this.start.held ?? new Map();
+  }
+
+  /** Resolve a message against the session's settings; `lookup` undefined resolves textually. */
+  resolveWith(classification: Classification, lookup: NameLookup | undefined): ResolvedMessage {
+    return resolveMessage(classification, {
+      lookup,
+      settings: this.settings,
+      pending: [...this.pending.values()].map((e) => e.settingOps),
+      loginUser: this.start.user,
+      tempRelations: this.temp,
+      opaqueTemp: this.opaqueTemp,
+      held: this.start.held,
+    });
+  }
+
+  /**
+   * Resolve a message, through the catalog when `needCatalog` says the decision depends on it. Returns
+   * synchronously when no catalog is needed or a fresh snapshot is at hand.
+   */
+  resolve(
+    classification: Classification,
+    source: LookupSource | undefined,
+    needCatalog: boolean,
+  ): ResolvedMessage | Promise<ResolvedMessage> {
+    if (!needCatalog || !source || !classification.ok) return this.resolveWith(classification, undefined);
+    const current = source.current?.();
+    if (current) {
+      const resolved = this.resolveWith(classification, current);
+      if (!resolved.missing || !source.refreshIfOlder) return resolved;
+      return source
+        .refreshIfOlder(MISSING_RELOAD_MS)
+        .then((fresh) => this.resolveWith(classification, fresh));
+    }
+    return source.get().then(async (lookup) => {
+      const resolved = this.resolveWith(classification, lookup);
+      if (!resolved.missing || !source.refreshIfOlder) return resolved;
+      return this.resolveWith(classification, await source.refreshIfOlder(MISSING_RELOAD_MS));
+    });
+  }
+
+  /** Statements went to the server: their effects are in flight until they complete. */
+  forwarded(ids: readonly string[], effects: readonly StatementEffects[]): void {
+    ids.forEach((id, i) => {
+      const effect = effects[i] ?? { settingOps: [], createsTemp: [], discardsTemp: false };
+      this.pending.set(id, effect);
+      // Learnt at once: a pipelined statement behind the CREATE may already use the name.
+      for (const name of effect.createsTemp) this.temp.add(name);
+    });
+  }
+
+  completed(id: string, outcome: Outcome): void {
+    const effect = this.pending.get(id);
+    this.pending.delete(id);
+    if (!outcome.ok) return; // a failure's ErrorResponse follows as error(); a skipped statement never ran
+    const ops: readonly SettingOp[] = effect?.settingOps ?? [];
+    this.settings.executed(ops);
+    if (ops.some((op) => op.op === 'unknown')) this.opaqueTemp = true;
+    if (effect?.discardsTemp) this.temp.clear();
+  }
+
+  error(): void {
+    this.settings.error();
+  }
+
+  ready(status: 'I' | 'T' | 'E'): void {
+    this.settings.ready(status);
+  }
+}
