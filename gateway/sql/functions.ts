@@ -123,8 +123,8 @@ function effectOf(f: CatalogFunction, a: Analysis): FunctionEffect {
 function builtin(f: CatalogFunction): FunctionEffect {
   const e = emptyEffect();
   const effect = builtinEffect(f.name, f.volatility);
+  // set_config's own arguments are read where it is called (syntax.ts); its class is session.
   e.classes.add(effect);
-  if (effect === 'session') e.settings = true;
   if (isSideChannelFunction(f.name.toLowerCase())) e.sideChannels.add(f.name.toLowerCase());
   return e;
 }

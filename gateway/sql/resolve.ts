@@ -108,7 +108,8 @@ export function resolveTextually(classification: Classification): Classification
 
 function pathContext(view: SettingsView, temp: ReadonlySet<string>, ctx: ResolveContext): PathContext {
   const users = new Set<string>();
-  for (const role of view.values('role')) {
+  const roles = view.values('role');
+  for (const role of roles.length > 0 ? roles : ['none']) {
     if (role === UNKNOWN_VALUE) users.add(UNKNOWN_VALUE);
     else if (role !== 'none' && role !== '') users.add(role);
     else {
@@ -161,7 +162,6 @@ function resolveStatement(
       const e = emptyEffect();
       const kind = builtinEffect(ref.name, 'i');
       e.classes.add(kind);
-      if (kind === 'session') e.settings = true;
       mergeEffect(effect, e);
     } else if (resolved.candidates.length === 0) {
       missing = true;

@@ -114,13 +114,14 @@ function effectivePath(value: string, user: string, lookup: NameLookup | undefin
   for (const entry of entries) {
     let schema: string;
     if (entry === '$user') {
+      if (!lookup) continue; // without a catalog, `$user` is taken not to exist (the common case)
       if (user === UNKNOWN_VALUE) return { schemas: 'unknown', tempExplicit: false };
       schema = user;
     } else schema = entry;
     if (schema === TEMP_SCHEMA) {
       tempExplicit = true;
-    } else if (lookup ? !lookup.usableSchema(schema) : entry === '$user') {
-      continue; // the server skips schemas that do not exist (without a catalog, `$user` is assumed absent)
+    } else if (lookup && !lookup.usableSchema(schema)) {
+      continue; // the server skips schemas that do not exist or that the role may not use
     }
     if (schemas.includes(schema)) continue;
     creation ??= schema;
