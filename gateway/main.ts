@@ -28,6 +28,7 @@ import { judgeStartup } from './policy/startup.js';
 import { runSession, SessionRegistry } from './session/session.js';
 import { createStatementGate } from './session/statement-gate.js';
 import { loadSqlParser } from './sql/parser.js';
+import { loadPlpgsqlParser } from './sql/plpgsql.js';
 import { openStore } from './store/index.js';
 import { coreRoutes } from './transport/core-routes.js';
 import { createGatewayServer } from './transport/http.js';
@@ -170,6 +171,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const gatewayVersion = version();
 
   await loadSqlParser();
+  void loadPlpgsqlParser(); // in the background: the first catalog load awaits it
   const engine = createPolicyEngine(config);
   const verifier = createTokenVerifier(config.identity.issuers);
   const storeDir = 'path' in config.store ? resolve(dirname(configFile), config.store.path) : undefined;

@@ -101,7 +101,9 @@ export function effectOfCandidates(
 }
 
 function effectOf(f: CatalogFunction, a: Analysis): FunctionEffect {
-  if (SYSTEM_SCHEMAS.has(f.schema)) return builtin(f);
+  // Built-ins, and anything named like a side channel in any schema (dblink's functions live in the
+  // schema the extension was installed in): the lists decide.
+  if (SYSTEM_SCHEMAS.has(f.schema) || isSideChannelFunction(f.name.toLowerCase())) return builtin(f);
   if (a.active.has(f.oid)) return emptyEffect(); // recursion: its effect is counted where it started
   if (a.depth >= MAX_FUNCTION_DEPTH) return opaque();
   const key = `${f.oid}|${f.searchPath ? '' : JSON.stringify([a.ctx.searchPaths, a.ctx.users])}`;
@@ -122,10 +124,15 @@ function effectOf(f: CatalogFunction, a: Analysis): FunctionEffect {
 
 function builtin(f: CatalogFunction): FunctionEffect {
   const e = emptyEffect();
-  const effect = builtinEffect(f.name, f.volatility);
+  const bare = f.name.toLowerCase();
+  if (isSideChannelFunction(bare)) {
+    // The built-in deny-list governs these (server files, other sessions ...), whatever they do.
+    e.sideChannels.add(bare);
+    e.classes.add('read');
+    return e;
+  }
   // set_config's own arguments are read where it is called (syntax.ts); its class is session.
-  e.classes.add(effect);
-  if (isSideChannelFunction(f.name.toLowerCase())) e.sideChannels.add(f.name.toLowerCase());
+  e.classes.add(builtinEffect(f.name, f.volatility));
   return e;
 }
 

@@ -146,7 +146,7 @@ function resolveStatement(
     const names = resolveRelation(ref, paths, pathCtx, lookup);
     for (const name of names) relations.add(name);
     if (ref.creates && names.some((n) => parseName(n)[0] === TEMP_SCHEMA)) createsTemp.push(ref.name);
-    if (lookup && relationMissing(ref, paths, lookup)) missing = true;
+    if (lookup && relationMissing(ref, paths, lookup, pathCtx)) missing = true;
   }
 
   const effect = emptyEffect();

@@ -186,8 +186,14 @@ function relationSchemas(
 }
 
 /** True when resolving this reference found nothing in the snapshot (a reason to reload it). */
-export function relationMissing(ref: RelationRef, paths: readonly Path[], lookup: NameLookup): boolean {
+export function relationMissing(
+  ref: RelationRef,
+  paths: readonly Path[],
+  lookup: NameLookup,
+  ctx: PathContext,
+): boolean {
   if (ref.creates || ref.temp) return false;
+  if (ref.schema === undefined && ctx.tempRelations.has(ref.name)) return false; // the session's own
   if (ref.schema !== undefined)
     return ref.schema !== TEMP_SCHEMA && !lookup.hasRelation(ref.schema, ref.name);
   return paths.every((path) => {

@@ -31,8 +31,12 @@ export interface LookupSource {
   refreshIfOlder?(ms: number): Promise<NameLookup>;
 }
 
-/** A name missing from a snapshot older than this reloads the snapshot once (it may have been created since). */
-const MISSING_RELOAD_MS = 1000;
+/**
+ * A name missing from a snapshot older than this reloads the snapshot once (it may have been created
+ * since, around the gateway; DDL through the gateway reloads it anyway). Bounds reloads to one per
+ * interval per connection however many statements name things that do not exist.
+ */
+const MISSING_RELOAD_MS = 10_000;
 
 export type Outcome = { ok: true } | { ok: false; skipped: boolean };
 

@@ -135,6 +135,8 @@ interface Placement {
   prepared?: PreparedUse;
   settingOps?: SettingOp[];
   discardsTemp?: boolean;
+  /** `... FROM pg_settings WHERE name = 'x'`: the one setting a row's `name` can be. */
+  settingsRowName?: string;
 }
 
 /** Classify one statement node (also used for the statements of function bodies). */
@@ -150,7 +152,53 @@ export function classifyStatement(node: unknown, text: string): ClassifiedStatem
   }
   const [kind, body] = unwrapped;
   const facts = collectFacts(node);
-  return finish(text, kind, node, facts, place(kind, body, facts, text));
+  const placement = place(kind, body, facts, text);
+  const settingsRowName = kind === 'SelectStmt' ? pgSettingsRowName(body) : undefined;
+  if (settingsRowName !== undefined) placement.settingsRowName = settingsRowName;
+  return finish(text, kind, node, facts, placement);
+}
+
+/**
+ * `SELECT set_config(name, ...) FROM pg_settings WHERE name = 'x'` (pg_dump sets
+ * restrict_nonsystem_relation_kind this way, if the server has it) can only set `x`: the one FROM item
+ * is pg_settings and a top-level conjunct of WHERE pins `name`. Returns `x`, or undefined.
+ */
+function pgSettingsRowName(body: Record<string, unknown>): string | undefined {
+  const from = Array.isArray(body.fromClause) ? body.fromClause : [];
+  const table = unwrapNode(from[0]);
+  if (from.length !== 1 || table?.[0] !== 'RangeVar') return undefined;
+  const rel = table[1];
+  if (rel.relname !== 'pg_settings' || (rel.schemaname !== undefined && rel.schemaname !== 'pg_catalog')) {
+    return undefined;
+  }
+  const conjuncts: unknown[] = [];
+  const where = unwrapNode(body.whereClause);
+  if (where?.[0] === 'BoolExpr' && where[1].boolop === 'AND_EXPR')
+    conjuncts.push(...(where[1].args as unknown[]));
+  else conjuncts.push(body.whereClause);
+  for (const conjunct of conjuncts) {
+    const expr = unwrapNode(conjunct);
+    if (expr?.[0] !== 'A_Expr' || expr[1].kind !== 'AEXPR_OP' || nameParts(expr[1].name).join('.') !== '=')
+      continue;
+    for (const [column, constant] of [
+      [expr[1].lexpr, expr[1].rexpr],
+      [expr[1].rexpr, expr[1].lexpr],
+    ]) {
+      if (isNameColumn(column)) {
+        const value = constantString(constant);
+        if (value !== undefined) return value.toLowerCase();
+      }
+    }
+  }
+  return undefined;
+}
+
+/** `name` or `<alias>.name`: pg_settings' setting name column. */
+function isNameColumn(node: unknown): boolean {
+  const ref = unwrapNode(node);
+  if (ref?.[0] !== 'ColumnRef') return false;
+  const fields = nameParts(ref[1].fields);
+  return fields.length <= 2 && fields[fields.length - 1] === 'name';
 }
 
 /** Combine the placement with what the walk found: functions, side channels, flags, setting changes. */
@@ -171,7 +219,7 @@ function finish(
     if (isSideChannelFunction(bare)) sideChannels.add(bare);
     if (isDynamicSqlFunction(bare)) flags.add('dynamic-sql');
     if (bare === 'set_config') {
-      const op = setConfigOp(call.args);
+      const op = setConfigOp(call.args, isNameColumn(call.args[0]) ? placement.settingsRowName : undefined);
       if (!op) {
         dynamicSetting = true;
         sideChannels.add(SET_CONFIG_DYNAMIC);
@@ -213,9 +261,12 @@ function finish(
   return statement;
 }
 
-/** set_config(name, value, is_local) with constant arguments as a SET; undefined when they are not constants. */
-function setConfigOp(args: readonly unknown[]): SettingOp | undefined {
-  const name = constantString(args[0])?.toLowerCase();
+/**
+ * set_config(name, value, is_local) with constant arguments as a SET; undefined when they are not
+ * constants. `rowName`: the setting a `name` column can only be (see pgSettingsRowName).
+ */
+function setConfigOp(args: readonly unknown[], rowName?: string): SettingOp | undefined {
+  const name = rowName ?? constantString(args[0])?.toLowerCase();
   if (name === undefined) return undefined;
   const local = constantBoolean(args[2]);
   if (local === undefined) return undefined;

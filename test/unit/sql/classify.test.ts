@@ -456,6 +456,27 @@ const rows: Row[] = [
     { flags: ['security-setting', 'side-channel'], sideChannels: ['set_config'] },
   ],
   ["select set_config('application_name', 'x', false)", 'session', { flags: [], sideChannels: [] }],
+  // pg_dump: the WHERE pins which setting the row's name can be.
+  [
+    "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+    'session',
+    { flags: [], sideChannels: [] },
+  ],
+  [
+    "SELECT set_config(s.name, 'x', false) FROM pg_catalog.pg_settings s WHERE s.name = 'role' AND true",
+    'session',
+    { sideChannels: ['setting:role'] },
+  ],
+  [
+    "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'a' OR name = 'role'",
+    'session',
+    { sideChannels: ['set_config'] },
+  ],
+  [
+    "SELECT set_config(name, 'x', false) FROM my_settings WHERE name = 'a'",
+    'session',
+    { sideChannels: ['set_config'] },
+  ],
   ["select * from t where x = (select pg_read_file('f'))", 'read', { sideChannels: ['pg_read_file'] }],
   ["select 1 order by pg_read_file('f')", 'read', { sideChannels: ['pg_read_file'] }],
   ["create table t (a text default pg_read_file('f'))", 'ddl', { sideChannels: ['pg_read_file'] }],
