@@ -249,6 +249,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
     store,
     record: (input) => auditLog.append(input),
     policies: config.policies,
+    issuers: config.identity.issuers.map((i) => i.issuer),
     terminate: (issuer, subject, message) => registry.terminateSubject(issuer, subject, message),
     onError: (err) => logger.error({ err: err.message }, 'identity store failed'),
   });

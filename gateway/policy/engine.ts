@@ -21,7 +21,7 @@ import type {
   RuleConfig,
 } from '../../src/shared/config/schema.js';
 import { formatDuration } from '../../src/shared/duration.js';
-import type { Identity } from '../../src/shared/identity.js';
+import { type Identity, identityKey, subjectOf } from '../../src/shared/identity.js';
 import type {
   Classification,
   ClassifiedStatement,
@@ -114,7 +114,8 @@ interface CompiledPolicy {
 }
 
 export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
-  const policies = config.policies.map(compilePolicy);
+  const issuers = config.identity.issuers.map((i) => i.issuer);
+  const policies = config.policies.map((p) => compilePolicy(p, issuers));
   const connections = new Map(config.connections.map((c) => [c.name, c]));
 
   const applies = (policy: CompiledPolicy, identity: Identity, grants: readonly string[]): boolean =>
@@ -339,7 +340,7 @@ function combine(
 }
 
 function isMember(policy: CompiledPolicy, identity: Identity): boolean {
-  return policy.subjects.has(identity.subject) || identity.groups.some((g) => policy.groups.has(g));
+  return policy.subjects.has(identityKey(identity)) || identity.groups.some((g) => policy.groups.has(g));
 }
 
 /** The policy's first matching rule as a decision, or undefined when no rule matches. */
@@ -411,12 +412,18 @@ function ruleMatches(rule: CompiledRule, stmt: ClassifiedStatement): boolean {
   return rule.flags.every((f) => stmt.flags.includes(f));
 }
 
-function compilePolicy(config: PolicyConfig): CompiledPolicy {
+/** Subjects match by issuer and subject: a colliding `sub` of another issuer is someone else. */
+function compilePolicy(config: PolicyConfig, issuers: readonly string[]): CompiledPolicy {
+  const subjects = new Set<string>();
+  for (const entry of config.subjects) {
+    const found = subjectOf(entry, issuers);
+    if (typeof found !== 'string') subjects.add(identityKey(found)); // an ambiguous entry matches no one
+  }
   return {
     config,
     connections: compileGlobs(config.connections),
     groups: new Set(config.groups),
-    subjects: new Set(config.subjects),
+    subjects,
     rules: config.rules.map(compileRule),
   };
 }

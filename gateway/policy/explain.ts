@@ -21,7 +21,7 @@ export function explain(
   const classification = opts.session ? opts.session.resolve(classified) : classified;
   const { decision, statements: decisions } = engine.decideAll(identity, connection, classification, opts);
   const explanation: PolicyExplanation = {
-    identity: { subject: identity.subject, groups: [...identity.groups] },
+    identity: { issuer: identity.issuer, subject: identity.subject, groups: [...identity.groups] },
     connection,
     decision: decision.action,
     policy: decision.policy,
@@ -40,6 +40,7 @@ export function explain(
     return {
       text: stmt.text,
       class: stmt.class,
+      ...(stmt.alsoClasses?.length ? { alsoClasses: stmt.alsoClasses } : {}),
       kind: stmt.kind,
       relations: stmt.relations,
       functions: stmt.functions,

@@ -10,7 +10,7 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../shared/config/load.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
-import type { Identity } from '../../shared/identity.js';
+import { type Identity, subjectOf } from '../../shared/identity.js';
 import type { PolicyExplanation } from '../../shared/policy-explain.js';
 import { apiRequest } from '../api.js';
 import { c, printJson } from '../output.js';
@@ -19,6 +19,7 @@ import { getAccessToken } from '../tokens.js';
 
 interface TestOptions {
   identity?: string;
+  issuer?: string;
   groups?: string;
   connection: string;
   sql?: string;
@@ -49,7 +50,8 @@ Examples:
     .requiredOption('--connection <name>', 'connection name')
     .option('--sql <text>', 'the SQL (several statements allowed); default: read from stdin')
     .option('--config <file>', 'evaluate offline against this gateway.yaml instead of asking the gateway')
-    .option('--identity <subject>', 'subject to evaluate as (with --config)')
+    .option('--identity <subject>', 'subject to evaluate as, or issuer#subject (with --config)')
+    .option('--issuer <url>', "that subject's issuer (with --config; default: the only configured issuer)")
     .option('--groups <a,b>', 'groups of that identity, comma-separated (with --config)')
     .option('--grants <p,q>', 'requestable policies granted right now, comma-separated (with --config)')
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
@@ -97,9 +99,17 @@ async function testOffline(options: TestOptions, sql: string): Promise<PolicyExp
     import('../../../gateway/policy/explain.js'),
   ]);
   await loadSqlParser();
+  // Policy subjects name an issuer and a subject, so the identity evaluated needs both.
+  const issuers = config.identity.issuers.map((i) => i.issuer);
+  const named = subjectOf(
+    options.issuer ? { issuer: options.issuer, subject: options.identity } : options.identity,
+    issuers,
+  );
+  if (typeof named === 'string')
+    throw new CliError(`--identity: ${named} (or give --issuer)`, ExitCode.usage);
   const identity: Identity = {
-    issuer: 'hoopctl-policy-test',
-    subject: options.identity,
+    issuer: named.issuer,
+    subject: named.subject,
     groups: list(options.groups),
     kind: 'human',
   };
