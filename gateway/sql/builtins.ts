@@ -131,9 +131,21 @@ const readingVolatile = compileGlobs(READING_VOLATILE_FUNCTIONS);
 
 export type BuiltinEffect = 'read' | 'session' | 'write' | 'admin';
 
+const effects = new Map<string, BuiltinEffect>();
+
 /** What a built-in does, by its name and volatility (`v` when not known). */
 export function builtinEffect(name: string, volatility: 'i' | 's' | 'v' = 'v'): BuiltinEffect {
-  const bare = name.toLowerCase();
+  const key = `${volatility}${name}`;
+  let effect = effects.get(key);
+  if (effect === undefined) {
+    if (effects.size > 10_000) effects.clear();
+    effect = computeEffect(name.toLowerCase(), volatility);
+    effects.set(key, effect);
+  }
+  return effect;
+}
+
+function computeEffect(bare: string, volatility: 'i' | 's' | 'v'): BuiltinEffect {
   if (bare === 'set_config') return 'session';
   if (writing(bare)) return 'write';
   if (admin(bare)) return 'admin';

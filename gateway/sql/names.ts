@@ -86,6 +86,18 @@ export function downcaseIdentifier(name: string): string {
  * Returns undefined when the server would reject the text.
  */
 export function splitIdentifierList(text: string): string[] | undefined {
+  const cached = splitCache.get(text);
+  if (cached !== undefined || splitCache.has(text)) return cached;
+  if (splitCache.size > 1000) splitCache.clear();
+  const result = splitIdentifiers(text);
+  splitCache.set(text, result);
+  return result;
+}
+
+/** search_path values repeat: split each once. */
+const splitCache = new Map<string, string[] | undefined>();
+
+function splitIdentifiers(text: string): string[] | undefined {
   const names: string[] = [];
   let i = 0;
   const skipSpace = () => {

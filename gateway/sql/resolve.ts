@@ -100,10 +100,12 @@ export function resolveMessage(classification: Classification, ctx: ResolveConte
   return { classification: { ok: true, statements }, effects, missing };
 }
 
+/** A session that never changed anything, under the server's default search_path. */
+const DEFAULT_SETTINGS = new SessionSettings(new Map([['search_path', DEFAULT_SEARCH_PATH]]));
+
 /** Resolve with no session: the server's default search_path and no catalog (offline `policy test`). */
 export function resolveTextually(classification: Classification): Classification {
-  const settings = new SessionSettings(new Map([['search_path', DEFAULT_SEARCH_PATH]]));
-  return resolveMessage(classification, { settings }).classification;
+  return resolveMessage(classification, { settings: DEFAULT_SETTINGS }).classification;
 }
 
 function pathContext(view: SettingsView, temp: ReadonlySet<string>, ctx: ResolveContext): PathContext {

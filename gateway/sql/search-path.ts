@@ -88,21 +88,31 @@ interface Path {
   tempExplicit: boolean;
 }
 
+/** Computed paths per catalog snapshot (a snapshot never changes), and for no catalog at all. */
+const pathCache = new WeakMap<NameLookup, Map<string, Path>>();
+const textualPaths = new Map<string, Path>();
+
 /** The search orders a statement may see, one per possible (search_path, user) pair. */
 export function effectivePaths(ctx: PathContext, lookup: NameLookup | undefined): Path[] {
-  const paths: Path[] = [];
-  const seen = new Set<string>();
+  let cache = lookup ? pathCache.get(lookup) : textualPaths;
+  if (!cache) {
+    cache = new Map();
+    pathCache.set(lookup!, cache);
+  }
+  const paths = new Set<Path>();
   for (const value of ctx.searchPaths.length > 0 ? ctx.searchPaths : [UNKNOWN_VALUE]) {
     for (const user of ctx.users.length > 0 ? ctx.users : [UNKNOWN_VALUE]) {
-      const path = effectivePath(value, user, lookup);
-      const key = JSON.stringify(path);
-      if (!seen.has(key)) {
-        seen.add(key);
-        paths.push(path);
+      const key = `${value}\u0001${user}`;
+      let path = cache.get(key);
+      if (!path) {
+        if (cache.size > 1000) cache.clear();
+        path = effectivePath(value, user, lookup);
+        cache.set(key, path);
       }
+      paths.add(path);
     }
   }
-  return paths;
+  return [...paths];
 }
 
 function effectivePath(value: string, user: string, lookup: NameLookup | undefined): Path {

@@ -19,9 +19,24 @@ import { joinIdentifierList, splitIdentifierList } from './names.js';
 /** A value the gateway cannot know. */
 export const UNKNOWN_VALUE = '\u0000unknown';
 
+const CHOICE = '\u0000choice:';
+
+/** One of several values (a set_config that may or may not have run): one value when they agree. */
+export function choiceOf(values: readonly string[]): string {
+  const all = [...new Set(values.flatMap(expandValue))].sort();
+  if (all.includes(UNKNOWN_VALUE)) return UNKNOWN_VALUE;
+  return all.length === 1 ? all[0]! : `${CHOICE}${JSON.stringify(all)}`;
+}
+
+/** The values a stored value stands for (several for a choice). */
+export function expandValue(value: string): string[] {
+  return value.startsWith(CHOICE) ? (JSON.parse(value.slice(CHOICE.length)) as string[]) : [value];
+}
+
 /** What one statement does to settings and to the transaction, in order. */
 export type SettingOp =
-  | { op: 'set'; name: string; value: string; local: boolean }
+  /** `maybe`: the statement may or may not run it (set_config in a SELECT with a WHERE, a CASE ...). */
+  | { op: 'set'; name: string; value: string; local: boolean; maybe?: boolean }
   | { op: 'reset'; name: string; local: boolean }
   | { op: 'reset-all' }
   /** Code the gateway cannot see into ran: any watched setting may have changed. */
@@ -80,7 +95,7 @@ export class SessionSettings {
       out.add(e.prior);
       if (e.masked !== undefined) out.add(e.masked);
     }
-    return [...out];
+    return [...out].flatMap(expandValue);
   }
 
   resetValue(name: string): string | undefined {
@@ -130,9 +145,11 @@ export class SessionSettings {
 
   private apply(op: SettingOp): void {
     switch (op.op) {
-      case 'set':
-        this.assign(op.name, op.value, op.local);
+      case 'set': {
+        const prior = this.currentOrDefault(op.name.toLowerCase());
+        this.assign(op.name, op.maybe ? choiceOf([prior, op.value]) : op.value, op.local);
         return;
+      }
       case 'reset':
         this.assign(op.name, this.resetValues.get(op.name.toLowerCase()), op.local);
         return;
@@ -305,10 +322,10 @@ export class SettingsView {
     const key = name.toLowerCase();
     if (this.exact) {
       const v = this.exact.value(key);
-      return v === undefined ? [] : [v];
+      return v === undefined ? [] : expandValue(v);
     }
     const wide = this.wide.get(key);
-    return wide ? [...wide] : [UNKNOWN_VALUE];
+    return wide ? [...new Set([...wide].flatMap(expandValue))] : [UNKNOWN_VALUE];
   }
 
   /** The statement before this one in the same message succeeded: apply its effects. */
@@ -319,7 +336,8 @@ export class SettingsView {
     }
     for (const op of ops) {
       if (op.op === 'set' || op.op === 'reset') {
-        const values = new Set<string>();
+        const values =
+          op.op === 'set' && op.maybe ? new Set(this.wide.get(op.name.toLowerCase())) : new Set<string>();
         addOutcome(values, op, op.name, confirmed);
         this.wide.set(op.name.toLowerCase(), values);
       } else if (op.op === 'reset-all' || op.op === 'unknown') {

@@ -220,6 +220,8 @@ function finish(
     if (isDynamicSqlFunction(bare)) flags.add('dynamic-sql');
     if (bare === 'set_config') {
       const op = setConfigOp(call.args, isNameColumn(call.args[0]) ? placement.settingsRowName : undefined);
+      // Only a bare `SELECT set_config(...)` surely runs it; a WHERE, a FROM, a CASE ... may not.
+      if (op?.op === 'set' && !(kind === 'SelectStmt' && surelyRuns(node, call.node))) op.maybe = true;
       if (!op) {
         dynamicSetting = true;
         sideChannels.add(SET_CONFIG_DYNAMIC);
@@ -259,6 +261,40 @@ function finish(
   if (dynamicSetting) extra.dynamicSetting = true;
   extras.set(statement, extra);
   return statement;
+}
+
+/**
+ * True when `call` is a top-level target of a SELECT with nothing that could keep it from running
+ * once: no FROM, WHERE, GROUP BY, HAVING, LIMIT/OFFSET, DISTINCT, window or set operation.
+ */
+function surelyRuns(node: unknown, call: unknown): boolean {
+  const select = unwrapNode(node)?.[1];
+  if (!select) return false;
+  const clauses = [
+    'fromClause',
+    'whereClause',
+    'groupClause',
+    'havingClause',
+    'limitCount',
+    'limitOffset',
+    'distinctClause',
+    'windowClause',
+    'valuesLists',
+    'larg',
+    'rarg',
+  ];
+  for (const clause of clauses) {
+    const value = select[clause];
+    if (value !== undefined && !(Array.isArray(value) && value.length === 0)) return false;
+  }
+  if (select.op !== undefined && select.op !== 'SETOP_NONE') return false;
+  const targets = Array.isArray(select.targetList) ? select.targetList : [];
+  return targets.some((t) => {
+    let val = unwrapNode(t)?.[1].val;
+    // set_config(...)::text is still the call
+    while (unwrapNode(val)?.[0] === 'TypeCast') val = unwrapNode(val)![1].arg;
+    return unwrapNode(val)?.[1] === call;
+  });
 }
 
 /**

@@ -21,6 +21,8 @@ export interface FunctionCall {
   args: unknown[];
   /** How many arguments the call passes (named ones included); count(*) passes none. */
   argCount: number;
+  /** The FuncCall body in the tree (to tell where the call sits). */
+  node: Record<string, unknown>;
 }
 
 export interface TreeFacts {
@@ -123,6 +125,7 @@ function functionCall(body: Body): FunctionCall {
     bare: parts[parts.length - 1] ?? '',
     args,
     argCount: body.agg_star ? 0 : args.length,
+    node: body,
   };
   if (parts.length > 1) call.schema = parts[parts.length - 2];
   return call;

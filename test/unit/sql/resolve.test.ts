@@ -196,6 +196,18 @@ describe('relations resolve through the search_path', () => {
     expect(again!.relations).toEqual(['secret.customers']);
   });
 
+  it('a set_config that may not run (WHERE, FROM, CASE ...) leaves both paths possible', () => {
+    for (const maybe of [
+      "select set_config('search_path', 'secret', false) where false",
+      "select set_config('search_path', 'secret', false) from orders limit 0",
+      "select case when false then set_config('search_path', 'secret', false) end",
+      "select 1 where false union all select set_config('search_path', 'secret', false)",
+    ]) {
+      const [, select] = resolve(`${maybe}; select * from customers`);
+      expect(select!.relations, maybe).toEqual(['public.customers', 'secret.customers']);
+    }
+  });
+
   it('statements still in flight make the next one resolve under every path they could leave', () => {
     const names = new SessionNames({
       resetValues: new Map([['search_path', 'public']]),

@@ -136,6 +136,15 @@ describe('what the model cannot see', () => {
     expect(path(s)).toBe('a');
   });
 
+  it('a set_config that may not have run leaves the old value possible too', () => {
+    const s = fresh();
+    run(s, [{ op: 'set', name: 'search_path', value: 'a', local: false, maybe: true }]);
+    s.ready('I');
+    expect(SettingsView.of(s, []).values('search_path').sort()).toEqual([START, 'a'].sort());
+    run(s, [set('b')]);
+    expect(SettingsView.of(s, []).values('search_path')).toEqual(['b']);
+  });
+
   it('a block that ended without our seeing how keeps only the values commit and abort agree on', () => {
     const s = fresh();
     run(s, [{ op: 'begin' }], [set('a')]);
