@@ -124,6 +124,15 @@ export class SessionSettings {
     for (const op of ops) this.apply(op);
   }
 
+  /**
+   * A transaction event the protocol core already knows (begin, commit, rollback, savepoint, release,
+   * rollback-to), when it reports them apart from the statements: the same rules as executed([op]).
+   */
+  transaction(op: Extract<SettingOp, { op: 'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollback-to' }>): void {
+    if (this.tx === 'idle' && op.op !== 'commit' && op.op !== 'rollback') this.startTransaction('implicit');
+    this.apply(op);
+  }
+
   /** The server reported an error: the transaction (implicit) ends, or the block fails. */
   error(): void {
     if (this.tx === 'implicit') this.endTransaction(false);
