@@ -178,7 +178,7 @@ function resolveStatement(
   for (const r of effect.relations) relations.add(r);
   for (const f of effect.functions) functions.add(f);
 
-  const classes = new Set<StatementClass>([stmt.class]);
+  const classes = new Set<StatementClass>([stmt.class, ...(stmt.alsoClasses ?? [])]);
   for (const c of effect.classes) if (c !== 'read' || stmt.class === 'copy-out') classes.add(c);
   // COPY (SELECT f()) TO ...: a copy-out that runs a write is a write (as before); its reads stay copy-out.
   if (stmt.class === 'copy-out') classes.delete('read');

@@ -128,7 +128,9 @@ export class SessionSettings {
    * A transaction event the protocol core already knows (begin, commit, rollback, savepoint, release,
    * rollback-to), when it reports them apart from the statements: the same rules as executed([op]).
    */
-  transaction(op: Extract<SettingOp, { op: 'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollback-to' }>): void {
+  transaction(
+    op: Extract<SettingOp, { op: 'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollback-to' }>,
+  ): void {
     if (this.tx === 'idle' && op.op !== 'commit' && op.op !== 'rollback') this.startTransaction('implicit');
     this.apply(op);
   }

@@ -137,6 +137,9 @@ interface Placement {
   discardsTemp?: boolean;
   /** `... FROM pg_settings WHERE name = 'x'`: the one setting a row's `name` can be. */
   settingsRowName?: string;
+  /** More classes it belongs to (an UPDATE of pg_settings also sets a setting). */
+  alsoClasses?: StatementClass[];
+  dynamicSetting?: boolean;
 }
 
 /** Classify one statement node (also used for the statements of function bodies). */
@@ -255,10 +258,11 @@ function finish(
     fingerprint: fingerprintOf(node),
   };
   if (placement.unplaceable) statement.unplaceable = placement.unplaceable;
+  if (placement.alsoClasses) statement.alsoClasses = placement.alsoClasses;
   if (placement.prepared) preparedUses.set(statement, placement.prepared);
   const extra: SyntaxExtras = { settingOps, runs: placement.runs !== false };
   if (placement.discardsTemp) extra.discardsTemp = true;
-  if (dynamicSetting) extra.dynamicSetting = true;
+  if (dynamicSetting || placement.dynamicSetting) extra.dynamicSetting = true;
   extras.set(statement, extra);
   return statement;
 }
@@ -350,6 +354,8 @@ function place(kind: string, body: Record<string, unknown>, facts: TreeFacts, te
       return placeExecute(body, false);
     case 'DiscardStmt':
       return placeDiscard(body);
+    case 'UpdateStmt':
+      return placeUpdate(body);
     case 'DeallocateStmt':
       return {
         ...simple('session'),
@@ -530,6 +536,39 @@ function transactionModeOps(options: readonly unknown[], prefix: string, local: 
 }
 
 /** DISCARD ALL also deallocates every prepared statement and resets every setting; TEMP drops temporary tables. */
+/**
+ * `UPDATE pg_settings SET setting = 'x' WHERE name = 'y'` is set_config('y', 'x', false) through the
+ * view's rule: a write that is also a setting change, with SET's side channels. Which setting, when the
+ * statement does not pin it with constants, is unknown (the `set_config` side channel).
+ */
+function placeUpdate(body: Record<string, unknown>): Placement {
+  const placement: Placement = { class: 'write', flags: [], sideChannels: [] };
+  const rel = isObject(body.relation) ? body.relation : undefined;
+  if (rel?.relname !== 'pg_settings' || (rel.schemaname !== undefined && rel.schemaname !== 'pg_catalog')) {
+    return placement;
+  }
+  placement.alsoClasses = ['session'];
+  const name = pgSettingsRowName({ fromClause: [{ RangeVar: rel }], whereClause: body.whereClause });
+  const targets = Array.isArray(body.targetList) ? body.targetList : [];
+  const setting = targets.map((t) => unwrapNode(t)?.[1]).find((t) => t?.name === 'setting');
+  const value = setting ? constantValue(setting.val) : undefined;
+  if (name === undefined || value === undefined || targets.length !== 1) {
+    placement.sideChannels.push(SET_CONFIG_DYNAMIC);
+    placement.flags.push('security-setting');
+    placement.dynamicSetting = true;
+    return placement;
+  }
+  placement.settingOps = [
+    { op: 'set', name, value: normalizeSettingValue(name, value), local: false, maybe: true },
+  ];
+  if (isSecuritySetting(name)) {
+    placement.sideChannels.push(settingSideChannel(name));
+    placement.flags.push('security-setting');
+    if (isRoleSetting(name)) placement.flags.push('set-role');
+  }
+  return placement;
+}
+
 function placeDiscard(body: Record<string, unknown>): Placement {
   const placement: Placement = { class: 'session', flags: [], sideChannels: [] };
   if (body.target === 'DISCARD_ALL') {

@@ -196,6 +196,14 @@ describe('relations resolve through the search_path', () => {
     expect(again!.relations).toEqual(['secret.customers']);
   });
 
+  it('UPDATE pg_settings changes the setting too (and is also class session)', () => {
+    const [update, select] = resolve(
+      "update pg_settings set setting = 'secret' where name = 'search_path'; select * from customers",
+    );
+    expect([update!.class, ...(update!.alsoClasses ?? [])]).toEqual(['write', 'session']);
+    expect(select!.relations).toEqual(['public.customers', 'secret.customers']);
+  });
+
   it('a set_config that may not run (WHERE, FROM, CASE ...) leaves both paths possible', () => {
     for (const maybe of [
       "select set_config('search_path', 'secret', false) where false",
@@ -304,6 +312,8 @@ describe('settings the gateway holds', () => {
       "select set_config('default_transaction_read_only', $1, false)",
       "select set_config(lower('DEFAULT_TRANSACTION_READ_ONLY'), 'off', false)",
       'select pl_sets_path()',
+      "update pg_settings set setting = 'off' where name = 'default_transaction_read_only'",
+      'update pg_settings set setting = $1 where name = $2',
     ]) {
       expect(violation(sql), sql).toBeTruthy();
     }
