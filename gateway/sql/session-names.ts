@@ -13,6 +13,7 @@ import type { Classification } from '../../src/shared/statement.js';
 import { type ResolvedMessage, resolveMessage, type StatementEffects } from './resolve.js';
 import type { NameLookup } from './search-path.js';
 import { SessionSettings, type SettingOp } from './settings.js';
+import { syntaxExtrasOf } from './syntax.js';
 
 /** What the session's upstream connection said at start (SHOW after login, before the client's first message). */
 export interface SessionStart {
@@ -40,11 +41,25 @@ const MISSING_RELOAD_MS = 10_000;
 
 export type Outcome = { ok: true } | { ok: false; skipped: boolean };
 
+/** No statement of the message touches settings or the transaction (its resolution can be reused). */
+function changesNothing(classification: Classification): boolean {
+  if (!classification.ok) return true;
+  return classification.statements.every((s) => {
+    const extras = syntaxExtrasOf(s);
+    return extras !== undefined && extras.settingOps.length === 0 && !extras.dynamicSetting;
+  });
+}
+
 export class SessionNames {
   readonly settings: SessionSettings;
   private readonly pending = new Map<string, StatementEffects>();
   private readonly temp = new Set<string>();
   private opaqueTemp = false;
+  /** The last resolution of each (cached, shared) syntax result, and what it depended on. */
+  private readonly memo = new WeakMap<
+    Classification,
+    { key: string; lookup: NameLookup | undefined; result: ResolvedMessage }
+  >();
 
   constructor(readonly start: SessionStart) {
     this.settings = new SessionSettings(start.resetValues);
@@ -56,6 +71,20 @@ export class SessionNames {
 
   /** Resolve a message against the session's settings; `lookup` undefined resolves textually. */
   resolveWith(classification: Classification, lookup: NameLookup | undefined): ResolvedMessage {
+    // The hot path repeats statements: with nothing in flight, the same text under the same settings
+    // and catalog resolves the same way.
+    const key =
+      this.pending.size === 0 && changesNothing(classification)
+        ? `${this.settings.value('search_path')}\u0001${this.settings.value('role')}\u0001${this.settings.value('session_authorization')}\u0001${[...this.temp].join(',')}\u0001${this.opaqueTemp}`
+        : undefined;
+    const memo = key === undefined ? undefined : this.memo.get(classification);
+    if (memo && memo.key === key && memo.lookup === lookup) return memo.result;
+    const result = this.resolveUncached(classification, lookup);
+    if (key !== undefined) this.memo.set(classification, { key, lookup, result });
+    return result;
+  }
+
+  private resolveUncached(classification: Classification, lookup: NameLookup | undefined): ResolvedMessage {
     return resolveMessage(classification, {
       lookup,
       settings: this.settings,
