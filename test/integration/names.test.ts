@@ -8,11 +8,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScramClient } from '../../src/shared/scram.js';
 import { psql } from '../harness/clients.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
@@ -73,6 +76,61 @@ let aliceTunnel: Tunnel;
 /** One psql session fed a script; ON_ERROR_STOP makes it stop (exit 3) at the first refusal. */
 const script = (tunnel: Tunnel, sql: string, env?: Record<string, string>) =>
   psql(tunnel.url, ['-At'], { input: sql, env });
+
+interface Msg {
+  type: string;
+  body: Buffer;
+}
+
+/** A bare protocol client (startup, the tunnel's one-time password by SCRAM), for pipelines. */
+async function openRaw(port: number, password: string) {
+  const socket: Socket = netConnect({ host: '127.0.0.1', port });
+  let pending = Buffer.alloc(0);
+  const messages: Msg[] = [];
+  socket.on('data', (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5 && pending.length >= 1 + pending.readInt32BE(1)) {
+      const length = pending.readInt32BE(1);
+      messages.push({ type: String.fromCharCode(pending[0]!), body: pending.subarray(5, 1 + length) });
+      pending = pending.subarray(1 + length);
+    }
+  });
+  const next = async (): Promise<Msg> => {
+    const deadline = Date.now() + 30_000;
+    while (messages.length === 0) {
+      if (Date.now() > deadline || socket.destroyed) throw new Error('no message from the server');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return messages.shift()!;
+  };
+  await new Promise((r) => socket.once('connect', r));
+  socket.write(serialize.startup({ user: 'hoop', database: 'prod-db' }));
+  const scram = new ScramClient(password);
+  for (;;) {
+    const m = await next();
+    if (m.type === 'E') throw new Error(`login failed: ${m.body.toString('utf8')}`);
+    if (m.type === 'R' && m.body.readInt32BE(0) === 10) {
+      socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.first()));
+    }
+    if (m.type === 'R' && m.body.readInt32BE(0) === 11) {
+      socket.write(serialize.sendSCRAMClientFinalMessage(scram.final(m.body.toString('utf8', 4))));
+    }
+    if (m.type === 'Z') break;
+  }
+  return {
+    send: (...buffers: Buffer[]) => socket.write(Buffer.concat(buffers)),
+    async untilReady(n = 1) {
+      const out: Msg[] = [];
+      for (let seen = 0; seen < n; ) {
+        const m = await next();
+        out.push(m);
+        if (m.type === 'Z') seen++;
+      }
+      return out;
+    },
+    close: () => socket.end(serialize.end()),
+  };
+}
 
 const ciTunnel = () =>
   stack.connect(mkdtempSync(join(tmpdir(), 'ci-home-')), 'prod-db', { env: stack.ciEnv() });
@@ -144,6 +202,32 @@ describe('search_path is session state the gateway follows', () => {
     }
   });
 
+  it('a SET undone by a later failure in its Sync group (a refused Parse) is undone for the gateway too', async () => {
+    const raw = await openRaw(aliceTunnel.port, aliceTunnel.password);
+    try {
+      raw.send(serialize.query('set search_path = secret, public'));
+      await raw.untilReady();
+      // The SET runs, then a Parse fails (the gateway refuses unparseable text): Postgres rolls the
+      // implicit transaction back, SET included. The gateway must not believe the path is public now.
+      raw.send(
+        serialize.parse({ text: 'set search_path = public' }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.parse({ text: 'selec broken' }),
+        serialize.sync(),
+      );
+      await raw.untilReady();
+      raw.send(serialize.query('show search_path'), serialize.query('select * from customers'));
+      const out = await raw.untilReady(2);
+      const texts = out.filter((m) => m.type === 'D').map((m) => m.body.toString('utf8', 6));
+      expect(texts).toEqual(['secret, public']);
+      const errors = out.filter((m) => m.type === 'E').map((m) => m.body.toString('utf8'));
+      expect(errors.join('\n')).toMatch(/no-secrets/);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('startup options set it too, and RESET returns to them', () => {
     const env = { PGOPTIONS: '-c search_path=secret,public' };
     expect(script(aliceTunnel, 'select * from customers;\n', env).stderr).toMatch(
@@ -195,13 +279,11 @@ describe('reads that write are writes', () => {
       expect(r.code, `${sql}\n${r.stderr}`).toBe(5);
       expect(r.stderr, sql).toMatch(/approval/i);
     }
-    const count = await exec('select count_orders()');
-    expect(count.code, count.stderr).toBe(0);
-    expect(count.stdout).toMatch(/50/);
+    const count = script(aliceTunnel, 'select count_orders();\n');
+    expect(count.stderr).toBe('');
+    expect(count.stdout.trim()).toBe('50');
     // Code the gateway cannot see into is procedural: denied for engineers.
-    const dynamic = await exec('select pl_dynamic()');
-    expect(dynamic.code).toBe(4);
-    expect(dynamic.stderr).toMatch(/no-admin/);
+    expect(script(aliceTunnel, 'select pl_dynamic();\n').stderr).toMatch(/denied by rule "no-admin"/);
     expect(stack.pg.psql('select count(*) from orders', 'shop').trim()).toBe('50');
   });
 });
