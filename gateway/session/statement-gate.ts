@@ -45,6 +45,16 @@ export interface StatementGateDeps {
 /** Classes a read-only session cannot run (policy/engine.ts WRITING_CLASSES). */
 const WRITING = new Set<string>(WRITING_CLASSES);
 
+/** What the relay says when a decision needs the catalog and the gateway cannot read it (fail closed). */
+const CATALOG_UNAVAILABLE: NoticeFields = {
+  severity: 'ERROR',
+  code: '58000',
+  message:
+    'hoop: the names in this statement cannot be resolved right now (the gateway cannot read the database catalog)',
+  hint: 'This gateway fails closed when a decision depends on what names mean. Ask the operator to check the connection.',
+  routine: 'hoop_catalog_unavailable',
+};
+
 /** What the relay says to a client whose statement could not be recorded. */
 const AUDIT_UNAVAILABLE: NoticeFields = {
   severity: 'ERROR',
@@ -291,7 +301,14 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
         };
       }
       // port to the protocol core: syntax, prepared statements, then names through the session's settings.
-      const { syntactic, classification, effects } = await resolveNames(request.sql);
+      let named: Awaited<ReturnType<typeof resolveNames>>;
+      try {
+        named = await resolveNames(request.sql);
+      } catch (err) {
+        deps.onLogError(new Error(`catalog unavailable: ${(err as Error).message}`));
+        return { action: 'refuse', error: CATALOG_UNAVAILABLE };
+      }
+      const { syntactic, classification, effects } = named;
       const verdict = deps.engine.decideAll(info.identity, info.connection.name, classification, {
         grants: deps.grants(info),
       });
