@@ -134,7 +134,7 @@ async function startGateway({ pg, dbPassword, tls, certs, dir }) {
   };
 }
 
-function makeCerts(dir) {
+export function makeCerts(dir) {
   const key = join(dir, 'tls.key');
   const cert = join(dir, 'tls.crt');
   execFileSync(

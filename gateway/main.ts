@@ -2,44 +2,41 @@
  * hoop-gateway's composition root: read the config, build every stage, start the listener.
  * The only module that picks implementations; everything else receives what it needs.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { ConfigError, loadConfigFile } from '../src/shared/config/load.js';
 import type { GatewayConfig } from '../src/shared/config/schema.js';
-import type { Identity } from '../src/shared/identity.js';
-import { createNotifier } from './approvals/notify.js';
+import { eventRoutes } from './approvals/events.js';
 import { approvalRoutes } from './approvals/routes.js';
-import { createApprovalService } from './approvals/service.js';
-import { startAudit } from './audit/index.js';
 import { auditRoutes } from './audit/routes.js';
-import { AuthError, createTokenVerifier } from './auth/verify.js';
-import { type CatalogSource, createCatalogSource } from './catalog/catalog.js';
+import { buildApprovals } from './compose/approvals.js';
+import { buildAudit } from './compose/audit.js';
+import { buildConsole } from './compose/console.js';
+import { createContext, version } from './compose/context.js';
+import { buildIdentity } from './compose/identity.js';
+import { type StartHooks, serve } from './compose/lifecycle.js';
+import { buildMcp } from './compose/mcp.js';
+import { reportDeps } from './compose/report.js';
+import { buildTunnels } from './compose/sessions.js';
 import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
 import { identityRoutes } from './identities/routes.js';
-import { createIdentityService } from './identities/service.js';
-import { SessionMasking } from './masking/index.js';
-import { loadTokenKey } from './masking/secret.js';
+import { healthRoutes } from './ops/routes.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
-import { judgeStartup } from './policy/startup.js';
-import { runSession, SessionRegistry } from './session/session.js';
-import { createStatementGate } from './session/statement-gate.js';
+import { reportRoutes } from './report/routes.js';
+import { SessionRegistry } from './session/session.js';
 import { loadSqlParser } from './sql/parser.js';
 import { loadPlpgsqlParser } from './sql/plpgsql.js';
-import { openStore } from './store/index.js';
 import { coreRoutes } from './transport/core-routes.js';
-import { createGatewayServer } from './transport/http.js';
-import { createTunnelHandler } from './transport/tunnel.js';
+import type { Route } from './transport/router.js';
 
-const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check]
+const USAGE = `Usage: hoop-gateway --config gateway.yaml [--check [--connect]]
        hoop-gateway --dev [--dir .hoop-dev] [--port 8443]
 
 Options:
   -c, --config FILE   the gateway configuration (YAML); see docs/configuration.md
       --check         validate the configuration (keys, files, secrets) and exit
+      --connect       with --check: also log in to each database and fetch each issuer's discovery and JWKS
       --dev           try it: a demo database, a dev OIDC provider and a demo policy, in one command
       --dir DIR       where --dev keeps its state (default .hoop-dev)
       --port N        --dev: the gateway's port (default 8443; the dev OIDC provider uses N+1)
@@ -49,16 +46,10 @@ Options:
 Examples:
   hoop-gateway --config /etc/hoop/gateway.yaml
   PROD_DB_PASSWORD=... hoop-gateway --config gateway.yaml --check
+  PROD_DB_PASSWORD=... hoop-gateway --config gateway.yaml --check --connect
   hoop-gateway --dev`;
 
-export function version(): string {
-  try {
-    const here = dirname(fileURLToPath(import.meta.url));
-    return JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')).version as string;
-  } catch {
-    return '0.0.0';
-  }
-}
+export { version };
 
 export async function main(argv: string[]): Promise<void> {
   let args: ReturnType<typeof parseCli>;
@@ -90,10 +81,17 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (!args.config) throw new UsageError('give --config FILE (or --dev to try it)');
     if (args.check) {
-      checkConfig(args.config);
-      process.stdout.write(`${args.config}: configuration is valid\n`);
+      const checked = checkConfig(args.config);
+      if (args.connect) {
+        process.exitCode = await checkConnect(args.config, checked);
+        return;
+      }
+      process.stdout.write(
+        `${args.config}: configuration is valid (nothing was contacted: add --connect to log in to each database and reach each issuer)\n`,
+      );
       return;
     }
+    if (args.connect) throw new UsageError('--connect goes with --check');
     await startGateway(args.config);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -136,6 +134,7 @@ function parseCli(argv: string[]) {
     options: {
       config: { type: 'string', short: 'c' },
       check: { type: 'boolean' },
+      connect: { type: 'boolean' },
       dev: { type: 'boolean' },
       dir: { type: 'string' },
       port: { type: 'string' },
@@ -157,280 +156,67 @@ function checkConfig(file: string): { config: GatewayConfig; passwords: Map<stri
   return { config, passwords };
 }
 
-export interface StartHooks {
-  onListening?: (address: string) => void;
-  onStop?: () => Promise<void> | void;
+/** --check --connect: one line per database and issuer; exit 1 when any is unreachable. */
+async function checkConnect(file: string, checked: ReturnType<typeof checkConfig>): Promise<number> {
+  const { checkConnectivity } = await import('./config/connect-check.js');
+  const results = await checkConnectivity(checked.config, checked.passwords);
+  for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.what}: ${r.detail}\n`);
+  const failed = results.filter((r) => !r.ok).length;
+  process.stdout.write(
+    failed
+      ? `${file}: ${failed} of ${results.length} checks failed\n`
+      : `${file}: configuration is valid and every database and issuer answered\n`,
+  );
+  return failed ? 1 : 0;
 }
 
+export type { StartHooks };
+
+/**
+ * Build every part in dependency order, then listen. Each builder (gateway/compose/) owns one concern.
+ * To add a service: build it below what it needs, `ctx.services.add(name, stop)` to stop it on shutdown,
+ * `ctx.readiness.add(check)` if /readyz depends on it. To add a route group: one line in `routes`.
+ */
 export async function startGateway(configFile: string, hooks: StartHooks = {}): Promise<void> {
   const { config, passwords } = checkConfig(configFile);
-  const logger = pino(
-    { name: 'hoop-gateway', level: process.env.HOOP_LOG_LEVEL ?? 'info' },
-    pino.destination(2),
-  );
-  const gatewayVersion = version();
-
+  const ctx = createContext(configFile, config, passwords);
   await loadSqlParser();
   void loadPlpgsqlParser(); // in the background: the first catalog load awaits it
   const engine = createPolicyEngine(config);
-  const verifier = createTokenVerifier(config.identity.issuers);
-  const storeDir = 'path' in config.store ? resolve(dirname(configFile), config.store.path) : undefined;
-  const store = await openStore(config.store, {
-    baseDir: dirname(resolve(configFile)),
-    durability: config.audit.durability,
-  });
-  const audit = await startAudit(store, config, {
-    baseDir: dirname(resolve(configFile)),
-    onError: (err) => logger.error({ err: err.message }, 'audit background task failed'),
-  });
-  const auditLog = audit.log;
-  if (config.audit.fail_open) {
-    logger.warn('audit.fail_open is true: statements will run even when the audit log cannot be written');
-    process.stderr.write(
-      '\n*** WARNING: audit.fail_open is on — statements may run UNRECORDED if the store fails ***\n\n',
-    );
-  }
-  await auditLog.append({
-    type: 'gateway.started',
-    data: {
-      version: gatewayVersion,
-      fail_open: config.audit.fail_open,
-      connections: config.connections.map((c) => c.name),
-    },
-  });
-
-  const connections = new Map(config.connections.map((c) => [c.name, c]));
+  const audit = await buildAudit(ctx);
+  const approvals = await buildApprovals(ctx, audit, engine);
   const registry = new SessionRegistry();
-  // Masking (gateway/masking): one catalog per upstream, read over the gateway's own connection; the
-  // token mask's key. Sessions of identities without masking rules never touch either.
-  const tokenKey = loadTokenKey(config.masking.token_secret_env, storeDir);
-  if (tokenKey.warning) logger.warn(tokenKey.warning);
-  const catalogs = new Map<string, CatalogSource>();
-  // The same catalog serves name resolution (policy) and masking lineage.
-  const catalogFor = (c: GatewayConfig['connections'][number]) => {
-    let catalog = catalogs.get(c.name);
-    if (!catalog) {
-      catalog = createCatalogSource({
-        host: c.host,
-        port: c.port,
-        database: c.database,
-        user: c.user,
-        password: passwords.get(c.name) ?? '',
-        tls: c.tls,
-      });
-      catalogs.set(c.name, catalog);
-    }
-    return catalog;
-  };
-  const maskingFor = (info: { connection: GatewayConfig['connections'][number] }) =>
-    new SessionMasking({
-      catalog: catalogFor(info.connection),
-      ctx: { tokenKey: tokenKey.key },
-      copy: config.masking.copy,
-    });
-  // Approval requests and time-boxed grants (gateway/approvals): held statements, decisions, expiry, webhooks.
-  const approvals = createApprovalService({
-    store,
-    log: auditLog,
-    engine,
-    config,
-    notifier: createNotifier(config.notify.webhooks, {
-      onError: (url, err) => logger.warn({ url, err: err.message }, 'notify webhook failed'),
-    }),
-    onError: (err) => logger.error({ err: err.message }, 'approvals background task failed'),
-  });
-  await approvals.start();
+  const identity = await buildIdentity(ctx, audit, registry);
+  const tunnels = buildTunnels(ctx, { engine, audit, approvals, identity, registry });
+  const mcp = buildMcp(ctx, { engine, audit, approvals, identity, tunnels, routes: () => routes });
+  const webConsole = buildConsole(ctx, { audit, identity });
 
-  const recordQuietly = (input: Parameters<typeof auditLog.append>[0]) =>
-    auditLog.append(input).catch((err: Error) => logger.error({ err: err.message }, 'audit append failed'));
-
-  // Identities seen, and revocation: a cache refreshed from the store, so replicas agree within seconds.
-  const identities = createIdentityService({
-    store,
-    record: (input) => auditLog.append(input),
-    policies: config.policies,
-    issuers: config.identity.issuers.map((i) => i.issuer),
-    terminate: (issuer, subject, message) => registry.terminateSubject(issuer, subject, message),
-    onError: (err) => logger.error({ err: err.message }, 'identity store failed'),
-  });
-  await identities.start();
-
-  const authenticate = async (token: string, source: string): Promise<Identity> => {
-    let identity: Identity | undefined;
-    try {
-      identity = await verifier.verify(token);
-      // A revoked identity is refused even with a valid token, until an admin restores it.
-      identities.admit(identity);
-      await identities.seen(identity);
-      return identity;
-    } catch (err) {
-      const reason = err instanceof AuthError ? err.reason : 'error';
-      await recordQuietly({
-        type: 'auth.failed',
-        identity,
-        source,
-        data: { reason, message: (err as Error).message },
-      });
-      throw err;
-    }
-  };
-
-  const tunnel = createTunnelHandler({
-    connections,
-    maxMessageBytes: config.listen.max_message_bytes,
-    canReach: (identity, name) =>
-      engine.policiesFor(identity, name, approvals.grantsFor(identity, name)).length > 0,
-    refused: (identity, source, connection, reason) => {
-      void recordQuietly({
-        type: 'auth.failed',
-        identity,
-        source,
-        connection,
-        data: { reason: 'no_access', message: reason },
-      });
-    },
-    onStream: (stream, target) => {
-      void recordQuietly({
-        type: 'auth.succeeded',
-        identity: target.identity,
-        source: target.source,
-        connection: target.connection.name,
-        session: target.sessionId,
-        data: { client: target.client },
-      });
-      void runSession(
-        stream,
-        target,
-        {
-          maxMessageBytes: config.listen.max_message_bytes,
-          idleTimeoutMs: config.listen.idle_timeout,
-          maxSessionMs: config.listen.max_session,
-          target: (c) => ({
-            host: c.host,
-            port: c.port,
-            database: c.database,
-            user: c.user,
-            password: passwords.get(c.name) ?? '',
-            tls: c.tls,
-          }),
-        },
-        {
-          startup: (info, settings) =>
-            judgeStartup(engine, info.identity, info.connection.name, settings, {
-              grants: approvals.grantsFor(info.identity, info.connection.name),
-            }),
-          openGate: async (info) => {
-            await auditLog.append({
-              type: 'session.started',
-              identity: info.identity,
-              source: info.source,
-              connection: info.connection.name,
-              session: info.id,
-              data: { client: info.client, parameters: info.parameters },
-            });
-            return createStatementGate(info, {
-              catalog: (info) => catalogFor(info.connection),
-              engine,
-              log: auditLog,
-              failOpen: config.audit.fail_open,
-              recordRows: config.recording.max_rows,
-              recordBytes: config.recording.max_bytes,
-              grants: (info) => approvals.grantsFor(info.identity, info.connection.name),
-              approvals,
-              masking: maskingFor,
-              revoked: (info) => identities.isRevoked(info.identity),
-              onLogError: (err) => logger.error({ err: err.message }, 'audit append failed'),
-            });
-          },
-          closed: (info, reason) => {
-            void recordQuietly({
-              type: 'session.ended',
-              identity: info.identity,
-              source: info.source,
-              connection: info.connection.name,
-              session: info.id,
-              data: { reason, duration_ms: Date.now() - info.startedAt },
-            });
-          },
-          refused: (info, reason) => {
-            void recordQuietly({
-              type: 'auth.failed',
-              identity: info.identity,
-              source: info.source,
-              connection: info.connection.name,
-              session: info.id,
-              data: { reason: 'handshake', message: reason },
-            });
-          },
-        },
-        registry,
-      ).catch((err: Error) => logger.error({ err: err.message }, 'session failed'));
-    },
-  });
-
-  const routes = [
+  // The API, one route group per line.
+  const routes: Route[] = [
+    ...healthRoutes({ version: ctx.version, readiness: ctx.readiness }),
     ...coreRoutes({
       config,
       engine,
-      version: gatewayVersion,
+      version: ctx.version,
       grants: (issuer, subject) => approvals.grantsFor({ issuer, subject }),
     }),
     ...policyRoutes({ engine, grants: (identity) => approvals.grantsFor(identity) }),
     ...approvalRoutes(approvals),
-    ...auditRoutes({ store, log: auditLog }),
-    ...identityRoutes({ identities, roles: (identity) => engine.roles(identity) }),
+    ...auditRoutes({ store: audit.store, log: audit.log }),
+    ...identityRoutes({ identities: identity.identities, roles: (who) => engine.roles(who) }),
+    ...reportRoutes(reportDeps(ctx, audit)),
+    ...(mcp?.routes ?? []),
+    ...eventRoutes({ source: approvals, store: audit.store }),
+    ...(webConsole?.routes ?? []),
   ];
-  const server = createGatewayServer(
-    config.listen,
+  await serve(ctx, {
     routes,
-    {
-      authenticate: (token, source) => authenticate(token, source),
-      allowed: (identity, access) => {
-        if (access === 'public' || access === 'identity') return true;
-        return engine.roles(identity)[access];
-      },
-    },
-    tunnel.handler,
-    (message, fields) => logger.error(fields ?? {}, message),
-  );
-
-  const [host, portText] = splitAddress(config.listen.address);
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot listen on ${config.listen.address}: ${err.code ?? err.message}`)),
-    );
-    server.listen(Number(portText), host, () => resolveListen());
+    engine,
+    authenticate: identity.authenticate,
+    sessionToken: webConsole?.sessionToken,
+    tunnels,
+    registry,
+    audit,
+    hooks,
   });
-  const scheme = config.listen.tls ? 'https' : 'http';
-  const address = `${scheme}://${config.listen.address}`;
-  logger.info(
-    { address, connections: [...connections.keys()], store: storeDir ?? 'postgres' },
-    'hoop-gateway listening',
-  );
-  hooks.onListening?.(address);
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    server.close();
-    identities.stop();
-    approvals.stop();
-    for (const s of registry.all())
-      s.relay.terminate({ code: '57P01', message: 'terminating connection: the gateway is shutting down' });
-    tunnel.close();
-    await auditLog.append({ type: 'gateway.stopped', data: { signal } }).catch(() => {});
-    await audit.close().catch(() => {});
-    await store.close().catch(() => {});
-    await hooks.onStop?.();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
-}
-
-function splitAddress(address: string): [string, string] {
-  const at = address.lastIndexOf(':');
-  return [address.slice(0, at).replace(/^\[|\]$/g, ''), address.slice(at + 1)];
 }

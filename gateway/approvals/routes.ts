@@ -10,6 +10,7 @@ import type {
   ApprovalListResponse,
   ApprovalView,
   DecideResponse,
+  MaskingView,
 } from '../../src/shared/api.js';
 import { formatDuration, parseDuration } from '../../src/shared/duration.js';
 import type { Identity } from '../../src/shared/identity.js';
@@ -61,8 +62,15 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-export function approvalView(a: Approval, caller: Identity, review: boolean, now: number): ApprovalView {
+export function approvalView(
+  a: Approval,
+  caller: Identity,
+  review: boolean,
+  now: number,
+  masking?: MaskingView[],
+): ApprovalView {
   const expired = a.status === 'pending' && isPast(a.expires_at, now);
+  const check = checkDecider(a, caller, { review }, now);
   return {
     id: String(a.id),
     kind: 'statement',
@@ -91,11 +99,14 @@ export function approvalView(a: Approval, caller: Identity, review: boolean, now
     ...(a.used_at ? { used_at: a.used_at } : {}),
     ...(a.statement_id ? { statement_id: a.statement_id } : {}),
     ...(a.outcome_reason ? { outcome_reason: a.outcome_reason } : {}),
-    can_decide: checkDecider(a, caller, { review }, now).ok,
+    ...(masking ? { masking } : {}),
+    can_decide: check.ok,
+    ...(check.ok ? {} : { why_not: check.message }),
   };
 }
 
 export function accessView(g: Grant, caller: Identity, review: boolean, now: number): AccessRequestView {
+  const check = checkGrantDecider(g, caller, { review }, now);
   return {
     id: accessRef(g.id),
     kind: 'access',
@@ -116,16 +127,36 @@ export function accessView(g: Grant, caller: Identity, review: boolean, now: num
     ...(g.decided_by ? { decided_by: g.decided_by } : {}),
     ...(g.decision_reason ? { decision_reason: g.decision_reason } : {}),
     active: g.status === 'approved' && !isPast(g.expires_at, now),
-    can_decide: checkGrantDecider(g, caller, { review }, now).ok,
+    can_decide: check.ok,
+    ...(check.ok ? {} : { why_not: check.message }),
   };
 }
 
 const mine = (caller: Identity, issuer: string, subject: string) =>
   caller.issuer === issuer && caller.subject === subject;
 
+/** `?status=pending` (with `?all=true`): only requests in that state, whether or not the caller may decide them. */
+function statusFilter(query: URLSearchParams): string | undefined {
+  const status = query.get('status');
+  if (!status) return undefined;
+  if (!/^(pending|approved|rejected|expired|withdrawn|used|revoked)$/.test(status))
+    throw new HttpError(400, 'bad_request', `status: unknown status "${status}"`);
+  return status;
+}
+
 export function approvalRoutes(service: ApprovalService): Route[] {
   const { store, engine, config } = service.deps;
   const review = (identity: Identity) => engine.roles(identity).review;
+  /** The masking the requester's statement would run under (what its results will show). */
+  const maskingOf = (a: Approval): MaskingView[] =>
+    engine.policiesFor(a.requester, a.connection, service.grantsFor(a.requester, a.connection)).flatMap((p) =>
+      p.masking.map((m) => ({
+        policy: p.name,
+        ...(m.columns ? { columns: m.columns } : {}),
+        ...(m.tags ? { tags: [...m.tags] } : {}),
+        mask: m.mask,
+      })),
+    );
 
   const decideStatement = async (
     id: number,
@@ -253,17 +284,22 @@ export function approvalRoutes(service: ApprovalService): Route[] {
       access: 'identity',
       handler: async ({ identity, query }): Promise<ApprovalListResponse> => {
         const all = query.get('all') === 'true' || query.get('all') === '1';
+        const status = statusFilter(query);
         const isReviewer = review(identity);
         const now = Date.now();
-        const approvals = (await store.listApprovals(all ? {} : { status: 'pending' }))
-          .map((a) => approvalView(a, identity, isReviewer, now))
+        // Only `pending` is read narrowly from the store: an expired request may still be stored as pending.
+        const narrow = !all || status === 'pending' ? { status: 'pending' as const } : {};
+        const approvals = (await store.listApprovals(narrow))
+          .map((a) => approvalView(a, identity, isReviewer, now, maskingOf(a)))
+          .filter((v) => !status || v.status === status)
           .filter((v) =>
             all ? isReviewer || mine(identity, v.requester.issuer, v.requester.subject) : v.can_decide,
           )
           .reverse()
           .slice(0, 500);
-        const grants = (await store.listGrants(all ? {} : { status: 'pending' }))
+        const grants = (await store.listGrants(narrow))
           .map((g) => accessView(g, identity, isReviewer, now))
+          .filter((v) => !status || v.status === status)
           .filter((v) =>
             all ? isReviewer || mine(identity, v.requester.issuer, v.requester.subject) : v.can_decide,
           )
@@ -283,7 +319,7 @@ export function approvalRoutes(service: ApprovalService): Route[] {
         if (ref?.kind === 'statement') {
           const a = await store.getApproval(ref.id);
           if (a && (isReviewer || mine(identity, a.requester.issuer, a.requester.subject)))
-            return approvalView(a, identity, isReviewer, now);
+            return approvalView(a, identity, isReviewer, now, maskingOf(a));
         } else if (ref?.kind === 'access') {
           const g = await store.getGrant(ref.id);
           if (g && (isReviewer || mine(identity, g.issuer, g.subject)))
@@ -366,6 +402,7 @@ export function approvalRoutes(service: ApprovalService): Route[] {
             reason: grant.reason,
           },
         });
+        service.changed('access', grant.id);
         return { ...accessView(grant, identity, review(identity), Date.now()), created: true };
       },
     },

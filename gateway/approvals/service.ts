@@ -13,10 +13,10 @@ import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import { formatDuration } from '../../src/shared/duration.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { Decision } from '../../src/shared/statement.js';
-import type { NoticeFields } from '../pgwire/backend.js';
+import type { GateRequest, GateVerdict } from '../contracts/gate.js';
+import { AUDIT_UNAVAILABLE, type Refusal } from '../contracts/refusal.js';
+import type { SessionInfo } from '../contracts/session.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import type { GateRequest, GateVerdict } from '../session/gate.js';
-import type { SessionInfo } from '../session/session.js';
 import type { Approval, ApprovalPatch, Grant, GrantPatch, Store } from '../store/types.js';
 import type { Notifier } from './notify.js';
 import {
@@ -42,6 +42,14 @@ export interface ApprovalServiceDeps {
   /** How often grants are re-read and expired requests swept. Default 1 s. */
   sweepMs?: number;
   onError(err: Error): void;
+  /** Every approval record written here (metrics: requests, decisions and their latency). */
+  observe?(type: AuditRecordInput['type'], approval: Approval): void;
+}
+
+/** A request filed or changed: which one (statement approvals and access requests have their own ids). */
+export interface RequestChange {
+  kind: 'statement' | 'access';
+  id: number;
 }
 
 /** What the statement gate hands over when policy says `approve`. */
@@ -63,13 +71,6 @@ export interface ApprovalHook {
   /** A statement was refused by policy: notify webhooks that ask for `policy.blocked` (never blocks). */
   blocked?(info: SessionInfo, text: string, decision: Decision): void;
 }
-
-const AUDIT_UNAVAILABLE: NoticeFields = {
-  severity: 'ERROR',
-  code: '58030',
-  message: 'hoop: the audit log cannot be written, so the statement was not executed',
-  routine: 'hoop_audit_unavailable',
-};
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -107,10 +108,17 @@ export class ApprovalService implements ApprovalHook {
     return activeGrants(this.grants, identity, connection, Date.now());
   }
 
-  /** Something changed request `id`: wake whoever holds its statement here. */
+  /** Something changed request `id` (or filed it): wake whoever holds its statement here, tell listeners. */
   changed(kind: 'statement' | 'access', id: number, grant?: Grant): void {
     if (kind === 'access' && grant) this.grants = [...this.grants.filter((g) => g.id !== grant.id), grant];
     this.changes.emit(`${kind}:${id}`);
+    this.changes.emit('change', { kind, id } satisfies RequestChange);
+  }
+
+  /** Every request filed or changed through this gateway (the console's live inbox); returns the unsubscribe. */
+  onChange(listener: (change: RequestChange) => void): () => void {
+    this.changes.on('change', listener);
+    return () => this.changes.off('change', listener);
   }
 
   async record(input: AuditRecordInput): Promise<void> {
@@ -127,6 +135,7 @@ export class ApprovalService implements ApprovalHook {
     identity: Identity | undefined,
     data: Record<string, unknown>,
   ) {
+    this.deps.observe?.(type, a);
     return this.record({
       type,
       identity,
@@ -319,13 +328,13 @@ export class ApprovalService implements ApprovalHook {
       });
     } catch (err) {
       this.deps.onError(err as Error);
-      return { action: 'refuse', error: AUDIT_UNAVAILABLE };
+      return { action: 'refuse', refusal: AUDIT_UNAVAILABLE };
     }
     if (!(await h.record(approval.id))) {
       await this.withdraw(approval.id, 'the audit log cannot be written', info.identity).catch(
         () => undefined,
       );
-      return { action: 'refuse', error: AUDIT_UNAVAILABLE };
+      return { action: 'refuse', refusal: AUDIT_UNAVAILABLE };
     }
     await this.approvalRecord('approval.requested', approval, info.identity, {
       statement: approval.statement,
@@ -337,6 +346,7 @@ export class ApprovalService implements ApprovalHook {
       mode: approval.mode,
       protocol: request.phase === 'query' ? 'simple' : 'extended',
     });
+    this.changed('statement', approval.id);
     this.deps.notifier.emit('approval.requested', {
       summary: `${info.identity.name ?? info.identity.subject} asks to run a statement on ${approval.connection} (rule ${approval.rule}, needs ${describeApprovers(approval)})`,
       command: `hoopctl approve ${approval.id}`,
@@ -357,9 +367,8 @@ export class ApprovalService implements ApprovalHook {
     if (deferred) {
       return {
         action: 'refuse',
-        error: {
-          severity: 'ERROR',
-          code: '42501',
+        refusal: {
+          sqlstate: '42501',
           message: `hoop: approval request #${approval.id} filed; the statement was not run (--no-wait)`,
           detail: `needs ${describeApprovers(approval)} (rule "${approval.rule}"): hoopctl approve ${approval.id}`,
           hint: `once approved, run it with: hoopctl exec ${approval.connection} --approval ${approval.id} (same statement)`,
@@ -369,8 +378,6 @@ export class ApprovalService implements ApprovalHook {
     }
 
     request.notify({
-      severity: 'NOTICE',
-      code: '00000',
       message: `hoop: waiting for approval #${approval.id} (rule "${approval.rule}" needs ${describeApprovers(approval)})`,
       detail: `approve: hoopctl approve ${approval.id}    reject: hoopctl reject ${approval.id} --reason "..."`,
       hint: `expires at ${approval.expires_at}; cancel the statement to withdraw the request`,
@@ -440,8 +447,6 @@ export class ApprovalService implements ApprovalHook {
           statementIds: h.statementIds,
           notices: [
             {
-              severity: 'NOTICE',
-              code: '00000',
               message: `hoop: approval #${won.id} granted by ${by.map((d) => d.name ?? d.subject).join(', ')}`,
               ...(by.some((d) => d.comment)
                 ? {
@@ -521,7 +526,7 @@ export class ApprovalService implements ApprovalHook {
     const use = { identity: info.identity, connection: info.connection.name, text: request.sql, params };
     const check = checkUse(approval, use, Date.now());
     if (!check.ok) return invalid(check.message, approval);
-    if (!(await h.record(approval.id))) return { action: 'refuse', error: AUDIT_UNAVAILABLE };
+    if (!(await h.record(approval.id))) return { action: 'refuse', refusal: AUDIT_UNAVAILABLE };
     const { won, current } = await this.transition(approval.id, ['approved'], () => ({
       status: 'used',
       used_at: iso(Date.now()),
@@ -539,8 +544,6 @@ export class ApprovalService implements ApprovalHook {
       statementIds: h.statementIds,
       notices: [
         {
-          severity: 'NOTICE',
-          code: '00000',
           message: `hoop: running the statement approved by request #${won.id}`,
           routine: 'hoop_approval_granted',
         },
@@ -558,19 +561,15 @@ export class ApprovalService implements ApprovalHook {
   }
 }
 
-function refusal(code: string, message: string, routine: string, approval?: Approval): GateVerdict {
-  return {
-    action: 'refuse',
-    error: {
-      severity: 'ERROR',
-      code,
-      message,
-      ...(approval ? { detail: `statement: ${oneLine(approval.statement, 200)}` } : {}),
-      routine,
-    },
+function refusal(sqlstate: string, message: string, routine: string, approval?: Approval): GateVerdict {
+  const refused: Refusal = {
+    sqlstate,
+    message,
+    ...(approval ? { detail: `statement: ${oneLine(approval.statement, 200)}` } : {}),
+    routine,
   };
+  return { action: 'refuse', refusal: refused };
 }
-
 export function createApprovalService(deps: ApprovalServiceDeps): ApprovalService {
   return new ApprovalService(deps);
 }

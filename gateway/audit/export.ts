@@ -40,14 +40,15 @@ export async function* recordsBetween(
  * The seq range a self-verifying export of the window must hold: from just after the newest checkpoint
  * before the window (the anchor) through the first checkpoint at or after its last record (the seal).
  */
-async function verifiableRange(store: Store, window: ExportWindow) {
+export async function verifiableRange(store: Store, window: ExportWindow) {
   const first = (await store.listRecords({ ...window, limit: 1 }))[0];
   const last = (await store.listRecords({ ...window, limit: 1, descending: true }))[0];
   if (!first || !last) return undefined;
   const checkpoints = await store.listCheckpoints();
   const anchor = checkpoints.filter((cp) => cp.seq < first.seq).at(-1);
   const seal = checkpoints.find((cp) => cp.seq >= last.seq);
-  return { afterSeq: anchor?.seq ?? first.seq - 1, throughSeq: seal?.seq ?? last.seq };
+  // No checkpoint before the window: start at the beginning of the log, which anchors itself (genesis).
+  return { afterSeq: anchor?.seq ?? 0, throughSeq: seal?.seq ?? last.seq };
 }
 
 export async function* exportJsonl(

@@ -11,6 +11,8 @@ import { sinksFromConfig, startSinks } from './sinks.js';
 
 export interface RunningAudit {
   log: AuditLog;
+  /** The key checkpoints are signed with (readiness reports it loaded). */
+  signingKeyId: string;
   /** Stop sinks and retention, flush and seal the log. The store stays open. */
   close(): Promise<void>;
 }
@@ -22,6 +24,8 @@ export async function startAudit(
     onError?: (err: Error) => void;
     /** Relative file-sink paths resolve against this (the configuration file's directory), as store.path does. */
     baseDir?: string;
+    /** After each group commit (metrics, readiness): see AuditLogOptions.onCommit. */
+    onCommit?: (records: number, seconds: number, error?: Error) => void;
   } = {},
 ): Promise<RunningAudit> {
   const onError = options.onError ?? (() => {});
@@ -33,6 +37,7 @@ export async function startAudit(
     signingKey,
     checkpoint: { every: config.audit.checkpoint_every, intervalMs: config.audit.checkpoint_interval },
     onError,
+    onCommit: options.onCommit,
   });
   const sinks = startSinks(store, log, sinksFromConfig(config.audit.sinks, process.env, options.baseDir), {
     onError: (sink, err) => onError(new Error(`audit sink ${sink}: ${err.message}`)),
@@ -40,6 +45,7 @@ export async function startAudit(
   const retention = startRetention(store, log, { days: config.retention.days, onError });
   return {
     log,
+    signingKeyId: signingKey.keyId,
     async close() {
       retention.stop();
       await sinks.stop();
@@ -50,4 +56,3 @@ export async function startAudit(
 
 export type { AuditLog } from './log.js';
 export { AuditWriteError, createAuditLog } from './log.js';
-export { ResultRecorder } from './recorder.js';

@@ -38,6 +38,8 @@ export interface AuditLogOptions {
    * of forcing one of their own.
    */
   lazyMs?: number;
+  /** Called after each group commit attempt (metrics, readiness): its size, the store's time, its error. */
+  onCommit?: (records: number, seconds: number, error?: Error) => void;
 }
 
 /**
@@ -207,13 +209,16 @@ export async function createAuditLog(store: Store, options: AuditLogOptions = {}
 
   const writeBatch = async (batch: Pending[]): Promise<void> => {
     let records: AuditRecord[];
+    const started = performance.now();
     try {
       records = await store.appendBatch((head) => chain(head, batch));
     } catch (err) {
       const failure = new AuditWriteError(err);
+      options.onCommit?.(batch.length, (performance.now() - started) / 1000, failure);
       for (const p of batch) p.reject(failure);
       return;
     }
+    options.onCommit?.(batch.length, (performance.now() - started) / 1000);
     for (const [i, p] of batch.entries()) p.resolve(records[i]!);
     const last = records.at(-1)!;
     for (const listener of listeners) listener(last);

@@ -25,6 +25,10 @@ export { AuthError, type AuthFailure } from './errors.js';
 export interface TokenVerifier {
   /** The identity a valid token stands for; throws AuthError otherwise. */
   verify(token: string): Promise<Identity>;
+  /** Fetch every issuer's JWKS now (readiness); resolves when each has been tried once. */
+  fetchKeys(): Promise<void>;
+  /** Per issuer: have its signing keys been fetched (once is enough: cached keys keep verifying)? */
+  keyStatus(): { issuer: string; fetched: boolean; error?: string }[];
 }
 
 export interface VerifierOptions {
@@ -81,6 +85,10 @@ export function createTokenVerifier(issuers: IssuerConfig[], options: VerifierOp
       }
       return identityFromClaims(payload as Record<string, unknown>, config);
     },
+    async fetchKeys() {
+      await Promise.all([...byIssuer.values()].map((keys) => keys.prefetch()));
+    },
+    keyStatus: () => [...byIssuer.values()].map((keys) => keys.status()),
   };
 }
 
@@ -104,6 +112,29 @@ class IssuerKeys {
       this.resolving = undefined;
     });
     return this.resolving;
+  }
+
+  private lastError?: string;
+
+  /** Fetch the keys unless already fetched; remembers the error for status(). Never throws. */
+  async prefetch(): Promise<void> {
+    if (this.jwks?.jwks()) return;
+    try {
+      const set = await this.keySet();
+      if (!set.jwks()) await set.reload();
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+    }
+  }
+
+  status(): { issuer: string; fetched: boolean; error?: string } {
+    const fetched = this.jwks?.jwks() !== undefined;
+    return {
+      issuer: this.config.issuer,
+      fetched,
+      ...(fetched || !this.lastError ? {} : { error: this.lastError }),
+    };
   }
 
   private async resolve(): Promise<ReturnType<typeof createRemoteJWKSet>> {

@@ -9,15 +9,12 @@
  * One snapshot per upstream connection, loaded over a connection of its own (the gateway's
  * credentials, the same connection config as the sessions), cached, and invalidated when a statement
  * through the gateway changes the schema (DDL) and after `ttlMs` (changes made around the gateway).
- * The module that parses the snapshot (`buildCatalog`) is pure; `createCatalogSource` owns the socket.
+ * The module that parses the snapshot (`buildCatalog`) is pure; `createCatalogSource` caches what the
+ * fetch it is given returns (transport/catalog-query.ts runs the query over a socket).
  */
-import { serialize } from 'pg-protocol';
-import { decodeDataRow, decodeFields } from '../pgwire/backend.js';
-import { FrameReader } from '../pgwire/frames.js';
 import { formatName, parseName, splitIdentifierList } from '../sql/names.js';
 import { loadPlpgsqlParser } from '../sql/plpgsql.js';
 import type { CatalogFunction, NameLookup } from '../sql/search-path.js';
-import { connectUpstream, type UpstreamTarget } from '../transport/upstream.js';
 
 export interface CatalogColumn {
   name: string;
@@ -292,24 +289,21 @@ export interface CatalogSource {
   /** The schema may have changed: the next get() reloads. */
   invalidate(): void;
   close(): void;
-  /** The snapshot when one is loaded and fresh: the synchronous fast path. */
-  current?(): Catalog | undefined;
+  /** The current snapshot if it is loaded and fresh, without waiting (the gate's synchronous path). */
+  peek?(): Catalog | undefined;
   /** Reload unless the snapshot is younger than `ms` (a name was not in it: it may be newer). */
   refreshIfOlder?(ms: number): Promise<Catalog>;
 }
 
 export interface CatalogSourceOptions {
   ttlMs?: number;
-  /** Overrides how rows are fetched (tests); default: a connection with connectUpstream. */
-  fetch?: () => Promise<CatalogRows>;
+  /** How rows are fetched: the catalog query over a connection (transport/catalog-query.ts), or a test's. */
+  fetch: () => Promise<CatalogRows>;
 }
 
-export function createCatalogSource(
-  target: UpstreamTarget,
-  options: CatalogSourceOptions = {},
-): CatalogSource {
+export function createCatalogSource(options: CatalogSourceOptions): CatalogSource {
   const ttl = options.ttlMs ?? 60_000;
-  const fetch = options.fetch ?? (() => fetchCatalogRows(target));
+  const fetch = options.fetch;
   let current: { catalog: Catalog; at: number } | undefined;
   let loading: Promise<Catalog> | undefined;
   let generation = 0;
@@ -338,7 +332,7 @@ export function createCatalogSource(
     close() {
       current = undefined;
     },
-    current() {
+    peek() {
       return current && Date.now() - current.at < ttl ? current.catalog : undefined;
     },
     refreshIfOlder(ms) {
@@ -349,64 +343,4 @@ export function createCatalogSource(
       return this.get();
     },
   };
-}
-
-/** Run the catalog query on a fresh connection of the gateway's own and close it. */
-export async function fetchCatalogRows(target: UpstreamTarget, timeoutMs = 15_000): Promise<CatalogRows> {
-  const upstream = await connectUpstream(
-    target,
-    { application_name: 'hoop-gateway masking catalog' },
-    timeoutMs,
-  );
-  const socket = upstream.socket;
-  try {
-    const results = await new Promise<(string | null)[][][]>((resolve, reject) => {
-      const reader = new FrameReader(1 << 30);
-      const sets: (string | null)[][][] = [];
-      let rows: (string | null)[][] = [];
-      let described = false;
-      let error: string | undefined;
-      const timer = setTimeout(() => reject(new Error('timed out reading the catalog')), timeoutMs);
-      const onData = (chunk: Buffer) => {
-        try {
-          for (const frame of reader.push(chunk)) {
-            if (frame.type === 'T') {
-              rows = [];
-              described = true;
-            } else if (frame.type === 'D')
-              rows.push(decodeDataRow(frame.body).map((v) => (v === null ? null : v.toString('utf8'))));
-            else if (frame.type === 'C' && described) {
-              sets.push(rows);
-              described = false;
-            } else if (frame.type === 'E') error = decodeFields(frame.body).M ?? 'catalog query failed';
-            else if (frame.type === 'Z') {
-              clearTimeout(timer);
-              socket.off('data', onData);
-              if (error) reject(new Error(error));
-              else resolve(sets);
-            }
-          }
-        } catch (err) {
-          clearTimeout(timer);
-          reject(err as Error);
-        }
-      };
-      socket.on('data', onData);
-      socket.once('error', (err) => reject(err));
-      socket.once('close', () => reject(new Error('the database closed the catalog connection')));
-      if (upstream.leftover.length) onData(upstream.leftover);
-      socket.write(serialize.query(CATALOG_SQL));
-    });
-    return {
-      relations: results[0] ?? [],
-      inherits: results[1] ?? [],
-      functions: results[2] ?? [],
-      namespaces: results[3] ?? [],
-      relationNames: results[4] ?? [],
-      procs: results[5] ?? [],
-    };
-  } finally {
-    socket.end(serialize.end());
-    socket.destroy();
-  }
 }

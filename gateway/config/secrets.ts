@@ -53,6 +53,8 @@ export function checkReferencedFiles(config: GatewayConfig, file: string): void 
   for (const [i, c] of config.connections.entries()) check(`connections[${i}].tls.ca`, c.tls.ca);
   for (const [i, iss] of config.identity.issuers.entries()) check(`identity.issuers[${i}].ca`, iss.ca);
   check('audit.signing_key_file', config.audit.signing_key_file);
+  check('diagnostics.tls.cert', config.diagnostics?.tls?.cert);
+  check('diagnostics.tls.key', config.diagnostics?.tls?.key);
   if (problems.length > 0) throw new ConfigError(file, problems);
 }
 
@@ -68,5 +70,7 @@ export function checkNamedSecrets(config: GatewayConfig, file: string): void {
     if (sink.type === 'webhook') check(`audit.sinks[${i}].secret_env`, sink.secret_env);
   }
   check('masking.token_secret_env', config.masking.token_secret_env);
+  for (const [i, issuer] of config.identity.issuers.entries())
+    check(`identity.issuers[${i}].console_client_secret_env`, issuer.console_client_secret_env);
   if (problems.length > 0) throw new ConfigError(file, problems);
 }

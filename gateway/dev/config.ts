@@ -39,6 +39,7 @@ identity:
     - issuer: ${o.issuer}
       audience: ${o.audience}
       cli_client_id: hoopctl
+      console_client_id: hoop-console
       scopes: [openid, profile, email, offline_access, gateway]
       claims: { subject: sub, name: email, groups: groups }
 ${o.extraIssuers ?? ''}

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localGatewayConfig } from './config.js';
-import { DEV_CLIENTS, DEV_USERS, type DevIdp, startDevIdp } from './idp.js';
+import { DEV_CLIENTS, DEV_USERS, type DevIdp, HEADLESS_PATH, startDevIdp } from './idp.js';
+import { freePortPair, isPortFree } from './ports.js';
 import { type PgServer, startPostgres } from './postgres.js';
 
 export interface DevEnvironment {
@@ -63,12 +64,23 @@ const DEMO_POLICIES = `policies:
     connections: [prod-db]
     rules:
       - { name: migrate, allow: [read, write, ddl, transaction, session] }
+  - name: agents
+    groups: [ai-agents]
+    connections: [prod-db]
+    rules:
+      - { name: agent-reads, allow: [read, transaction] }
+      - { name: agent-changes-need-review, approve: [write], approvers: [db-reviewers], timeout: 30m }
+    masking:
+      - { columns: [public.customers.ssn, public.customers.card_pan], mask: redact }
+      - { columns: [public.customers.email], mask: email-domain }
   - name: reviewers
     groups: [db-reviewers]
     review: true
   - name: auditors
     groups: [audit]
-    audit: true`;
+    audit: true
+agents:
+  - { name: ai-agents, groups: [ai-agents], statement_timeout: 30s, max_rows: 200, rows_per_hour: 10000 }`;
 
 function devConfig(opts: { port: number; issuer: string; dbPort: number }): string {
   const yaml = localGatewayConfig({
@@ -84,12 +96,29 @@ function devConfig(opts: { port: number; issuer: string; dbPort: number }): stri
   return `# Written by hoop-gateway --dev. The same shape as docs/examples/gateway.yaml, on loopback.\n${yaml}`;
 }
 
+/** Both ports must be free before anything starts: say which is taken and which --port would work. */
+async function checkPorts(port: number): Promise<void> {
+  for (const [p, what] of [
+    [port, 'the gateway'],
+    [port + 1, 'the dev OIDC provider (--port + 1)'],
+  ] as const) {
+    if (!(await isPortFree(p))) {
+      const other = await freePortPair(port);
+      throw new Error(
+        `port ${p} (for ${what}) is already in use — another hoop-gateway --dev? Pick other ports: hoop-gateway --dev --port ${other}` +
+          ' (npm run dev -- --port N)',
+      );
+    }
+  }
+}
+
 export async function startDevEnvironment(options: { dir: string; port: number }): Promise<DevEnvironment> {
   const { dir, port } = options;
   // 0711: the database runs as the unprivileged postgres user (when started as root) and must traverse it.
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   chmodSync(dir, 0o711);
   const say = (line: string) => process.stderr.write(`${line}\n`);
+  await checkPorts(port);
 
   say(`hoop dev: starting a demo PostgreSQL in ${join(dir, 'postgres')} ...`);
   const firstRun = !existsSync(join(dir, 'postgres', 'data', 'PG_VERSION'));
@@ -112,7 +141,10 @@ export async function startDevEnvironment(options: { dir: string; port: number }
     });
   } catch (err) {
     pg.stop();
-    throw new Error(`cannot start the dev OIDC provider on 127.0.0.1:${port + 1}: ${(err as Error).message}`);
+    const busy = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    throw new Error(
+      `cannot start the dev OIDC provider on 127.0.0.1:${port + 1}: ${busy ? `the port is in use; pick other ports: hoop-gateway --dev --port ${await freePortPair(port)}` : (err as Error).message}`,
+    );
   }
 
   const configFile = join(dir, 'gateway.yaml');
@@ -125,12 +157,13 @@ export async function startDevEnvironment(options: { dir: string; port: number }
         (u) => `    ${u.username.padEnd(22)} password ${u.password.padEnd(12)} groups ${u.groups.join(',')}`,
       );
       const clients = DEV_CLIENTS.map(
-        (c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(12)} groups ${c.groups.join(',')}`,
+        (c) => `    ${c.clientId.padEnd(22)} secret   ${c.secret.padEnd(17)} groups ${c.groups.join(',')}`,
       );
       process.stdout.write(`
 hoop-gateway (dev) is running at ${address}
   demo database  postgres on 127.0.0.1:${pg.port}, database "shop" (fake customers), connection "prod-db"
   OIDC provider  ${idp.issuer}  (log in through its page in a browser)
+  web console    ${address}/console  (reviewers: rita@example.com, auditors: aubrey@example.com)
   config         ${configFile}
   state          ${dir}
 
@@ -144,7 +177,9 @@ Next, in another terminal:
   npx hoopctl connect prod-db                   # prints a psql command; run it in a third terminal
   npx hoopctl exec prod-db -c "select id, name, email from customers"
 
-Stop with Ctrl-C. Start over: rm -rf ${dir}
+No browser (a remote shell, an agent)? Run hoopctl login --no-browser, then finish it with:
+  curl -d user_code=CODE -d username=alice@example.com -d password=alice-dev ${idp.issuer}${HEADLESS_PATH}
+(dev IdP only). Logins survive a restart of --dev; stop with Ctrl-C. Start over: rm -rf ${dir}
 `);
     },
     stop: async () => {

@@ -2,10 +2,16 @@
  * The dev OIDC provider behind `hoop-gateway --dev` and the tests: a real oidc-provider with
  *   - the device authorization grant (RFC 8628) for the public client `hoopctl`, with refresh tokens,
  *   - client credentials for service accounts (confidential clients with secrets),
+ *   - the authorization code grant with PKCE for the web console (public client `hoop-console`),
  *   - JWT access tokens whose `aud` is the gateway (RFC 8707 resource indicators), carrying
  *     email, name and groups,
  *   - plain HTML login and consent pages a person can click through (no external assets),
- *     with a real password check.
+ *     with a real password check,
+ *   - with a data directory: its keys, and its sessions, grants and refresh tokens (idp-store.ts), kept
+ *     across restarts,
+ *   - a headless path for shells with no browser: POST /dev/device-login with user_code, username and
+ *     password completes a device login by driving the same pages (device-browser.ts). Only this dev
+ *     IdP has it; a real IdP never does.
  * Plain HTTP on a loopback address: it is for trying hoopctl, not for production.
  */
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -14,6 +20,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Provider, { type ClientMetadata, type Configuration, errors, type JWK } from 'oidc-provider';
+import { completeDeviceLogin } from './device-browser.js';
+import { fileAdapterFactory } from './idp-store.js';
 
 export interface DevUser {
   /** Login name, also the subject (`sub`) and the email. */
@@ -36,7 +44,10 @@ export interface DevIdpOptions {
   host?: string;
   /** The gateway's audience: every access token is issued for it. */
   audience: string;
-  /** Where the signing key and cookie keys persist across restarts (default: fresh ones each start). */
+  /**
+   * Where the signing key, the cookie keys and the provider's state (sessions, grants, refresh tokens)
+   * persist across restarts (default: fresh ones each start, state in memory).
+   */
   dataDir?: string;
   users?: DevUser[];
   clients?: DevClient[];
@@ -44,6 +55,11 @@ export interface DevIdpOptions {
   accessTokenTtl?: number;
   /** Seconds a device-flow client waits between polls, advertised as `interval` (default 5; tests use 1). */
   devicePollInterval?: number;
+  /**
+   * Where the web console's sign-in may return (default: `<audience>/console/callback`, and its
+   * `localhost` / `127.0.0.1` twin when the audience is a loopback URL).
+   */
+  consoleRedirectUris?: string[];
 }
 
 export interface DevIdp {
@@ -56,6 +72,21 @@ export interface DevIdp {
 /** The public client `hoopctl login` uses. */
 export const DEV_CLI_CLIENT_ID = 'hoopctl';
 
+/** The web console's public client (authorization code + PKCE). */
+export const DEV_CONSOLE_CLIENT_ID = 'hoop-console';
+
+/** The console's redirect URIs for a gateway at `audience`: both loopback spellings, so either works in a browser. */
+export function consoleRedirectUris(audience: string): string[] {
+  const url = new URL('/console/callback', audience);
+  const uris = [url.href];
+  const twin = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname === '127.0.0.1' ? 'localhost' : '';
+  if (twin) {
+    url.hostname = twin;
+    uris.push(url.href);
+  }
+  return uris;
+}
+
 /** Demo people: an engineer, a reviewer and an auditor. Passwords are printed by the dev mode. */
 export const DEV_USERS: readonly DevUser[] = [
   { username: 'alice@example.com', password: 'alice-dev', name: 'Alice Engineer', groups: ['engineering'] },
@@ -66,6 +97,7 @@ export const DEV_USERS: readonly DevUser[] = [
 /** Demo service accounts (client credentials). */
 export const DEV_CLIENTS: readonly DevClient[] = [
   { clientId: 'ci-bot', secret: 'ci-bot-secret', groups: ['ci-deploy'], description: 'CI service account' },
+  { clientId: 'agent-bot', secret: 'agent-bot-secret', groups: ['ai-agents'], description: 'AI agent (MCP)' },
 ];
 
 /** Scopes a resource server (the gateway) grants; OIDC scopes are separate. */
@@ -97,6 +129,10 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const providerCallback = provider.callback();
   const interactions = interactionRoutes(provider, users);
   handle = (req, res) => {
+    if (req.url === HEADLESS_PATH) {
+      headlessDeviceLogin(req, res, issuer);
+      return;
+    }
     if (req.url?.startsWith('/interaction/')) {
       interactions(req, res).catch((err: Error) =>
         sendHtml(res, 500, page('Error', `<p>${escapeHtml(err.message)}</p>`)),
@@ -115,6 +151,37 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         server.closeAllConnections();
       }),
   };
+}
+
+/** POST a form here (user_code, username, password) to finish a device login without a browser. */
+export const HEADLESS_PATH = '/dev/device-login';
+
+/**
+ * The headless path: the provider's own device pages, driven by a scripted browser on behalf of a
+ * caller who sent the user code and the password. Answers JSON: { ok: true } or 400 { error }.
+ */
+function headlessDeviceLogin(req: IncomingMessage, res: ServerResponse, issuer: string): void {
+  const reply = (status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(`${JSON.stringify(body)}\n`);
+  };
+  if (req.method !== 'POST') {
+    reply(405, { error: `POST user_code, username and password to ${HEADLESS_PATH}` });
+    return;
+  }
+  readForm(req)
+    .then(async (form) => {
+      const [userCode, username, password] = ['user_code', 'username', 'password'].map(
+        (k) => form.get(k) ?? '',
+      );
+      if (!userCode || !username || !password) {
+        reply(400, { error: 'give user_code, username and password' });
+        return;
+      }
+      await completeDeviceLogin(`${issuer}/device`, userCode, username, password);
+      reply(200, { ok: true, username });
+    })
+    .catch((err: Error) => reply(400, { error: err.message }));
 }
 
 /** RFC 8628 `interval` in the device authorization response (oidc-provider leaves it out; clients then wait 5 s). */
@@ -174,6 +241,14 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
     response_types: [],
     redirect_uris: [],
   };
+  const consoleClient: ClientMetadata = {
+    client_id: DEV_CONSOLE_CLIENT_ID,
+    client_name: 'hoop console',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: options.consoleRedirectUris ?? consoleRedirectUris(audience),
+  };
   const serviceClients: ClientMetadata[] = clients.map((c) => ({
     client_id: c.clientId,
     client_secret: c.secret,
@@ -185,7 +260,10 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
   }));
 
   return {
-    clients: [cliClient, ...serviceClients],
+    ...(options.dataDir ? { adapter: fileAdapterFactory(join(options.dataDir, 'idp-state.json')) } : {}),
+    clients: [cliClient, consoleClient, ...serviceClients],
+    // Every authorization code request must carry a PKCE challenge (S256).
+    pkce: { required: () => true },
     jwks: { keys: [keys.signing] },
     cookies: { keys: keys.cookies },
     scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
@@ -282,7 +360,7 @@ function providerConfiguration(options: ResolvedOptions, keys: Keys): Configurat
       ctx.type = 'html';
       ctx.body = page(
         'Sign-in failed',
-        `<p>${escapeHtml(String(out.error_description ?? out.error))}</p><p>Run <code>hoopctl login</code> again.</p>`,
+        `<p>${escapeHtml(String(out.error_description ?? out.error))}</p><p>Start again: <code>hoopctl login</code>, or Sign in on the console.</p>`,
       );
     },
   };
@@ -302,7 +380,7 @@ function interactionRoutes(provider: Provider, users: readonly DevUser[]) {
         400,
         page(
           'Sign-in expired',
-          '<p>This sign-in is no longer valid. Run <code>hoopctl login</code> again.</p>',
+          '<p>This sign-in is no longer valid. Start again: <code>hoopctl login</code>, or Sign in on the console.</p>',
         ),
       );
       return;

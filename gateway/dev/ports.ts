@@ -14,3 +14,21 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Whether 127.0.0.1:port can be listened on right now. */
+export function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port N such that N and N+1 are free (the dev gateway and its IdP), near `from` when possible. */
+export async function freePortPair(from: number): Promise<number> {
+  for (let candidate = from + 2; candidate < from + 200 && candidate < 65534; candidate += 2) {
+    if ((await isPortFree(candidate)) && (await isPortFree(candidate + 1))) return candidate;
+  }
+  return freePort();
+}

@@ -72,6 +72,7 @@ const RUN_AS = 'postgres';
 function runAsOwner(bin: string, args: string[], opts: { input?: string } = {}): string {
   const [cmd, argv] = isRoot ? ['runuser', ['-u', RUN_AS, '--', bin, ...args]] : [bin, args];
   const result = spawnSync(cmd, argv, { encoding: 'utf8', input: opts.input });
+  if (result.error) throw new Error(`cannot run ${cmd}: ${result.error.message} (is it on PATH?)`);
   if (result.status !== 0) {
     throw new Error(`${bin} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.stdout}`);
   }

@@ -4,8 +4,9 @@
  * rewrites DataRows in text and binary formats with correct lengths, runs the value detectors on what
  * stays clear, and redacts ErrorResponse/NoticeResponse fields that could echo a masked value. Pure.
  */
+
+import type { ResultFilter } from '../contracts/gate.js';
 import type { FieldDescription } from '../pgwire/backend.js';
-import type { ResultFilter } from '../session/gate.js';
 import type { Catalog } from './catalog.js';
 import { type CopyFormat, formatCopyField, parseCopyRows } from './copy.js';
 import { detectAndMask, scrubAll } from './detectors.js';

@@ -2,10 +2,11 @@
  * Masking for one session: for each statement the gate forwards, decide from lineage whether it is
  * denied (masked values flowing into storage or side effects, COPY of masked data, the inference
  * guard, an unprovable statement under `masking_fallback: deny`) or which result filter it runs.
- * Remembers what the session's cursors and SQL-level prepared statements return, so FETCH and EXECUTE
- * are masked like the query they run.
+ * EXECUTE and FETCH are masked like the statement they run, read from the relay's one model of the
+ * session's prepared statements and cursors (whichever half of the protocol made them).
  */
 import type { ClassifiedStatement } from '../../src/shared/statement.js';
+import { type NameView, NO_NAMES, type PortalDef } from '../contracts/names.js';
 import { LruCache } from '../sql/lru.js';
 import { type ParseResult, parseSql } from '../sql/parser.js';
 import type { Catalog, CatalogSource } from './catalog.js';
@@ -33,11 +34,6 @@ export interface StatementMasking {
   masked?: MaskedColumn[];
 }
 
-interface Remembered {
-  outputs: readonly Output[] | 'unknown';
-  hold: boolean;
-}
-
 const parseCache = new LruCache<string, ParseResult>(2000);
 
 function parseCached(sql: string): ParseResult {
@@ -50,8 +46,6 @@ function parseCached(sql: string): ParseResult {
 }
 
 export class SessionMasking {
-  private readonly cursors = new Map<string, Remembered>();
-  private readonly prepared = new Map<string, StatementLineage>();
   private readonly views = new ViewCache((sql) => parseSql(sql));
 
   constructor(private readonly deps: MaskingDeps) {}
@@ -62,24 +56,41 @@ export class SessionMasking {
   }
 
   /**
-   * Plan every statement of one message. `rules[i]` are statement i's masking rules. Throws when the
-   * catalog cannot be read (the caller fails closed).
+   * Plan every statement of one message. `rules[i]` are statement i's masking rules; `names[i]` are the
+   * session's prepared statements and cursors as statement i finds them (the relay's one model, plus
+   * what earlier statements of the message did), which EXECUTE and FETCH run;
+   * `portalRuns` is the portal an Execute runs when it was made by PREPARE + Bind or by DECLARE.
+   * Synchronous unless the catalog must be loaded; that promise rejects when the catalog cannot be
+   * read (the caller fails closed).
    */
-  async plan(
+  plan(
     sql: string,
     statements: readonly ClassifiedStatement[],
     rules: readonly MaskRules[],
-    transactionStatus: 'I' | 'T' | 'E',
-  ): Promise<StatementMasking[]> {
-    // Cursors without HOLD end with their transaction.
-    if (transactionStatus === 'I')
-      for (const [name, c] of this.cursors) if (!c.hold) this.cursors.delete(name);
-    const active = rules.some((r) => r.active);
-    if (!active) {
-      // Still follow cursors and prepared statements: rules can differ per statement (a grant).
-      return statements.map(() => ({}));
+    names: readonly NameView[] | NameView = NO_NAMES,
+    portalRuns?: PortalDef,
+  ): StatementMasking[] | Promise<StatementMasking[]> {
+    if (!rules.some((r) => r.active)) return statements.map(() => ({}));
+    const catalog = this.deps.catalog.peek?.();
+    if (catalog) return this.planWith(catalog, sql, statements, rules, names, portalRuns);
+    return this.deps.catalog.get().then((c) => this.planWith(c, sql, statements, rules, names, portalRuns));
+  }
+
+  private planWith(
+    catalog: Catalog,
+    sql: string,
+    statements: readonly ClassifiedStatement[],
+    rules: readonly MaskRules[],
+    names: readonly NameView[] | NameView,
+    portalRuns?: PortalDef,
+  ): StatementMasking[] {
+    const viewOf = (i: number) => (Array.isArray(names) ? (names[i] ?? NO_NAMES) : (names as NameView));
+    const lookupOf = (i: number) => new NameLineage(viewOf(i), catalog, this.views);
+    if (portalRuns) {
+      const lookup = lookupOf(0);
+      const lineage = lookup.ofPortalRun(portalRuns);
+      return statements.map((stmt, i) => this.decide(stmt, lineage, rules[i]!, catalog, lookup));
     }
-    const catalog = await this.deps.catalog.get();
     let parsed: ParseResult;
     try {
       parsed = parseCached(sql);
@@ -92,7 +103,7 @@ export class SessionMasking {
     return statements.map((stmt, i) => {
       const node = nodes.length === statements.length ? nodes[i] : undefined;
       const lineage = analyzeStatement(node, catalog, this.views);
-      return this.decide(stmt, lineage, rules[i]!, catalog);
+      return this.decide(stmt, lineage, rules[i]!, catalog, lookupOf(i));
     });
   }
 
@@ -101,34 +112,13 @@ export class SessionMasking {
     lineage: StatementLineage,
     rules: MaskRules,
     catalog: Catalog,
+    names: NameLineage,
   ): StatementMasking {
-    // Bookkeeping first: what later FETCH / EXECUTE will return.
-    if (lineage.declareCursor) {
-      this.cursors.set(lineage.declareCursor.name, {
-        outputs: lineage.outputs,
-        hold: lineage.declareCursor.hold,
-      });
-    }
-    if (lineage.closeCursor !== undefined) {
-      if (lineage.closeCursor === null) this.cursors.clear();
-      else this.cursors.delete(lineage.closeCursor);
-    }
-    if (lineage.prepare !== undefined) this.prepared.set(lineage.prepare, lineage);
-    if (stmt.kind === 'DeallocateStmt' || (stmt.kind === 'DiscardStmt' && /\ball\b/i.test(stmt.text))) {
-      const name = /deallocate\s+(?:prepare\s+)?("?)([^";\s]+)\1/i.exec(stmt.text)?.[2]?.toLowerCase();
-      if (!name || name === 'all') this.prepared.clear();
-      else this.prepared.delete(name);
-    }
-    if (stmt.kind === 'DiscardStmt' && /\ball\b/i.test(stmt.text)) this.cursors.clear();
     if (!rules.active) return {};
-
     let effective = lineage;
     if (lineage.execute !== undefined) {
-      const prepared = this.prepared.get(lineage.execute);
-      effective = prepared
-        ? { ...prepared, rows: prepared.rows === 'none' ? 'known' : prepared.rows, prepare: undefined }
-        : lineage;
-      if (prepared?.declareCursor) effective = { ...effective, rows: 'none' };
+      const prepared = names.ofStatement(lineage.execute);
+      effective = prepared ? executed(prepared) : { ...lineage, rows: 'unknown' };
     }
     const masked = (sources: Iterable<string>, guardOnly = false) =>
       [...sources].filter((s) => {
@@ -210,8 +200,8 @@ export class SessionMasking {
 
     let outputs: readonly Output[] | 'unknown' | undefined;
     if (lineage.fetchCursor !== undefined) {
-      const cursor = this.cursors.get(lineage.fetchCursor);
-      outputs = cursor ? cursor.outputs : 'unknown';
+      const cursor = names.outputsOfCursor(lineage.fetchCursor);
+      outputs = cursor ?? 'unknown';
       if (!cursor && rules.fallback === 'deny') {
         return {
           deny: {
@@ -252,6 +242,72 @@ export class SessionMasking {
       filter && outputs !== undefined && outputs !== 'unknown' ? filter.masked() : undefined;
     return { filter, masked: maskedColumns?.length ? maskedColumns : undefined };
   }
+}
+
+/** EXECUTE of a prepared statement returns what the statement returns (a PREPARE itself returns nothing). */
+function executed(prepared: StatementLineage): StatementLineage {
+  const effective: StatementLineage = {
+    ...prepared,
+    rows: prepared.rows === 'none' ? 'known' : prepared.rows,
+    prepare: undefined,
+  };
+  return prepared.declareCursor ? { ...effective, rows: 'none' } : effective;
+}
+
+/**
+ * The lineage of what the session's names run, read from the relay's one model: a prepared
+ * statement (its Parse text or its PREPARE statement), a cursor (its DECLARE, or the statement a
+ * portal was bound to). Undefined when the name is absent or cannot be pinned down.
+ */
+class NameLineage {
+  constructor(
+    private readonly names: NameView,
+    private readonly catalog: Catalog,
+    private readonly views: ViewCache,
+  ) {}
+
+  ofText(text: string): StatementLineage | undefined {
+    try {
+      const node = parseCached(text).stmts?.[0]?.stmt;
+      return analyzeStatement(node, this.catalog, this.views);
+    } catch {
+      return undefined;
+    }
+  }
+
+  ofStatement(name: string): StatementLineage | undefined {
+    const r = this.names.statement(name);
+    return r.state === 'known' ? this.ofText(r.def.text) : undefined;
+  }
+
+  /** The rows a cursor (or a portal) returns when fetched; undefined when it is not known. */
+  outputsOfCursor(name: string): readonly Output[] | 'unknown' | undefined {
+    const r = this.names.portal(name);
+    if (r.state !== 'known') return undefined;
+    const lineage = this.ofPortalRun(r.def);
+    return lineage.rows === 'known' ? lineage.outputs : lineage.rows === 'clear' ? [] : 'unknown';
+  }
+
+  /** An Execute (or FETCH) of a portal: a DECLARE returns its query's rows; a bound statement its own. */
+  ofPortalRun(portal: PortalDef): StatementLineage {
+    const lineage = this.ofText(portal.text);
+    if (!lineage) return unknownRows();
+    if (portal.origin === 'declare') return { ...lineage, declareCursor: undefined, rows: 'known' };
+    return executed(lineage);
+  }
+}
+
+function unknownRows(): StatementLineage {
+  return {
+    rows: 'unknown',
+    outputs: [],
+    reads: new Set(),
+    predicates: new Set(),
+    sinks: new Set(),
+    unknownRead: true,
+    unknownPredicate: false,
+    unknownSink: false,
+  };
 }
 
 /** Does this relation (or a view over it) hold a column this identity sees masked? */

@@ -82,6 +82,11 @@ export interface NoticeFields {
    * hoop_audit_unavailable, hoop_revoked) so programs such as `hoopctl exec` can tell them apart.
    */
   routine?: string;
+  /** 'P': cursor position (1-based characters) of a syntax error in the statement text. */
+  position?: number;
+  /** 'F' and 'L': the source file and line that raised the error (as the database sends them). */
+  file?: string;
+  line?: number;
 }
 
 function encodeFields(type: 'E' | 'N', fields: NoticeFields): Buffer {
@@ -95,6 +100,9 @@ function encodeFields(type: 'E' | 'N', fields: NoticeFields): Buffer {
   field('M', fields.message);
   field('D', fields.detail);
   field('H', fields.hint);
+  field('P', fields.position === undefined ? undefined : String(fields.position));
+  field('F', fields.file);
+  field('L', fields.line === undefined ? undefined : String(fields.line));
   field('R', fields.routine);
   return w.byte(0).end(type);
 }

@@ -30,6 +30,7 @@ import type {
   StatementFlag,
 } from '../../src/shared/statement.js';
 import { compileGlobs, compileNameGlobs } from '../sql/glob.js';
+import { type AgentGuardrails, compileAgents, guardAgentDecision } from './agents.js';
 
 export interface DecideOptions {
   /** Names of requestable policies granted to this identity right now (time-boxed access). */
@@ -91,6 +92,8 @@ export interface PolicyEngine {
   connectionsView(identity: Identity, opts?: DecideOptions): ConnectionView[];
   /** The configured connection of that name. */
   connection(name: string): ConnectionConfig | undefined;
+  /** The agent guardrails (config `agents[]`) this identity falls under, if any. */
+  agentFor(identity: Identity): AgentGuardrails | undefined;
 }
 
 type Action = 'allow' | 'deny' | 'approve';
@@ -124,6 +127,8 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
   const applicable = (identity: Identity, connection: string, grants: readonly string[]) =>
     policies.filter((p) => applies(p, identity, grants) && p.connections(connection));
 
+  // Agents (docs/agents.md): their policies' decisions, made stricter by the guardrails.
+  const agentFor = compileAgents(config.agents ?? []);
   /** Every class of the statement is decided; the strictest verdict wins (deny > approve > allow). */
   const decide = (
     identity: Identity,
@@ -153,7 +158,19 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
     return approvals[0]!;
   };
 
+  /** One class: the policies' decision, made stricter by the agent guardrails. */
   const decideClass = (
+    identity: Identity,
+    connection: string,
+    stmt: ClassifiedStatement,
+    opts: DecideOptions = {},
+  ): Decision => {
+    const decision = decideByPolicy(identity, connection, stmt, opts);
+    const agent = agentFor(identity);
+    return agent ? guardAgentDecision(decision, stmt, agent) : decision;
+  };
+
+  const decideByPolicy = (
     identity: Identity,
     connection: string,
     stmt: ClassifiedStatement,
@@ -268,6 +285,7 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
       return views;
     },
     connection: (name) => connections.get(name),
+    agentFor,
   };
 }
 

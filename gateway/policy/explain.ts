@@ -1,13 +1,14 @@
 /** Explain a decision: what the gateway would decide for this SQL, under which rule, and why. Pure. */
 import type { Identity } from '../../src/shared/identity.js';
 import type { PolicyExplanation } from '../../src/shared/policy-explain.js';
+import { type NameView, NO_NAMES } from '../contracts/names.js';
 import { classify } from '../sql/classify.js';
-import type { SessionSqlState } from '../sql/session-sql.js';
+import { resolveNames } from '../sql/session-sql.js';
 import type { DecideOptions, PolicyEngine } from './engine.js';
 
 export interface ExplainOptions extends DecideOptions {
-  /** Resolve EXECUTE against this session's prepared statements (default: none are known). */
-  session?: SessionSqlState;
+  /** Resolve EXECUTE and FETCH against a session's names (default: only what the SQL itself prepares). */
+  names?: NameView;
 }
 
 export function explain(
@@ -18,7 +19,7 @@ export function explain(
   opts: ExplainOptions = {},
 ): PolicyExplanation {
   const classified = classify(sql);
-  const classification = opts.session ? opts.session.resolve(classified) : classified;
+  const { classification } = resolveNames(classified, opts.names ?? NO_NAMES);
   const { decision, statements: decisions } = engine.decideAll(identity, connection, classification, opts);
   const explanation: PolicyExplanation = {
     identity: { issuer: identity.issuer, subject: identity.subject, groups: [...identity.groups] },

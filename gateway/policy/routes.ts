@@ -14,6 +14,15 @@ export interface PolicyRouteDeps {
 const testBody = z.strictObject({
   connection: z.string().min(1, 'must name a connection'),
   sql: z.string().max(1024 * 1024, 'must be at most 1 MiB'),
+  /** Explain for someone else (`hoopctl policy test --identity --groups`): admins and auditors only. */
+  as: z
+    .strictObject({
+      subject: z.string().min(1),
+      /** The subject's issuer (policy subjects name one); default: the caller's. */
+      issuer: z.string().min(1).optional(),
+      groups: z.array(z.string()).default([]),
+    })
+    .optional(),
 });
 
 export function policyRoutes(deps: PolicyRouteDeps): Route[] {
@@ -32,9 +41,27 @@ export function policyRoutes(deps: PolicyRouteDeps): Route[] {
             `body.${issue?.path.join('.') || ''}: ${issue?.message ?? 'invalid'}`,
           );
         }
-        const { connection, sql } = parsed.data;
+        const { connection, sql, as } = parsed.data;
         if (!deps.engine.connection(connection)) {
           throw new HttpError(404, 'not_found', `no connection named "${connection}"`);
+        }
+        if (as) {
+          const roles = deps.engine.roles(identity);
+          if (!roles.admin && !roles.audit) {
+            throw new HttpError(
+              403,
+              'forbidden',
+              'explaining a decision for another identity needs the admin or audit role; without --identity you get your own',
+            );
+          }
+          // A hypothetical identity (of the caller's issuer unless named): no grants, no claims.
+          const other: Identity = {
+            issuer: as.issuer ?? identity.issuer,
+            subject: as.subject,
+            groups: as.groups,
+            kind: 'human',
+          };
+          return explain(deps.engine, other, connection, sql, { grants: [] });
         }
         return explain(deps.engine, identity, connection, sql, { grants: deps.grants?.(identity) ?? [] });
       },

@@ -9,6 +9,7 @@ import type { Decision } from '../../src/shared/statement.js';
 import { classify } from '../sql/classify.js';
 import { quoteIdentifier, quoteLiteral } from '../sql/names.js';
 import { parseBoolean } from '../sql/settings.js';
+import { AGENT_SETTINGS_RULE } from './agents.js';
 import type { DecideOptions, PolicyEngine } from './engine.js';
 
 export interface StartupSetting {
@@ -24,6 +25,18 @@ export interface StartupJudgement {
   /** The first parameter policy refuses, with the decision. */
   refused?: { setting: StartupSetting; decision: Decision };
 }
+
+/**
+ * What drivers send at every connect on their own (how values print, the client's name): an agent,
+ * which may not change session settings, may still connect with them (policy still judges them).
+ */
+const DRIVER_PARAMETERS = new Set([
+  'application_name',
+  'datestyle',
+  'timezone',
+  'extra_float_digits',
+  'intervalstyle',
+]);
 
 /** The gateway parses SQL as UTF-8, so the client encoding is always UTF8 (startup.ts refuses others). */
 const GATEWAY_HELD = new Map([['client_encoding', 'UTF8']]);
@@ -58,7 +71,9 @@ export function judgeStartup(
       };
     }
     const decision = engine.decideAll(identity, connection, classify(equivalentSet(setting)), opts).decision;
-    if (decision.action !== 'allow') return { upstream, held, refused: { setting, decision } };
+    const driverDefault = decision.rule === AGENT_SETTINGS_RULE && DRIVER_PARAMETERS.has(key);
+    if (decision.action !== 'allow' && !driverDefault)
+      return { upstream, held, refused: { setting, decision } };
     upstream[key] = setting.value;
   }
   for (const [name, value] of held) upstream[name] = value;

@@ -7,6 +7,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import type { McpClientInfo } from '../../src/shared/mcp.js';
+import type { SessionGate } from '../contracts/gate.js';
+import type { SessionInfo } from '../contracts/session.js';
 import {
   type BackendKey,
   backendKeyData,
@@ -24,26 +27,18 @@ import {
   type UpstreamConnection,
   type UpstreamTarget,
 } from '../transport/upstream.js';
-import type { SessionGate } from './gate.js';
 import { Relay } from './relay.js';
+import type { TransactionListener } from './session-model.js';
 import { acceptStartup, refuseStartup } from './startup.js';
 
-export interface SessionInfo {
-  id: string;
-  identity: Identity;
-  connection: ConnectionConfig;
-  source: string;
-  /** Which CLI command opened the tunnel (connect | exec). */
-  client: string;
-  /** exec --approval ID: the approval request this session came to run. */
-  approval?: string;
-  /** x-hoop-approval-wait: how long the client waits for approvals (ms), or `none` (exec --no-wait). */
-  approvalWait?: string;
-  startedAt: number;
-  /** The startup parameters the client set (as applied upstream), for the record. */
-  parameters?: Record<string, string>;
+export type { SessionInfo } from '../contracts/session.js';
+
+/** What the gate needs of the session besides who it is: its starting settings and its transactions. */
+export interface SessionState {
   /** The upstream session's settings at start, and the ones the gateway holds (read after login). */
-  start?: SessionStart;
+  start: SessionStart;
+  /** The session model's transaction events (begin, commit, rollback, savepoints), from the server's replies. */
+  onTransaction(listener: TransactionListener): void;
 }
 
 export interface SessionHooks {
@@ -53,18 +48,21 @@ export interface SessionHooks {
    */
   startup?(info: SessionInfo, settings: readonly StartupSetting[]): StartupJudgement;
   /** The session is authenticated and the upstream is ready: build its gate (records session.started). */
-  openGate(info: SessionInfo): Promise<SessionGate>;
+  openGate(info: SessionInfo, session: SessionState): Promise<SessionGate>;
   /** The session ended (records session.ended). */
   closed(info: SessionInfo, reason: string): void;
   /** The local one-time password was wrong, or the handshake failed (records auth.failed). */
   refused(info: SessionInfo, reason: string): void;
+  /** The upstream login finished (metrics): how long it took, or the error (with its SQLSTATE) it failed with. */
+  upstream?(info: SessionInfo, seconds: number, error?: Error & { sqlstate?: string }): void;
 }
 
 export interface SessionSettings {
   maxMessageBytes: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
-  target: (connection: ConnectionConfig) => UpstreamTarget;
+  /** Where and how to log in upstream for this identity (agents get a statement_timeout, say). */
+  target: (connection: ConnectionConfig, identity: Identity) => UpstreamTarget;
 }
 
 interface LiveSession {
@@ -127,6 +125,23 @@ async function sessionStart(upstream: UpstreamConnection, held: Map<string, stri
   return { resetValues, user: user ?? sessionUser ?? '', held };
 }
 
+/** A startup parameter policy refused: the FATAL names it and the rule (nothing is dropped without a word). */
+function refuseParameter(client: Duplex, refused: NonNullable<StartupJudgement['refused']>): string {
+  const { setting, decision } = refused;
+  const by = `rule "${decision.rule}"${decision.policy ? ` of policy "${decision.policy}"` : ''}`;
+  client.end(
+    errorResponse({
+      severity: 'FATAL',
+      code: '42501',
+      message: `hoop: startup parameter "${setting.name}" refused by ${by}`,
+      detail: `${setting.name} = ${setting.value}: ${decision.reason}`,
+      hint: 'Connect without it, or ask for a policy that allows it (the same rules as SET).',
+      routine: 'hoop_policy_denied',
+    }),
+  );
+  return `startup parameter ${setting.name} refused by ${by}: ${decision.reason}`;
+}
+
 const cancelKey = (processId: number, secret: Buffer) => `${processId}:${secret.toString('hex')}`;
 
 export async function runSession(
@@ -140,6 +155,7 @@ export async function runSession(
     sessionId?: string;
     approval?: string;
     approvalWait?: string;
+    mcp?: McpClientInfo;
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -153,6 +169,7 @@ export async function runSession(
     client: meta.client,
     approval: meta.approval,
     approvalWait: meta.approvalWait,
+    mcp: meta.mcp,
     startedAt: Date.now(),
   };
   let handshake: Awaited<ReturnType<typeof acceptStartup>>;
@@ -190,30 +207,24 @@ export async function runSession(
     held: new Map<string, string>(),
   };
   if (judged.refused) {
-    const { setting, decision } = judged.refused;
-    const by = `rule "${decision.rule}"${decision.policy ? ` of policy "${decision.policy}"` : ''}`;
-    client.end(
-      errorResponse({
-        severity: 'FATAL',
-        code: '42501',
-        message: `hoop: startup parameter "${setting.name}" refused by ${by}`,
-        detail: `${setting.name} = ${setting.value}: ${decision.reason}`,
-        hint: 'Connect without it, or ask for a policy that allows it (the same rules as SET).',
-        routine: 'hoop_policy_denied',
-      }),
-    );
-    hooks.refused(info, `startup parameter ${setting.name} refused by ${by}: ${decision.reason}`);
+    hooks.refused(info, refuseParameter(client, judged.refused));
     return;
   }
   info.parameters = judged.upstream;
 
-  const target = settings.target(meta.connection);
+  const target = settings.target(meta.connection, meta.identity);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
+  let start: SessionStart;
+  let opened: UpstreamConnection | undefined;
+  const connectStarted = performance.now();
   try {
-    upstream = await connectUpstream(target, judged.upstream);
-    info.start = await sessionStart(upstream, judged.held);
+    upstream = opened = await connectUpstream(target, judged.upstream);
+    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000);
+    start = await sessionStart(upstream, judged.held);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
+    if (opened) opened.socket.destroy();
+    else hooks.upstream?.(info, (performance.now() - connectStarted) / 1000, e);
     client.end(
       errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
     );
@@ -221,9 +232,14 @@ export async function runSession(
     return;
   }
 
+  // The gate subscribes now; the relay's session model (made below) publishes.
+  const transactionListeners: TransactionListener[] = [];
   let gate: SessionGate;
   try {
-    gate = await hooks.openGate(info);
+    gate = await hooks.openGate(info, {
+      start,
+      onTransaction: (listener) => transactionListeners.push(listener),
+    });
   } catch (err) {
     upstream.socket.destroy();
     client.end(
@@ -253,6 +269,9 @@ export async function runSession(
     },
     upstream.status,
   );
+  relay.core.model.onTransaction((event) => {
+    for (const listener of transactionListeners) listener(event);
+  });
   registry.add({ info, relay, upstreamKey: upstream.backendKey, target }, key);
   relay.onEnd((reason) => {
     registry.remove(info.id, key);

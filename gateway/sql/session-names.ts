@@ -4,14 +4,16 @@
  * message through them (resolve.ts). Pure apart from asking a catalog source for a snapshot (the slow
  * path: once per catalog version, only when the decision depends on names).
  *
- * Events, in the order the server produced them — the protocol core calls these:
+ * Events, in the order the server produced them:
  * - `forwarded(ids, effects)` when statements go to the server (ids as the gate made them);
  * - `completed(id, outcome)` when each finishes (ok, failed or skipped);
- * - `error()` for every ErrorResponse, `ready(status)` for every ReadyForQuery.
+ * - `transaction(event)` for every transaction boundary the session model (session/session-model.ts)
+ *   publishes from the server's replies: the one model of the session's transaction.
  */
 import type { Classification } from '../../src/shared/statement.js';
 import { type ResolvedMessage, resolveMessage, type StatementEffects } from './resolve.js';
 import type { NameLookup } from './search-path.js';
+import type { TransactionEvent } from './session-sql.js';
 import { SessionSettings, type SettingOp } from './settings.js';
 import { syntaxExtrasOf } from './syntax.js';
 
@@ -28,7 +30,7 @@ export interface SessionStart {
 /** Where snapshots of the catalog come from (gateway/catalog implements it). */
 export interface LookupSource {
   get(): Promise<NameLookup>;
-  current?(): NameLookup | undefined;
+  peek?(): NameLookup | undefined;
   refreshIfOlder?(ms: number): Promise<NameLookup>;
 }
 
@@ -38,6 +40,8 @@ export interface LookupSource {
  * interval per connection however many statements name things that do not exist.
  */
 const MISSING_RELOAD_MS = 10_000;
+
+const TRANSACTION_OPS = new Set(['begin', 'commit', 'rollback', 'savepoint', 'release', 'rollback-to']);
 
 export type Outcome = { ok: true } | { ok: false; skipped: boolean };
 
@@ -106,7 +110,7 @@ export class SessionNames {
     needCatalog: boolean,
   ): ResolvedMessage | Promise<ResolvedMessage> {
     if (!needCatalog || !source || !classification.ok) return this.resolveWith(classification, undefined);
-    const current = source.current?.();
+    const current = source.peek?.();
     if (current) {
       const resolved = this.resolveWith(classification, current);
       if (!resolved.missing || !source.refreshIfOlder) return resolved;
@@ -135,17 +139,15 @@ export class SessionNames {
     const effect = this.pending.get(id);
     this.pending.delete(id);
     if (!outcome.ok) return; // a failure's ErrorResponse follows as error(); a skipped statement never ran
-    const ops: readonly SettingOp[] = effect?.settingOps ?? [];
+    // Transaction boundaries come from the session model (transaction()), not from the statement.
+    const ops: readonly SettingOp[] = (effect?.settingOps ?? []).filter((op) => !TRANSACTION_OPS.has(op.op));
     this.settings.executed(ops);
     if (ops.some((op) => op.op === 'unknown')) this.opaqueTemp = true;
     if (effect?.discardsTemp) this.temp.clear();
   }
 
-  error(): void {
-    this.settings.error();
-  }
-
-  ready(status: 'I' | 'T' | 'E'): void {
-    this.settings.ready(status);
+  /** A transaction boundary, from the session model. */
+  transaction(event: TransactionEvent): void {
+    this.settings.transactionEvent(event);
   }
 }

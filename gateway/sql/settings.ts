@@ -7,9 +7,11 @@
  * clause never leaks. Pure: no sockets; one instance per client session.
  *
  * Inputs are events, in the order the server produced them:
- * - `executed(ops)`: a statement completed; `ops` are its setting and transaction effects;
- * - `error()`: an ErrorResponse (a failed statement, Parse, Bind, a refusal's poison ...);
- * - `ready(status)`: ReadyForQuery with its transaction status, which ends implicit transactions.
+ * - `executed(ops)`: a statement completed; `ops` are its setting effects;
+ * - `transactionEvent(event)`: the session model's transaction boundaries (begin, commit, rollback —
+ *   implicit transactions included —, savepoint, release, rollback-to), from the server's replies.
+ * `error()` and `ready(status)` follow ErrorResponse and ReadyForQuery instead, for a caller without a
+ * session model (unit tests); a gateway session uses the session model's events.
  *
  * Where the gateway cannot know a value (a `set_config` whose arguments are computed, code it cannot see
  * into that may call set_config), the value is UNKNOWN, and name resolution treats it as every schema.
@@ -133,6 +135,28 @@ export class SessionSettings {
   ): void {
     if (this.tx === 'idle' && op.op !== 'commit' && op.op !== 'rollback') this.startTransaction('implicit');
     this.apply(op);
+  }
+
+  /** A transaction boundary the session model saw (session/session-model.ts publishes them). */
+  transactionEvent(event: { type: string; name?: string }): void {
+    switch (event.type) {
+      case 'begin':
+        if (this.tx === 'idle') this.startTransaction('block');
+        else this.tx = 'block';
+        return;
+      case 'commit':
+        if (this.tx !== 'idle') this.endTransaction(true);
+        return;
+      case 'rollback':
+      case 'prepare-transaction':
+        if (this.tx !== 'idle') this.endTransaction(false);
+        return;
+      case 'savepoint':
+      case 'release':
+      case 'rollback-to':
+        if (this.tx !== 'idle') this.apply({ op: event.type, name: event.name ?? '' });
+        return;
+    }
   }
 
   /** The server reported an error: the transaction (implicit) ends, or the block fails. */

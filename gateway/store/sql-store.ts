@@ -229,6 +229,7 @@ export class SqlStore implements Store {
     if (query.since) add('time >= ?', query.since);
     if (query.until) add('time < ?', query.until);
     if (query.session) add('session = ?', query.session);
+    if (query.type) add('type = ?', query.type);
     params.push(query.limit ?? 1000);
     const rows = await this.db.query<Row>(
       `SELECT record FROM audit_records ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${query.descending ? 'DESC' : ''} LIMIT ?`,
@@ -292,6 +293,7 @@ export class SqlStore implements Store {
         identity: first?.identity,
         connection: first?.connection,
         source: first?.source,
+        ...(typeof first?.data?.client === 'string' ? { client: first.data.client } : {}),
         started: String(g.first_time),
         ended: opt(g.ended as string | null),
         statements: num(g.statements),

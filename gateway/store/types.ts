@@ -21,6 +21,8 @@ export interface RecordQuery {
   since?: string;
   until?: string;
   session?: string;
+  /** Only records of this type. */
+  type?: string;
   /** Default 1000. */
   limit?: number;
   /** Newest first. */

@@ -39,12 +39,6 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
     },
     {
       method: 'GET',
-      path: '/healthz',
-      access: 'public',
-      handler: async () => ({ ok: true, version: deps.version }),
-    },
-    {
-      method: 'GET',
       path: '/v1/whoami',
       access: 'identity',
       handler: async ({ identity }) => {

@@ -20,6 +20,11 @@ export interface Authenticator {
   authenticate(token: string, source: string): Promise<Identity>;
   /** May this identity use a route of this access level? */
   allowed(identity: Identity, access: RouteAccess): boolean;
+  /**
+   * A browser's console session (cookie) instead of a bearer token: its current access token, or
+   * undefined without one. Throws an HttpError when a state change lacks the session's CSRF proof.
+   */
+  sessionToken?(request: IncomingMessage, stateChanging: boolean): Promise<string | undefined>;
 }
 
 export type UpgradeHandler = (
@@ -92,9 +97,42 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 /** A handler may return this to answer with something other than JSON (exports, streams). */
 export interface RawResponse {
   raw: true;
+  /** Default 200 (e.g. /readyz answers 503 with a body that says why). */
+  status?: number;
   contentType: string;
-  body: string | AsyncIterable<string | Buffer>;
+  body: string | Buffer | AsyncIterable<string | Buffer>;
   filename?: string;
+  /** Extra headers (they win over the defaults, e.g. cache-control or a Content-Security-Policy). */
+  headers?: Record<string, string | string[]>;
+}
+
+/** Resolves when the response can take more, or when the caller went away. */
+function drained(response: ServerResponse, gone: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      gone.removeEventListener('abort', done);
+      resolve();
+    };
+    response.once('drain', done);
+    gone.addEventListener('abort', done);
+  });
+}
+
+/** Answer an upgrade request (a tunnel) with an HTTP error and close: the JSON body is what clients print. */
+export function refuseUpgrade(
+  socket: Duplex,
+  status: 401 | 403 | 404 | 503,
+  code: HttpError['code'],
+  message: string,
+): void {
+  const reasons = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
+  const reason = reasons[status];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 function isRaw(value: unknown): value is RawResponse {
@@ -122,10 +160,14 @@ export function createGatewayServer(
     match.names.forEach((name, i) => {
       params[name] = decodeURIComponent(groups[i + 1]!);
     });
+    if (match.route.raw) {
+      await match.route.raw(request, response);
+      return;
+    }
     const source = sourceOf(request);
     let identity = undefined as unknown as Identity;
     if (match.route.access !== 'public') {
-      const token = bearerToken(request);
+      const token = bearerToken(request) ?? (await auth.sessionToken?.(request, method !== 'GET'));
       if (!token) throw new HttpError(401, 'unauthenticated', 'missing bearer token');
       try {
         identity = await auth.authenticate(token, source);
@@ -141,18 +183,30 @@ export function createGatewayServer(
       }
     }
     const body = method === 'GET' ? undefined : await readJson(request);
-    const ctx: RouteContext = { identity, params, query: url.searchParams, body, source };
+    const gone = new AbortController();
+    response.once('close', () => gone.abort());
+    const ctx: RouteContext = {
+      identity,
+      params,
+      query: url.searchParams,
+      body,
+      source,
+      headers: request.headers,
+      signal: gone.signal,
+    };
     const result = await match.route.handler(ctx);
     if (isRaw(result)) {
-      response.writeHead(200, {
+      response.writeHead(result.status ?? 200, {
         'content-type': result.contentType,
         'cache-control': 'no-store',
         ...(result.filename ? { 'content-disposition': `attachment; filename="${result.filename}"` } : {}),
+        ...result.headers,
       });
-      if (typeof result.body === 'string') response.end(result.body);
+      if (typeof result.body === 'string' || Buffer.isBuffer(result.body)) response.end(result.body);
       else {
         for await (const chunk of result.body) {
-          if (!response.write(chunk)) await new Promise((r) => response.once('drain', r));
+          if (gone.signal.aborted) break;
+          if (!response.write(chunk)) await drained(response, gone.signal);
         }
         response.end();
       }

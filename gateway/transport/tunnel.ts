@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import { TUNNEL_HEADERS, TUNNEL_PATH } from '../../src/shared/api.js';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import type { McpClientInfo } from '../../src/shared/mcp.js';
 import type { UpgradeHandler } from './http.js';
 import { sourceOf } from './http.js';
 import { webSocketStream } from './ws-stream.js';
@@ -26,12 +27,16 @@ export interface TunnelTarget {
   approval?: string;
   /** x-hoop-approval-wait: ms, or `none` (exec --no-wait). */
   approvalWait?: string;
+  /** Set by the MCP server for the sessions it opens (never from a tunnel's headers). */
+  mcp?: McpClientInfo;
 }
 
 export interface TunnelOptions {
   connections: Map<string, ConnectionConfig>;
   /** May this identity open a session on this connection at all? */
   canReach(identity: Identity, connection: string): boolean;
+  /** Why this identity may open no tunnel at all (an agent kept to /mcp), if it may not. */
+  barred?(identity: Identity): string | undefined;
   /** A refused tunnel (unknown connection, no policy): recorded as auth.failed. */
   refused(identity: Identity, source: string, connection: string, reason: string): void;
   onStream(stream: Duplex, target: TunnelTarget): void;
@@ -74,6 +79,12 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     const name = decodeURIComponent(url.pathname.slice(TUNNEL_PATH.length));
     const source = sourceOf(request);
     const connection = options.connections.get(name);
+    const barred = options.barred?.(identity);
+    if (barred) {
+      options.refused(identity, source, name, barred);
+      refuse(403, barred);
+      return;
+    }
     if (!connection || !options.canReach(identity, name)) {
       // The same answer whether it does not exist or is not yours: names are not disclosed.
       const reason = `no connection "${name}" for ${identity.subject}`;

@@ -5,7 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { checkServerIdentity, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import {
+  checkServerIdentity,
+  createSecureContext,
+  type SecureContext,
+  type TLSSocket,
+  connect as tlsConnect,
+} from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { md5PasswordResponse, ScramClient } from '../../src/shared/scram.js';
 import {
@@ -23,6 +29,8 @@ export interface UpstreamTarget {
   user: string;
   password: string;
   tls: { mode: 'disable' | 'require' | 'verify-ca' | 'verify-full'; ca?: string };
+  /** Startup parameters the gateway itself sets (e.g. an agent's statement_timeout); they win over the client's. */
+  parameters?: Record<string, string>;
 }
 
 export interface UpstreamConnection {
@@ -54,6 +62,22 @@ function readCa(path: string): Buffer {
     caCache.set(path, ca);
   }
   return ca;
+}
+
+/**
+ * One TLS context per CA file, shared by every upstream connection: given `ca` itself, each connection
+ * would build a context of its own with its own copy of the CA store (≈ 19 KB more per idle session,
+ * with bench/idle-tunnels.mjs --upstream-tls).
+ */
+const contexts = new Map<string, SecureContext>();
+function secureContextFor(caPath: string | undefined): SecureContext {
+  const key = caPath ?? '';
+  let context = contexts.get(key);
+  if (!context) {
+    context = createSecureContext(caPath ? { ca: readCa(caPath) } : {});
+    contexts.set(key, context);
+  }
+  return context;
 }
 
 /** Open a TCP connection, and negotiate TLS as the target's mode asks. */
@@ -93,7 +117,7 @@ export async function openTransport(target: UpstreamTarget, timeoutMs = 10_000):
   const tlsSocket = tlsConnect({
     socket,
     servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
-    ca: target.tls.ca ? readCa(target.tls.ca) : undefined,
+    secureContext: secureContextFor(target.tls.ca),
     rejectUnauthorized: verify,
     checkServerIdentity: (host, cert) =>
       target.tls.mode === 'verify-full' ? checkServerIdentity(target.host || host, cert) : undefined,
@@ -117,7 +141,14 @@ export async function connectUpstream(
   timeoutMs = 10_000,
 ): Promise<UpstreamConnection> {
   const socket = await openTransport(target, timeoutMs);
-  socket.write(serialize.startup({ ...clientParameters, user: target.user, database: target.database }));
+  socket.write(
+    serialize.startup({
+      ...clientParameters,
+      ...target.parameters,
+      user: target.user,
+      database: target.database,
+    }),
+  );
   const reader = new FrameReader(1 << 30);
   const parameters = new Map<string, string>();
   let backendKey: BackendKey = { processId: 0, secretKey: Buffer.alloc(4) };

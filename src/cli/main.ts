@@ -1,67 +1,149 @@
-/** hoopctl: the command line. Each command group registers itself from its own file in commands/. */
+/**
+ * hoopctl: the command line. Each command group registers itself from its own file in commands/.
+ *
+ * Adding a command (other streams do this): write src/cli/commands/NAME.ts exporting
+ * `registerNameCommands(program: Command)`, then add ONE line to COMMAND_MODULES below naming the
+ * top-level commands it registers. Keep the module's top-level imports light (commander types, output.js,
+ * settings.js): load heavy dependencies inside the action with `await import(...)`, so other commands
+ * never pay for them. Shell completion needs nothing more: commands, subcommands, options and their
+ * `.choices()` are read from the commander tree, and an argument or option named `<connection>`, `<id>`
+ * (approvals) or `<profile>` completes from the gateway or the settings (see completion.ts, which also
+ * has `completeWith()` for anything else).
+ */
 import { Command, CommanderError } from 'commander';
 import { CliError, ExitCode } from '../shared/errors.js';
-import { registerApprovalCommands } from './commands/approvals.js';
-import { registerAuditCommands } from './commands/audit.js';
-import { registerConnectCommand } from './commands/connect.js';
-import { registerConnectionsCommand } from './commands/connections.js';
-import { registerExecCommand } from './commands/exec.js';
-import { registerIdentityCommands } from './commands/identities.js';
-import { registerLoginCommands } from './commands/login.js';
-import { registerPolicyCommands } from './commands/policy.js';
-import { registerSessionCommands } from './commands/sessions.js';
+import { installSignalHandlers } from './interrupt.js';
 import { ce } from './output.js';
+import { useProfile } from './settings.js';
+import { cliVersion, printVersion } from './version.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/** Every command module, one line each: the top-level commands it registers, and how to load it. */
+export const COMMAND_MODULES: { names: string[]; load: () => Promise<Register> }[] = [
+  {
+    names: ['login', 'logout', 'whoami'],
+    load: async () => (await import('./commands/login.js')).registerLoginCommands,
+  },
+  {
+    names: ['status', 'token'],
+    load: async () => (await import('./commands/status.js')).registerStatusCommands,
+  },
+  { names: ['profile'], load: async () => (await import('./commands/profile.js')).registerProfileCommands },
+  {
+    names: ['connections'],
+    load: async () => (await import('./commands/connections.js')).registerConnectionsCommand,
+  },
+  {
+    names: ['connect', 'psql'],
+    load: async () => (await import('./commands/connect.js')).registerConnectCommand,
+  },
+  { names: ['exec'], load: async () => (await import('./commands/exec.js')).registerExecCommand },
+  {
+    names: ['approvals', 'approve', 'reject', 'request', 'requests'],
+    load: async () => (await import('./commands/approvals.js')).registerApprovalCommands,
+  },
+  { names: ['sessions'], load: async () => (await import('./commands/sessions.js')).registerSessionCommands },
+  { names: ['audit'], load: async () => (await import('./commands/audit.js')).registerAuditCommands },
+  {
+    names: ['identities'],
+    load: async () => (await import('./commands/identities.js')).registerIdentityCommands,
+  },
+  { names: ['policy'], load: async () => (await import('./commands/policy.js')).registerPolicyCommands },
+  { names: ['report'], load: async () => (await import('./commands/report.js')).registerReportCommands },
+  { names: ['mcp'], load: async () => (await import('./commands/mcp.js')).registerMcpCommand },
+  {
+    names: ['completion', '__complete'],
+    load: async () => (await import('./completion.js')).registerCompletionCommands,
+  },
+];
+
+/** Options of the program itself, which may come before or after the command. */
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--profile']);
+
+export const ROOT_HELP = `
+Examples:
+  hoopctl login --gateway https://gateway.example.com:8443
+  hoopctl connect prod-db
+  hoopctl psql prod-db -- -c "select 1"
+  hoopctl exec prod-db -c "select count(*) from customers"
+  hoopctl approvals
+  hoopctl --profile staging status
+
+Environment: HOOPCTL_GATEWAY, HOOPCTL_PROFILE, HOOPCTL_HOME, HOOPCTL_TOKEN_STORE=keychain|file,
+HOOPCTL_CA_FILE, HOOPCTL_CLIENT_ID + HOOPCTL_CLIENT_SECRET, HOOPCTL_ID_TOKEN, NO_COLOR, FORCE_COLOR.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 not authenticated, 4 denied by policy,
+            5 approval rejected or timed out, 6 database error; 130/143 interrupted (Ctrl-C/SIGTERM).`;
+
+/** The program with the modules that `argv` needs (all of them for help, completion and typos). */
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('hoopctl')
     .description(
       'Identity-aware access to PostgreSQL through a hoop gateway: every statement checked, masked, recorded.',
     )
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(cliVersion(), '-V, --version', 'print the CLI version (and the gateway version when logged in)')
+    .option('--profile <name>', 'act as this profile (default: HOOPCTL_PROFILE or `hoopctl profile use`)')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (text, write) => write(ce.red(text)) })
     .exitOverride();
-  program.addHelpText(
-    'after',
-    `
-Examples:
-  hoopctl login --gateway https://gateway.example.com:8443
-  hoopctl connect prod-db
-  hoopctl exec prod-db -c "select count(*) from customers"
-  hoopctl approvals
-
-Exit codes: 0 ok, 1 error, 2 usage, 3 not authenticated, 4 denied by policy,
-            5 approval rejected or timed out, 6 database error.`,
-  );
-  for (const register of [
-    registerLoginCommands,
-    registerConnectionsCommand,
-    registerConnectCommand,
-    registerExecCommand,
-    registerApprovalCommands,
-    registerSessionCommands,
-    registerAuditCommands,
-    registerIdentityCommands,
-    registerPolicyCommands,
-  ]) {
-    register(program);
-  }
+  program.addHelpText('after', ROOT_HELP);
+  program.hook('preAction', (_root, action) => {
+    // --profile may follow the command: read it from the root, wherever commander put it.
+    useProfile(program.opts().profile ?? action.optsWithGlobals().profile);
+  });
+  const word = commandWord(argv.slice(2));
+  // Completion walks the whole tree: it needs every module, as help and typos do.
+  const wanted =
+    word === '__complete' ? [] : COMMAND_MODULES.filter((m) => word !== undefined && m.names.includes(word));
+  for (const module of wanted.length ? wanted : COMMAND_MODULES) (await module.load())(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }
 
+/** The first word that is not an option (or a global option's value): the command to load. */
+export function commandWord(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return undefined;
+    if (GLOBAL_OPTIONS_WITH_VALUE.has(arg)) {
+      i++;
+      continue;
+    }
+    if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
+
 export async function main(argv: string[]): Promise<void> {
+  installSignalHandlers();
   // `hoopctl exec ... | head`: the reader went away; stop quietly, as Unix tools do.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw err;
   });
-  const program = buildProgram();
+  const args = argv.slice(2);
   try {
+    if (isVersionRequest(args)) {
+      useProfile(profileArg(args));
+      await printVersion(args.includes('--json'));
+      return;
+    }
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
   } catch (err) {
     process.exitCode = exitCodeFor(err);
   }
+}
+
+function isVersionRequest(args: string[]): boolean {
+  const rest = args.filter((a, i) => a !== '--json' && !(a === '--profile' || args[i - 1] === '--profile'));
+  return rest.length === 1 && (rest[0] === '--version' || rest[0] === '-V');
+}
+
+function profileArg(args: string[]): string | undefined {
+  const at = args.indexOf('--profile');
+  return at >= 0 ? args[at + 1] : undefined;
 }
 
 function exitCodeFor(err: unknown): number {

@@ -6,6 +6,7 @@
 import type { Duplex } from 'node:stream';
 import { parse, serialize } from 'pg-protocol';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import type { ColumnInfo } from './pg-types.js';
 
 export interface PgError {
   severity: string;
@@ -17,7 +18,7 @@ export interface PgError {
 }
 
 export interface QueryHandlers {
-  onColumns(names: string[]): void;
+  onColumns(columns: ColumnInfo[]): void;
   /** Return false to ask for a pause (the caller resumes with `resume()`). */
   onRow(values: (string | null)[]): boolean | undefined;
   onComplete(tag: string): void;
@@ -94,7 +95,10 @@ export class PgSession {
       switch (message.name) {
         case 'rowDescription':
           handlers.onColumns(
-            (message as unknown as { fields: { name: string }[] }).fields.map((f) => f.name),
+            (message as unknown as { fields: { name: string; dataTypeID: number }[] }).fields.map((f) => ({
+              name: f.name,
+              typeId: f.dataTypeID,
+            })),
           );
           return;
         case 'dataRow':

@@ -1,42 +1,143 @@
 /**
- * Where the CLI keeps its settings (the gateway URL `login --gateway` remembered) and, when no keychain is
- * usable, its token file: HOOPCTL_HOME, else conf's per-OS directory (~/.config/hoopctl-nodejs on Linux).
+ * Where the CLI keeps its settings, and profiles: each profile names a gateway (and a private CA, a token
+ * store) and has its own login, so one person can be alice on staging and rita on prod at once.
+ *
+ * The directory is HOOPCTL_HOME, else the per-OS one earlier versions used (~/.config/hoopctl-nodejs on
+ * Linux). settings.json holds `{ version: 2, current, profiles: { NAME: {...} } }`; a version-1 file
+ * (`{ gateway, caFile }`, one implicit profile) is read as the profile `default`, so nothing changes for
+ * existing users. The profile in use: --profile, else HOOPCTL_PROFILE, else `hoopctl profile use`, else
+ * `default`. Files are written whole to a temporary file (mode 0600) and renamed.
  */
-import Conf from 'conf';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { CliError, ExitCode } from '../shared/errors.js';
 import type { GatewayTarget } from './api.js';
 
-interface SettingsShape {
+export interface ProfileSettings {
   gateway?: string;
   caFile?: string;
+  /** keychain or file; HOOPCTL_TOKEN_STORE overrides it. */
+  tokenStore?: 'keychain' | 'file';
+  /** Who last logged in with this profile (shown by `profile list`; the token is the truth). */
+  subject?: string;
 }
 
-let store: Conf<SettingsShape> | undefined;
-export function settings(): Conf<SettingsShape> {
-  store ??= new Conf<SettingsShape>({
-    projectName: 'hoopctl',
-    cwd: process.env.HOOPCTL_HOME || undefined,
-    configName: 'settings',
-    configFileMode: 0o600,
-  });
-  return store;
+interface SettingsFile {
+  version: 2;
+  current?: string;
+  profiles: Record<string, ProfileSettings>;
 }
 
-/** The directory settings and the token file live in. */
+export const DEFAULT_PROFILE = 'default';
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The directory settings and token files live in. */
 export function homeDir(): string {
-  const path = settings().path;
-  return path.slice(0, path.lastIndexOf('/'));
+  if (process.env.HOOPCTL_HOME) return process.env.HOOPCTL_HOME;
+  const home = homedir();
+  if (process.platform === 'darwin') return join(home, 'Library', 'Preferences', 'hoopctl-nodejs');
+  if (process.platform === 'win32')
+    return join(process.env.APPDATA || join(home, 'AppData', 'Roaming'), 'hoopctl-nodejs', 'Config');
+  return join(process.env.XDG_CONFIG_HOME || join(home, '.config'), 'hoopctl-nodejs');
 }
 
-/** The gateway to talk to: --gateway flag, HOOPCTL_GATEWAY, or what `login --gateway` remembered. */
-export function resolveGateway(flag?: string): GatewayTarget {
-  const url = flag || process.env.HOOPCTL_GATEWAY || settings().get('gateway');
-  if (!url) {
+function settingsPath(): string {
+  return join(homeDir(), 'settings.json');
+}
+
+export function readSettings(): SettingsFile {
+  const path = settingsPath();
+  if (!existsSync(path)) return { version: 2, profiles: {} };
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new CliError(`cannot read ${path}: ${(err as Error).message} (fix or delete it)`);
+  }
+  if (raw.version === 2 && raw.profiles && typeof raw.profiles === 'object') return raw as never;
+  // Version 1: one implicit profile.
+  const legacy: ProfileSettings = {};
+  if (typeof raw.gateway === 'string') legacy.gateway = raw.gateway;
+  if (typeof raw.caFile === 'string') legacy.caFile = raw.caFile;
+  return { version: 2, profiles: Object.keys(legacy).length ? { [DEFAULT_PROFILE]: legacy } : {} };
+}
+
+export function writeSettings(file: SettingsFile): void {
+  writePrivateFile(settingsPath(), `${JSON.stringify(file, null, 2)}\n`);
+}
+
+/** Write a file only its owner can read: temporary file with mode 0600, then rename (never half-written). */
+export function writePrivateFile(path: string, text: string): void {
+  mkdirSync(homeDir(), { recursive: true, mode: 0o700 });
+  const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temporary, text, { mode: 0o600 });
+  chmodSync(temporary, 0o600);
+  renameSync(temporary, path);
+}
+
+let profileFlag: string | undefined;
+/** --profile NAME (set once, before any command runs). */
+export function useProfile(name: string | undefined): void {
+  if (name !== undefined) checkProfileName(name);
+  profileFlag = name;
+}
+
+export function checkProfileName(name: string): string {
+  if (!NAME.test(name)) {
     throw new CliError(
-      'no gateway configured: pass --gateway URL, set HOOPCTL_GATEWAY, or run hoopctl login --gateway URL',
+      `"${name}" is not a profile name (letters, digits, . _ -; at most 64)`,
       ExitCode.usage,
     );
   }
+  return name;
+}
+
+/** The profile this command acts as. */
+export function currentProfile(): string {
+  const name = profileFlag || process.env.HOOPCTL_PROFILE || readSettings().current || DEFAULT_PROFILE;
+  return checkProfileName(name);
+}
+
+export function profileSettings(name = currentProfile()): ProfileSettings {
+  return readSettings().profiles[name] ?? {};
+}
+
+export function updateProfile(name: string, change: Partial<ProfileSettings>): void {
+  const file = readSettings();
+  const merged = { ...file.profiles[name], ...change };
+  for (const key of Object.keys(merged) as (keyof ProfileSettings)[]) {
+    if (merged[key] === undefined) delete merged[key];
+  }
+  file.profiles[name] = merged;
+  writeSettings(file);
+}
+
+/** "https://gw:8443 (profile prod)": how every message names what it is about. */
+export function describeTarget(target: GatewayTarget): string {
+  return `${target.url} (profile ${target.profile ?? DEFAULT_PROFILE})`;
+}
+
+/** The gateway to talk to: --gateway flag, HOOPCTL_GATEWAY, or the profile's (what `login --gateway` remembered). */
+export function resolveGateway(flag?: string): GatewayTarget {
+  const profile = currentProfile();
+  const stored = profileSettings(profile);
+  const url = flag || process.env.HOOPCTL_GATEWAY || stored.gateway;
+  if (!url) {
+    throw new CliError(
+      `no gateway for profile ${profile}: pass --gateway URL, set HOOPCTL_GATEWAY, or run hoopctl login --gateway URL${profile === DEFAULT_PROFILE ? '' : ` --profile ${profile}`}`,
+      ExitCode.usage,
+    );
+  }
+  return {
+    url: parseGatewayUrl(url),
+    caFile: process.env.HOOPCTL_CA_FILE || stored.caFile || undefined,
+    profile,
+  };
+}
+
+export function parseGatewayUrl(url: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -49,5 +150,5 @@ export function resolveGateway(flag?: string): GatewayTarget {
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new CliError(`the gateway URL must be https:// (or http:// on loopback): ${url}`, ExitCode.usage);
   }
-  return { url: parsed.origin, caFile: process.env.HOOPCTL_CA_FILE || settings().get('caFile') || undefined };
+  return parsed.origin;
 }

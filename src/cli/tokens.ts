@@ -2,38 +2,43 @@
  * Where the CLI's bearer token comes from, in this order:
  *   1. a workload ID token (HOOPCTL_ID_TOKEN, or the file given by --id-token-file), sent as it is;
  *   2. client credentials (HOOPCTL_CLIENT_ID + HOOPCTL_CLIENT_SECRET) against the issuer the gateway advertises;
- *   3. the login `hoopctl login` saved: a refresh token in the OS keychain (or a 0600 file where there is
- *      none), traded for a fresh access token whenever the current one is within 30 s of expiry.
+ *   3. the login `hoopctl login` saved for this profile and gateway: a refresh token in the OS keychain (or a
+ *      0600 file where there is none) and the current access token, renewed whenever it is within 30 s
+ *      of expiry.
  * Modes 1 and 2 are CI mode: nothing is read from or written to disk besides the ID token file.
+ *
+ * openid-client and the keychain's native module are loaded only when a command needs them: a command
+ * whose stored access token is still fresh never loads either.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { Entry } from '@napi-rs/keyring';
-import { decodeJwt } from 'jose';
-import * as oidc from 'openid-client';
+import type { Entry } from '@napi-rs/keyring';
+import type * as Oidc from 'openid-client';
 import type { GatewayDiscovery } from '../shared/api.js';
 import { DISCOVERY_PATH } from '../shared/api.js';
 import { CliError, ExitCode } from '../shared/errors.js';
 import { fetchTrustingCa } from '../shared/fetch-with-ca.js';
-import { apiRequest, type GatewayTarget } from './api.js';
+import { apiRequest, type GatewayTarget, rawRequest } from './api.js';
 import { warn } from './output.js';
-import { homeDir } from './settings.js';
+import { DEFAULT_PROFILE, homeDir, profileSettings, writePrivateFile } from './settings.js';
 
-/** What `hoopctl login` keeps per gateway. */
+/** What `hoopctl login` keeps per profile and gateway. */
 export interface StoredLogin {
   issuer: string;
   clientId: string;
   audience: string;
   refreshToken?: string;
-  /** Kept only in the file store; the keychain store keeps access tokens in memory. */
+  /** The current access token (a cache: renewed from the refresh token when it runs out). */
   accessToken?: string;
 }
 
 /** Refresh this long before expiry, so a token never dies in flight. */
 const EXPIRY_MARGIN_MS = 30_000;
 const KEYCHAIN_SERVICE = 'hoopctl';
-const TOKEN_FILE = 'tokens.json';
+
+const loadOidc = (): Promise<typeof Oidc> => import('openid-client');
 
 // ---------------------------------------------------------------------------------------------
 // The token source.
@@ -45,16 +50,47 @@ export function useIdTokenFile(path: string): void {
   idTokenFile = path;
 }
 
-/** Which non-interactive credentials the environment provides, if any. */
+export type TokenMode = 'id-token' | 'client-credentials' | 'login';
+
+/**
+ * Which non-interactive credentials the environment provides, if any. Half a pair is a mistake, never
+ * a silent fall-back to the stored login (a CI job would act as whoever last logged in on the runner).
+ */
 export function ciMode(): 'id-token' | 'client-credentials' | undefined {
   if (idTokenFile || process.env.HOOPCTL_ID_TOKEN) return 'id-token';
-  if (process.env.HOOPCTL_CLIENT_ID && process.env.HOOPCTL_CLIENT_SECRET) return 'client-credentials';
+  const id = process.env.HOOPCTL_CLIENT_ID;
+  const secret = process.env.HOOPCTL_CLIENT_SECRET;
+  if (id && secret) return 'client-credentials';
+  if (id) {
+    throw new CliError(
+      'HOOPCTL_CLIENT_ID is set but HOOPCTL_CLIENT_SECRET is not: set both for client credentials, or unset HOOPCTL_CLIENT_ID to use your login',
+      ExitCode.usage,
+    );
+  }
+  if (secret) {
+    throw new CliError(
+      'HOOPCTL_CLIENT_SECRET is set but HOOPCTL_CLIENT_ID is not: set the client id too, or unset the secret',
+      ExitCode.usage,
+    );
+  }
   return undefined;
 }
 
-/** Access tokens kept in memory only: client credentials, and logins whose refresh token is in the keychain. */
+export function tokenMode(): TokenMode {
+  return ciMode() ?? 'login';
+}
+
+/** Access tokens in memory (client credentials); one renewal at a time per key. */
 const accessTokens = new Map<string, string>();
 const inFlight = new Map<string, Promise<string>>();
+
+const profileOf = (target: GatewayTarget) => target.profile ?? DEFAULT_PROFILE;
+const loginKey = (target: GatewayTarget) => `login ${profileOf(target)} ${target.url}`;
+
+/** "https://gw (profile prod)". */
+function where(target: GatewayTarget): string {
+  return `${target.url} (profile ${profileOf(target)})`;
+}
 
 /** A bearer token for the gateway, fresh for at least 30 s; CliError exit 3 when there is none. */
 export async function getAccessToken(target: GatewayTarget): Promise<string> {
@@ -64,12 +100,11 @@ export async function getAccessToken(target: GatewayTarget): Promise<string> {
   const key =
     mode === 'client-credentials'
       ? `cc ${target.url} ${process.env.HOOPCTL_CLIENT_ID} ${hashOf(process.env.HOOPCTL_CLIENT_SECRET!)}`
-      : `login ${target.url}`;
-  // One renewal at a time per gateway: `connect` may ask from many client connections at once.
+      : loginKey(target);
   let pending = inFlight.get(key);
   if (!pending) {
     pending = (
-      mode === 'client-credentials' ? clientCredentialsToken(target, key) : loginToken(target, key)
+      mode === 'client-credentials' ? clientCredentialsToken(target, key) : loginToken(target)
     ).finally(() => inFlight.delete(key));
     inFlight.set(key, pending);
   }
@@ -80,14 +115,22 @@ function hashOf(secret: string): string {
   return createHash('sha256').update(secret).digest('base64url');
 }
 
-/** When a JWT expires (undefined when it is not a JWT or carries no exp). */
-export function tokenExpiry(token: string): Date | undefined {
+/** A JWT's payload, or undefined when the token is not a JWT. Nothing is verified: the gateway does that. */
+export function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
   try {
-    const { exp } = decodeJwt(token);
-    return typeof exp === 'number' ? new Date(exp * 1000) : undefined;
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as unknown;
+    return payload && typeof payload === 'object' ? (payload as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** When a JWT expires (undefined when it is not a JWT or carries no exp). */
+export function tokenExpiry(token: string): Date | undefined {
+  const exp = jwtClaims(token)?.exp;
+  return typeof exp === 'number' ? new Date(exp * 1000) : undefined;
 }
 
 function isFresh(token: string): boolean {
@@ -127,6 +170,7 @@ function workloadIdToken(): string {
 async function clientCredentialsToken(target: GatewayTarget, cacheKey: string): Promise<string> {
   const cached = accessTokens.get(cacheKey);
   if (cached && isFresh(cached)) return cached;
+  const oidc = await loadOidc();
   const discovery = await gatewayDiscovery(target);
   const clientId = process.env.HOOPCTL_CLIENT_ID!;
   const config = await issuerConfiguration(
@@ -140,51 +184,107 @@ async function clientCredentialsToken(target: GatewayTarget, cacheKey: string): 
     accessTokens.set(cacheKey, tokens.access_token);
     return tokens.access_token;
   } catch (err) {
-    throw idpRefusal(err, `the IdP refused client ${clientId}`);
+    const reason = await oauthErrorReason(err);
+    if (reason?.startsWith('invalid_client') || reason?.startsWith('unauthorized_client')) {
+      throw new CliError(
+        `the identity provider ${discovery.issuer} refused client ${clientId} (${reason}): check HOOPCTL_CLIENT_ID and HOOPCTL_CLIENT_SECRET`,
+        ExitCode.notAuthenticated,
+      );
+    }
+    if (reason) {
+      throw new CliError(
+        `the identity provider ${discovery.issuer} refused client ${clientId} (${reason})`,
+        ExitCode.notAuthenticated,
+      );
+    }
+    throw new CliError(`cannot get a token for client ${clientId}: ${(err as Error)?.message ?? err}`);
   }
 }
 
-async function loginToken(target: GatewayTarget, cacheKey: string): Promise<string> {
+async function loginToken(target: GatewayTarget): Promise<string> {
   const stored = loadLogin(target);
-  if (!stored) throw new CliError('not logged in: run hoopctl login', ExitCode.notAuthenticated);
+  if (!stored) throw notLoggedIn(target);
   const { login, store } = stored;
-  // The file keeps the access token next to the refresh token; the keychain store keeps it in memory.
-  const current = store === 'file' ? login.accessToken : accessTokens.get(cacheKey);
-  if (current && isFresh(current)) return current;
+  if (login.accessToken && isFresh(login.accessToken)) return login.accessToken;
   if (!login.refreshToken) {
-    throw new CliError('your session has ended: run hoopctl login', ExitCode.notAuthenticated);
+    throw new CliError(
+      `your session at ${where(target)} has ended: run ${loginCommand(target)}`,
+      ExitCode.notAuthenticated,
+    );
   }
-
+  const oidc = await loadOidc();
   const config = await issuerConfiguration(target, login.issuer, login.clientId, oidc.None());
-  let tokens: oidc.TokenEndpointResponse;
+  let tokens: Oidc.TokenEndpointResponse;
   try {
     tokens = await oidc.refreshTokenGrant(config, login.refreshToken, { resource: login.audience });
   } catch (err) {
-    if (err instanceof oidc.ResponseBodyError && err.error === 'invalid_grant') {
+    const reason = await oauthErrorReason(err);
+    if (reason?.startsWith('invalid_grant')) {
       // The IdP ended the session (revoked, expired, user disabled): the refresh token is worthless now.
       clearStoredLogin(target);
     }
-    throw idpRefusal(err, 'your session could not be renewed');
+    if (reason) {
+      throw new CliError(
+        `your session at ${where(target)} could not be renewed (${reason}): run ${loginCommand(target)}`,
+        ExitCode.notAuthenticated,
+      );
+    }
+    throw new CliError(
+      `your session at ${where(target)} could not be renewed: ${(err as Error)?.message ?? err}`,
+    );
   }
-  const renewed: StoredLogin = {
-    ...login,
-    refreshToken: tokens.refresh_token ?? login.refreshToken,
-    accessToken: tokens.access_token,
-  };
-  if (renewed.refreshToken !== login.refreshToken || store === 'file') writeLogin(target, renewed, store);
-  if (store === 'keychain') accessTokens.set(cacheKey, tokens.access_token);
+  writeLogin(
+    target,
+    {
+      ...login,
+      refreshToken: tokens.refresh_token ?? login.refreshToken,
+      accessToken: tokens.access_token,
+    },
+    store,
+  );
   return tokens.access_token;
 }
 
-function idpRefusal(err: unknown, what: string): CliError {
-  if (err instanceof CliError) return err;
-  const reason = oauthErrorReason(err);
-  if (reason) return new CliError(`${what} (${reason}): run hoopctl login`, ExitCode.notAuthenticated);
-  return new CliError(`${what}: ${(err as Error)?.message ?? String(err)}`);
+/** `hoopctl login`, with the flags that select this profile and gateway. */
+export function loginCommand(target: GatewayTarget): string {
+  const profile = profileOf(target);
+  return `hoopctl login${profile === DEFAULT_PROFILE ? '' : ` --profile ${profile}`} --gateway ${target.url}`;
+}
+
+/**
+ * "Not logged in", naming the gateway and profile it looked up — and the near miss people hit most:
+ * a login saved for http://127.0.0.1:8443 when the command asked for http://localhost:8443.
+ */
+function notLoggedIn(target: GatewayTarget): CliError {
+  const near = storedGateways(target).find((url) => sameLoopbackPort(url, target.url));
+  const hint = near
+    ? `; you are logged in to ${near}, which is the same machine under another name: use --gateway ${near} (or HOOPCTL_GATEWAY), or log in again`
+    : '';
+  return new CliError(
+    `not logged in to ${where(target)}: run ${loginCommand(target)}${hint}`,
+    ExitCode.notAuthenticated,
+  );
+}
+
+function sameLoopbackPort(a: string, b: string): boolean {
+  const x = new URL(a);
+  const y = new URL(b);
+  const loopback = (h: string) => h === 'localhost' || h === '[::1]' || /^127\./.test(h);
+  return x.href !== y.href && x.port === y.port && loopback(x.hostname) && loopback(y.hostname);
+}
+
+/** Gateways with a login in this profile's token file (the keychain cannot be listed). */
+function storedGateways(target: GatewayTarget): string[] {
+  try {
+    return Object.keys(readTokenFile(target).gateways);
+  } catch {
+    return [];
+  }
 }
 
 /** The OAuth error an IdP answered with (`invalid_grant: ...`), from a body or a WWW-Authenticate challenge. */
-export function oauthErrorReason(err: unknown): string | undefined {
+export async function oauthErrorReason(err: unknown): Promise<string | undefined> {
+  const oidc = await loadOidc();
   const describe = (error?: string, description?: string) =>
     error ? (description ? `${error}: ${description}` : error) : undefined;
   if (err instanceof oidc.ResponseBodyError) return describe(err.error, err.error_description);
@@ -200,15 +300,43 @@ export function oauthErrorReason(err: unknown): string | undefined {
 
 const discoveries = new Map<string, Promise<GatewayDiscovery>>();
 
-/** GET /.well-known/hoop-gateway: where this gateway wants us to authenticate. */
+/**
+ * GET /.well-known/hoop-gateway: where this gateway wants us to authenticate. A server that is not a
+ * gateway gets a message saying what it seems to be (an OIDC issuer is the usual mistake).
+ */
 export function gatewayDiscovery(target: GatewayTarget): Promise<GatewayDiscovery> {
   let pending = discoveries.get(target.url);
   if (!pending) {
-    pending = apiRequest<GatewayDiscovery>(target, 'GET', DISCOVERY_PATH);
+    pending = fetchDiscovery(target);
     pending.catch(() => discoveries.delete(target.url));
     discoveries.set(target.url, pending);
   }
   return pending;
+}
+
+async function fetchDiscovery(target: GatewayTarget): Promise<GatewayDiscovery> {
+  const answer = await rawRequest(target, 'GET', DISCOVERY_PATH);
+  if (answer.status === 200) {
+    try {
+      const parsed = JSON.parse(answer.body) as GatewayDiscovery;
+      if (parsed.issuer && parsed.client_id) return parsed;
+    } catch {
+      // fall through to the explanation below
+    }
+  }
+  const issuer = await rawRequest(target, 'GET', '/.well-known/openid-configuration')
+    .then((r) => (r.status === 200 ? (JSON.parse(r.body) as { issuer?: string }).issuer : undefined))
+    .catch(() => undefined);
+  if (issuer) {
+    throw new CliError(
+      `${target.url} is an identity provider (issuer ${issuer}), not a hoop gateway: give the gateway's URL with --gateway (or HOOPCTL_GATEWAY)`,
+      ExitCode.usage,
+    );
+  }
+  throw new CliError(
+    `${target.url} is not a hoop gateway (GET ${DISCOVERY_PATH} answered ${answer.status}${answer.contentType ? `, ${answer.contentType.split(';')[0]}` : ''}): check the URL`,
+    ExitCode.usage,
+  );
 }
 
 /**
@@ -219,10 +347,11 @@ export async function issuerConfiguration(
   target: GatewayTarget,
   issuer: string,
   clientId: string,
-  auth: oidc.ClientAuth,
-): Promise<oidc.Configuration> {
+  auth: Oidc.ClientAuth,
+): Promise<Oidc.Configuration> {
+  const oidc = await loadOidc();
   const url = new URL(issuer);
-  const fetcher = fetchTrustingCa(target.caFile) as oidc.CustomFetch;
+  const fetcher = fetchTrustingCa(target.caFile) as Oidc.CustomFetch;
   const execute =
     url.protocol === 'http:' && isLoopbackHost(url.hostname) ? [oidc.allowInsecureRequests] : [];
   try {
@@ -242,23 +371,21 @@ function isLoopbackHost(hostname: string): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Storage: the OS keychain, or a 0600 file where no keychain is usable.
+// Storage: the OS keychain, or a 0600 file where no keychain is usable; one of each per profile.
 
-type StoreKind = 'keychain' | 'file';
+export type StoreKind = 'keychain' | 'file';
 
-/** HOOPCTL_TOKEN_STORE=keychain|file forces one; otherwise the keychain, falling back to the file. */
-function forcedStore(): StoreKind | undefined {
+/** HOOPCTL_TOKEN_STORE=keychain|file, else the profile's choice; otherwise the keychain, falling back to the file. */
+function forcedStore(target: GatewayTarget): StoreKind | undefined {
   const value = process.env.HOOPCTL_TOKEN_STORE?.trim().toLowerCase();
-  if (!value) return undefined;
+  if (!value) return profileSettings(profileOf(target)).tokenStore;
   if (value === 'keychain' || value === 'file') return value;
   throw new CliError(`HOOPCTL_TOKEN_STORE must be keychain or file, not "${value}"`, ExitCode.usage);
 }
 
 /** Save what `hoopctl login` obtained; returns where it went. */
 export function saveLogin(target: GatewayTarget, login: StoredLogin): StoreKind {
-  const forced = forcedStore();
-  accessTokens.delete(`login ${target.url}`);
-  if (login.accessToken) accessTokens.set(`login ${target.url}`, login.accessToken);
+  const forced = forcedStore(target);
   if (forced) {
     writeLogin(target, login, forced);
     return forced;
@@ -269,22 +396,27 @@ export function saveLogin(target: GatewayTarget, login: StoredLogin): StoreKind 
     return 'keychain';
   } catch (err) {
     // keychainUnusable() wraps the platform's error; show only the platform's reason.
-    warnFileFallback(String((err as { cause?: unknown }).cause ?? (err as Error).message));
+    warnFileFallback(target, String((err as { cause?: unknown }).cause ?? (err as Error).message));
     writeLogin(target, login, 'file');
     return 'file';
   }
 }
 
-/** Forget the login for this gateway (keychain, file and memory); returns what was stored, if anything. */
+/** Forget the login for this profile and gateway (keychain and file); returns what was stored, if anything. */
 export function clearTokens(target: GatewayTarget): StoredLogin | undefined {
   const stored = loadLogin(target)?.login;
   clearStoredLogin(target);
   return stored;
 }
 
+/** The stored login and where it is, without renewing anything (status, --version). */
+export function storedLogin(target: GatewayTarget): { login: StoredLogin; store: StoreKind } | undefined {
+  return loadLogin(target);
+}
+
 function clearStoredLogin(target: GatewayTarget): void {
-  accessTokens.delete(`login ${target.url}`);
-  if (forcedStore() !== 'file') {
+  accessTokens.delete(loginKey(target));
+  if (forcedStore(target) !== 'file') {
     try {
       keychainEntry(target).deletePassword();
     } catch {
@@ -295,7 +427,7 @@ function clearStoredLogin(target: GatewayTarget): void {
 }
 
 function loadLogin(target: GatewayTarget): { login: StoredLogin; store: StoreKind } | undefined {
-  const forced = forcedStore();
+  const forced = forcedStore(target);
   if (forced !== 'file') {
     try {
       const value = keychainEntry(target).getPassword();
@@ -305,33 +437,36 @@ function loadLogin(target: GatewayTarget): { login: StoredLogin; store: StoreKin
     }
     if (forced === 'keychain') return undefined;
   }
-  const login = readTokenFile().gateways[target.url];
+  const login = readTokenFile(target).gateways[target.url];
   return login ? { login, store: 'file' } : undefined;
 }
 
 function writeLogin(target: GatewayTarget, login: StoredLogin, store: StoreKind): void {
   if (store === 'keychain') {
-    // Access tokens are short-lived and re-derivable: only the refresh token goes to the keychain.
-    const { accessToken: _memoryOnly, ...durable } = login;
     try {
-      keychainEntry(target).setPassword(JSON.stringify(durable));
+      keychainEntry(target).setPassword(JSON.stringify(login));
     } catch (err) {
       throw keychainUnusable(err);
     }
     return;
   }
-  const file = readTokenFile();
+  const file = readTokenFile(target);
   file.gateways[target.url] = login;
-  writeTokenFile(file);
+  writeTokenFile(target, file);
 }
 
+let keyring: typeof import('@napi-rs/keyring') | undefined;
 /**
  * On Linux only the Secret Service (gnome-keyring, KWallet, KeePassXC) counts as a keychain: without it
  * @napi-rs/keyring would fall back to the kernel keyring, which is memory-only and loses the login at
  * every reboot. Requiring it makes the constructor throw there, and we fall back to the file.
+ * The default profile keeps the account name earlier versions used (the gateway URL).
  */
 function keychainEntry(target: GatewayTarget): Entry {
-  return new Entry(KEYCHAIN_SERVICE, target.url, { linux: { store: 'secret-service' } });
+  keyring ??= createRequire(import.meta.url)('@napi-rs/keyring') as typeof import('@napi-rs/keyring');
+  const profile = profileOf(target);
+  const account = profile === DEFAULT_PROFILE ? target.url : `${profile} ${target.url}`;
+  return new keyring.Entry(KEYCHAIN_SERVICE, account, { linux: { store: 'secret-service' } });
 }
 
 function keychainUnusable(err: unknown): CliError {
@@ -343,7 +478,7 @@ function keychainUnusable(err: unknown): CliError {
 }
 
 let warnedFileFallback = false;
-function warnFileFallback(why: string): void {
+function warnFileFallback(target: GatewayTarget, why: string): void {
   if (warnedFileFallback) return;
   warnedFileFallback = true;
   const reason = why
@@ -351,7 +486,7 @@ function warnFileFallback(why: string): void {
     .replace(/\s*\(.*$/, '')
     .slice(0, 80);
   warn(
-    `no OS keychain (${reason}): refresh token kept in ${tokenFilePath()} (mode 0600); HOOPCTL_TOKEN_STORE=file silences this`,
+    `no OS keychain (${reason}): refresh token kept in ${tokenFilePath(target)} (mode 0600); HOOPCTL_TOKEN_STORE=file silences this`,
   );
 }
 
@@ -360,37 +495,47 @@ interface TokenFile {
   gateways: Record<string, StoredLogin>;
 }
 
-function tokenFilePath(): string {
-  return join(homeDir(), TOKEN_FILE);
+/** tokens.json for the default profile (where earlier versions kept it), tokens-NAME.json for others. */
+export function tokenFilePath(target: GatewayTarget): string {
+  const profile = profileOf(target);
+  return join(homeDir(), profile === DEFAULT_PROFILE ? 'tokens.json' : `tokens-${profile}.json`);
 }
 
-function readTokenFile(): TokenFile {
-  const path = tokenFilePath();
+function readTokenFile(target: GatewayTarget): TokenFile {
+  const path = tokenFilePath(target);
   if (!existsSync(path)) return { version: 1, gateways: {} };
   try {
     const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<TokenFile>;
     return { version: 1, gateways: parsed.gateways ?? {} };
   } catch (err) {
-    throw new CliError(`cannot read ${path}: ${(err as Error).message} (delete it and run hoopctl login)`);
+    throw new CliError(
+      `cannot read ${path}: ${(err as Error).message} (delete it and run ${loginCommand(target)})`,
+    );
   }
 }
 
-/** Written to a temporary file with mode 0600, then renamed: never world-readable, never half-written. */
-function writeTokenFile(file: TokenFile): void {
-  const path = tokenFilePath();
-  mkdirSync(homeDir(), { recursive: true, mode: 0o700 });
-  const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(temporary, 0o600);
-  renameSync(temporary, path);
+function writeTokenFile(target: GatewayTarget, file: TokenFile): void {
+  writePrivateFile(tokenFilePath(target), `${JSON.stringify(file, null, 2)}\n`);
 }
 
 function removeFromFile(target: GatewayTarget): void {
-  const path = tokenFilePath();
+  const path = tokenFilePath(target);
   if (!existsSync(path)) return;
-  const file = readTokenFile();
+  const file = readTokenFile(target);
   if (!(target.url in file.gateways)) return;
   delete file.gateways[target.url];
   if (Object.keys(file.gateways).length === 0) rmSync(path, { force: true });
-  else writeTokenFile(file);
+  else writeTokenFile(target, file);
+}
+
+/** Forget every login of a profile (profile remove): its token file and its keychain entries. */
+export function clearProfileTokens(profile: string, gateways: string[]): void {
+  const file = readTokenFile({ url: '', profile });
+  for (const url of new Set([...gateways, ...Object.keys(file.gateways)])) clearStoredLogin({ url, profile });
+  rmSync(tokenFilePath({ url: '', profile }), { force: true });
+}
+
+/** Helpers for `apiRequest` with the token attached, used by most commands. */
+export async function authed<T>(target: GatewayTarget, method: string, path: string, body?: unknown) {
+  return apiRequest<T>(target, method, path, { token: await getAccessToken(target), body });
 }

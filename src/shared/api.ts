@@ -104,8 +104,19 @@ export interface ApprovalView {
   /** The `statement` audit record it was made for. */
   statement_id?: string;
   outcome_reason?: string;
+  /** The masking rules the requester's results fall under on that connection (policy, columns or tags, mask). */
+  masking?: MaskingView[];
   /** May the caller approve or reject it now? */
   can_decide: boolean;
+  /** When the caller may not: why, in one line (separation of duties, role, approver group, state). */
+  why_not?: string;
+}
+
+export interface MaskingView {
+  policy: string;
+  columns?: string[];
+  tags?: string[];
+  mask: string;
 }
 
 /** A time-boxed access request (hoopctl request). */
@@ -129,9 +140,11 @@ export interface AccessRequestView {
   /** Approved and not yet expired. */
   active: boolean;
   can_decide: boolean;
+  /** When the caller may not decide it: why, in one line. */
+  why_not?: string;
 }
 
-/** GET /v1/approvals[?all=true] */
+/** GET /v1/approvals[?all=true][&status=pending] */
 export interface ApprovalListResponse {
   approvals: ApprovalView[];
   access_requests: AccessRequestView[];

@@ -26,6 +26,14 @@ export const RECORD_TYPES = [
   'gateway.stopped',
   'retention.purged',
   'checkpoint',
+  // Who read the audit log and what they asked for (sessions list/show/replay/export, verify, report).
+  'audit.accessed',
+  // The configuration in force at each start: its hash and what changed since the previous one.
+  'config.loaded',
+  // The signing key was rotated (old and new key ids); counted by the compliance report.
+  'audit.key_rotated',
+  // One call of an MCP tool (docs/agents.md): tool, arguments (secrets redacted), decision, result summary.
+  'mcp.tool',
 ] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 
@@ -108,6 +116,8 @@ export interface SessionSummary {
   identity?: Identity;
   connection?: string;
   source?: string;
+  /** What opened it: connect, exec, mcp … (from the session's first record). */
+  client?: string;
   started: string;
   /** Absent while the session is open (or when the gateway died before recording its end). */
   ended?: string;

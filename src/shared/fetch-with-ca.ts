@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 
 export type FetchFunction = (url: string, init?: RequestInit) => Promise<Response>;
@@ -43,29 +44,31 @@ async function nodeFetch(url: string, init: RequestInit, agent: Agent): Promise<
       target,
       { method: init.method ?? 'GET', headers, agent: target.protocol === 'https:' ? agent : undefined },
       (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          const responseHeaders = new Headers();
-          for (const [name, value] of Object.entries(res.headers)) {
-            if (value === undefined) continue;
-            for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(name, v);
-          }
-          const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
-          resolve(
-            new Response(noBody ? null : Buffer.concat(chunks), {
-              status,
-              statusText: res.statusMessage,
-              headers: responseHeaders,
-            }),
-          );
-        });
+        const status = res.statusCode ?? 0;
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (value === undefined) continue;
+          for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(name, v);
+        }
+        const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
+        // The body streams as it arrives (an MCP server's event stream never "ends" per message).
+        if (noBody) res.resume();
+        resolve(
+          new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+            status,
+            statusText: res.statusMessage,
+            headers: responseHeaders,
+          }),
+        );
       },
     );
     req.on('error', reject);
-    init.signal?.addEventListener('abort', () => req.destroy(new Error('request aborted')), { once: true });
+    // One listener per request, gone with it: a long-lived client reuses one signal for every request.
+    const abort = () => req.destroy(new Error('request aborted'));
+    init.signal?.addEventListener('abort', abort, { once: true });
+    const forget = () => init.signal?.removeEventListener('abort', abort);
+    req.on('error', forget);
+    req.on('response', (res) => res.on('close', forget));
     req.end(body);
   });
 }

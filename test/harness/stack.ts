@@ -101,8 +101,17 @@ export interface Stack {
   connect(home: string, connection?: string, options?: { env?: Record<string, string> }): Promise<Tunnel>;
   /** CLI env of a CI job with client credentials. */
   ciEnv(): Record<string, string>;
-  /** kill -9 the gateway and start it again (with extra environment, if given). */
-  restartGateway(options?: { env?: Record<string, string> }): Promise<void>;
+  /**
+   * kill -9 the gateway (or SIGTERM it, `graceful`) and start it again (with extra environment, if
+   * given); `beforeStart` runs while it is down (e.g. to edit its files or its store).
+   */
+  restartGateway(options?: {
+    env?: Record<string, string>;
+    graceful?: boolean;
+    beforeStart?: () => Promise<void>;
+  }): Promise<void>;
+  /** The running gateway process (to signal it, or wait for its exit). */
+  gatewayProcess(): ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -287,12 +296,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         },
       };
     },
+    gatewayProcess: () => gateway!,
     ciEnv: () => ({ HOOPCTL_CLIENT_ID: 'ci-bot', HOOPCTL_CLIENT_SECRET: 'ci-bot-secret' }),
     async restartGateway(options = {}) {
       const old = gateway;
       const exited = old && old.exitCode === null ? new Promise((r) => old.once('exit', r)) : undefined;
-      old?.kill('SIGKILL');
+      old?.kill(options.graceful ? 'SIGTERM' : 'SIGKILL');
       await exited;
+      await options.beforeStart?.();
       await startGateway(options.env);
     },
     async stop() {
@@ -301,7 +312,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
         const exited = new Promise((r) => gateway!.once('exit', r));
         gateway.kill('SIGTERM');
+        // SIGTERM drains (shutdown.grace); a session a test left open should not hold it: a second signal ends it.
+        const hurry = setTimeout(() => gateway!.kill('SIGINT'), 2_000);
         await exited;
+        clearTimeout(hurry);
       }
       await idp.stop();
       pg.stop();

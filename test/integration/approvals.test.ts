@@ -51,6 +51,13 @@ policies:
     max_duration: 1h
     rules:
       - { name: incident-writes, allow: [read, write, transaction, session] }
+  - name: schema-window
+    groups: [engineering]
+    connections: [prod-db]
+    requestable: true
+    max_duration: 1h
+    rules:
+      - { name: window-ddl, allow: [ddl] }
 `;
 
 let debugInfo = () => '';
@@ -520,13 +527,16 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
     ]);
     expect(notRequestable.stderr).toMatch(/not requestable/);
 
+    // No step below races a clock: "applies" is shown with a grant that outlives the test, "vanishes by
+    // itself" with a second, short grant that is only ever checked after it expired. (One 3 s grant used
+    // to cover both, and a slow CLI start could eat the whole window before the write ran.)
     const filed = await stack.cli(alice, [
       'request',
       'prod-db',
       '--policy',
       'break-glass',
       '--for',
-      '3s',
+      '1h',
       '--reason',
       'INC-1: stuck order',
     ]);
@@ -550,21 +560,40 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
       '--no-wait',
     ]);
     expect(write.code, write.stderr).toBe(0);
-    // Then it expires with no action from anyone, and writes need approval again.
-    await eventually('the grant to expire', async () => {
+
+    // A short grant expires with no action from anyone, and DDL (which only it allowed) needs approval again.
+    const brief = await stack.cli(alice, [
+      'request',
+      'prod-db',
+      '--policy',
+      'schema-window',
+      '--for',
+      '1s',
+      '--reason',
+      'INC-2: add an index',
+    ]);
+    expect(brief.code, brief.stderr).toBe(0);
+    const briefId = brief.stdout.trim();
+    expect((await stack.cli(rita, ['approve', briefId])).code).toBe(0);
+    await eventually('the short grant to expire', async () => {
       const mine = JSON.parse(
         (await stack.cli(alice, ['requests', '--json'])).stdout,
       ) as AccessRequestListResponse;
-      return mine.access_requests.find((r) => r.id === id && r.status === 'expired');
+      return mine.access_requests.find((r) => r.id === briefId && r.status === 'expired');
     });
     const after = await stack.cli(alice, [
       'exec',
       'prod-db',
       '-c',
-      'update orders set total_cents = 3 where id = 10',
+      'create index orders_total on orders (total_cents)',
       '--no-wait',
     ]);
-    expect(after.code).toBe(5);
+    expect(after.code, after.stderr).toBe(5);
+    // The long grant is untouched by the short one's end.
+    const mine = JSON.parse(
+      (await stack.cli(alice, ['requests', '--json'])).stdout,
+    ) as AccessRequestListResponse;
+    expect(mine.access_requests.find((r) => r.id === id)?.active).toBe(true);
   });
 
   it('two gateways on one PostgreSQL store: paused on one, approved through the other', async () => {

@@ -172,7 +172,10 @@ describe('device login', () => {
     expect(existsSync(tokenFile())).toBe(false);
     const { code, message } = await exitCodeOf(hoopctl('whoami', '--gateway', gatewayUrl));
     expect(code).toBe(3);
-    expect(message).toBe('not logged in: run hoopctl login');
+    // The message names the gateway and the profile it looked up, and the command that fixes it.
+    expect(message).toBe(
+      `not logged in to ${gatewayUrl} (profile default): run hoopctl login --gateway ${gatewayUrl}`,
+    );
   });
 
   it('a login whose refresh token the IdP no longer honours ends with exit code 3 and the reason', async () => {

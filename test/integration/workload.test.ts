@@ -234,7 +234,7 @@ exit $status`;
       },
     );
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual({ n: '5' });
+    expect(JSON.parse(result.stdout)).toEqual({ n: 5 });
     expect(readdirSync(home)).toEqual([]);
     const wrong = await stack.cli(home, ['exec', 'prod-db', '-c', 'select 1'], {
       env: { HOOPCTL_CLIENT_ID: 'ci-bot', HOOPCTL_CLIENT_SECRET: 'not-the-secret' },

@@ -69,3 +69,31 @@ export function createApprovalWatcher(options: { intervalMs?: number } = {}): Ap
     },
   };
 }
+
+/**
+ * The CLI's own end to an approval wait, for a gateway that stops answering: `onExpire` runs `ms` after
+ * the statement started waiting, unless it was granted first. `expired()` names the request it gave up on.
+ */
+export function approvalDeadline(
+  ms: number,
+  onExpire: () => void,
+): { notice(n: PgError): void; expired(): string | undefined; clear(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let gaveUpOn: string | undefined;
+  return {
+    notice(n) {
+      if (n.routine === 'hoop_approval_waiting' && !timer) {
+        timer = setTimeout(() => {
+          gaveUpOn = approvalIdOf(n.message) ?? '?';
+          onExpire();
+        }, ms);
+      }
+      if (n.routine === 'hoop_approval_granted' && timer) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+    },
+    expired: () => gaveUpOn,
+    clear: () => clearTimeout(timer),
+  };
+}

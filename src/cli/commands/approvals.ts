@@ -99,7 +99,7 @@ export function registerApprovalCommands(program: Command): void {
       'List the requests you may decide: statements held for approval and time-boxed access requests',
     )
     .option('--all', 'every request you may see (any status), not only those waiting for you')
-    .option('--json', 'print JSON: { "approvals": [...], "access_requests": [...] }')
+    .option('--json [fields]', 'print JSON: { "approvals": [...], "access_requests": [...] }')
     .option('--gateway <url>', 'gateway URL')
     .addHelpText(
       'after',
@@ -111,7 +111,7 @@ Examples:
   hoopctl approvals
   hoopctl approvals --all --json | jq '.approvals[] | select(.status == "pending")'`,
     )
-    .action(async (opts: GatewayOption & { all?: boolean; json?: boolean }) => {
+    .action(async (opts: GatewayOption & { all?: boolean; json?: boolean | string }) => {
       const { target, token } = await session(opts);
       const list = await apiRequest<ApprovalListResponse>(
         target,
@@ -120,7 +120,7 @@ Examples:
         { token },
       );
       if (opts.json) {
-        printJson(list);
+        printJson(list, opts.json);
         return;
       }
       if (list.approvals.length === 0 && list.access_requests.length === 0) {
@@ -136,13 +136,13 @@ Examples:
     .description('Approve a held statement (42) or a time-boxed access request (access-3)')
     .argument('<id>', 'request id')
     .option('--comment <text>', 'why (recorded)')
-    .option('--json', 'print the outcome as JSON')
+    .option('--json [fields]', 'print the outcome as JSON')
     .option('--gateway <url>', 'gateway URL')
     .addHelpText(
       'after',
       '\nExamples:\n  hoopctl approve 42 --comment "checked the WHERE clause"\n  hoopctl approve access-3\n',
     )
-    .action(async (id: string, opts: GatewayOption & { comment?: string; json?: boolean }) => {
+    .action(async (id: string, opts: GatewayOption & { comment?: string; json?: boolean | string }) => {
       const ref = checkId(id);
       const { target, token } = await session(opts);
       const body: DecideRequest = opts.comment ? { comment: opts.comment } : {};
@@ -153,7 +153,7 @@ Examples:
         { token, body },
       );
       if (opts.json) {
-        printJson(result);
+        printJson(result, opts.json);
         return;
       }
       if (ref.startsWith('access-')) {
@@ -174,13 +174,13 @@ Examples:
     .description('Reject a held statement or an access request, saying why')
     .argument('<id>', 'request id')
     .requiredOption('--reason <text>', 'why (the requester sees it; recorded)')
-    .option('--json', 'print the outcome as JSON')
+    .option('--json [fields]', 'print the outcome as JSON')
     .option('--gateway <url>', 'gateway URL')
     .addHelpText(
       'after',
       '\nExample:\n  hoopctl reject 42 --reason "no WHERE clause: this deletes every order"\n',
     )
-    .action(async (id: string, opts: GatewayOption & { reason: string; json?: boolean }) => {
+    .action(async (id: string, opts: GatewayOption & { reason: string; json?: boolean | string }) => {
       const ref = checkId(id);
       if (!opts.reason.trim()) throw new CliError('--reason must say why', ExitCode.usage);
       const { target, token } = await session(opts);
@@ -191,7 +191,7 @@ Examples:
         `/v1/approvals/${encodeURIComponent(ref)}/reject`,
         { token, body },
       );
-      if (opts.json) printJson(result);
+      if (opts.json) printJson(result, opts.json);
       else process.stdout.write(`rejected ${ref.startsWith('access-') ? ref : `#${ref}`}\n`);
     });
 
@@ -204,7 +204,7 @@ Examples:
     .requiredOption('--policy <name>', 'the requestable policy (see docs/approvals.md)')
     .requiredOption('--for <duration>', "how long, e.g. 30m, 1h (at most the policy's max_duration)")
     .requiredOption('--reason <text>', 'why (reviewers see it; recorded)')
-    .option('--json', 'print the request as JSON')
+    .option('--json [fields]', 'print the request as JSON')
     .option('--gateway <url>', 'gateway URL')
     .addHelpText(
       'after',
@@ -218,7 +218,7 @@ Example:
     .action(
       async (
         connection: string,
-        opts: GatewayOption & { policy: string; for: string; reason: string; json?: boolean },
+        opts: GatewayOption & { policy: string; for: string; reason: string; json?: boolean | string },
       ) => {
         try {
           parseDuration(opts.for);
@@ -237,7 +237,7 @@ Example:
           body,
         });
         if (opts.json) {
-          printJson(created);
+          printJson(created, opts.json);
           return;
         }
         process.stdout.write(`${created.id}\n`);
@@ -251,9 +251,9 @@ Example:
     .command('requests')
     .description('Your time-boxed access requests and whether they are in force')
     .option('--all', "reviewers: everyone's requests")
-    .option('--json', 'print JSON: { "access_requests": [...] }')
+    .option('--json [fields]', 'print JSON: { "access_requests": [...] }')
     .option('--gateway <url>', 'gateway URL')
-    .action(async (opts: GatewayOption & { all?: boolean; json?: boolean }) => {
+    .action(async (opts: GatewayOption & { all?: boolean; json?: boolean | string }) => {
       const { target, token } = await session(opts);
       const list = await apiRequest<AccessRequestListResponse>(
         target,
@@ -262,7 +262,7 @@ Example:
         { token },
       );
       if (opts.json) {
-        printJson(list);
+        printJson(list, opts.json);
         return;
       }
       if (list.access_requests.length === 0) {

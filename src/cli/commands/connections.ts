@@ -10,7 +10,10 @@ export function registerConnectionsCommand(program: Command): void {
   program
     .command('connections')
     .description('List the connections you may reach and the rules that apply to you on each')
-    .option('--json', 'print JSON: [{ name, description, database, policies: [{ name, rules, masking }] }]')
+    .option(
+      '--json [fields]',
+      'print JSON: [{ name, description, database, policies: [{ name, rules, masking }] }]',
+    )
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
     .addHelpText(
       'after',
@@ -22,13 +25,13 @@ Examples:
   hoopctl connections
   hoopctl connections --json | jq '.[].name'`,
     )
-    .action(async (opts: { json?: boolean; gateway?: string }) => {
+    .action(async (opts: { json?: boolean | string; gateway?: string }) => {
       const target = resolveGateway(opts.gateway);
       const views = await apiRequest<ConnectionView[]>(target, 'GET', '/v1/connections', {
         token: await getAccessToken(target),
       });
       if (opts.json) {
-        printJson(views);
+        printJson(views, opts.json);
         return;
       }
       if (views.length === 0) {

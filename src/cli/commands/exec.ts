@@ -5,21 +5,26 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseDuration } from '../../shared/duration.js';
+import { formatDuration, parseDuration } from '../../shared/duration.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { splitSqlScript } from '../../shared/sql-split.js';
-import { ce, info, isTty } from '../output.js';
+import { onInterrupt } from '../interrupt.js';
+import { ce, colourWanted, info } from '../output.js';
 import { type PgError, PgServerError, PgSession } from '../pg-session.js';
 import { resolveGateway } from '../settings.js';
 import { getAccessToken, useIdTokenFile } from '../tokens.js';
 import { openTunnel } from '../tunnel.js';
-import { approvalIdOf, createApprovalWatcher } from './approval-wait.js';
+import { approvalDeadline, approvalIdOf, createApprovalWatcher } from './approval-wait.js';
 import { createResultWriter, type OutputFormat } from './exec-output.js';
+
+/** How long past --approval-timeout the CLI waits for the gateway's verdict before giving up itself. */
+const APPROVAL_GRACE_MS = 5_000;
 
 interface ExecOptions {
   command?: string[];
   file?: string;
   format: OutputFormat;
+  json?: boolean;
   approvalTimeout: string;
   wait: boolean;
   approval?: string;
@@ -35,7 +40,12 @@ export function registerExecCommand(program: Command): void {
     .argument('<connection>', 'connection name (see: hoopctl connections)')
     .option('-c, --command <sql>', 'SQL to run (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('-f, --file <path>', 'file of SQL to run ("-" for stdin)')
-    .option('--format <format>', 'output: table, json (one object per row, per line) or csv', 'table')
+    .option(
+      '--format <format>',
+      'output: table, json (one typed object per row, per line) or csv (a header per result set)',
+      'table',
+    )
+    .option('--json', 'the same as --format json')
     .option('--approval-timeout <duration>', 'how long to wait for an approval', '30m')
     .option('--no-wait', 'do not wait for approval: print the request id and exit 5')
     .option('--approval <id>', 'run the statement that this approval request approved')
@@ -50,6 +60,13 @@ export function registerExecCommand(program: Command): void {
       `
 With neither -c nor -f, SQL is read from stdin. Statements run one at a time, each in its own
 transaction unless the script says BEGIN/COMMIT. The session id goes to stderr for the audit trail.
+json values are typed from the column types (booleans, numbers, parsed json; int8 and numeric that
+JSON cannot hold exactly stay strings); csv writes a header per result set and an empty line between
+result sets (docs/cli.md has the details).
+
+A statement held for approval shows a spinner on a terminal, plain progress lines otherwise; the
+wait ends on --approval-timeout (exit 5), and on Ctrl-C or SIGTERM (exit 130/143), which also
+withdraws the request.
 
 Exit codes: 0 ok, 3 not authenticated, 4 denied by policy, 5 approval rejected or timed out
 (or --no-wait and approval needed), 6 database error, 1 other errors, 2 usage.
@@ -57,8 +74,8 @@ Exit codes: 0 ok, 3 not authenticated, 4 denied by policy, 5 approval rejected o
 Examples:
   hoopctl exec prod-db -c "select count(*) from customers"
   hoopctl exec prod-db -f migrate.sql
-  psql-style pipe:  cat report.sql | hoopctl exec prod-db --format csv > report.csv
-  hoopctl exec prod-db --format json -c "select id, email from customers" | jq .email
+  cat report.sql | hoopctl exec prod-db --format csv > report.csv
+  hoopctl exec prod-db --json -c "select id, email from customers" | jq .email
   hoopctl exec prod-db -c "delete from orders where id = 7" --no-wait     # prints the approval id`,
     )
     .action(async (connection: string, opts: ExecOptions) => {
@@ -108,11 +125,13 @@ export function exitCodeForError(error: PgError): ExitCode {
 }
 
 async function runExec(connection: string, opts: ExecOptions): Promise<number> {
+  if (opts.json) opts.format = 'json';
   if (!['table', 'json', 'csv'].includes(opts.format)) {
     throw new CliError(`--format must be table, json or csv (got "${opts.format}")`, ExitCode.usage);
   }
+  let approvalTimeoutMs: number;
   try {
-    parseDuration(opts.approvalTimeout);
+    approvalTimeoutMs = parseDuration(opts.approvalTimeout);
   } catch (err) {
     throw new CliError(`--approval-timeout: ${(err as Error).message}`, ExitCode.usage);
   }
@@ -124,7 +143,7 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   const target = resolveGateway(opts.gateway);
   const token = await getAccessToken(target);
   // The gateway holds a statement needing approval as long as we wait (or files it and refuses at once: --no-wait).
-  const approvalWait = opts.wait ? String(parseDuration(opts.approvalTimeout)) : 'none';
+  const approvalWait = opts.wait ? String(approvalTimeoutMs) : 'none';
   const stream = await openTunnel({
     target,
     connection,
@@ -133,9 +152,14 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
     approval: opts.approval,
     approvalWait,
   });
+  // Ctrl-C / SIGTERM: close the tunnel, so the gateway withdraws a statement held for approval.
+  const forget = onInterrupt(() => stream.destroy());
   const session = new PgSession(stream);
   const watcher = createApprovalWatcher();
+  // The gateway ends an approval wait at --approval-timeout; should it not answer, the CLI ends it itself.
+  const deadline = approvalDeadline(approvalTimeoutMs + APPROVAL_GRACE_MS, () => stream.destroy());
   const notice = (n: PgError) => {
+    deadline.notice(n);
     if (!watcher.notice(n)) info(`${ce.dim(`${n.severity}:`)} ${n.message}`);
   };
   try {
@@ -146,13 +170,43 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   }
   info(ce.dim(`hoop session ${stream.sessionId ?? 'unknown'} on ${connection}`));
 
-  const writer = createResultWriter(opts.format, process.stdout, isTty);
+  const writer = createResultWriter(opts.format, process.stdout, colourWanted(process.stdout));
+  let exitCode: ExitCode = ExitCode.ok;
+  try {
+    exitCode = await runStatements(statements, { session, writer, watcher, notice, opts });
+  } catch (err) {
+    const id = deadline.expired();
+    if (id === undefined) throw err;
+    watcher.finish();
+    throw new CliError(
+      `approval #${id} was not decided within ${formatDuration(approvalTimeoutMs)}; the request is withdrawn`,
+      ExitCode.approval,
+    );
+  } finally {
+    deadline.clear();
+    forget();
+  }
+  await session.end();
+  return exitCode;
+}
+
+async function runStatements(
+  statements: string[],
+  ctx: {
+    session: PgSession;
+    writer: ReturnType<typeof createResultWriter>;
+    watcher: ReturnType<typeof createApprovalWatcher>;
+    notice: (n: PgError) => void;
+    opts: ExecOptions;
+  },
+): Promise<ExitCode> {
+  const { session, writer, watcher, notice, opts } = ctx;
   let exitCode: ExitCode = ExitCode.ok;
   // One 'drain' listener at a time, however many rows of a chunk found stdout full.
   let draining = false;
   for (const statement of statements) {
     const failure = await session.query(statement, {
-      onColumns: (names) => writer.columns(names),
+      onColumns: (columns) => writer.columns(columns),
       onRow: (values) => {
         const ok = writer.row(values);
         if (!ok && !draining) {
@@ -183,6 +237,5 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
       if (!opts.continueOnError || failure.severity === 'FATAL' || failure.severity === 'PANIC') break;
     }
   }
-  await session.end();
   return exitCode;
 }

@@ -16,14 +16,14 @@ import { connectGateway } from './sessions.js';
 
 interface ListOptions {
   stale?: string;
-  json?: boolean;
+  json?: boolean | string;
   gateway?: string;
 }
 
 interface ChangeOptions {
   reason?: string;
   issuer?: string;
-  json?: boolean;
+  json?: boolean | string;
   gateway?: string;
 }
 
@@ -41,7 +41,7 @@ async function listIdentities(opts: ListOptions): Promise<void> {
   const query = opts.stale ? `?stale=${encodeURIComponent(opts.stale)}` : '';
   const answer = await apiRequest<IdentityListResponse>(target, 'GET', `/v1/identities${query}`, { token });
   if (opts.json) {
-    printJson(answer);
+    printJson(answer, opts.json);
     return;
   }
   if (answer.identities.length === 0) {
@@ -91,7 +91,7 @@ async function change(action: 'revoke' | 'restore', subject: string, opts: Chang
     body,
   });
   if (opts.json) {
-    printJson(answer);
+    printJson(answer, opts.json);
     return;
   }
   for (const i of answer.identities) {
@@ -129,7 +129,7 @@ revoke and restore need the admin role.`,
     .description('List identities seen, and policy subjects never seen or idle (default)')
     .option('--stale <duration>', 'only identities idle for at least this long (e.g. 30d, 12h)')
     .option(
-      '--json',
+      '--json [fields]',
       'print JSON: { now, stale_days?, identities: [{ issuer, subject, kind, name?, groups, first_seen, last_seen, idle_days, stale, revoked, revoked_at?, revoked_reason?, policies }], policy_subjects: [{ subject, issuer, policies, status: never_seen|stale, last_seen?, idle_days? }] }',
     )
     .option('--gateway <url>', 'gateway URL (default HOOPCTL_GATEWAY or the one login remembered)')
@@ -146,7 +146,7 @@ revoke and restore need the admin role.`,
       '--issuer <url>',
       'only the identity from this issuer (needed when the subject signed in from several issuers)',
     )
-    .option('--json', 'print JSON: { subject, identities: [...], terminated_sessions }')
+    .option('--json [fields]', 'print JSON: { subject, identities: [...], terminated_sessions }')
     .option('--gateway <url>', 'gateway URL (default HOOPCTL_GATEWAY or the one login remembered)')
     .addHelpText(
       'after',
@@ -168,7 +168,7 @@ Examples:
     .argument('<subject>', 'the identity subject')
     .option('--reason <text>', 'why (recorded)')
     .option('--issuer <url>', 'only the identity from this issuer')
-    .option('--json', 'print JSON: { subject, identities: [...], terminated_sessions: 0 }')
+    .option('--json [fields]', 'print JSON: { subject, identities: [...], terminated_sessions: 0 }')
     .option('--gateway <url>', 'gateway URL (default HOOPCTL_GATEWAY or the one login remembered)')
     .addHelpText(
       'after',

@@ -1,20 +1,21 @@
-/** hoopctl login / logout / whoami: who am I at this gateway, and how the CLI gets its tokens. */
-import { spawn } from 'node:child_process';
-import type { Command } from 'commander';
-import * as oidc from 'openid-client';
-import type { WhoAmI } from '../../shared/api.js';
+/**
+ * hoopctl login / logout / whoami / token / status: who am I at this gateway (in this profile), and how
+ * the CLI gets its tokens. The device flow itself lives in device-login.ts (loaded only by login).
+ */
+import { type Command, Option } from 'commander';
+import type { GatewayDiscovery, WhoAmI } from '../../shared/api.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget } from '../api.js';
-import { c, info, printJson, progress, warn } from '../output.js';
-import { resolveGateway, settings } from '../settings.js';
+import { c, info, JSON_OPTION_FLAGS, jsonOptionHelp, printJson, warn } from '../output.js';
+import { DEFAULT_PROFILE, describeTarget, readSettings, resolveGateway, updateProfile } from '../settings.js';
 import {
   ciMode,
   clearTokens,
   gatewayDiscovery,
   getAccessToken,
-  issuerConfiguration,
-  oauthErrorReason,
+  jwtClaims,
   saveLogin,
+  tokenExpiry,
   useIdTokenFile,
 } from '../tokens.js';
 
@@ -23,146 +24,180 @@ interface LoginOptions {
   browser: boolean;
   clientCredentials?: boolean;
   idTokenFile?: string;
+  withToken?: boolean;
+  tokenStore?: 'keychain' | 'file';
 }
+
+const GATEWAY_FLAG = '--gateway <url>';
+const GATEWAY_HELP = 'gateway URL (default: HOOPCTL_GATEWAY or the profile’s, which login remembers)';
 
 export function registerLoginCommands(program: Command): void {
   program
     .command('login')
-    .description('Sign in to a gateway: device login in a browser, or check CI credentials')
-    .option('--gateway <url>', 'gateway URL (remembered for later commands; default HOOPCTL_GATEWAY)')
-    .option('--no-browser', 'only print the URL and code, do not open a browser')
+    .description(
+      'Sign in to a gateway: device login in a browser, a token from stdin, or check CI credentials',
+    )
+    .option('--gateway <url>', 'gateway URL (remembered in the profile; default HOOPCTL_GATEWAY)')
+    .option('--no-browser', 'only print the URL, the code and a QR code; do not open a browser')
+    .option('--with-token', 'read an access or refresh token from stdin instead of signing in (as gh)')
     .option('--client-credentials', 'check the service account in HOOPCTL_CLIENT_ID / HOOPCTL_CLIENT_SECRET')
     .option(
       '--id-token-file <path>',
       'check a workload ID token (e.g. from the CI provider) read from this file',
     )
+    .addOption(
+      new Option(
+        '--token-store <kind>',
+        'keep this profile’s tokens in the OS keychain or a 0600 file',
+      ).choices(['keychain', 'file']),
+    )
     .addHelpText(
       'after',
       `
+The device login prints a URL with the code filled in (and a QR code on a terminal big enough
+for one): open it on any device, sign in, and the command finishes by itself.
+
 Examples:
   hoopctl login --gateway https://gateway.example.com:8443
   hoopctl login --no-browser                       # on a remote machine: open the URL elsewhere
+  hoopctl --profile staging login --gateway https://staging.example.com:8443
+  echo "$REFRESH_TOKEN" | hoopctl login --with-token
   HOOPCTL_CLIENT_ID=ci-bot HOOPCTL_CLIENT_SECRET=... hoopctl login --client-credentials
   hoopctl login --id-token-file "$RUNNER_TEMP/id-token"   # or HOOPCTL_ID_TOKEN=...
 
 The device login keeps a refresh token in the OS keychain, or in a 0600 file under HOOPCTL_HOME
-where there is none (HOOPCTL_TOKEN_STORE=file|keychain forces one). Client credentials and ID
-tokens are never written anywhere: every command reads them from the environment.`,
+where there is none (HOOPCTL_TOKEN_STORE=file|keychain or --token-store forces one). Each profile
+has its own login. Client credentials and ID tokens are never written anywhere: every command
+reads them from the environment.`,
     )
     .action(async (options: LoginOptions) => {
       const target = resolveGateway(options.gateway);
+      const profile = target.profile ?? DEFAULT_PROFILE;
+      if (options.tokenStore) updateProfile(profile, { tokenStore: options.tokenStore });
       if (options.idTokenFile) useIdTokenFile(options.idTokenFile);
-      if (
-        options.clientCredentials &&
-        !(process.env.HOOPCTL_CLIENT_ID && process.env.HOOPCTL_CLIENT_SECRET)
-      ) {
+      if (options.clientCredentials && ciMode() !== 'client-credentials') {
         throw new CliError(
           '--client-credentials needs HOOPCTL_CLIENT_ID and HOOPCTL_CLIENT_SECRET',
           ExitCode.usage,
         );
       }
-      if (options.clientCredentials || ciMode() === 'id-token') {
-        await checkCiCredentials(target);
+      let me: WhoAmI;
+      if (options.clientCredentials || options.idTokenFile || ciMode()) {
+        me = await checkCiCredentials(target);
+      } else if (options.withToken) {
+        me = await loginWithToken(target);
       } else {
+        const { deviceLogin } = await import('./device-login.js');
         await deviceLogin(target, options.browser);
+        me = await whoami(target);
+        printWhoAmI(target, me);
       }
-      if (options.gateway) settings().set('gateway', target.url);
+      if (!ciMode()) updateProfile(profile, { gateway: target.url, subject: me.identity.subject });
+      if (options.gateway && ciMode()) updateProfile(profile, { gateway: target.url });
+      // Logged in with --profile to a profile that is not the one in use: say how to use it.
+      if (profile !== DEFAULT_PROFILE && !process.env.HOOPCTL_PROFILE && readSettings().current !== profile) {
+        info(
+          c.dim(
+            `profile ${profile}: use it with --profile ${profile}, or make it the default: hoopctl profile use ${profile}`,
+          ),
+        );
+      }
     });
 
   program
     .command('logout')
-    .description('Forget the tokens kept for a gateway (and revoke the refresh token at the IdP)')
-    .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or the one login remembered)')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  hoopctl logout\n  hoopctl logout --gateway https://gateway.example.com:8443',
+    .description(
+      'Forget the tokens kept for a gateway in this profile (and revoke the refresh token at the IdP)',
     )
+    .option(GATEWAY_FLAG, GATEWAY_HELP)
+    .addHelpText('after', '\nExamples:\n  hoopctl logout\n  hoopctl --profile staging logout')
     .action(async (options: { gateway?: string }) => {
       const target = resolveGateway(options.gateway);
       const forgotten = clearTokens(target);
       if (!forgotten) {
-        info(`not logged in to ${target.url}`);
+        info(`not logged in to ${describeTarget(target)}`);
         return;
       }
-      if (forgotten.refreshToken)
+      if (forgotten.refreshToken) {
+        const { revokeQuietly } = await import('./device-login.js');
         await revokeQuietly(target, forgotten.issuer, forgotten.clientId, forgotten.refreshToken);
-      info(`logged out of ${target.url}`);
+      }
+      info(`logged out of ${describeTarget(target)}`);
     });
 
   program
     .command('whoami')
     .description('Who the gateway thinks you are: subject, groups, kind, the policies that apply')
-    .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or the one login remembered)')
-    .option('--json', 'print the WhoAmI object as JSON')
-    .addHelpText('after', '\nExamples:\n  hoopctl whoami\n  hoopctl whoami --json | jq -r .identity.subject')
-    .action(async (options: { gateway?: string; json?: boolean }) => {
+    .option(GATEWAY_FLAG, GATEWAY_HELP)
+    .option(
+      JSON_OPTION_FLAGS,
+      jsonOptionHelp('{ identity, policies, review, audit, admin, token_expires_at }'),
+    )
+    .addHelpText('after', '\nExamples:\n  hoopctl whoami\n  hoopctl whoami --json identity.subject,policies')
+    .action(async (options: { gateway?: string; json?: boolean | string }) => {
       const target = resolveGateway(options.gateway);
       const me = await whoami(target);
-      if (options.json) printJson(me);
+      if (options.json) printJson(me, options.json);
       else printWhoAmI(target, me);
     });
 }
 
-async function whoami(target: GatewayTarget): Promise<WhoAmI> {
+export async function whoami(target: GatewayTarget): Promise<WhoAmI> {
   return apiRequest<WhoAmI>(target, 'GET', '/v1/whoami', { token: await getAccessToken(target) });
 }
 
-/** RFC 8628: show a URL and a code, let the person sign in wherever they like, poll until done. */
-async function deviceLogin(target: GatewayTarget, openBrowser: boolean): Promise<void> {
-  const discovery = await gatewayDiscovery(target);
-  const config = await issuerConfiguration(target, discovery.issuer, discovery.client_id, oidc.None());
-  const scope = [...new Set([...discovery.scopes, 'openid', 'offline_access'])].join(' ');
-  const resource = { resource: discovery.audience };
-
-  let authorization: oidc.DeviceAuthorizationResponse;
-  try {
-    authorization = await oidc.initiateDeviceAuthorization(config, { scope, ...resource });
-  } catch (err) {
-    throw idpError(err, 'the identity provider refused to start a device login');
-  }
-  process.stdout.write(`Open this URL in a browser: ${c.bold(authorization.verification_uri)}\n`);
-  process.stdout.write(`and enter the code:         ${c.bold(authorization.user_code)}\n`);
-  if (openBrowser) tryOpenBrowser(authorization.verification_uri_complete ?? authorization.verification_uri);
-
-  const waiting = progress('Waiting for you to sign in in the browser...');
-  let tokens: oidc.TokenEndpointResponse;
-  try {
-    tokens = await oidc.pollDeviceAuthorizationGrant(config, authorization, resource);
-  } catch (err) {
-    waiting.fail('Sign-in did not complete');
-    throw idpError(err, 'sign-in failed');
-  }
-  waiting.succeed('Signed in');
-
-  if (!tokens.refresh_token) {
-    warn(
-      'the identity provider issued no refresh token: you will have to log in again when the access token expires',
-    );
-  }
-  saveLogin(target, {
-    issuer: discovery.issuer,
-    clientId: discovery.client_id,
-    audience: discovery.audience,
-    refreshToken: tokens.refresh_token,
-    accessToken: tokens.access_token,
-  });
-  printWhoAmI(target, await whoami(target));
-}
-
 /** --client-credentials / --id-token-file / HOOPCTL_ID_TOKEN: prove the credentials work; store nothing. */
-async function checkCiCredentials(target: GatewayTarget): Promise<void> {
+async function checkCiCredentials(target: GatewayTarget): Promise<WhoAmI> {
   const me = await whoami(target);
   info(
     `credentials work (${ciMode() === 'id-token' ? 'workload ID token' : 'client credentials'}); nothing was stored`,
   );
   printWhoAmI(target, me);
+  return me;
 }
 
-function printWhoAmI(target: GatewayTarget, me: WhoAmI): void {
+/**
+ * `login --with-token`: a JWT on stdin is an access token (good until it expires); anything else is a
+ * refresh token, renewed at once to prove it works. Either is checked with the gateway before it stays.
+ */
+async function loginWithToken(target: GatewayTarget): Promise<WhoAmI> {
+  if (process.stdin.isTTY) {
+    throw new CliError(
+      '--with-token reads the token from stdin: pipe it in (echo "$TOKEN" | hoopctl login --with-token)',
+      ExitCode.usage,
+    );
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const token = Buffer.concat(chunks).toString('utf8').trim();
+  if (!token || /\s/.test(token)) throw new CliError('stdin did not hold one token', ExitCode.usage);
+  const discovery: GatewayDiscovery = await gatewayDiscovery(target);
+  const isAccessToken = jwtClaims(token) !== undefined;
+  const base = { issuer: discovery.issuer, clientId: discovery.client_id, audience: discovery.audience };
+  saveLogin(target, isAccessToken ? { ...base, accessToken: token } : { ...base, refreshToken: token });
+  let me: WhoAmI;
+  try {
+    me = await whoami(target);
+  } catch (err) {
+    clearTokens(target);
+    throw err;
+  }
+  if (isAccessToken) {
+    const expiry = tokenExpiry(token);
+    warn(
+      `an access token alone lasts until it expires${expiry ? ` (${expiry.toISOString()})` : ''}; pipe a refresh token to stay logged in`,
+    );
+  }
+  printWhoAmI(target, me);
+  return me;
+}
+
+export function printWhoAmI(target: GatewayTarget, me: WhoAmI): void {
   const { identity } = me;
   const roles = [me.review && 'review', me.audit && 'audit', me.admin && 'admin'].filter(Boolean).join(', ');
   const rows: [string, string | undefined][] = [
     ['gateway', target.url],
+    ['profile', target.profile ?? DEFAULT_PROFILE],
     ['subject', identity.subject],
     ['name', identity.name],
     ['kind', identity.kind],
@@ -177,51 +212,4 @@ function printWhoAmI(target: GatewayTarget, me: WhoAmI): void {
   for (const [label, value] of rows) {
     if (value) process.stdout.write(`${c.dim(label.padEnd(9))} ${value}\n`);
   }
-}
-
-/** Best effort: a browser on this machine, when it has a display. Never fails the login. */
-function tryOpenBrowser(url: string): void {
-  const opener =
-    process.platform === 'darwin'
-      ? ['open', url]
-      : process.platform === 'win32'
-        ? ['cmd', '/c', 'start', '""', url]
-        : process.env.DISPLAY || process.env.WAYLAND_DISPLAY
-          ? ['xdg-open', url]
-          : undefined;
-  if (!opener) return;
-  try {
-    const child = spawn(opener[0]!, opener.slice(1), { stdio: 'ignore', detached: true });
-    child.on('error', () => {});
-    child.unref();
-  } catch {
-    // No opener installed: the URL is printed above.
-  }
-}
-
-async function revokeQuietly(
-  target: GatewayTarget,
-  issuer: string,
-  clientId: string,
-  token: string,
-): Promise<void> {
-  try {
-    const config = await issuerConfiguration(target, issuer, clientId, oidc.None());
-    await oidc.tokenRevocation(config, token, { token_type_hint: 'refresh_token' });
-  } catch {
-    // The local copy is gone either way; an IdP without revocation lets the token expire.
-  }
-}
-
-function idpError(err: unknown, what: string): CliError {
-  if (err instanceof CliError) return err;
-  const code = err instanceof oidc.ResponseBodyError ? err.error : undefined;
-  const why =
-    code === 'access_denied'
-      ? 'the sign-in was cancelled'
-      : code === 'expired_token'
-        ? 'the code expired before sign-in finished'
-        : oauthErrorReason(err);
-  if (why) return new CliError(`${what}: ${why} (run hoopctl login again)`, ExitCode.notAuthenticated);
-  return new CliError(`${what}: ${(err as Error)?.message ?? String(err)}`);
 }

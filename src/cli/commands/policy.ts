@@ -5,7 +5,7 @@
  * With --config it works offline and is the one place the CLI imports gateway/ code (the parser and
  * the policy engine, loaded dynamically so other commands never pay for them): evaluating a policy file
  * needs exactly the gateway's engine, and a copy would drift. Without --config it asks the gateway,
- * for the caller's own identity.
+ * for the caller's own identity, or — admins and auditors — for the --identity and --groups given.
  */
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../shared/config/load.js';
@@ -26,7 +26,7 @@ interface TestOptions {
   config?: string;
   grants?: string;
   gateway?: string;
-  json?: boolean;
+  json?: boolean | string;
 }
 
 export function registerPolicyCommands(program: Command): void {
@@ -50,12 +50,15 @@ Examples:
     .requiredOption('--connection <name>', 'connection name')
     .option('--sql <text>', 'the SQL (several statements allowed); default: read from stdin')
     .option('--config <file>', 'evaluate offline against this gateway.yaml instead of asking the gateway')
-    .option('--identity <subject>', 'subject to evaluate as, or issuer#subject (with --config)')
-    .option('--issuer <url>', "that subject's issuer (with --config; default: the only configured issuer)")
-    .option('--groups <a,b>', 'groups of that identity, comma-separated (with --config)')
+    .option(
+      '--identity <subject>',
+      'subject to evaluate as, or issuer#subject (offline, or online with the admin or audit role)',
+    )
+    .option('--issuer <url>', "that subject's issuer (default: the only configured issuer)")
+    .option('--groups <a,b>', 'groups of that identity, comma-separated')
     .option('--grants <p,q>', 'requestable policies granted right now, comma-separated (with --config)')
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
-    .option('--json', 'print the explanation as JSON (see docs/policy.md for the shape)')
+    .option('--json [fields]', 'print the explanation as JSON (see docs/policy.md for the shape)')
     .addHelpText(
       'after',
       `
@@ -65,6 +68,8 @@ Examples:
       --connection prod-db --sql "delete from orders where id = 1"
   # through the gateway, for yourself
   hoopctl policy test --connection prod-db --sql "select * from customers"
+  # through the gateway, for someone else (admin or audit role)
+  hoopctl policy test --identity alice --groups engineering --connection prod-db --sql "delete from orders"
   # in a script
   hoopctl policy test --config gateway.yaml --identity ci --groups ci-deploy \\
       --connection prod-db --json < migrate.sql
@@ -75,7 +80,7 @@ Exit codes: 0 allowed or approval required, 4 denied, 2 usage error.
     .action(async (options: TestOptions) => {
       const sql = options.sql ?? (await readStdin());
       const explanation = options.config ? await testOffline(options, sql) : await testOnline(options, sql);
-      if (options.json) printJson(explanation);
+      if (options.json) printJson(explanation, options.json);
       else printExplanation(explanation);
       if (explanation.decision === 'deny') process.exitCode = ExitCode.denied;
     });
@@ -119,18 +124,33 @@ async function testOffline(options: TestOptions, sql: string): Promise<PolicyExp
 }
 
 async function testOnline(options: TestOptions, sql: string): Promise<PolicyExplanation> {
-  if (options.identity || options.groups || options.grants) {
+  if (options.grants) {
     throw new CliError(
-      '--identity, --groups and --grants need --config: the gateway explains decisions for your own identity only',
+      '--grants needs --config: the gateway knows the grants in force itself',
       ExitCode.usage,
     );
   }
+  if (options.groups && !options.identity) {
+    throw new CliError('--groups needs --identity (the subject to evaluate as)', ExitCode.usage);
+  }
   const target = resolveGateway(options.gateway);
   const token = await getAccessToken(target);
+  // --identity without --config: the gateway evaluates for that subject (admin or audit role needed).
+  const as = options.identity
+    ? asIdentity(options.identity, options.issuer, list(options.groups))
+    : undefined;
   return apiRequest<PolicyExplanation>(target, 'POST', '/v1/policy/test', {
     token,
-    body: { connection: options.connection, sql },
+    body: { connection: options.connection, sql, ...(as ? { as } : {}) },
   });
+}
+
+/** `--identity issuer#subject` or `--identity subject --issuer url`: the issuer travels with the subject. */
+function asIdentity(identity: string, issuer: string | undefined, groups: string[]) {
+  const hash = identity.indexOf('#'); // issuer identifiers have no fragment
+  if (!issuer && hash > 0)
+    return { issuer: identity.slice(0, hash), subject: identity.slice(hash + 1), groups };
+  return issuer ? { issuer, subject: identity, groups } : { subject: identity, groups };
 }
 
 function printExplanation(e: PolicyExplanation): void {

@@ -25,7 +25,7 @@ export async function connectGateway(
 }
 
 /** --since / --until as RFC 3339, checked here so a typo is a usage error before any request. */
-function timeOption(name: string, text: string | undefined): string | undefined {
+export function timeOption(name: string, text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
   try {
     return new Date(parseTimeBound(text)).toISOString();
@@ -45,8 +45,13 @@ const who = (r: { identity?: { subject: string; name?: string } }) =>
   r.identity?.name ?? r.identity?.subject ?? '';
 const shortTime = (iso: string | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
 
-/** GET a raw body (exports) into `out`; a non-2xx answer becomes the same CliError apiRequest would give. */
-async function download(target: GatewayTarget, path: string, token: string, out: Writable): Promise<void> {
+/** GET a raw body (exports, reports) into `out`; a non-2xx answer becomes the same CliError apiRequest would give. */
+export async function download(
+  target: GatewayTarget,
+  path: string,
+  token: string,
+  out: Writable,
+): Promise<void> {
   const url = new URL(path, target.url);
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   await new Promise<void>((resolve, reject) => {
@@ -94,15 +99,71 @@ async function download(target: GatewayTarget, path: string, token: string, out:
   });
 }
 
-async function fetchSession(options: GatewayOption, id: string): Promise<AuditRecord[]> {
+/** `purpose: 'replay'` lets the gateway's audit.accessed record tell a replay from a show. */
+async function fetchSession(
+  options: GatewayOption,
+  id: string,
+  purpose?: 'replay',
+): Promise<{ id: string; records: AuditRecord[] }> {
   const { target, token } = await connectGateway(options);
+  const full = await resolveSessionId(target, token, id);
   const answer = await apiRequest<{ id: string; records: AuditRecord[] }>(
     target,
     'GET',
-    `/v1/sessions/${encodeURIComponent(id)}`,
+    `/v1/sessions/${encodeURIComponent(full)}${purpose ? `?purpose=${purpose}` : ''}`,
     { token },
   );
-  return answer.records;
+  return { id: full, records: answer.records };
+}
+
+const FULL_SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A session id as people type it: the full id, or its first characters (as `sessions list` and the
+ * help show them) when they name exactly one of the recent sessions the gateway lists (its newest 1,000).
+ */
+async function resolveSessionId(target: GatewayTarget, token: string, id: string): Promise<string> {
+  const wanted = id.trim().toLowerCase();
+  if (FULL_SESSION_ID.test(wanted)) return wanted;
+  if (!/^[0-9a-f-]{4,}$/.test(wanted)) {
+    throw new CliError(
+      `"${id}" is not a session id (a UUID, or at least its first 4 characters)`,
+      ExitCode.usage,
+    );
+  }
+  const { sessions } = await apiRequest<{ sessions: SessionSummary[] }>(
+    target,
+    'GET',
+    `/v1/sessions?since=${encodeURIComponent('1970-01-01T00:00:00Z')}`,
+    { token },
+  );
+  const matches = sessions.filter((s) => s.id.toLowerCase().startsWith(wanted));
+  if (matches.length === 1) return matches[0]!.id;
+  if (matches.length === 0) {
+    throw new CliError(
+      `no session starts with ${id} among the recent ones: give the full id (hoopctl sessions list)`,
+    );
+  }
+  throw new CliError(
+    `${id} names ${matches.length} sessions (${matches
+      .slice(0, 5)
+      .map((s) => s.id.slice(0, 12))
+      .join(', ')}${matches.length > 5 ? ', ...' : ''}): give more of the id`,
+    ExitCode.usage,
+  );
+}
+
+/**
+ * `--identity alice` as a person means it: the subject, the name or the email, case-insensitively,
+ * as a whole or by prefix (alice, alice@example.com, Alice Engineer, "alice e").
+ */
+export function identityMatches(identity: SessionSummary['identity'], wanted: string): boolean {
+  if (!identity) return false;
+  const w = wanted.trim().toLowerCase();
+  const fields = [identity.subject, identity.name, identity.claims?.email].filter(
+    (f): f is string => typeof f === 'string',
+  );
+  return fields.some((f) => f.toLowerCase().startsWith(w));
 }
 
 /** One line saying what a record is, for `show`. */
@@ -121,6 +182,10 @@ function describe(record: AuditRecord): string {
       return `blocked by ${d.rule ?? 'policy'}: ${String(d.text ?? d.reason ?? '')}`;
     case 'session.started':
       return `${who(record)} from ${record.source ?? '?'} to ${record.connection ?? '?'}`;
+    case 'mcp.tool': {
+      const outcome = (d.outcome ?? {}) as Record<string, unknown>;
+      return `MCP ${String(d.tool)} → ${String(outcome.status ?? '?')}${d.rule ? ` (rule ${d.rule})` : ''}`;
+    }
     default:
       return Object.keys(d).length ? JSON.stringify(d) : '';
   }
@@ -150,9 +215,18 @@ function printResult(record: AuditRecord): void {
     if (r.result.truncated)
       process.stdout.write(c.dim(`  ... (recording kept the first ${r.result.rows.length} rows)\n`));
   }
-  const masked = r.masked_columns?.length ? `, masked: ${r.masked_columns.join(', ')}` : '';
+  const masked = r.masked_columns?.length
+    ? `, masked: ${(r.masked_columns as unknown[]).map(maskedColumnText).join(', ')}`
+    : '';
   const parts = [r.tag, `${r.rows ?? 0} rows`, `${r.duration_ms ?? 0} ms`].filter(Boolean);
   process.stdout.write(c.dim(`  ${parts.join(' · ')}${masked}\n\n`));
+}
+
+/** A masked column as recorded: `{ column, mask, rule, ... }` (older records: a name). */
+function maskedColumnText(m: unknown): string {
+  if (typeof m === 'string') return m;
+  const { column, mask } = (m ?? {}) as { column?: string; mask?: string };
+  return mask ? `${column ?? '?'} (${mask})` : String(column ?? '?');
 }
 
 function offsetOf(ms: number): string {
@@ -184,10 +258,10 @@ Needs membership of a policy with audit: true.`,
     .description('Sessions in a time window, newest first')
     .option('--since <when>', 'start: a duration back from now (90m, 24h, 7d) or an RFC 3339 time', '24h')
     .option('--until <when>', 'end (same forms); default now')
-    .option('--identity <subject>', 'only sessions of this identity (subject)')
+    .option('--identity <who>', 'only sessions of this identity: subject, name or email, or the start of one')
     .option('--connection <name>', 'only sessions to this connection')
     .option(
-      '--json',
+      '--json [fields]',
       'print JSON: { "sessions": [{ id, identity, connection, source, started, ended?, statements, denied }] }',
     )
     .option('--gateway <url>', 'gateway URL (default HOOPCTL_GATEWAY or the one login remembered)')
@@ -206,13 +280,12 @@ Examples:
           until?: string;
           identity?: string;
           connection?: string;
-          json?: boolean;
+          json?: boolean | string;
         },
       ) => {
         const query = queryString({
           since: timeOption('since', opts.since),
           until: timeOption('until', opts.until),
-          identity: opts.identity,
           connection: opts.connection,
         });
         const { target, token } = await connectGateway(opts);
@@ -222,7 +295,10 @@ Examples:
           `/v1/sessions${query}`,
           { token },
         );
-        if (opts.json) return printJson(answer);
+        // Matched here, not by the gateway's exact-subject filter: see identityMatches.
+        if (opts.identity)
+          answer.sessions = answer.sessions.filter((s) => identityMatches(s.identity, opts.identity!));
+        if (opts.json) return printJson(answer, opts.json);
         if (answer.sessions.length === 0) return info('no sessions in that window');
         printTable(
           ['SESSION', 'STARTED', 'ENDED', 'IDENTITY', 'CONNECTION', 'SOURCE', 'STATEMENTS', 'DENIED'],
@@ -244,7 +320,7 @@ Examples:
     .command('show <id>')
     .description("A session's records, in order")
     .option(
-      '--json',
+      '--json [fields]',
       'print JSON: { "id": "...", "records": [AuditRecord, ...] } (record fields: docs/audit.md)',
     )
     .option('--gateway <url>', 'gateway URL')
@@ -252,9 +328,10 @@ Examples:
       'after',
       '\nExamples:\n  hoopctl sessions show 7f3c2a\n  hoopctl sessions show 7f3c2a --json > session.json',
     )
-    .action(async (id: string, opts: GatewayOption & { json?: boolean }) => {
-      const records = await fetchSession(opts, id);
-      if (opts.json) return printJson({ id, records });
+    .action(async (id: string, opts: GatewayOption & { json?: boolean | string }) => {
+      const session = await fetchSession(opts, id);
+      const records = session.records;
+      if (opts.json) return printJson(session, opts.json);
       printTable(
         ['SEQ', 'TIME', 'TYPE', 'WHAT'],
         records.map((r) => [r.seq, shortTime(r.time), r.type, describe(r)]),
@@ -268,6 +345,7 @@ Examples:
     )
     .option('--speed <n>', 'replay this many times faster; 0 = no waiting', '1')
     .option('--max-gap <duration>', 'never wait longer than this between two statements (idle time)', '5s')
+    .option('--json [fields]', 'print the records as JSON, at once: { id, records: [AuditRecord, ...] }')
     .option('--gateway <url>', 'gateway URL')
     .addHelpText(
       'after',
@@ -280,47 +358,55 @@ Examples:
 Results show what the client received: masked values, never clear ones, and only the first rows
 the gateway's recording kept (recording.max_rows / max_bytes).`,
     )
-    .action(async (id: string, opts: GatewayOption & { speed: string; maxGap: string }) => {
-      const speed = Number(opts.speed);
-      if (!Number.isFinite(speed) || speed < 0)
-        throw new CliError('--speed: expected a number >= 0', ExitCode.usage);
-      let maxGap: number;
-      try {
-        maxGap = parseDuration(opts.maxGap);
-      } catch (err) {
-        throw new CliError(`--max-gap: ${(err as Error).message}`, ExitCode.usage);
-      }
-      const records = await fetchSession(opts, id);
-      const start = Date.parse(records[0]!.time);
-      let previous = start;
-      for (const record of records) {
-        const at = Date.parse(record.time);
-        if (speed > 0 && (record.type === 'statement' || record.type === 'policy.blocked')) {
-          await sleep(Math.min(at - previous, maxGap) / speed);
-          previous = at;
+    .action(
+      async (
+        id: string,
+        opts: GatewayOption & { speed: string; maxGap: string; json?: boolean | string },
+      ) => {
+        const speed = Number(opts.speed);
+        if (!Number.isFinite(speed) || speed < 0)
+          throw new CliError('--speed: expected a number >= 0', ExitCode.usage);
+        let maxGap: number;
+        try {
+          maxGap = parseDuration(opts.maxGap);
+        } catch (err) {
+          throw new CliError(`--max-gap: ${(err as Error).message}`, ExitCode.usage);
         }
-        const offset = offsetOf(at - start);
-        switch (record.type) {
-          case 'session.started':
-            process.stdout.write(c.bold(`${offset} session ${id}: ${describe(record)}\n\n`));
-            break;
-          case 'statement':
-            printStatement(record, offset);
-            break;
-          case 'statement.result':
-            printResult(record);
-            break;
-          case 'policy.blocked':
-            process.stdout.write(`${c.dim(offset)} ${c.red(describe(record))}\n\n`);
-            break;
-          case 'session.ended':
-            process.stdout.write(c.bold(`${offset} session ended\n`));
-            break;
-          default:
-            process.stdout.write(c.dim(`${offset} ${record.type} ${describe(record)}\n`));
+        const session = await fetchSession(opts, id, 'replay');
+        const records = session.records;
+        if (opts.json) return printJson(session, opts.json);
+        id = session.id;
+        const start = Date.parse(records[0]!.time);
+        let previous = start;
+        for (const record of records) {
+          const at = Date.parse(record.time);
+          if (speed > 0 && (record.type === 'statement' || record.type === 'policy.blocked')) {
+            await sleep(Math.min(at - previous, maxGap) / speed);
+            previous = at;
+          }
+          const offset = offsetOf(at - start);
+          switch (record.type) {
+            case 'session.started':
+              process.stdout.write(c.bold(`${offset} session ${id}: ${describe(record)}\n\n`));
+              break;
+            case 'statement':
+              printStatement(record, offset);
+              break;
+            case 'statement.result':
+              printResult(record);
+              break;
+            case 'policy.blocked':
+              process.stdout.write(`${c.dim(offset)} ${c.red(describe(record))}\n\n`);
+              break;
+            case 'session.ended':
+              process.stdout.write(c.bold(`${offset} session ended\n`));
+              break;
+            default:
+              process.stdout.write(c.dim(`${offset} ${record.type} ${describe(record)}\n`));
+          }
         }
-      }
-    });
+      },
+    );
 
   sessions
     .command('export')

@@ -75,7 +75,14 @@ export const issuerSchema = z.strictObject({
   kind: z.enum(['oidc', 'workload']).default('oidc'),
   /** Public client id `hoopctl login` uses for the device flow (oidc issuers). */
   cli_client_id: nonEmpty.optional(),
-  /** Scopes `hoopctl login` asks for. offline_access gets a refresh token. */
+  /**
+   * Client id of the web console (`/console`): authorization code + PKCE, redirect URI
+   * `<gateway URL>/console/callback`. Without it on any issuer, /console says it is not set up.
+   */
+  console_client_id: nonEmpty.optional(),
+  /** The console client's secret, from this environment variable, when the IdP makes it confidential. */
+  console_client_secret_env: nonEmpty.optional(),
+  /** Scopes `hoopctl login` (and the console) asks for. offline_access gets a refresh token. */
   scopes: stringList.default(['openid', 'profile', 'email', 'offline_access']),
   /** Which claims make the identity. `groups` names a claim holding a list (or a space/comma separated string). */
   claims: z
@@ -212,6 +219,53 @@ export const policySchema = z.strictObject({
   max_duration: duration.default(28_800_000),
 });
 
+/**
+ * AI agents (docs/agents.md): identities matched by kind, group or subject get guardrails on top of
+ * their policies, wherever they connect. The first entry that matches an identity applies.
+ */
+export const agentSchema = z
+  .strictObject({
+    name: nonEmpty,
+    /** Who: identities of these kinds (human | service | workload), in any of these groups, or these subjects. */
+    kinds: z.array(z.enum(['human', 'service', 'workload'])).default([]),
+    groups: stringList.default([]),
+    subjects: stringList.default([]),
+    /** Only reads (and transaction control) run outright; anything else needs a rule that requires approval. */
+    read_only: z.boolean().default(true),
+    /** statement_timeout the gateway sets on the agent's database sessions (0 = none). */
+    statement_timeout: duration.default(30_000),
+    /** Rows and bytes one `query` tool call may return (default: mcp.max_rows / mcp.max_bytes). */
+    max_rows: z.number().int().min(1).optional(),
+    max_bytes: z.number().int().min(1).optional(),
+    /** Rows the agent may receive through MCP in any hour (0 = no budget). */
+    rows_per_hour: z.number().int().min(0).default(10_000),
+    /** Agents reach databases only through /mcp: tunnels (connect, exec) are refused. */
+    mcp_only: z.boolean().default(true),
+  })
+  .superRefine((a, ctx) => {
+    if (a.kinds.length + a.groups.length + a.subjects.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'an agents entry names kinds, groups or subjects' });
+    }
+  });
+
+/** The MCP server at /mcp (docs/agents.md). */
+export const mcpSchema = z.strictObject({
+  /** Serve /mcp and /.well-known/oauth-protected-resource on the main listener. */
+  enabled: z.boolean().default(true),
+  /** Rows one `query` tool call returns at most (the rest is cut off with truncated: true). */
+  max_rows: z.number().int().min(1).default(1000),
+  /** Bytes of values one `query` tool call returns at most. */
+  max_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
+  /** Close an MCP session (and its database sessions) unused this long. */
+  idle_timeout: duration.default(1_800_000),
+  /** Open MCP sessions one identity may have at once. */
+  max_sessions: z.number().int().min(1).default(8),
+});
+
 export const webhookSchema = z.strictObject({
   url: z.url(),
   secret_env: nonEmpty.optional(),
@@ -276,6 +330,18 @@ export const configSchema = z.strictObject({
       checkpoint_interval: 60_000,
       sinks: [],
     }),
+  mcp: mcpSchema.prefault({}),
+  agents: z.array(agentSchema).default([]),
+  console: z
+    .strictObject({
+      /** Serve the web console at /console (it still needs an issuer with console_client_id). */
+      enabled: z.boolean().default(true),
+      /** A console sign-in lasts at most this long, however active. */
+      session_lifetime: duration.default(12 * 3_600_000),
+      /** A console sign-in unused this long ends. */
+      idle_timeout: duration.default(3_600_000),
+    })
+    .default({ enabled: true, session_lifetime: 12 * 3_600_000, idle_timeout: 3_600_000 }),
   masking: z
     .strictObject({
       /** HMAC key for the `token` mask, from an environment variable (default: generated into the store). */
@@ -284,6 +350,22 @@ export const configSchema = z.strictObject({
       copy: z.enum(['deny', 'mask']).default('deny'),
     })
     .default({ copy: 'deny' }),
+  /** Optional second listener for probes and Prometheus: /healthz, /readyz, /metrics (docs/deploy.md). */
+  diagnostics: z
+    .strictObject({
+      /** host:port, e.g. 0.0.0.0:9090. Plain HTTP unless `tls` is set: it serves no secrets. */
+      listen: hostPort,
+      tls: z.strictObject({ cert: nonEmpty, key: nonEmpty }).optional(),
+      /** Also count statements per identity subject (hoop_subject_statements_total). Off: unbounded labels. */
+      metrics_subjects: z.boolean().default(false),
+    })
+    .optional(),
+  shutdown: z
+    .strictObject({
+      /** On SIGTERM, how long open sessions may run before they are ended with 57P01 (admin shutdown). */
+      grace: duration.default(30_000),
+    })
+    .default({ grace: 30_000 }),
 });
 
 /** Configuration the fields alone cannot check: every policy subject names exactly one issuer's identity. */
@@ -305,3 +387,5 @@ export type ConnectionConfig = GatewayConfig['connections'][number];
 export type PolicyConfig = GatewayConfig['policies'][number];
 export type RuleConfig = PolicyConfig['rules'][number];
 export type MaskingRuleConfig = PolicyConfig['masking'][number];
+export type AgentConfig = GatewayConfig['agents'][number];
+export type McpConfig = GatewayConfig['mcp'];

@@ -1,5 +1,6 @@
 /** A catalog like the demo database's, built from rows as the real query returns them. */
 
+import { NO_NAMES } from '../../../gateway/contracts/names.js';
 import {
   buildCatalog,
   type Catalog,
@@ -8,7 +9,10 @@ import {
 } from '../../../gateway/masking/catalog.js';
 import { SessionMasking, type StatementMasking } from '../../../gateway/masking/index.js';
 import { resolveMaskRules } from '../../../gateway/masking/rules.js';
+import { effectOf } from '../../../gateway/session/protocol.js';
+import type { SessionModel } from '../../../gateway/session/session-model.js';
 import { classify } from '../../../gateway/sql/classify.js';
+import { resolveNames } from '../../../gateway/sql/session-sql.js';
 import type { PolicyConfig } from '../../../src/shared/config/schema.js';
 import { policySchema } from '../../../src/shared/config/schema.js';
 
@@ -153,17 +157,29 @@ export const ENGINEERS = policy({
 
 export const TOKEN_KEY = Buffer.from('test-token-key-0123456789');
 
-/** Plan one message for an identity matching `policies`. */
+/**
+ * Plan one message for an identity matching `policies`. With a session model, the message sees its
+ * names (and its own earlier statements' PREPARE/DECLARE), and every statement then succeeds in it.
+ */
 export async function planSql(
   sql: string,
   policies: PolicyConfig[] = [ENGINEERS],
   session = new SessionMasking({ catalog: staticSource(), ctx: { tokenKey: TOKEN_KEY } }),
   deciding: string | null = policies[0]?.name ?? null,
+  model?: SessionModel,
 ): Promise<StatementMasking[]> {
   const c = classify(sql);
   if (!c.ok) throw new Error(c.error);
   const rules = c.statements.map(() => resolveMaskRules(policies, deciding));
-  return session.plan(sql, c.statements, rules, 'T');
+  const { views } = resolveNames(c, model ? model.view(0) : NO_NAMES);
+  const plans = await session.plan(sql, c.statements, rules, views);
+  if (model) {
+    for (const stmt of c.statements) {
+      const effect = effectOf(stmt, model);
+      if (effect) model.settle(model.expect(effect, 0), 'ok');
+    }
+  }
+  return plans;
 }
 
 /** Which output columns are masked, as `name:mask`. */

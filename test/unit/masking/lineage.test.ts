@@ -4,8 +4,9 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SessionMasking } from '../../../gateway/masking/index.js';
+import { SessionModel } from '../../../gateway/session/session-model.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
-import { ENGINEERS, maskedOf, planSql, policy, staticSource, TOKEN_KEY } from './helpers.js';
+import { maskedOf, planSql, policy, staticSource, TOKEN_KEY } from './helpers.js';
 
 beforeAll(() => loadSqlParser());
 
@@ -109,15 +110,18 @@ describe('lineage', () => {
   }
 });
 
-describe('the session remembers cursors and prepared statements', () => {
+describe('FETCH and EXECUTE are masked like what the session model says they run', () => {
   const fresh = () => new SessionMasking({ catalog: staticSource(), ctx: { tokenKey: TOKEN_KEY } });
 
   it('FETCH returns what DECLARE declared; an unknown cursor falls back', async () => {
     const s = fresh();
+    const model = new SessionModel();
     const [, declare, fetch, move, fetchOther] = await planSql(
       'begin; declare c cursor for select name, ssn from customers; fetch 2 from c; move 1 in c; fetch all from other',
       undefined,
       s,
+      undefined,
+      model,
     );
     expect(declare?.filter?.masked() ?? []).toEqual([]);
     expect(fetch?.filter?.masked().map((m) => `${m.column}:${m.mask}`)).toEqual(['ssn:partial']);
@@ -125,17 +129,24 @@ describe('the session remembers cursors and prepared statements', () => {
     expect(fetchOther?.deny).toBeUndefined();
     // Unknown cursor: no outputs known, so any row is masked whole.
     expect(fetchOther?.filter).toBeDefined();
-    const [later] = await planSql('fetch next from c', undefined, s);
+    const [later] = await planSql('fetch next from c', undefined, s, undefined, model);
     expect(later?.filter?.masked().map((m) => m.column)).toEqual(['ssn']);
-    await planSql('close c', undefined, s);
-    const [closed] = await planSql('fetch next from c', undefined, s);
+    await planSql('close c', undefined, s, undefined, model);
+    const [closed] = await planSql('fetch next from c', undefined, s, undefined, model);
     expect(closed?.filter?.masked()).toEqual([]);
   });
 
   it('EXECUTE returns what PREPARE prepared', async () => {
     const s = fresh();
-    await planSql('prepare p as select email, country from customers where id = $1', undefined, s);
-    const [exec] = await planSql('execute p(1)', undefined, s);
+    const model = new SessionModel();
+    await planSql(
+      'prepare p as select email, country from customers where id = $1',
+      undefined,
+      s,
+      undefined,
+      model,
+    );
+    const [exec] = await planSql('execute p(1)', undefined, s, undefined, model);
     expect(exec?.filter?.masked().map((m) => `${m.column}:${m.mask}`)).toEqual(['email:email-domain']);
     const [sink] = await planSql(
       'prepare q as insert into orders (customer_id) select length(ssn) from customers',
@@ -147,17 +158,12 @@ describe('the session remembers cursors and prepared statements', () => {
 
   it('cursors without HOLD are forgotten when the transaction ends', async () => {
     const s = fresh();
-    await planSql('declare c cursor for select ssn from customers', undefined, s);
-    const c = await import('../../../gateway/sql/classify.js');
-    const { resolveMaskRules } = await import('../../../gateway/masking/rules.js');
-    const stmt = c.classify('fetch 1 from c');
-    if (!stmt.ok) throw new Error('parse');
-    const [idle] = await s.plan(
-      'fetch 1 from c',
-      stmt.statements,
-      [resolveMaskRules([ENGINEERS], 'engineers')],
-      'I',
-    );
+    const model = new SessionModel();
+    await planSql('begin; declare c cursor for select ssn from customers', undefined, s, undefined, model);
+    model.ready('T');
+    await planSql('commit', undefined, s, undefined, model);
+    model.ready('I');
+    const [idle] = await planSql('fetch 1 from c', undefined, s, undefined, model);
     expect(idle?.filter?.masked()).toEqual([]);
   });
 });

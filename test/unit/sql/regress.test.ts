@@ -6,9 +6,11 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { effectOf } from '../../../gateway/session/protocol.js';
+import { SessionModel } from '../../../gateway/session/session-model.js';
 import { classifyUncached } from '../../../gateway/sql/classify.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
-import { createSessionSqlState } from '../../../gateway/sql/session-sql.js';
+import { resolveNames } from '../../../gateway/sql/session-sql.js';
 import { STATEMENT_CLASSES } from '../../../src/shared/statement.js';
 
 const dir = join(import.meta.dirname, '../../fixtures/.cache/pg-regress/sql');
@@ -58,10 +60,15 @@ describe.skipIf(!present && !process.env.CI)('PostgreSQL 15 regression SQL', () 
     let unplaceable = 0;
     for (const file of files) {
       // Each file runs in one session: its PREPAREs resolve its EXECUTEs.
-      const session = createSessionSqlState();
+      const model = new SessionModel();
       for (const piece of pieces(readFileSync(join(dir, file), 'utf8'))) {
-        const result = session.resolve(classifyUncached(piece));
-        session.commit(result);
+        const classified = classifyUncached(piece);
+        const result = resolveNames(classified, model.view(0)).classification;
+        if (classified.ok)
+          for (const stmt of classified.statements) {
+            const effect = effectOf(stmt, model);
+            if (effect) model.settle(model.expect(effect, 0), 'ok');
+          }
         if (!result.ok) {
           refusedPieces++;
           continue;

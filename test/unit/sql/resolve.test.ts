@@ -179,7 +179,7 @@ describe('relations resolve through the search_path', () => {
     });
     names.forwarded(['1'], [{ settingOps: [{ op: 'unknown' }], createsTemp: [], discardsTemp: false }]);
     names.completed('1', { ok: true });
-    names.ready('I');
+    names.transaction({ type: 'commit', implicit: true });
     const r = names.resolveWith(classifySyntax('select * from customers'), catalog());
     if (!r.classification.ok) throw new Error('parse');
     expect(r.classification.statements[0]!.relations).toEqual([
@@ -227,7 +227,7 @@ describe('relations resolve through the search_path', () => {
     if (!second.classification.ok) throw new Error('parse');
     expect(second.classification.statements[0]!.relations).toEqual(['public.customers', 'secret.customers']);
     names.completed('1', { ok: true });
-    names.ready('I');
+    names.transaction({ type: 'commit', implicit: true });
     const third = names.resolveWith(classifySyntax('select * from customers'), catalog());
     if (!third.classification.ok) throw new Error('parse');
     expect(third.classification.statements[0]!.relations).toEqual(['secret.customers']);

@@ -1,7 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { effectOf } from '../../../gateway/session/protocol.js';
+import { SessionModel } from '../../../gateway/session/session-model.js';
 import { classify } from '../../../gateway/sql/classify.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
-import { createSessionSqlState } from '../../../gateway/sql/session-sql.js';
+import { resolveNames } from '../../../gateway/sql/session-sql.js';
 import type { Classification, ClassifiedStatement } from '../../../src/shared/statement.js';
 
 beforeAll(async () => {
@@ -13,18 +15,24 @@ const stmts = (c: Classification): ClassifiedStatement[] => {
   return c.statements;
 };
 
-/** Classify, resolve and forward one message, as the statement gate does. */
-function run(session: ReturnType<typeof createSessionSqlState>, sql: string): ClassifiedStatement[] {
-  const resolved = session.resolve(classify(sql));
-  session.commit(resolved);
-  return stmts(resolved);
+/** Resolve one message against the session's names, then let every statement succeed, as the server would answer. */
+function run(model: SessionModel, sql: string): ClassifiedStatement[] {
+  const { classification } = resolveNames(classify(sql), model.view(0));
+  for (const stmt of stmts(classify(sql))) {
+    const effect = effectOf(stmt, model);
+    if (effect) model.settle(model.expect(effect, 0), 'ok');
+  }
+  model.ready('I');
+  return stmts(classification);
 }
 
-describe('SQL-level prepared statements', () => {
+const names = (model: SessionModel) => [...model.snapshot().statements.keys()].sort();
+
+describe('SQL-level prepared statements resolve through the session model', () => {
   it('EXECUTE resolves to the prepared statement, with flag execute', () => {
-    const session = createSessionSqlState();
-    run(session, 'prepare del (int) as delete from orders where id = $1');
-    const [exec] = run(session, 'execute del(1)');
+    const model = new SessionModel();
+    run(model, 'prepare del (int) as delete from orders where id = $1');
+    const [exec] = run(model, 'execute del(1)');
     expect(exec!.class).toBe('write');
     expect(exec!.relations).toEqual(['public.orders']);
     expect(exec!.flags).toContain('execute');
@@ -32,57 +40,64 @@ describe('SQL-level prepared statements', () => {
     expect(exec!.unplaceable).toBeUndefined();
   });
 
-  it('EXECUTE of an unknown name stays unplaceable', () => {
-    const session = createSessionSqlState();
-    expect(run(session, 'execute nope')[0]!.unplaceable).toBeTruthy();
+  it('EXECUTE of a name the session does not hold stays unplaceable (refused)', () => {
+    const [exec] = run(new SessionModel(), 'execute nope');
+    expect(exec!.unplaceable).toBeTruthy();
   });
 
   it('parameters of EXECUTE add their functions and side channels', () => {
-    const session = createSessionSqlState();
-    run(session, 'prepare q (text) as select $1');
-    const [exec] = run(session, "execute q(pg_read_file('/etc/passwd'))");
+    const model = new SessionModel();
+    run(model, 'prepare q (text) as select $1');
+    const [exec] = run(model, "execute q(pg_read_file('/etc/passwd'))");
     expect(exec!.class).toBe('read');
     expect(exec!.sideChannels).toEqual(['pg_read_file']);
   });
 
   it('PREPARE and EXECUTE in one message resolve', () => {
-    const session = createSessionSqlState();
-    const [, exec] = run(session, 'prepare p as select * from t; execute p');
-    expect(exec!.class).toBe('read');
+    const [, exec] = run(new SessionModel(), 'prepare p as delete from t; execute p');
+    expect(exec!.class).toBe('write');
     expect(exec!.unplaceable).toBeUndefined();
   });
 
   it('DEALLOCATE, DEALLOCATE ALL and DISCARD ALL forget', () => {
-    const session = createSessionSqlState();
-    run(session, 'prepare a as select 1; prepare b as select 2');
-    run(session, 'deallocate a');
-    expect(session.preparedNames()).toEqual(['b']);
-    expect(run(session, 'execute a')[0]!.unplaceable).toBeTruthy();
-    run(session, 'deallocate all');
-    expect(session.preparedNames()).toEqual([]);
-    run(session, 'prepare c as select 1');
-    run(session, 'discard all');
-    expect(session.preparedNames()).toEqual([]);
+    const model = new SessionModel();
+    run(model, 'prepare a as select 1; prepare b as select 2');
+    run(model, 'deallocate a');
+    expect(names(model)).toEqual(['b']);
+    run(model, 'deallocate all');
+    expect(names(model)).toEqual([]);
+    run(model, 'prepare c as select 1');
+    run(model, 'discard all');
+    expect(names(model)).toEqual([]);
   });
 
-  it('a second PREPARE of a known name with another statement makes it ambiguous (denied)', () => {
-    const session = createSessionSqlState();
-    run(session, 'prepare x as delete from t');
-    run(session, 'prepare x as select 1');
-    expect(run(session, 'execute x')[0]!.unplaceable).toMatch(/prepared twice/);
+  it('a PREPARE still in flight over a name with another definition makes it unknown (refused)', () => {
+    const model = new SessionModel();
+    run(model, 'prepare x as select 1');
+    // DEALLOCATE x; PREPARE x AS DELETE ... forwarded in an earlier segment, not answered yet.
+    const view = () => model.view(2);
+    for (const stmt of stmts(classify('deallocate x; prepare x as delete from t')))
+      model.expect(effectOf(stmt, model)!, 1);
+    expect(view().statement('x').state).toBe('unknown');
+    const { classification } = resolveNames(classify('execute x'), view());
+    expect(stmts(classification)[0]!.unplaceable).toMatch(/DEALLOCATE it and PREPARE it again/);
   });
 
   it('EXPLAIN ANALYZE EXECUTE takes the class and flags explain-analyze-write', () => {
-    const session = createSessionSqlState();
-    run(session, 'prepare d as delete from t');
-    const [stmt] = run(session, 'explain analyze execute d');
+    const model = new SessionModel();
+    run(model, 'prepare d as delete from t');
+    const [stmt] = run(model, 'explain analyze execute d');
     expect(stmt!.class).toBe('write');
     expect(stmt!.flags).toContain('explain-analyze-write');
   });
 
-  it('a denied message is not committed, so its PREPARE is unknown', () => {
-    const session = createSessionSqlState();
-    session.resolve(classify('prepare z as delete from t')); // resolved but never forwarded
-    expect(run(session, 'execute z')[0]!.unplaceable).toBeTruthy();
+  it('FETCH takes the class of what the cursor runs', () => {
+    const model = new SessionModel();
+    const [, , fetch] = run(
+      model,
+      'begin; declare c cursor for select * from orders for update; fetch 1 from c',
+    );
+    expect(fetch!.relations).toEqual(['public.orders']);
+    expect(fetch!.flags).toContain('locking');
   });
 });

@@ -1,13 +1,25 @@
 /**
- * What the relay asks before forwarding a statement, and what it reports afterwards.
- * The relay owns the sockets and the protocol state; the gate owns the decisions (policy,
- * approvals, recording). Keeping them apart lets each be tested without the other.
+ * What the relay asks before forwarding a statement, and what it reports afterwards. The relay owns
+ * the sockets and the protocol state (the session model); the gate owns the decisions (policy,
+ * masking, approvals, the record). Approvals and masking use these types too, so they live in a leaf
+ * module that imports no stage.
  */
-import type { FieldDescription, NoticeFields } from '../pgwire/backend.js';
+import type { FieldDescription } from '../pgwire/backend.js';
+import type { NameView, PortalDef } from './names.js';
+import type { Refusal } from './refusal.js';
+
+/** A notice the gateway sends the client (e.g. "waiting for approval #42"): severity NOTICE, SQLSTATE 00000. */
+export interface Notice {
+  message: string;
+  detail?: string;
+  hint?: string;
+  routine?: string;
+}
 
 export interface GateRequest {
   /** 'query' = a simple-protocol Query; 'parse' = a Parse (deny-only check); 'execute' = an Execute of a portal. */
   phase: 'query' | 'parse' | 'execute';
+  /** The text judged and recorded: the Query's, the Parse's, or what the executed portal runs. */
   sql: string;
   /** Prepared statement name (extended protocol). */
   statementName?: string;
@@ -17,10 +29,17 @@ export interface GateRequest {
   parameterFormats?: number[];
   /** Transaction status before this statement: I idle, T in a block, E aborted block. */
   transactionStatus: 'I' | 'T' | 'E';
+  /** The session's prepared statements and portals as they will be when this message runs. */
+  names: NameView;
+  /**
+   * Execute of a portal made by SQL PREPARE + Bind, or by DECLARE: the portal whose statement runs
+   * (judged by its definition, not by re-reading `sql`, which for these is the PREPARE/DECLARE text).
+   */
+  portalRuns?: PortalDef;
   /** Aborted when the client cancels (CancelRequest) or disconnects while the gate is still deciding. */
   signal: AbortSignal;
   /** Send the client a NoticeResponse now (e.g. "waiting for approval #42"), while the statement waits. */
-  notify(notice: NoticeFields): void;
+  notify(notice: Notice): void;
 }
 
 /**
@@ -45,15 +64,18 @@ export type GateVerdict =
   /**
    * Forward. `statementIds` identify the records of the statements (one per statement of a Query);
    * `filters`, when present, has one entry per statement (undefined = results pass untouched).
+   * `lsn`: the records were queued, not yet durable; the statement must wait until the log's durable
+   * position reaches it (write-ahead). Absent when nothing needs to wait.
    */
   | {
       action: 'forward';
       statementIds: string[];
-      notices?: NoticeFields[];
+      notices?: Notice[];
       filters?: (ResultFilter | undefined)[];
+      lsn?: number;
     }
-  /** Refuse with this error; the relay makes the database fail at this point so both sides agree on state. */
-  | { action: 'refuse'; error: NoticeFields };
+  /** Refuse; the relay makes the database fail at this point so both sides agree on state. */
+  | { action: 'refuse'; refusal: Refusal };
 
 export interface StatementOutcome {
   /** CommandComplete tag, e.g. "SELECT 3". */
@@ -73,20 +95,17 @@ export interface StatementOutcome {
 export type SessionEvent = { type: 'error' } | { type: 'ready'; status: 'I' | 'T' | 'E' };
 
 export interface SessionGate {
+  /** Synchronous in the common case; a promise only on the slow path (catalog load, approval wait). */
   check(request: GateRequest): Promise<GateVerdict> | GateVerdict;
   /** port to the protocol core: the server's errors and ReadyForQuery (the settings model follows them). */
   observe?(event: SessionEvent): void;
   /** A forwarded statement finished (or was skipped after an earlier error). */
   completed(statementId: string, outcome: StatementOutcome): void;
+  /** Call back once the records up to `lsn` are durable, or with the error that lost them. */
+  whenDurable(lsn: number, callback: (err?: Error) => void): void;
+  /** The records of a held statement were lost: the refusal to send instead, or undefined (fail-open). */
+  recordFailed(err: Error): Refusal | undefined;
   /** How many result rows/bytes of each statement to keep for replay (0 = none). */
   readonly recordRows: number;
   readonly recordBytes: number;
 }
-
-/** The simplest gate: forwards everything and keeps nothing. For tests of the relay alone. */
-export const allowAllGate: SessionGate = {
-  check: () => ({ action: 'forward', statementIds: [] }),
-  completed: () => {},
-  recordRows: 0,
-  recordBytes: 0,
-};

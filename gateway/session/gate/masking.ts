@@ -1,0 +1,85 @@
+/**
+ * Check: masking. Which masking rules apply to each statement (the deciding policy's), and for
+ * statements with rules, the masking plan: deny what would leak a masked value, else the result
+ * filter. Sessions whose identity has no rule that can apply never build a planner at all. The plan is
+ * synchronous unless the catalog must be (re)loaded.
+ */
+import type { ClassifiedStatement, Decision } from '../../../src/shared/statement.js';
+import type { GateRequest } from '../../contracts/gate.js';
+import type { NameView } from '../../contracts/names.js';
+import type { SessionInfo } from '../../contracts/session.js';
+import { resolveMaskRules, type SessionMasking, type StatementMasking } from '../../masking/index.js';
+import type { MaskRules } from '../../masking/rules.js';
+import type { PolicyEngine } from '../../policy/engine.js';
+import { LruCache } from '../../sql/lru.js';
+
+export type MaskingResult =
+  | { plans: StatementMasking[] }
+  | { deny: { index: number; rule: string; reason: string } }
+  | { unavailable: Error };
+
+export class MaskingCheck {
+  private session: SessionMasking | undefined;
+  private readonly rules = new LruCache<string, MaskRules>(64);
+
+  constructor(
+    private readonly engine: PolicyEngine,
+    private readonly info: SessionInfo,
+    private readonly factory: ((info: SessionInfo) => SessionMasking | undefined) | undefined,
+  ) {}
+
+  /** The schema may have changed (DDL through this session). */
+  invalidate(): void {
+    this.session?.invalidate();
+  }
+
+  get active(): boolean {
+    return this.session !== undefined;
+  }
+
+  plan(
+    request: GateRequest,
+    statements: readonly ClassifiedStatement[],
+    views: readonly NameView[],
+    decisions: readonly Decision[],
+    decision: Decision,
+    grants: readonly string[],
+  ): MaskingResult | Promise<MaskingResult> {
+    if (!this.factory || statements.length === 0) return { plans: [] };
+    const rules = statements.map((_, i) => this.rulesFor((decisions[i] ?? decision).policy, grants));
+    if (!rules.some((r) => r.active)) return { plans: [] };
+    this.session ??= this.factory(this.info);
+    if (!this.session) return { plans: [] };
+    let planned: StatementMasking[] | Promise<StatementMasking[]>;
+    try {
+      planned = this.session.plan(request.sql, statements, rules, views, request.portalRuns);
+    } catch (err) {
+      return { unavailable: err as Error };
+    }
+    if (planned instanceof Promise)
+      return planned.then(
+        (plans) => judged(plans, statements.length),
+        (err: Error) => ({ unavailable: err }),
+      );
+    return judged(planned, statements.length);
+  }
+
+  private rulesFor(policy: string | null, grants: readonly string[]): MaskRules {
+    const key = `${grants.join(',')}\0${policy ?? ''}`;
+    let rules = this.rules.get(key);
+    if (!rules) {
+      const policies = this.engine.policiesFor(this.info.identity, this.info.connection.name, grants);
+      rules = resolveMaskRules(policies, policy);
+      this.rules.set(key, rules);
+    }
+    return rules;
+  }
+}
+
+function judged(plans: StatementMasking[], count: number): MaskingResult {
+  const index = plans.findIndex((p) => p.deny);
+  if (index < 0) return { plans };
+  const deny = plans[index]!.deny!;
+  const reason = count > 1 ? `statement ${index + 1} of ${count}: ${deny.reason}` : deny.reason;
+  return { deny: { index, rule: deny.rule, reason } };
+}

@@ -1,0 +1,66 @@
+/**
+ * Check: the statement text parses, and names resolve. What the parser rejects is never forwarded; the
+ * client gets what PostgreSQL itself would say — SQLSTATE 42601, the parser's message and cursor
+ * position (psql then prints LINE 1: and the caret as it does without the gateway).
+ */
+import type { Classification } from '../../../src/shared/statement.js';
+import type { GateRequest } from '../../contracts/gate.js';
+import type { NameView } from '../../contracts/names.js';
+import type { Refusal } from '../../contracts/refusal.js';
+import { parseSql } from '../../sql/parser.js';
+import { portalClassification, resolveNames } from '../../sql/session-sql.js';
+import { classifySyntax } from '../../sql/syntax.js';
+import type { Named } from './names.js';
+
+export interface Judged {
+  /** What the statements name as written, prepared statements and cursors resolved (names.ts resolves the rest). */
+  classification: Classification;
+  /** Per statement: the session's names as that statement finds them (for masking). */
+  views: NameView[];
+  /** True when nothing in the message named a session object (its verdict can be cached). */
+  plain: boolean;
+  /** Set once names.ts resolved the names: what each statement does to the session. */
+  named?: Named;
+}
+
+export function judgeText(request: GateRequest): Judged {
+  if (request.portalRuns) {
+    return { classification: portalClassification(request.portalRuns), views: [request.names], plain: false };
+  }
+  const classified = classifySyntax(request.sql);
+  const { classification, views } = resolveNames(classified, request.names);
+  return { classification, views, plain: classification === classified };
+}
+
+/** The parser's own error for text it rejects: message, position, and where in the parser it came from. */
+export function syntaxRefusal(sql: string): Refusal {
+  try {
+    parseSql(sql);
+  } catch (err) {
+    const details = (err as { sqlDetails?: SqlDetails }).sqlDetails;
+    const message = (err as Error).message || 'syntax error';
+    const refusal: Refusal = {
+      sqlstate: '42601',
+      routine: details?.functionName ?? 'hoop_syntax_error',
+      message,
+    };
+    if (details) {
+      // libpg-query reports 0-based positions, and 0 both for "at the first character" and "none";
+      // the scanner's errors always carry one.
+      if (details.cursorPosition > 0 || details.functionName === 'scanner_yyerror')
+        refusal.position = details.cursorPosition + 1;
+      if (details.fileName) refusal.file = details.fileName;
+      if (details.lineNumber) refusal.line = details.lineNumber;
+    }
+    return refusal;
+  }
+  return { sqlstate: '42601', routine: 'hoop_syntax_error', message: 'the statement could not be parsed' };
+}
+
+interface SqlDetails {
+  message: string;
+  cursorPosition: number;
+  fileName?: string;
+  functionName?: string;
+  lineNumber?: number;
+}
