@@ -318,7 +318,7 @@ describe('a read-only identity through the tunnel', () => {
       expect(snapshot(), sql).toBe(before);
     }
     expect(existsSync(PWNED)).toBe(false);
-  });
+  }, 120_000); // one round trip and a snapshot per attempt: room on a busy machine
 
   it('inside BEGIN a refusal aborts the block on both sides, exactly like a Postgres error', async () => {
     for (const [sql] of ATTEMPTS) {
