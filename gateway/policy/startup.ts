@@ -27,8 +27,10 @@ export interface StartupJudgement {
 }
 
 /**
- * What drivers send at every connect on their own (how values print, the client's name): an agent,
- * which may not change session settings, may still connect with them (policy still judges them).
+ * What drivers send at every connect on their own: how values print and the client's name. Refusing
+ * them would refuse every psql or JDBC connection of an identity whose policy has no `session` rule,
+ * so only an explicit deny rule (or a side channel) refuses them; an agent, which may not change
+ * session settings, may still connect with them.
  */
 const DRIVER_PARAMETERS = new Set([
   'application_name',
@@ -71,7 +73,9 @@ export function judgeStartup(
       };
     }
     const decision = engine.decideAll(identity, connection, classify(equivalentSet(setting)), opts).decision;
-    const driverDefault = decision.rule === AGENT_SETTINGS_RULE && DRIVER_PARAMETERS.has(key);
+    const driverDefault =
+      DRIVER_PARAMETERS.has(key) &&
+      (decision.rule === AGENT_SETTINGS_RULE || decision.rule === 'default-deny');
     if (decision.action !== 'allow' && !driverDefault)
       return { upstream, held, refused: { setting, decision } };
     upstream[key] = setting.value;

@@ -84,8 +84,39 @@ describe('judging startup parameters', () => {
       setting: { name: 'role' },
       decision: { rule: 'builtin-deny-list' },
     });
-    const bare = judgeStartup(engine, who('bare'), 'db', [{ name: 'application_name', value: 'psql' }]);
+    const bare = judgeStartup(engine, who('bare'), 'db', [{ name: 'statement_timeout', value: '0' }]);
     expect(bare.refused).toMatchObject({ decision: { rule: 'default-deny' } });
+  });
+
+  it("what every driver sends by itself passes a policy without a session rule (not an explicit deny, nor an agent's)", () => {
+    const sent = [
+      { name: 'application_name', value: 'psql' },
+      { name: 'DateStyle', value: 'ISO, DMY' },
+      { name: 'extra_float_digits', value: '3' },
+    ];
+    const bare = judgeStartup(engine, who('bare'), 'db', sent);
+    expect(bare.refused).toBeUndefined();
+    expect(bare.upstream).toMatchObject({ application_name: 'psql', datestyle: 'ISO, DMY' });
+    const denying = createPolicyEngine(
+      configSchema.parse({
+        ...config,
+        policies: [
+          {
+            name: 'strict',
+            groups: ['bare'],
+            connections: ['db'],
+            rules: [
+              { name: 'no-settings', deny: ['session'] },
+              { name: 'reads', allow: ['read'] },
+            ],
+          },
+        ],
+      }),
+    );
+    expect(judgeStartup(denying, who('bare'), 'db', sent).refused).toMatchObject({
+      setting: { name: 'application_name' },
+      decision: { rule: 'no-settings' },
+    });
   });
 
   it('an identity that may not write gets a read-only session it cannot undo at startup', () => {
