@@ -11,6 +11,7 @@ import type { SessionInfo } from '../../contracts/session.js';
 import { type CatalogNeed, type PolicyEngine, WRITING_CLASSES } from '../../policy/engine.js';
 import type { StatementEffects } from '../../sql/resolve.js';
 import { type LookupSource, SessionNames, type SessionStart } from '../../sql/session-names.js';
+import { keepDefinitionRun } from '../../sql/session-sql.js';
 import type { TransactionListener } from '../session-model.js';
 
 /** Classes a read-only session cannot run (policy/engine.ts WRITING_CLASSES). */
@@ -62,7 +63,10 @@ export class NamesCheck {
           (need.names && (s.relations.length > 0 || s.functions.length > 0)) ||
           (need.functions && s.functions.length > 0),
       );
-    return this.names.resolve(classification, this.deps.catalog, needCatalog);
+    const named = this.names.resolve(classification, this.deps.catalog, needCatalog);
+    return named instanceof Promise
+      ? named.then((n) => linked(classification, n))
+      : linked(classification, named);
   }
 
   /** A read-only session may not change the settings the gateway holds, nor (after a grant) write. */
@@ -115,4 +119,14 @@ export class NamesCheck {
     }
     return need;
   }
+}
+
+/** What an EXECUTE or FETCH runs stays attached to its resolved copy (the record names it). */
+function linked(before: Classification, after: Named): Named {
+  if (before.ok && after.classification.ok)
+    before.statements.forEach((s, i) => {
+      const copy = after.classification.ok ? after.classification.statements[i] : undefined;
+      if (copy && copy !== s) keepDefinitionRun(s, copy);
+    });
+  return after;
 }
