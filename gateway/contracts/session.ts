@@ -11,7 +11,7 @@ export interface SessionInfo {
   identity: Identity;
   connection: ConnectionConfig;
   source: string;
-  /** Which CLI command opened the tunnel (connect | exec). */
+  /** Which CLI command opened the tunnel (connect | exec), `mcp`, or `native` (the PostgreSQL listener). */
   client: string;
   /** exec --approval ID: the approval request this session came to run. */
   approval?: string;
@@ -19,7 +19,22 @@ export interface SessionInfo {
   approvalWait?: string;
   /** A session an MCP client opened (gateway/mcp): who that client said it is. */
   mcp?: McpClientInfo;
+  /** application_name from the client's startup packet, when it sent one. */
+  applicationName?: string;
+  /** A session of the native PostgreSQL listener: the login's user name (free text, as the client sent it). */
+  nativeUser?: string;
   startedAt: number;
   /** The startup parameters applied upstream (the client's as judged, and the gateway's held ones), for the record. */
   parameters?: Record<string, string>;
+}
+
+/**
+ * A client handshake a listener already completed (the native listener checks the client's token in
+ * it): the settings the client asked for, the startup packet as sent, and the bytes read past it.
+ */
+export interface ClientLogin {
+  /** Every setting the client asked for, in order (session/startup.ts startupSettings); judged like SET. */
+  settings: { name: string; value: string }[];
+  startup: Record<string, string>;
+  leftover: Buffer;
 }

@@ -9,7 +9,7 @@ import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
 import type { SessionGate } from '../contracts/gate.js';
-import type { SessionInfo } from '../contracts/session.js';
+import type { ClientLogin, SessionInfo } from '../contracts/session.js';
 import {
   type BackendKey,
   backendKeyData,
@@ -27,6 +27,7 @@ import {
   type UpstreamConnection,
   type UpstreamTarget,
 } from '../transport/upstream.js';
+import { unsafeSetting } from './protocol.js';
 import { Relay } from './relay.js';
 import type { TransactionListener } from './session-model.js';
 import { acceptStartup, refuseStartup } from './startup.js';
@@ -144,6 +145,24 @@ function refuseParameter(client: Duplex, refused: NonNullable<StartupJudgement['
 
 const cancelKey = (processId: number, secret: Buffer) => `${processId}:${secret.toString('hex')}`;
 
+/**
+ * A CancelRequest: withdraw the session's statement still waiting at the gateway (an approval), or
+ * cancel the one running upstream. `may` says whether the sender may cancel that session at all: a
+ * guessed key from someone else does nothing, and the sender learns nothing either way.
+ */
+export async function cancelSession(
+  registry: SessionRegistry,
+  processId: number,
+  secretKey: Buffer,
+  may: (info: SessionInfo) => boolean,
+): Promise<void> {
+  const session = registry.byKey(cancelKey(processId, secretKey));
+  if (!session || !may(session.info)) return;
+  if (!session.relay.cancelPendingDecision()) {
+    await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
+  }
+}
+
 export async function runSession(
   client: Duplex,
   meta: {
@@ -156,6 +175,9 @@ export async function runSession(
     approval?: string;
     approvalWait?: string;
     mcp?: McpClientInfo;
+    /** The handshake, when the listener already did it (the native listener checks the token in it). */
+    login?: ClientLogin;
+    nativeUser?: string;
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -170,39 +192,40 @@ export async function runSession(
     approval: meta.approval,
     approvalWait: meta.approvalWait,
     mcp: meta.mcp,
+    nativeUser: meta.nativeUser,
     startedAt: Date.now(),
   };
-  let handshake: Awaited<ReturnType<typeof acceptStartup>>;
-  try {
-    handshake = await acceptStartup(client, {
-      maxMessageBytes: settings.maxMessageBytes,
-      localPassword: meta.localPassword,
-    });
-  } catch (err) {
-    hooks.refused(info, (err as Error).message);
-    refuseStartup(client, err as Error);
-    return;
-  }
-
-  if (handshake.result.kind === 'cancel') {
-    const session = registry.byKey(cancelKey(handshake.result.processId, handshake.result.secretKey));
-    // Only the session's own identity (issuer and subject) may cancel it: a guessed key from anyone
-    // else, a colliding subject of another issuer included, does nothing.
-    if (
-      session &&
-      session.info.identity.subject === meta.identity.subject &&
-      session.info.identity.issuer === meta.identity.issuer
-    ) {
-      // A statement still waiting at the gateway (an approval) is withdrawn; one running is cancelled upstream.
-      if (!session.relay.cancelPendingDecision()) {
-        await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
-      }
+  let login = meta.login;
+  if (!login) {
+    let handshake: Awaited<ReturnType<typeof acceptStartup>>;
+    try {
+      handshake = await acceptStartup(client, {
+        maxMessageBytes: settings.maxMessageBytes,
+        localPassword: meta.localPassword,
+      });
+    } catch (err) {
+      hooks.refused(info, (err as Error).message);
+      refuseStartup(client, err as Error);
+      return;
     }
-    client.end();
-    return;
+    if (handshake.result.kind === 'cancel') {
+      // Only the session's own identity may cancel it through a tunnel.
+      const { processId, secretKey } = handshake.result;
+      await cancelSession(
+        registry,
+        processId,
+        secretKey,
+        // Issuer and subject: a colliding subject of another issuer cancels nothing.
+        (s) => s.identity.subject === meta.identity.subject && s.identity.issuer === meta.identity.issuer,
+      );
+      client.end();
+      return;
+    }
+    login = { ...handshake.result, leftover: handshake.leftover };
   }
+  if (login.startup.application_name) info.applicationName = login.startup.application_name;
 
-  const judged = hooks.startup?.(info, handshake.result.settings) ?? {
+  const judged = hooks.startup?.(info, login.settings) ?? {
     upstream: { client_encoding: 'UTF8' },
     held: new Map<string, string>(),
   };
@@ -229,6 +252,16 @@ export async function runSession(
       errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
     );
     hooks.refused(info, e.message);
+    return;
+  }
+
+  // The gateway parses SQL as the server will only if it reads UTF-8 with standard-conforming strings.
+  for (const [name, value] of upstream.parameters) {
+    const unsafe = unsafeSetting(name, value);
+    if (!unsafe) continue;
+    upstream.socket.destroy();
+    client.end(errorResponse({ severity: 'FATAL', code: '42501', message: `hoop: ${unsafe}` }));
+    hooks.refused(info, unsafe);
     return;
   }
 
@@ -277,5 +310,5 @@ export async function runSession(
     registry.remove(info.id, key);
     hooks.closed(info, reason);
   });
-  relay.start(handshake.leftover, upstream.leftover);
+  relay.start(login.leftover, upstream.leftover);
 }

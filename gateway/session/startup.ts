@@ -10,6 +10,7 @@
 import type { Duplex } from 'node:stream';
 import { ScramError, ScramServer } from '../../src/shared/scram.js';
 import {
+  authenticationCleartextPassword,
   authenticationOk,
   authenticationSasl,
   authenticationSaslContinue,
@@ -22,8 +23,14 @@ import { BodyReader, parseStartupPacket, type StartupPacket } from '../pgwire/fr
 import type { StartupSetting } from '../policy/startup.js';
 
 export type StartupResult =
-  /** `settings`: every setting the client asked for, in order (`options` first, then direct parameters). */
-  | { kind: 'session'; settings: StartupSetting[]; reader: FrameReader }
+  | {
+      kind: 'session';
+      /** Every setting the client asked for, in order (`options` first, then direct parameters). */
+      settings: StartupSetting[];
+      reader: FrameReader;
+      /** The startup packet's parameters as the client sent them (user, database, application_name ...). */
+      startup: Record<string, string>;
+    }
   | { kind: 'cancel'; processId: number; secretKey: Buffer };
 
 /** Startup parameters that are not settings: the gateway decides them (the database is the connection's). */
@@ -46,15 +53,20 @@ class PacketSource {
   private readonly frames: Frame[] = [];
   private waiting: ((frame: Frame) => void) | undefined;
   private failed: ((err: Error) => void) | undefined;
+  /**
+   * Why no more packets will come (the client left, or sent bytes that are not a packet). Kept, so a
+   * next() asked for after the fact fails at once: the client may leave between two packets, while
+   * the handshake is between two waits.
+   */
+  private over: Error | undefined;
   private readonly onData = (chunk: Buffer) => {
     try {
       this.collect(chunk);
     } catch (err) {
-      this.failed?.(err as Error);
+      this.fail(err as Error);
     }
   };
-  private readonly onEnd = () =>
-    this.failed?.(new StartupRefused('the client closed the connection', '08006'));
+  private readonly onEnd = () => this.fail(new StartupRefused('the client closed the connection', '08006'));
 
   constructor(
     private readonly stream: Duplex,
@@ -70,10 +82,19 @@ class PacketSource {
     this.deliver();
   }
 
+  private fail(err: Error): void {
+    this.over ??= err;
+    const failed = this.failed;
+    this.failed = undefined;
+    this.waiting = undefined;
+    failed?.(err);
+  }
+
   private deliver(): void {
     if (this.waiting && this.frames.length > 0) {
       const resolve = this.waiting;
       this.waiting = undefined;
+      this.failed = undefined;
       resolve(this.frames.shift()!);
     }
   }
@@ -93,8 +114,14 @@ class PacketSource {
         reject(err);
       };
       // A startup-phase push returns one packet at a time; ask for what is already buffered.
-      if (this.frames.length === 0 && this.reader.buffered > 0) this.collect(Buffer.alloc(0));
-      else this.deliver();
+      try {
+        if (this.frames.length === 0 && this.reader.buffered > 0) this.collect(Buffer.alloc(0));
+        else this.deliver();
+      } catch (err) {
+        this.fail(err as Error);
+      }
+      // Still waiting (fail() and deliver() clear `failed`) but the client is already gone: fail now.
+      if (this.over) this.fail(this.over);
     });
   }
 
@@ -112,6 +139,11 @@ export interface StartupOptions {
   maxMessageBytes: number;
   /** The one-time password the client must prove (SCRAM); undefined = the tunnel's bearer token is enough. */
   localPassword?: string;
+  /**
+   * Ask for a cleartext password instead and check it with this (the native listener: the password is
+   * an access token, and the channel is TLS); it throws StartupRefused to refuse the login.
+   */
+  passwordCheck?: (password: string, startup: Record<string, string>) => Promise<void>;
   timeoutMs?: number;
 }
 
@@ -161,11 +193,13 @@ export async function acceptStartup(
     reader.expectTyped();
     if (options.localPassword !== undefined)
       await checkLocalPassword(client, source, options.localPassword, timeoutMs);
+    if (options.passwordCheck)
+      await options.passwordCheck(await readCleartextPassword(client, source, timeoutMs), packet.parameters);
     client.write(authenticationOk());
 
     const settings = startupSettings(packet.parameters);
     const leftover = source.detach();
-    return { result: { kind: 'session', settings, reader }, leftover };
+    return { result: { kind: 'session', settings, reader, startup: packet.parameters }, leftover };
   } catch (err) {
     source.detach();
     throw err;
@@ -248,6 +282,18 @@ async function checkLocalPassword(client: Duplex, source: PacketSource, password
     }
     throw err;
   }
+}
+
+/** AuthenticationCleartextPassword, then the PasswordMessage's text. */
+async function readCleartextPassword(
+  client: Duplex,
+  source: PacketSource,
+  timeoutMs: number,
+): Promise<string> {
+  client.write(authenticationCleartextPassword());
+  const message = await source.next(timeoutMs);
+  if (message.type !== 'p') throw new StartupRefused('expected a password message', '08P01');
+  return new BodyReader(message.body).cstring();
 }
 
 /** Tell the client why the handshake ended, as a FATAL it can show. */
