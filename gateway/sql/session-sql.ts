@@ -315,6 +315,12 @@ export function definitionRun(stmt: ClassifiedStatement): StatementDef | PortalD
   return runsOf.get(stmt);
 }
 
+/** A copy of a resolved statement (name resolution makes one) runs the same definition. */
+export function keepDefinitionRun(from: ClassifiedStatement, to: ClassifiedStatement): void {
+  const def = runsOf.get(from);
+  if (def) runsOf.set(to, def);
+}
+
 /** Judge the execution of a portal made by PREPARE + Bind or by DECLARE: what its definition runs. */
 export function portalClassification(portal: PortalDef): Classification {
   const runs = portal.runs;

@@ -7,23 +7,27 @@ import type { Classification } from '../../../src/shared/statement.js';
 import type { GateRequest } from '../../contracts/gate.js';
 import type { NameView } from '../../contracts/names.js';
 import type { Refusal } from '../../contracts/refusal.js';
-import { classify } from '../../sql/classify.js';
 import { parseSql } from '../../sql/parser.js';
 import { portalClassification, resolveNames } from '../../sql/session-sql.js';
+import { classifySyntax } from '../../sql/syntax.js';
+import type { Named } from './names.js';
 
 export interface Judged {
+  /** What the statements name as written, prepared statements and cursors resolved (names.ts resolves the rest). */
   classification: Classification;
   /** Per statement: the session's names as that statement finds them (for masking). */
   views: NameView[];
-  /** True when nothing in the message named a session object (its verdict can be cached by text). */
+  /** True when nothing in the message named a session object (its verdict can be cached). */
   plain: boolean;
+  /** Set once names.ts resolved the names: what each statement does to the session. */
+  named?: Named;
 }
 
 export function judgeText(request: GateRequest): Judged {
   if (request.portalRuns) {
     return { classification: portalClassification(request.portalRuns), views: [request.names], plain: false };
   }
-  const classified = classify(request.sql);
+  const classified = classifySyntax(request.sql);
   const { classification, views } = resolveNames(classified, request.names);
   return { classification, views, plain: classification === classified };
 }
