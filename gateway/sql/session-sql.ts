@@ -90,6 +90,9 @@ function effectOfText(text: string): SessionEffect | undefined {
       );
       if (query?.ExecuteStmt && analyze)
         return { kind: 'execute', name: str(query.ExecuteStmt.name), explainAnalyze: true };
+      const into = (query?.CreateTableAsStmt?.query as Record<string, Record<string, unknown>> | undefined)
+        ?.ExecuteStmt;
+      if (into && analyze) return { kind: 'execute', name: str(into.name), explainAnalyze: true, into: true };
       return undefined;
     }
     case 'CreateTableAsStmt': {
@@ -301,7 +304,7 @@ function resolveUse(
   if (!runs) return { ...base, class: 'session' };
   const flags = new Set([...runs.flags, ...use.flags]);
   flags.delete('prepare');
-  if (explainAnalyze && runs.class !== 'read') flags.add('explain-analyze-write');
+  if (explainAnalyze && (into || runs.class !== 'read')) flags.add('explain-analyze-write');
   // CREATE TABLE ... AS EXECUTE runs the statement into a new table: ddl, as CREATE TABLE AS is.
   if (into) flags.add('select-into');
   const resolved: ClassifiedStatement = {

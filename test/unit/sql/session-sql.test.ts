@@ -62,6 +62,10 @@ describe('SQL-level prepared statements resolve through the session model', () =
     expect(ctas!.class).toBe('ddl');
     expect(ctas!.relations).toEqual(['public.copied', 'public.customers']);
     expect(ctas!.flags).toEqual(expect.arrayContaining(['execute', 'select-into']));
+    const [explained] = run(model, 'explain (analyze) create table copied2 as execute src(2)');
+    expect(explained!.unplaceable).toBeUndefined();
+    expect(explained!.class).toBe('ddl');
+    expect(explained!.flags).toEqual(expect.arrayContaining(['explain-analyze-write', 'select-into']));
     const [unknown] = run(new SessionModel(), 'create table copied as execute nope');
     expect(unknown!.unplaceable).toBeTruthy();
   });
