@@ -41,6 +41,7 @@ export function syntaxRefusal(sql: string): Refusal {
       routine: details?.functionName ?? 'hoop_syntax_error',
       message,
     };
+    if (extra?.detail) refusal.detail = extra.detail;
     if (extra?.hint) refusal.hint = extra.hint;
     if (details) {
       // libpg-query reports 0-based positions, and 0 both for "at the first character" and "none";
@@ -64,11 +65,11 @@ interface SqlDetails {
 }
 
 /**
- * What libpg-query leaves out of the few parser errors that carry a hint or a SQLSTATE other than
+ * What libpg-query leaves out of the few parser errors that carry a detail, a hint or a SQLSTATE other than
  * 42601: PostgreSQL's own texts (scan.l, parser.c, gram.y), keyed by the routine that raised the error
  * and its message, so psql prints the same HINT line with and without the gateway.
  */
-const PARSER_ERROR_EXTRAS: Record<string, { sqlstate?: string; hint?: string }> = {
+const PARSER_ERROR_EXTRAS: Record<string, { sqlstate?: string; detail?: string; hint?: string }> = {
   'core_yylex:invalid Unicode escape': {
     sqlstate: '22025',
     hint: 'Unicode escapes must be \\uXXXX or \\UXXXXXXXX.',
@@ -84,6 +85,9 @@ const PARSER_ERROR_EXTRAS: Record<string, { sqlstate?: string; hint?: string }> 
   },
   'base_yyparse:missing argument': { hint: 'Use NONE to denote the missing argument of a unary operator.' },
   'base_yyparse:LIMIT #,# syntax is not supported': { hint: 'Use separate LIMIT and OFFSET clauses.' },
+  'preprocess_pubobj_list:invalid publication object list': {
+    detail: 'One of TABLE or TABLES IN SCHEMA must be specified before a standalone table or schema name.',
+  },
   'base_yyparse:unrecognized row security option': {
     hint: 'Only PERMISSIVE or RESTRICTIVE policies are supported currently.',
   },

@@ -1,6 +1,6 @@
 /**
  * A statement the gateway's parser rejects is answered as PostgreSQL answers it: the parser's message
- * and position, and — where PostgreSQL adds one — its hint and SQLSTATE, which libpg-query leaves out
+ * and position, and — where PostgreSQL adds one — its detail, hint and SQLSTATE, which libpg-query leaves out
  * (PG 15's strings.sql showed the missing HINT lines through the gateway).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,10 @@ describe('syntaxRefusal', () => {
     expect(syntaxRefusal("create role r unencrypted password 'x'")).toMatchObject({
       sqlstate: '0A000',
       hint: 'Remove UNENCRYPTED to store the password in encrypted form instead.',
+    });
+    expect(syntaxRefusal('create publication p for current_schema')).toMatchObject({
+      message: 'invalid publication object list',
+      detail: 'One of TABLE or TABLES IN SCHEMA must be specified before a standalone table or schema name.',
     });
     expect(syntaxRefusal('create policy p on t as foo')).toMatchObject({
       message: 'unrecognized row security option "foo"',
