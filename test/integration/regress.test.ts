@@ -33,11 +33,23 @@ const FULL = process.env.HOOP_REGRESS_FULL === '1';
 /** The last file `npm test` runs (the schedule's order is kept: later files need earlier ones). */
 const CI_LAST = 'index_including_gist';
 
-/** Files whose output differs between two direct runs of the schedule, and why. */
+/**
+ * Files whose output differs between two direct runs of the schedule, and why. Empty: two direct runs
+ * on two fresh clusters gave identical output in all 217 files (no file prints a backend PID or an
+ * OID in this harness, and each side has its cluster to itself, so nothing races another session).
+ */
 export const UNSTABLE: Record<string, string> = {};
 
 /** Files whose output differs through the gateway on purpose, and why. */
-export const EXPECTED_DIFFERENCES: Record<string, string> = {};
+export const EXPECTED_DIFFERENCES: Record<string, string> = {
+  // `SET standard_conforming_strings = off` is refused: the gateway's parser lexes with standard
+  // strings, and a session that changed how backslashes lex could hide text from it. The file's
+  // later statements then run with standard strings.
+  strings: 'SET standard_conforming_strings = off is refused by design',
+  // psql's \lo_import, \lo_export and \lo_unlink call libpq's lo_* functions, which use the fast-path
+  // FunctionCall message: refused, since policy can only judge a function called from SQL.
+  largeobject: 'the fast-path FunctionCall message (psql \\lo_*) is refused by design',
+};
 
 /** Where two outputs first differ, with context, for the failure message. */
 function firstDifference(name: string, direct: string, gateway: string): string {
