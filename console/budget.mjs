@@ -15,7 +15,8 @@ for (const name of readdirSync(dir).filter((n) => n.endsWith('.js'))) {
   gzipped += gzipSync(body, { level: 9 }).length;
 }
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
-console.log(`console: JavaScript ${kb(raw)}, ${kb(gzipped)} gzipped (budget ${kb(BUDGET)})`);
+// stderr: stdout belongs to whoever ran the build (`npm pack --json` runs it as prepack).
+console.error(`console: JavaScript ${kb(raw)}, ${kb(gzipped)} gzipped (budget ${kb(BUDGET)})`);
 if (gzipped > BUDGET) {
   console.error('console: over the JavaScript budget — see docs/console.md');
   process.exit(1);

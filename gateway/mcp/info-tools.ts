@@ -31,6 +31,7 @@ export async function connectionsTool(deps: ToolDeps, ctx: CallContext): Promise
         ...(v.description ? { description: v.description } : {}),
         database: v.database,
         policies: v.policies,
+        requestable: v.requestable.map((p) => ({ name: p.name, max_duration: p.max_duration })),
       })),
     limits: { max_rows: limits.maxRows, max_bytes: limits.maxBytes },
   };

@@ -225,6 +225,8 @@ export const outputSchemas = {
             ),
           }),
         ),
+        /** Requestable policies the identity could ask for with request_access (not granted now). */
+        requestable: z.array(z.object({ name: z.string(), max_duration: z.string() })),
       }),
     ),
     /** The agent guardrails that apply to this identity, if it is matched as an agent. */

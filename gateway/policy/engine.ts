@@ -182,22 +182,27 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
       };
     },
     connectionsView(identity, opts = {}) {
+      const grants = opts.grants ?? [];
       const views: ConnectionView[] = [];
       for (const connection of config.connections) {
-        const mine = applicable(identity, connection.name, opts.grants ?? []);
-        if (mine.length === 0) continue;
+        const mine = applicable(identity, connection.name, grants);
+        // Requestable policies this identity could be granted (hoopctl request), not granted now.
+        const askable = policies.filter(
+          (p) =>
+            p.config.requestable &&
+            isMember(p, identity) &&
+            p.connections(connection.name) &&
+            !grants.includes(p.config.name),
+        );
+        if (mine.length === 0 && askable.length === 0) continue;
         views.push({
           name: connection.name,
           ...(connection.description ? { description: connection.description } : {}),
           database: connection.database,
-          policies: mine.map((p) => ({
-            name: p.config.name,
-            rules: p.config.rules.map(ruleView),
-            masking: p.config.masking.map((m) => ({
-              ...(m.columns ? { columns: m.columns } : {}),
-              ...(m.tags ? { tags: [...m.tags] } : {}),
-              mask: m.mask,
-            })),
+          policies: mine.map(policyView),
+          requestable: askable.map((p) => ({
+            ...policyView(p),
+            max_duration: formatDuration(p.config.max_duration),
           })),
         });
       }
@@ -205,6 +210,18 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
     },
     connection: (name) => connections.get(name),
     agentFor,
+  };
+}
+
+function policyView(p: CompiledPolicy): ConnectionView['policies'][number] {
+  return {
+    name: p.config.name,
+    rules: p.config.rules.map(ruleView),
+    masking: p.config.masking.map((m) => ({
+      ...(m.columns ? { columns: m.columns } : {}),
+      ...(m.tags ? { tags: [...m.tags] } : {}),
+      mask: m.mask,
+    })),
   };
 }
 

@@ -55,7 +55,9 @@ export function parseReportQuery(query: URLSearchParams, now = Date.now()): Pars
   }
   const format = (query.get('format') ?? 'json') as ReportFormat;
   if (!REPORT_FORMATS.includes(format)) bad(`format: expected ${REPORT_FORMATS.join(', ')}, got "${format}"`);
-  const until = timeParam(query, 'until', now, now);
+  // A report describes what has happened: a period that has not ended yet ends when the report is made,
+  // so its figures can be recomputed later from an export of the same (or a wider) window.
+  const until = Math.min(timeParam(query, 'until', now, now), now);
   const since = timeParam(query, 'since', until - DEFAULT_DAYS * 86_400_000, now);
   if (since >= until) bad('since must be before until');
   return {

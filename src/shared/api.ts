@@ -29,11 +29,15 @@ export interface ConnectionView {
   name: string;
   description?: string;
   database: string;
-  policies: {
-    name: string;
-    rules: RuleView[];
-    masking: { columns?: string[]; tags?: string[]; mask: string }[];
-  }[];
+  policies: PolicyView[];
+  /** Requestable policies I am a member of but not granted now (`hoopctl request` asks for one). */
+  requestable: (PolicyView & { max_duration: string })[];
+}
+
+export interface PolicyView {
+  name: string;
+  rules: RuleView[];
+  masking: { columns?: string[]; tags?: string[]; mask: string }[];
 }
 
 export interface RuleView {

@@ -12,7 +12,12 @@ import { connect as netConnect, type Socket } from 'node:net';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccessRequestListResponse, ApprovalListResponse, ApprovalView } from '../../src/shared/api.js';
+import type {
+  AccessRequestListResponse,
+  ApprovalListResponse,
+  ApprovalView,
+  ConnectionView,
+} from '../../src/shared/api.js';
 import { ScramClient } from '../../src/shared/scram.js';
 import { freePort } from '../harness/ports.js';
 import { type PgServer, startPostgres } from '../harness/postgres.js';
@@ -526,6 +531,15 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
       'x',
     ]);
     expect(notRequestable.stderr).toMatch(/not requestable/);
+    // Before a grant, `connections` names the policy one may ask for and the command that asks.
+    const before = await stack.cli(alice, ['connections']);
+    expect(before.stdout).toMatch(/requestable break-glass .*hoopctl request prod-db --policy break-glass/);
+    const beforeJson = JSON.parse(
+      (await stack.cli(alice, ['connections', '--json'])).stdout,
+    ) as ConnectionView[];
+    expect(beforeJson.find((v) => v.name === 'prod-db')!.requestable.map((p) => p.name)).toContain(
+      'break-glass',
+    );
 
     // No step below races a clock: "applies" is shown with a grant that outlives the test, "vanishes by
     // itself" with a second, short grant that is only ever checked after it expired. (One 3 s grant used

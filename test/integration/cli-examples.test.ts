@@ -136,6 +136,12 @@ beforeAll(async () => {
   // The export that examples write on one line and verify on the next (each example has its own directory).
   await stack.cli(aubrey, ['sessions', 'export', '--since', '30d', '-o', join(work, 'audit.jsonl')]);
   copyFileSync(join(work, 'audit.jsonl'), join(work, 'week.jsonl'));
+  // The reports and the export that `report verify` examples check (written by earlier example lines).
+  const quarter = ['--since', '2026-10-01T00:00:00Z', '--until', '2027-01-01T00:00:00Z'];
+  await stack.cli(aubrey, ['report', '--framework', 'soc2', '-o', join(work, 'soc2-q4.html')]);
+  copyFileSync(join(work, 'soc2-q4.html'), join(work, 'soc2.html'));
+  await stack.cli(aubrey, ['report', '--framework', 'pci-dss-4', ...quarter, '-o', join(work, 'pci.json')]);
+  await stack.cli(aubrey, ['sessions', 'export', ...quarter, '-o', join(work, 'q4.jsonl')]);
   const sessions = await stack.cli(aubrey, ['sessions', 'list', '--json', 'id']);
   sessionId = (JSON.parse(sessions.stdout) as { sessions: { id: string }[] }).sessions[0]!.id;
 });
@@ -237,11 +243,12 @@ async function substitute(text: string): Promise<string> {
     .replace(/\bnpx hoopctl\b/g, 'hoopctl')
     .replace(/https:\/\/(gateway|staging)\.example\.com:8443|http:\/\/127\.0\.0\.1:8443/g, stack.gatewayUrl)
     .replace(/https:\/\/token\.actions\.githubusercontent\.com/g, workload.issuer)
+    .replace(/(HOOPCTL_CLIENT_ID=agent-bot HOOPCTL_CLIENT_SECRET=)\.\.\./g, '$1agent-bot-secret')
     .replace(/HOOPCTL_CLIENT_SECRET=\.\.\./g, 'HOOPCTL_CLIENT_SECRET=ci-bot-secret')
     .replace(/PROD_DB_PASSWORD=\.\.\./g, `PROD_DB_PASSWORD=${stack.dbPassword}`)
     .replace(/\b7f3c2a\b/g, sessionId.slice(0, 8))
     .replace(
-      /gateway-audit\.pub\.pem/g,
+      /\b(gateway-audit|audit-signing-key)\.pub\.pem/g,
       join(dirname(stack.configFile), 'hoop-data', 'audit-signing-key.pub.pem'),
     )
     .replace(/--port 5433\b/g, `--port ${await freePort()}`);
@@ -258,7 +265,8 @@ function identityFor(text: string): { home: string; env: Record<string, string> 
   if (/HOOPCTL_CLIENT_ID|--id-token-file|HOOPCTL_ID_TOKEN/.test(text)) return as('ci');
   if (verb === 'exec' && !/--no-wait/.test(text)) return as('ci', stack.ciEnv());
   if (verb === 'approvals' || verb === 'approve' || verb === 'reject') return as('rita');
-  if (verb === 'sessions' || verb === 'audit' || verb === 'identities') return as('aubrey');
+  if (verb === 'sessions' || verb === 'audit' || verb === 'identities' || verb === 'report')
+    return as('aubrey');
   if (verb === 'policy' && sub === 'test' && /--identity/.test(text) && !/--config/.test(text))
     return as('aubrey');
   return as('alice');
@@ -267,7 +275,10 @@ function identityFor(text: string): { home: string; env: Record<string, string> 
 // ---------------------------------------------------------------------------------------------
 // Running one.
 
-const FIXTURES = ['migrate.sql', 'report.sql', 'gateway.yaml', 'audit.jsonl', 'week.jsonl'];
+const FIXTURES = [
+  ...['migrate.sql', 'report.sql', 'gateway.yaml', 'audit.jsonl', 'week.jsonl'],
+  ...['soc2-q4.html', 'soc2.html', 'pci.json', 'q4.jsonl'],
+];
 
 interface Outcome {
   code: number | null;

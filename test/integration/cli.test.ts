@@ -218,6 +218,21 @@ describe.concurrent('shell completion', () => {
     expect((await stack.cli(alice, ['completion', 'fish'])).stdout).toMatch(/complete -c hoopctl/);
     expect((await stack.cli(alice, ['completion', 'tcsh'])).code).toBe(2);
   });
+
+  it('the zsh script registers with compinit; fish completes commands and connections', async () => {
+    const zsh = await bash(
+      `zsh -c 'autoload -U compinit && compinit -u && source <(hoopctl completion zsh) && print -r -- \${_comps[hoopctl]}'`,
+    );
+    expect(zsh.code, zsh.stderr).toBe(0);
+    expect(zsh.stdout.trim()).toBe('_hoopctl');
+    const fish = (line: string) => bash(`fish -c 'hoopctl completion fish | source; complete -C "${line}"'`);
+    const commands = await fish('hoopctl conn');
+    expect(commands.code, commands.stderr).toBe(0);
+    expect(commands.stdout.split('\n').map((l) => l.split('\t')[0])).toEqual(
+      expect.arrayContaining(['connect', 'connections']),
+    );
+    expect((await fish('hoopctl exec pr')).stdout).toMatch(/^prod-db/m);
+  });
 });
 
 describe.concurrent('profiles, status, token', () => {

@@ -74,9 +74,13 @@ describe('deploy/Containerfile', () => {
 
   it('replayed on a copied tree: npm pack, the locked production install, --version, the WASM parser', () => {
     const work = mkdtempSync(join(tmpdir(), 'hoop-image-'));
-    // build stage: `npm pack` of the built package (npm test builds first).
+    // build stage: `npm pack` of the built package (npm test builds first; rebuilding here would rewrite
+    // dist/ under the tests running beside this one).
     const [packed] = JSON.parse(
-      execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8' }),
+      execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      }),
     ) as { filename: string; files: { path: string }[] }[];
     const files = packed!.files.map((f) => f.path);
     for (const f of [
@@ -119,7 +123,7 @@ describe('deploy/Containerfile', () => {
     ]);
     expect(classified).toBe('write');
     expect(snapshot(opt)).toEqual(before);
-  }, 180_000);
+  }, 420_000);
 });
 
 // --- Kubernetes --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import { MaskingCheck, type MaskingResult } from './masking.js';
 import { type Judged, judgeText, syntaxRefusal } from './parse.js';
 import { PolicyCheck } from './policy.js';
 import { type RecordBody, Recorder, statementData } from './record.js';
-import { AUDIT_UNAVAILABLE, MASKING_UNAVAILABLE, policyRefusal } from './refusals.js';
+import { AUDIT_UNAVAILABLE, MASKING_UNAVAILABLE, policyRefusal, REVOKED } from './refusals.js';
 import { checkRevoked } from './revoked.js';
 
 export interface StatementGateDeps {
@@ -72,7 +72,10 @@ class StatementGate implements SessionGate {
 
   check(request: GateRequest): GateVerdict | Promise<GateVerdict> {
     const revoked = checkRevoked(this.info, this.deps.revoked);
-    if (revoked) return { action: 'refuse', refusal: revoked };
+    if (revoked) {
+      this.recordRefusal(request, revoked);
+      return { action: 'refuse', refusal: REVOKED };
+    }
     const judged = judgeText(request);
     const grants = this.deps.grants(this.info);
     const decided = this.policy.decide(judged.classification, grants, judged.plain ? request.sql : undefined);
@@ -190,8 +193,22 @@ class StatementGate implements SessionGate {
     decision: Decision,
     blocked?: ClassifiedStatement,
   ): GateVerdict {
-    const id = this.recorder.nextId();
     const classification = judged.classification;
+    this.recordRefusal(request, decision, blocked, classification.ok ? undefined : classification.error);
+    this.deps.approvals?.blocked?.(this.info, request.sql, decision);
+    if (!classification.ok) return { action: 'refuse', refusal: syntaxRefusal(request.sql) };
+    const detail = blocked ? `${decision.reason} — ${truncate(blocked.text)}` : decision.reason;
+    return { action: 'refuse', refusal: policyRefusal(decision, detail) };
+  }
+
+  /** The refused statement's record and its policy.blocked record (queued; a refusal waits for neither). */
+  private recordRefusal(
+    request: GateRequest,
+    decision: Decision,
+    blocked?: ClassifiedStatement,
+    parseError?: string,
+  ): void {
+    const id = this.recorder.nextId();
     this.recorder.enqueueQuietly([
       { type: 'statement', data: statementData(blocked, request.sql, decision, id, request) },
       {
@@ -202,14 +219,10 @@ class StatementGate implements SessionGate {
           rule: decision.rule,
           policy: decision.policy,
           reason: decision.reason,
-          parse_error: classification.ok ? undefined : classification.error,
+          parse_error: parseError,
         },
       },
     ]);
-    this.deps.approvals?.blocked?.(this.info, request.sql, decision);
-    if (!classification.ok) return { action: 'refuse', refusal: syntaxRefusal(request.sql) };
-    const detail = blocked ? `${decision.reason} — ${truncate(blocked.text)}` : decision.reason;
-    return { action: 'refuse', refusal: policyRefusal(decision, detail) };
   }
 
   /** Attach masking filters to a forward verdict; remember them (evidence) and DDL (catalog reload). */

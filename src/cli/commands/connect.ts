@@ -128,10 +128,18 @@ export async function startLocalTunnel(
   const reachable = await apiRequest<ConnectionView[]>(target, 'GET', '/v1/connections', {
     token: await getAccessToken(target),
   });
-  if (!reachable.some((r) => r.name === connection)) {
-    const names = reachable.map((r) => r.name).join(', ') || 'none';
+  const view = reachable.find((r) => r.name === connection);
+  if (!view?.policies.length) {
+    const names =
+      reachable
+        .filter((r) => r.policies.length)
+        .map((r) => r.name)
+        .join(', ') || 'none';
+    const ask = view?.requestable[0]
+      ? `; request access first: hoopctl request ${connection} --policy ${view.requestable[0].name} --for 1h --reason "..."`
+      : '';
     throw new CliError(
-      `no connection "${connection}" for you on ${describeTarget(target)} (yours: ${names})`,
+      `no connection "${connection}" for you on ${describeTarget(target)} (yours: ${names})${ask}`,
       ExitCode.denied,
     );
   }

@@ -261,10 +261,16 @@ describe('roles and connectionsView', () => {
       timeout: '30m',
     });
     expect(view[0]!.policies[0]!.masking).toEqual([{ columns: ['public.customers.ssn'], mask: 'partial' }]);
-    expect(
-      engine.connectionsView(alice, { grants: ['break-glass'] })[0]!.policies.map((p) => p.name),
-    ).toEqual(['engineers', 'break-glass']);
+    const granted = engine.connectionsView(alice, { grants: ['break-glass'] })[0]!;
+    expect(granted.policies.map((p) => p.name)).toEqual(['engineers', 'break-glass']);
     expect(engine.connectionsView(who('nobody'))).toEqual([]);
+  });
+
+  it('lists the requestable policies one may ask for, until they are granted', () => {
+    const [prod] = engine.connectionsView(alice);
+    expect(prod!.requestable.map((p) => p.name)).toEqual(['break-glass']);
+    expect(prod!.requestable[0]!.max_duration).toMatch(/^\d+[smhd]/);
+    expect(engine.connectionsView(alice, { grants: ['break-glass'] })[0]!.requestable).toEqual([]);
   });
 });
 
