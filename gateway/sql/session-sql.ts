@@ -318,6 +318,9 @@ function resolveUse(
     fingerprint: use.fingerprint,
   };
   if (runs.unplaceable) resolved.unplaceable = runs.unplaceable;
+  // One class cannot say "creates a table and writes rows elsewhere" (a data-modifying WITH): refuse.
+  if (into && runs.class !== 'read')
+    resolved.unplaceable = `CREATE TABLE AS EXECUTE of ${what} "${name}", which does not only read`;
   runsOf.set(resolved, resolution.def);
   return resolved;
 }

@@ -66,6 +66,9 @@ describe('SQL-level prepared statements resolve through the session model', () =
     expect(explained!.unplaceable).toBeUndefined();
     expect(explained!.class).toBe('ddl');
     expect(explained!.flags).toEqual(expect.arrayContaining(['explain-analyze-write', 'select-into']));
+    run(model, 'prepare del as with d as (delete from orders returning *) select * from d');
+    const [writes] = run(model, 'create table copied3 as execute del');
+    expect(writes!.unplaceable).toMatch(/does not only read/);
     const [unknown] = run(new SessionModel(), 'create table copied as execute nope');
     expect(unknown!.unplaceable).toBeTruthy();
   });
