@@ -10,6 +10,7 @@ import { chownSync, createWriteStream, mkdtempSync, readFileSync, writeFileSync 
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { localGatewayConfig } from '../dist/gateway/dev/config.js';
 import { SEED_SQL } from '../dist/gateway/dev/dev.js';
@@ -65,8 +66,25 @@ const profileArgs = () => [
   ...(process.env.HOOP_BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
 ];
 
+/** Run a program without blocking the event loop (the dev IdP answers from this process). */
+function runAsync(cmd, args, env) {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+    });
+    child.stderr.on('data', (c) => {
+      err += c;
+    });
+    child.once('exit', (code) => (code === 0 ? res(out) : rej(new Error(`${cmd} exited ${code}: ${err}`))));
+  });
+}
+
 async function startGateway({ pg, dbPassword, tls, certs, dir }) {
   const port = await freePort();
+  const nativePort = await freePort();
   const url = tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
   const idp = await startDevIdp({ audience: url });
   const config = join(dir, `gateway-${tls ? 'tls' : 'plain'}.yaml`);
@@ -81,6 +99,8 @@ async function startGateway({ pg, dbPassword, tls, certs, dir }) {
       dbPort: pg.port,
       password: { env: 'BENCH_DB_PASSWORD' },
       policies: POLICIES,
+      // The native PostgreSQL listener: TLS on the TLS gateway, plain (loopback) on the other.
+      listenExtra: `  postgres: 127.0.0.1:${nativePort}`,
     }),
   );
   const gateway = spawn(
@@ -119,8 +139,28 @@ async function startGateway({ pg, dbPassword, tls, certs, dir }) {
   );
   children.add(connect);
   const m = await waitForOutput(connect, /psql "(postgresql:\/\/hoop:([^@]+)@127\.0\.0\.1:(\d+)\/[^"]+)"/);
+  /** pgbench straight to the gateway's listen.postgres, the ci-bot's access token as the password. */
+  const native = {
+    pid: gateway.pid,
+    port: nativePort,
+    user: 'ci-bot',
+    database: 'prod-db',
+    password: '',
+    ca: tls ? certs.ca : undefined,
+    env: tls ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: certs.ca, PGHOSTADDR: '127.0.0.1' } : {},
+    host: tls ? 'localhost' : '127.0.0.1',
+    /** A fresh token before each use: they live 10 minutes. */
+    async refresh() {
+      this.password = (
+        await runAsync(process.execPath, [join(ROOT, 'bin', 'hoopctl'), 'token'], cliEnv)
+      ).trim();
+    },
+  };
+  await native.refresh();
   return {
     pid: gateway.pid,
+    connectPid: connect.pid,
+    native,
     url: m[1],
     port: Number(m[3]),
     user: 'hoop',
@@ -203,6 +243,77 @@ logfile = ${join(dir, 'pgbouncer.log')}
   return { port, user: 'hoop_gateway', database: 'shop', password: '', stop: () => child.kill('SIGTERM') };
 }
 
+/**
+ * pgpool-II 4.3 (Debian's pgpool2) in raw mode with `log_statement = on`: a C proxy that parses and
+ * logs every statement, the nearest peer for "read and record every statement". Connection cache on,
+ * no load balancing; cleartext password from the client (loopback), SCRAM to the server, so no
+ * pool_passwd. As root it runs as postgres (pgpool refuses root). 4.3 names its socket directory
+ * `socket_dir`; left unset it would try /var/run/postgresql.
+ */
+async function startPgpool({ pg, dbPassword, dir }) {
+  const port = await freePort();
+  const conf = join(dir, 'pgpool.conf');
+  writeFileSync(
+    conf,
+    `backend_clustering_mode = 'raw'
+listen_addresses = '127.0.0.1'
+port = ${port}
+socket_dir = '${dir}'
+pcp_listen_addresses = ''
+pcp_port = ${await freePort()}
+pcp_socket_dir = '${dir}'
+backend_hostname0 = '127.0.0.1'
+backend_port0 = ${pg.port}
+backend_weight0 = 1
+backend_flag0 = 'DISALLOW_TO_FAILOVER'
+enable_pool_hba = off
+allow_clear_text_frontend_auth = on
+num_init_children = 32
+max_pool = 2
+connection_cache = on
+load_balance_mode = off
+log_statement = on
+log_per_node_statement = off
+logging_collector = off
+log_destination = 'stderr'
+pid_file_name = '${join(dir, 'pgpool.pid')}'
+logdir = '${dir}'
+health_check_period = 0
+sr_check_period = 0
+failover_on_backend_error = off
+`,
+  );
+  for (const f of ['pcp.conf', 'pool_passwd', 'pool_hba.conf']) writeFileSync(join(dir, f), '');
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) execFileSync('chown', ['-R', 'postgres', dir]);
+  const args = ['-n', '-f', conf, '-F', join(dir, 'pcp.conf'), '-a', join(dir, 'pool_hba.conf')];
+  const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', 'pgpool', ...args]] : ['pgpool', args];
+  // Its statement log goes to a file: on the terminal it would be the bench's bottleneck.
+  const log = createWriteStream(join(dir, 'pgpool.log'));
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  children.add(child);
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('pg_isready', ['-q', '-h', '127.0.0.1', '-p', String(port)]).status === 0) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const pidFile = join(dir, 'pgpool.pid');
+  return {
+    port,
+    user: 'hoop_gateway',
+    database: 'shop',
+    password: dbPassword,
+    stop: () => {
+      try {
+        process.kill(Number(readFileSync(pidFile, 'utf8').replace(/\0/g, '').trim()), 'SIGTERM');
+      } catch {
+        child.kill('SIGTERM');
+      }
+    },
+  };
+}
+
 /** Start one of bench/lib's relay scripts and wait until it listens. */
 async function startRelay(script, args, processes) {
   const relay = spawn(process.execPath, [join(ROOT, 'bench', 'lib', script), ...args.map(String)], {
@@ -217,11 +328,14 @@ const stopAll = (processes) => () => {
   for (const p of processes) p.kill('SIGTERM');
 };
 
-/** Two bare Node TCP relays chained in front of PostgreSQL (bench/lib/node-relay.mjs): the floor. */
-async function startNodeRelays(target) {
+/**
+ * Bare Node TCP relays chained in front of PostgreSQL (bench/lib/node-relay.mjs): two are the floor of
+ * `hoopctl connect` + gateway, one the floor of the native listener.
+ */
+async function startNodeRelays(target, count = 2) {
   const processes = [];
   let port = target.port;
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < count; i++) {
     const listen = await freePort();
     await startRelay('node-relay.mjs', [listen, port], processes);
     port = listen;
@@ -242,7 +356,7 @@ async function startMuxRelays(target) {
   return { ...target, port: front, tpsOnly: true, stop: stopAll(processes) };
 }
 
-export async function startBench({ scale = 10, pgbouncer = true } = {}) {
+export async function startBench({ scale = 10, pgbouncer = true, pgpool = true } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-'));
   const pg = await startPostgres({ settings: { max_connections: '300' } });
   const dbPassword = `bench-${Math.random().toString(36).slice(2)}`;
@@ -258,15 +372,37 @@ export async function startBench({ scale = 10, pgbouncer = true } = {}) {
   const full = await startGateway({ pg, dbPassword, tls: true, certs, dir });
   const bouncerDir = mkdtempSync(join(tmpdir(), 'hoop-bench-bouncer-'));
   const bouncer = pgbouncer ? await startPgbouncer({ pg, dbPassword, dir: bouncerDir }) : undefined;
+  // pgpool-II is optional: without Debian's pgpool2 its column is left out (apt-get install pgpool2).
+  const hasPgpool = spawnSync('sh', ['-c', 'command -v pgpool']).status === 0;
+  if (pgpool && !hasPgpool)
+    process.stderr.write('bench: pgpool not installed, skipping the pgpool-II path\n');
+  const pool =
+    pgpool && hasPgpool
+      ? await startPgpool({ pg, dbPassword, dir: mkdtempSync(join(tmpdir(), 'hoop-bench-pgpool-')) })
+      : undefined;
+  const relay = await startNodeRelays(direct, 1);
   const relays = await startNodeRelays(direct);
   const mux = await startMuxRelays(direct);
   return {
     pg,
-    paths: { direct, pgbouncer: bouncer, 'node relay ×2': relays, 'node mux ×2': mux, gateway: plain, full },
+    paths: {
+      direct,
+      pgbouncer: bouncer,
+      'pgpool-II': pool,
+      'node relay ×1': relay,
+      'node relay ×2': relays,
+      'node mux ×2': mux,
+      native: plain.native,
+      'native TLS': full.native,
+      gateway: plain,
+      full,
+    },
     stop() {
       plain.stop();
       full.stop();
       bouncer?.stop();
+      pool?.stop();
+      relay.stop();
       relays.stop();
       mux.stop();
       pg.stop();
@@ -274,16 +410,30 @@ export async function startBench({ scale = 10, pgbouncer = true } = {}) {
   };
 }
 
-export const connArgs = (p) => ['-h', '127.0.0.1', '-p', String(p.port), '-U', p.user];
+export const connArgs = (p) => ['-h', p.host ?? '127.0.0.1', '-p', String(p.port), '-U', p.user];
 
 /** A minimal protocol client (so the client's own cost stays small): login, then raw exchanges. */
 export async function rawConnect(p) {
-  const socket = netConnect({ host: '127.0.0.1', port: p.port });
+  let socket = netConnect({ host: '127.0.0.1', port: p.port });
   socket.setNoDelay(true);
   await new Promise((r, j) => {
     socket.once('connect', r);
     socket.once('error', j);
   });
+  if (p.ca) {
+    // SSLRequest, 'S', then TLS verified against the bench's CA (the native listener over TLS).
+    const request = Buffer.alloc(8);
+    request.writeInt32BE(8, 0);
+    request.writeInt32BE(80877103, 4);
+    socket.write(request);
+    const answer = await new Promise((r) => socket.once('data', r));
+    if (answer[0] !== 0x53) throw new Error('the server refused TLS');
+    socket = tlsConnect({ socket, ca: readFileSync(p.ca), servername: 'localhost' });
+    await new Promise((r, j) => {
+      socket.once('secureConnect', r);
+      socket.once('error', j);
+    });
+  }
   const startup = (params) => {
     const body = Buffer.concat([
       Buffer.from([0, 3, 0, 0]),
@@ -362,6 +512,15 @@ export async function rawConnect(p) {
     },
   };
 }
+
+/** CPU time (user + system, every thread) a process has used so far, in seconds. */
+export function cpuSeconds(pid) {
+  // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 export function statusKb(pid, field) {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

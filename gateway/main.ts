@@ -16,6 +16,7 @@ import { createContext, version } from './compose/context.js';
 import { buildIdentity } from './compose/identity.js';
 import { type StartHooks, serve } from './compose/lifecycle.js';
 import { buildMcp } from './compose/mcp.js';
+import { buildNativeListener } from './compose/native.js';
 import { reportDeps } from './compose/report.js';
 import { buildTunnels } from './compose/sessions.js';
 import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
@@ -188,6 +189,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const tunnels = buildTunnels(ctx, { engine, audit, approvals, identity, registry });
   const mcp = buildMcp(ctx, { engine, audit, approvals, identity, tunnels, routes: () => routes });
   const webConsole = buildConsole(ctx, { audit, identity });
+  await buildNativeListener(ctx, { tunnels, identity, registry });
 
   // The API, one route group per line.
   const routes: Route[] = [

@@ -37,6 +37,8 @@ export interface Tunnels {
   onUpgrade: UpgradeHandler;
   /** Start a session on a byte stream that is already authenticated (the MCP server's in-process clients). */
   openSession: TunnelOptions['onStream'];
+  /** What a tunnel may reach and how its stream becomes a session (the native listener reuses them). */
+  options: TunnelOptions;
   /** Tunnels open now (their sessions may still be in the handshake). */
   active(): number;
   /** End every session with 57P01, wait up to `waitMs` for the tunnels to close, then cut the rest. */
@@ -113,6 +115,7 @@ export function buildTunnels(ctx: GatewayContext, deps: SessionDeps): Tunnels {
   return {
     onUpgrade,
     openSession: tunnelOptions.onStream,
+    options: tunnelOptions,
     active: () => streams.size,
     async closeAll(waitMs) {
       for (const s of registry.all())
@@ -169,7 +172,12 @@ function sessionHooks(ctx: GatewayContext, deps: SessionDeps): SessionHooks {
         source: info.source,
         connection: info.connection.name,
         session: info.id,
-        data: { client: info.client, ...(info.mcp ? { mcp: info.mcp } : {}) },
+        data: {
+          client: info.client,
+          ...(info.mcp ? { mcp: info.mcp } : {}),
+          ...(info.applicationName ? { application_name: info.applicationName } : {}),
+          ...(info.nativeUser !== undefined ? { user: info.nativeUser } : {}),
+        },
       });
       metrics.sessionOpened(info.connection.name);
       const gate = createStatementGate(info, {

@@ -11,7 +11,7 @@ export interface SessionInfo {
   identity: Identity;
   connection: ConnectionConfig;
   source: string;
-  /** Which CLI command opened the tunnel (connect | exec). */
+  /** Which CLI command opened the tunnel (connect | exec), `mcp`, or `native` (the PostgreSQL listener). */
   client: string;
   /** exec --approval ID: the approval request this session came to run. */
   approval?: string;
@@ -19,5 +19,19 @@ export interface SessionInfo {
   approvalWait?: string;
   /** A session an MCP client opened (gateway/mcp): who that client said it is. */
   mcp?: McpClientInfo;
+  /** application_name from the client's startup packet, when it sent one. */
+  applicationName?: string;
+  /** A session of the native PostgreSQL listener: the login's user name (free text, as the client sent it). */
+  nativeUser?: string;
   startedAt: number;
+}
+
+/**
+ * A client handshake a listener already completed (the native listener checks the client's token in
+ * it): the parameters passed on to the database, the startup packet as sent, and the bytes read past it.
+ */
+export interface ClientLogin {
+  parameters: Record<string, string>;
+  startup: Record<string, string>;
+  leftover: Buffer;
 }

@@ -9,7 +9,7 @@ import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
 import type { SessionGate } from '../contracts/gate.js';
-import type { SessionInfo } from '../contracts/session.js';
+import type { ClientLogin, SessionInfo } from '../contracts/session.js';
 import {
   type BackendKey,
   backendKeyData,
@@ -86,6 +86,24 @@ export class SessionRegistry {
 
 const cancelKey = (processId: number, secret: Buffer) => `${processId}:${secret.toString('hex')}`;
 
+/**
+ * A CancelRequest: withdraw the session's statement still waiting at the gateway (an approval), or
+ * cancel the one running upstream. `may` says whether the sender may cancel that session at all: a
+ * guessed key from someone else does nothing, and the sender learns nothing either way.
+ */
+export async function cancelSession(
+  registry: SessionRegistry,
+  processId: number,
+  secretKey: Buffer,
+  may: (info: SessionInfo) => boolean,
+): Promise<void> {
+  const session = registry.byKey(cancelKey(processId, secretKey));
+  if (!session || !may(session.info)) return;
+  if (!session.relay.cancelPendingDecision()) {
+    await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
+  }
+}
+
 export async function runSession(
   client: Duplex,
   meta: {
@@ -98,6 +116,9 @@ export async function runSession(
     approval?: string;
     approvalWait?: string;
     mcp?: McpClientInfo;
+    /** The handshake, when the listener already did it (the native listener checks the token in it). */
+    login?: ClientLogin;
+    nativeUser?: string;
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -112,38 +133,43 @@ export async function runSession(
     approval: meta.approval,
     approvalWait: meta.approvalWait,
     mcp: meta.mcp,
+    nativeUser: meta.nativeUser,
     startedAt: Date.now(),
   };
-  let handshake: Awaited<ReturnType<typeof acceptStartup>>;
-  try {
-    handshake = await acceptStartup(client, {
-      maxMessageBytes: settings.maxMessageBytes,
-      localPassword: meta.localPassword,
-    });
-  } catch (err) {
-    hooks.refused(info, (err as Error).message);
-    refuseStartup(client, err as Error);
-    return;
-  }
-
-  if (handshake.result.kind === 'cancel') {
-    const session = registry.byKey(cancelKey(handshake.result.processId, handshake.result.secretKey));
-    // Only the session's own identity may cancel it: a guessed key from someone else does nothing.
-    if (session && session.info.identity.subject === meta.identity.subject) {
-      // A statement still waiting at the gateway (an approval) is withdrawn; one running is cancelled upstream.
-      if (!session.relay.cancelPendingDecision()) {
-        await sendUpstreamCancel(session.target, session.upstreamKey).catch(() => {});
-      }
+  let login = meta.login;
+  if (!login) {
+    let handshake: Awaited<ReturnType<typeof acceptStartup>>;
+    try {
+      handshake = await acceptStartup(client, {
+        maxMessageBytes: settings.maxMessageBytes,
+        localPassword: meta.localPassword,
+      });
+    } catch (err) {
+      hooks.refused(info, (err as Error).message);
+      refuseStartup(client, err as Error);
+      return;
     }
-    client.end();
-    return;
+    if (handshake.result.kind === 'cancel') {
+      // Only the session's own identity may cancel it through a tunnel.
+      const { processId, secretKey } = handshake.result;
+      await cancelSession(
+        registry,
+        processId,
+        secretKey,
+        (s) => s.identity.subject === meta.identity.subject,
+      );
+      client.end();
+      return;
+    }
+    login = { ...handshake.result, leftover: handshake.leftover };
   }
+  if (login.startup.application_name) info.applicationName = login.startup.application_name;
 
   const target = settings.target(meta.connection, meta.identity);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
   const connectStarted = performance.now();
   try {
-    upstream = await connectUpstream(target, handshake.result.parameters);
+    upstream = await connectUpstream(target, login.parameters);
     hooks.upstream?.(info, (performance.now() - connectStarted) / 1000);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
@@ -192,5 +218,5 @@ export async function runSession(
     registry.remove(info.id, key);
     hooks.closed(info, reason);
   });
-  relay.start(handshake.leftover, upstream.leftover);
+  relay.start(login.leftover, upstream.leftover);
 }

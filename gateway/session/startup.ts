@@ -10,6 +10,7 @@
 import type { Duplex } from 'node:stream';
 import { ScramError, ScramServer } from '../../src/shared/scram.js';
 import {
+  authenticationCleartextPassword,
   authenticationOk,
   authenticationSasl,
   authenticationSaslContinue,
@@ -21,7 +22,13 @@ import { type Frame, FrameReader, ProtocolViolation } from '../pgwire/frames.js'
 import { BodyReader, parseStartupPacket, type StartupPacket } from '../pgwire/frontend.js';
 
 export type StartupResult =
-  | { kind: 'session'; parameters: Record<string, string>; reader: FrameReader }
+  | {
+      kind: 'session';
+      parameters: Record<string, string>;
+      reader: FrameReader;
+      /** The startup packet's parameters as the client sent them (user, database, application_name ...). */
+      startup: Record<string, string>;
+    }
   | { kind: 'cancel'; processId: number; secretKey: Buffer };
 
 /** Startup parameters passed on to the database; the rest are the gateway's to decide (user, database, options). */
@@ -117,6 +124,11 @@ export interface StartupOptions {
   maxMessageBytes: number;
   /** The one-time password the client must prove (SCRAM); undefined = the tunnel's bearer token is enough. */
   localPassword?: string;
+  /**
+   * Ask for a cleartext password instead and check it with this (the native listener: the password is
+   * an access token, and the channel is TLS); it throws StartupRefused to refuse the login.
+   */
+  passwordCheck?: (password: string, startup: Record<string, string>) => Promise<void>;
   timeoutMs?: number;
 }
 
@@ -166,6 +178,8 @@ export async function acceptStartup(
     reader.expectTyped();
     if (options.localPassword !== undefined)
       await checkLocalPassword(client, source, options.localPassword, timeoutMs);
+    if (options.passwordCheck)
+      await options.passwordCheck(await readCleartextPassword(client, source, timeoutMs), packet.parameters);
     client.write(authenticationOk());
 
     const parameters: Record<string, string> = {};
@@ -175,7 +189,7 @@ export async function acceptStartup(
     }
     parameters.client_encoding = 'UTF8';
     const leftover = source.detach();
-    return { result: { kind: 'session', parameters, reader }, leftover };
+    return { result: { kind: 'session', parameters, reader, startup: packet.parameters }, leftover };
   } catch (err) {
     source.detach();
     throw err;
@@ -207,6 +221,18 @@ async function checkLocalPassword(client: Duplex, source: PacketSource, password
     }
     throw err;
   }
+}
+
+/** AuthenticationCleartextPassword, then the PasswordMessage's text. */
+async function readCleartextPassword(
+  client: Duplex,
+  source: PacketSource,
+  timeoutMs: number,
+): Promise<string> {
+  client.write(authenticationCleartextPassword());
+  const message = await source.next(timeoutMs);
+  if (message.type !== 'p') throw new StartupRefused('expected a password message', '08P01');
+  return new BodyReader(message.body).cstring();
 }
 
 /** Tell the client why the handshake ended, as a FATAL it can show. */

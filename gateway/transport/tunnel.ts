@@ -11,6 +11,7 @@ import { TUNNEL_HEADERS, TUNNEL_PATH } from '../../src/shared/api.js';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
+import type { ClientLogin } from '../contracts/session.js';
 import type { UpgradeHandler } from './http.js';
 import { sourceOf } from './http.js';
 import { webSocketStream } from './ws-stream.js';
@@ -29,6 +30,9 @@ export interface TunnelTarget {
   approvalWait?: string;
   /** Set by the MCP server for the sessions it opens (never from a tunnel's headers). */
   mcp?: McpClientInfo;
+  /** Set by the native PostgreSQL listener: the handshake it did (token checked) and the login's user. */
+  login?: ClientLogin;
+  nativeUser?: string;
 }
 
 export interface TunnelOptions {

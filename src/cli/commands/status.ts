@@ -38,7 +38,9 @@ export function registerStatusCommands(program: Command): void {
       `
 For tools that take a bearer token: the logged-in identity's, the client-credentials service
 account's, or the workload ID token, whichever the environment selects (as every command does).
-The token is a secret: do not log it.
+The token is a secret: do not log it. It is also the password of the gateway's native PostgreSQL
+listener, when the gateway has one (listen.postgres; the database is the connection name):
+  PGPASSWORD="$(hoopctl token)" psql "host=GATEWAY port=5432 dbname=prod-db user=me sslmode=verify-full"
 
 Examples:
   curl -H "Authorization: Bearer $(hoopctl token)" https://gateway.example.com:8443/v1/whoami

@@ -43,6 +43,12 @@ export const listenSchema = z
     idle_timeout: duration.default(0),
     /** Close any session after this long. 0 = never. */
     max_session: duration.default(0),
+    /**
+     * A native PostgreSQL listener (host:port) besides the HTTPS one: clients connect with libpq, the
+     * password is an access token, the database is the connection name. TLS required (listen.tls);
+     * plain only on a loopback address with insecure_loopback. Off unless set.
+     */
+    postgres: hostPort.optional(),
   })
   .superRefine((listen, ctx) => {
     if (!listen.tls && !listen.insecure_loopback) {
@@ -57,6 +63,13 @@ export const listenSchema = z
         code: 'custom',
         path: ['insecure_loopback'],
         message: `plain HTTP is refused on ${listen.address}: only a loopback address (127.0.0.1, [::1], localhost) may listen without TLS`,
+      });
+    }
+    if (listen.postgres && !listen.tls && !(listen.insecure_loopback && isLoopbackAddress(listen.postgres))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['postgres'],
+        message: `the native PostgreSQL listener on ${listen.postgres} needs listen.tls (tokens are passwords: TLS is required), or a loopback address with insecure_loopback`,
       });
     }
   });

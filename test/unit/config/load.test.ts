@@ -47,6 +47,25 @@ describe('gateway.yaml', () => {
     ]);
   });
 
+  it('listen.postgres needs TLS, except on a loopback address with insecure_loopback', () => {
+    const issuers = 'identity: { issuers: [{ issuer: "https://idp.example", audience: a }] }\n';
+    expect(problems(`listen: { insecure_loopback: true, postgres: "0.0.0.0:5432" }\n${issuers}`)).toEqual([
+      expect.stringMatching(
+        /^listen\.postgres \(line 1\): the native PostgreSQL listener on 0\.0\.0\.0:5432 needs listen\.tls/,
+      ),
+    ]);
+    const plain = parseConfig(
+      `listen: { insecure_loopback: true, postgres: "127.0.0.1:6432" }\n${issuers}`,
+      'g.yaml',
+    );
+    expect(plain.listen.postgres).toBe('127.0.0.1:6432');
+    const tls = parseConfig(
+      `listen: { address: "0.0.0.0:8443", tls: { cert: c, key: k }, postgres: "0.0.0.0:5432" }\n${issuers}`,
+      'g.yaml',
+    );
+    expect(tls.listen.postgres).toBe('0.0.0.0:5432');
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(problems('listen:\n  address: [\n')[0]).toMatch(/^line \d+: /);
   });
