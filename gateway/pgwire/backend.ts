@@ -3,6 +3,7 @@
  * (authentication, errors, notices, ready-for-query ...), and small decoders for the few server
  * messages a stage must read (ReadyForQuery, CommandComplete, ErrorResponse, RowDescription, DataRow).
  */
+import { ProtocolViolation } from './frames.js';
 import { BodyReader } from './frontend.js';
 
 /** Build one typed message, filling the length at the end (postgres.js's writer idea). */
@@ -167,10 +168,9 @@ export function decodeRowDescription(body: Buffer): FieldDescription[] {
 
 /** A DataRow's column values as views into the frame (null for SQL NULL). */
 export function decodeDataRow(body: Buffer): (Buffer | null)[] {
-  const count = body.readInt16BE(0);
-  const values: (Buffer | null)[] = new Array(count);
+  const values: (Buffer | null)[] = new Array(dataRowColumns(body));
   let offset = 2;
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < values.length; i++) {
     const length = body.readInt32BE(offset);
     offset += 4;
     if (length < 0) values[i] = null;
@@ -180,6 +180,27 @@ export function decodeDataRow(body: Buffer): (Buffer | null)[] {
     }
   }
   return values;
+}
+
+/**
+ * Check a DataRow's layout before anything reads values out of it (masking rewrites rows by these
+ * lengths): its column count, and every column inside the body. Returns the column count.
+ */
+export function dataRowColumns(body: Buffer): number {
+  if (body.length < 2) throw new ProtocolViolation('DataRow shorter than its column count');
+  const count = body.readInt16BE(0);
+  if (count < 0) throw new ProtocolViolation('DataRow with a negative column count');
+  let offset = 2;
+  for (let i = 0; i < count; i++) {
+    if (offset + 4 > body.length) throw new ProtocolViolation('DataRow shorter than its columns');
+    const length = body.readInt32BE(offset);
+    offset += 4;
+    if (length < -1) throw new ProtocolViolation(`DataRow column of length ${length}`);
+    if (length > 0) offset += length;
+    if (offset > body.length) throw new ProtocolViolation('DataRow column longer than the row');
+  }
+  if (offset !== body.length) throw new ProtocolViolation('DataRow longer than its columns');
+  return count;
 }
 
 export function encodeDataRow(values: (Buffer | null)[]): Buffer {

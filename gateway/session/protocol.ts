@@ -19,6 +19,7 @@ import type { GateRequest, GateVerdict, Notice, SessionGate } from '../contracts
 import type { PortalDef, StatementDef } from '../contracts/names.js';
 import type { Refusal } from '../contracts/refusal.js';
 import {
+  dataRowColumns,
   decodeCommandComplete,
   decodeFields,
   decodeReadyForQuery,
@@ -28,7 +29,14 @@ import {
   type TransactionStatus,
 } from '../pgwire/backend.js';
 import { type Frame, ProtocolViolation } from '../pgwire/frames.js';
-import { parseBind, parseDescribeOrClose, parseExecute, parseParse, parseQuery } from '../pgwire/frontend.js';
+import {
+  BodyReader,
+  parseBind,
+  parseDescribeOrClose,
+  parseExecute,
+  parseParse,
+  parseQuery,
+} from '../pgwire/frontend.js';
 import { classify } from '../sql/classify.js';
 import { definitionRun, preparedInner, resolveNames, sessionEffectOf } from '../sql/session-sql.js';
 import { noticeMessage, refusalResponse } from './edge.js';
@@ -70,10 +78,12 @@ export type Expected =
       effects: (InFlight | undefined)[];
       unnamed: InFlight;
       started: boolean;
+      /** COPY ... FROM STDIN statements of this Query that have not started yet (see `copyIn`). */
+      copies: number;
     }
   | { kind: 'parse' | 'bind' | 'close'; refusal?: Refusal; effect?: InFlight }
   | { kind: 'describe'; statement?: StatementDef; portal?: PortalDef }
-  | { kind: 'execute'; statement?: Running; portal: PortalDef; effect?: InFlight }
+  | { kind: 'execute'; statement?: Running; portal: PortalDef; effect?: InFlight; copies: number }
   | { kind: 'sync' }
   | { kind: 'function'; refusal: Refusal; unnamed: InFlight };
 
@@ -81,6 +91,33 @@ export type Expected =
 export const POISON_SQL = 'HOOP STATEMENT REFUSED BY THE GATEWAY';
 /** Name of the poison Parse sent in an Execute's place: never created (it fails), so the client's own statements are untouched. */
 export const POISON_STATEMENT = 'hoop_refused_statement';
+
+/** A client message the server would discard or ignore where it stands (see `discarding`, `copyIn`): not sent. */
+const DROP: ClientStep = { kind: 'replace', bytes: Buffer.alloc(0) };
+
+/** Which forwarded messages each server answer may belong to (see `answering`). */
+const RESULTS: ReadonlySet<Expected['kind']> = new Set(['query', 'execute']);
+const EXECUTES: ReadonlySet<Expected['kind']> = new Set(['execute']);
+const DESCRIBES: ReadonlySet<Expected['kind']> = new Set(['describe']);
+const ROWS_DESCRIBED: ReadonlySet<Expected['kind']> = new Set(['query', 'execute', 'describe']);
+const COMPLETES: Record<string, ReadonlySet<Expected['kind']>> = {
+  '1': new Set(['parse']),
+  '2': new Set(['bind']),
+  '3': new Set(['close']),
+};
+
+/**
+ * The settings the gateway's parser depends on, as the server reports them (ParameterStatus): why a
+ * value is unsafe, or undefined. Exported for the session's start, which checks the server's first report.
+ */
+export function unsafeSetting(name: string, value: string): string | undefined {
+  const v = value.toLowerCase();
+  if (name === 'client_encoding' && v !== 'utf8')
+    return `the session's client_encoding became ${value}; the gateway reads SQL only as UTF8`;
+  if (name === 'standard_conforming_strings' && v !== 'on')
+    return `the session's standard_conforming_strings became ${value}; the gateway reads SQL only with it on`;
+  return undefined;
+}
 
 const FUNCTION_CALL_REFUSED: Refusal = {
   sqlstate: '42501',
@@ -128,6 +165,20 @@ export class ProtocolCore {
   upstreamSentFatal = false;
   /** Aborts the gate's decision in progress (an approval wait) on cancel or disconnect. */
   private abortDecision: ((reason: Error) => void) | undefined;
+  /**
+   * The server discards every message up to the next Sync: an extended-protocol message failed and no
+   * Sync was forwarded after it. What the client sends meanwhile is dropped here too (it never runs
+   * there), so no answer is expected for it.
+   */
+  private discarding = false;
+  /**
+   * The server is in COPY FROM STDIN: it reads only CopyData, CopyDone and CopyFail (ignoring Flush and
+   * Sync, and failing the COPY on anything else), until the client's CopyDone/CopyFail or the COPY's end.
+   */
+  private copyIn = false;
+  /** Client messages waiting to learn whether a forwarded COPY ... FROM STDIN starts (see copyPending). */
+  private copyWaiters: (() => void)[] = [];
+  private ended = false;
 
   constructor(
     private readonly gate: SessionGate,
@@ -149,6 +200,14 @@ export class ProtocolCore {
   // ==== client → server ============================================================================
 
   client(frame: Frame): ClientStep {
+    // The server reads a message differently in COPY FROM STDIN and after an extended-protocol error:
+    // judge each message in the state the server will read it in, or the two sides fall out of step.
+    if (this.copyPending()) {
+      const started = new Promise<void>((resolve) => this.copyWaiters.push(resolve));
+      return { kind: 'wait', until: started.then(() => (this.ended ? DROP : this.client(frame))) };
+    }
+    if (this.copyIn) return this.duringCopy(frame);
+    if (this.discarding && frame.type !== 'S' && frame.type !== 'X') return DROP;
     switch (frame.type) {
       case 'Q':
         return this.Query(frame);
@@ -194,6 +253,7 @@ export class ProtocolCore {
           effects: [],
           unnamed,
           started: false,
+          copies: 0,
         });
         return this.poison(serialize.query(POISON_SQL), verdict.refusal);
       }
@@ -205,7 +265,16 @@ export class ProtocolCore {
       const effects = resolved.ok
         ? resolved.statements.map((stmt) => this.expectEffect(effectOf(executedBy(stmt), this.model), group))
         : [];
-      const entry: Expected = { kind: 'query', statements, index: 0, effects, unnamed, started: false };
+      const copies = resolved.ok ? resolved.statements.filter(mayCopyIn).length : 0;
+      const entry: Expected = {
+        kind: 'query',
+        statements,
+        index: 0,
+        effects,
+        unnamed,
+        started: false,
+        copies,
+      };
       this.expected.push(entry);
       return this.forward(verdict, frame.bytes, entry);
     });
@@ -311,7 +380,8 @@ export class ProtocolCore {
       }
       const runs = pinned ? undefined : def.runs;
       const effect = runs ? this.expectEffect(effectOf(runs, this.model), group) : undefined;
-      const entry: Expected = { kind: 'execute', statement: running, portal: def, effect };
+      const copies = def.runs && mayCopyIn(def.runs) ? 1 : 0;
+      const entry: Expected = { kind: 'execute', statement: running, portal: def, effect, copies };
       this.expected.push(entry);
       return this.forward(verdict, frame.bytes, entry);
     });
@@ -341,6 +411,7 @@ export class ProtocolCore {
   }
 
   private Sync(): ClientStep {
+    this.discarding = false;
     this.expected.push({ kind: 'sync' });
     this.group++;
     return { kind: 'pass' };
@@ -353,6 +424,45 @@ export class ProtocolCore {
     const unnamed = this.model.expect({ on: 'unnamed', op: 'drop' }, group);
     this.expected.push({ kind: 'function', refusal: FUNCTION_CALL_REFUSED, unnamed });
     return this.poison(serialize.query(POISON_SQL), FUNCTION_CALL_REFUSED);
+  }
+
+  /**
+   * A message the server reads in COPY FROM STDIN. CopyData, CopyDone, CopyFail and Flush are what it
+   * takes; it ignores Sync there, but once the COPY has failed on its own a Sync would be answered, so
+   * Sync is not sent (the client's Sync after CopyDone is). Anything else would fail the COPY and be
+   * thrown away by the server: a client that sends it has lost track of the protocol.
+   */
+  private duringCopy(frame: Frame): ClientStep {
+    switch (frame.type) {
+      case 'd':
+      case 'H':
+        return { kind: 'pass' };
+      case 'c':
+      case 'f':
+        this.copyIn = false;
+        return { kind: 'pass' };
+      case 'S':
+        return DROP;
+      case 'X':
+        return { kind: 'terminate' };
+      default:
+        throw new ProtocolViolation(
+          `unexpected message type "${printable(frame.type)}" during COPY FROM STDIN: send CopyDone or CopyFail first`,
+        );
+    }
+  }
+
+  /** A forwarded COPY FROM STDIN may still start: until it does (or its statement ends), the server's state is open. */
+  private copyPending(): boolean {
+    if (this.copyIn || this.ended) return false;
+    for (const e of this.expected)
+      if ((e.kind === 'query' || e.kind === 'execute') && e.copies > 0) return true;
+    return false;
+  }
+
+  private releaseCopyWaiters(): void {
+    if (this.copyWaiters.length === 0 || this.copyPending()) return;
+    for (const resolve of this.copyWaiters.splice(0)) resolve();
   }
 
   // ---- helpers -------------------------------------------------------------------------------------
@@ -384,6 +494,8 @@ export class ProtocolCore {
       until: verdict.then(
         (v) => {
           this.abortDecision = undefined;
+          // An earlier message failed meanwhile and the server now discards this one: it never runs.
+          if (this.discarding || this.ended) return this.dropDecided(v);
           return then(v);
         },
         (err: Error) => {
@@ -404,6 +516,13 @@ export class ProtocolCore {
   private forward(verdict: GateVerdict & { action: 'forward' }, bytes: Buffer, entry: Expected): ClientStep {
     if (verdict.lsn === undefined) return { kind: 'pass' };
     return { kind: 'hold', lsn: verdict.lsn, held: { bytes, entry } };
+  }
+
+  /** A decided message that will not be sent: its statements are reported as skipped. */
+  private dropDecided(verdict: GateVerdict): ClientStep {
+    if (verdict.action === 'forward')
+      for (const id of verdict.statementIds) this.finish(startRunning(id), { skipped: true });
+    return DROP;
   }
 
   private poison(bytes: Buffer, refusal: Refusal): ClientStep {
@@ -452,6 +571,13 @@ export class ProtocolCore {
 
   /** Follow one server message. Returns undefined to pass it as is, or the bytes to send instead. */
   server(frame: Frame): Buffer | undefined {
+    const out = this.answer(frame);
+    // A statement that could have started a COPY FROM STDIN ended or started it: what waited goes on.
+    if (this.copyWaiters.length > 0) this.releaseCopyWaiters();
+    return out;
+  }
+
+  private answer(frame: Frame): Buffer | undefined {
     const head = this.expected[0];
     if (head?.kind === 'query' && !head.started) {
       head.started = true;
@@ -459,33 +585,88 @@ export class ProtocolCore {
     }
     switch (frame.type) {
       case 'D':
+        this.answering(frame, head, RESULTS);
         return this.DataRow(frame, head);
       case 'd':
+        this.answering(frame, head, RESULTS);
         return this.CopyData(frame, head);
       case 'T':
+        this.answering(frame, head, ROWS_DESCRIBED);
         return this.RowDescription(frame, head);
       case 'N':
         return this.NoticeResponse(frame, head);
       case 'n':
+        this.answering(frame, head, DESCRIBES);
         return this.NoData(head);
       case 't': // ParameterDescription: a statement Describe's first answer; its RowDescription or NoData follows.
+        this.answering(frame, head, DESCRIBES);
         return undefined;
       case '1':
       case '2':
       case '3':
+        this.answering(frame, head, COMPLETES[frame.type]!);
         return this.Complete(head);
       case 'C':
       case 'I':
+        this.answering(frame, head, RESULTS);
+        return this.CommandComplete(frame, head);
       case 's':
+        this.answering(frame, head, EXECUTES);
         return this.CommandComplete(frame, head);
       case 'E':
         return this.ErrorResponse(frame, head);
       case 'Z':
         return this.ReadyForQuery(frame);
+      case 'G':
+        return this.CopyInResponse(frame, head);
+      case 'H':
+      case 'c':
+        this.answering(frame, head, RESULTS);
+        return undefined;
+      case 'S':
+        return this.ParameterStatus(frame);
+      case 'W': // CopyBothResponse: only replication connections, which the gateway never opens.
+      case 'V': // FunctionCallResponse: FunctionCall is never forwarded.
+        throw new ProtocolViolation(
+          `the database sent "${printable(frame.type)}", which no message the gateway forwarded asks for`,
+        );
       default:
-        // Notifications, parameter status, COPY responses, function results: as they are.
+        // Notifications: as they are.
         return undefined;
     }
+  }
+
+  /**
+   * The answer belongs to the message at the head of what was forwarded. If it does not, the two sides
+   * are out of step and nothing the model says can be trusted: the session ends (fail closed).
+   */
+  private answering(frame: Frame, head: Expected | undefined, kinds: ReadonlySet<Expected['kind']>): void {
+    if (head && kinds.has(head.kind)) return;
+    throw new ProtocolViolation(
+      `the database sent "${printable(frame.type)}" while the gateway expected ${head ? `an answer to ${head.kind}` : 'nothing'}; the session is out of step and ends`,
+    );
+  }
+
+  /** CopyInResponse: the server now reads COPY data. Only a forwarded COPY FROM STDIN may start one. */
+  private CopyInResponse(frame: Frame, head: Expected | undefined): undefined {
+    if (!head || (head.kind !== 'query' && head.kind !== 'execute') || head.copies === 0)
+      this.answering(frame, undefined, RESULTS);
+    else head.copies--;
+    this.copyIn = true;
+    this.releaseCopyWaiters();
+    return undefined;
+  }
+
+  /**
+   * The gateway reads SQL as UTF-8 with standard-conforming strings, as the server must: if either
+   * changes under it (a function calling set_config, UPDATE pg_settings, a role default after RESET),
+   * a backslash or a multibyte character could hide a quote from the parser. End the session.
+   */
+  private ParameterStatus(frame: Frame): undefined {
+    const r = new BodyReader(frame.body);
+    const unsafe = unsafeSetting(r.cstring(), r.cstring());
+    if (unsafe) throw new ProtocolViolation(unsafe, '42501');
+    return undefined;
   }
 
   /** True when the next rows can pass as counted runs: no filter looks inside, the recording is full. */
@@ -507,8 +688,9 @@ export class ProtocolCore {
     }
     let replacement: Buffer | undefined;
     if (running.filter) {
-      // The formats are the same for every row of a statement: expand them once, not per row.
-      const count = frame.body.readInt16BE(0);
+      // The formats are the same for every row of a statement: expand them once, not per row. The
+      // filter rewrites the row by its column lengths: they must fit the message.
+      const count = dataRowColumns(frame.body);
       if (running.rowFormats?.length !== count) running.rowFormats = expandFormats(running.formats, count);
       replacement = running.filter.dataRow(frame.body, running.rowFormats);
     }
@@ -587,6 +769,8 @@ export class ProtocolCore {
     // An error no message asked for (a FATAL from a server timeout or shutdown): as it is.
     if (!head) return undefined;
     this.model.error();
+    // A COPY FROM STDIN that fails ends COPY mode: the server drops the client's later COPY messages.
+    this.copyIn = false;
     const running = this.currentStatement(head);
     // A failed statement may echo a masked value (e.g. a failed cast quoting it): let the filter redact.
     const filter = running?.filter;
@@ -600,6 +784,8 @@ export class ProtocolCore {
       const effect = head.effects[i];
       if (effect) this.model.settle(effect, 'failed');
       if (refusal) head.refusal = undefined;
+      // The rest of a simple Query does not run after an error: no COPY of it will start.
+      head.copies = 0;
     } else if (head.kind !== 'sync' && head.kind !== 'function') {
       // Extended protocol: Postgres now skips every message until Sync, so will we.
       this.expected.shift();
@@ -608,6 +794,8 @@ export class ProtocolCore {
         if (head.effect) this.model.settle(head.effect, 'failed');
       } else if ('effect' in head && head.effect) this.model.settle(head.effect, 'failed');
       this.skipToSync();
+      // No Sync forwarded after the failed message: the server discards what comes until the next one.
+      if (this.expected.length === 0) this.discarding = true;
     }
     if (refusal) return refusalResponse(refusal);
     return filtered;
@@ -619,31 +807,41 @@ export class ProtocolCore {
   }
 
   private ReadyForQuery(frame: Frame): Buffer | undefined {
+    if (!this.expected.some((e) => e.kind === 'query' || e.kind === 'sync' || e.kind === 'function'))
+      throw new ProtocolViolation(
+        'the database sent ReadyForQuery for no Query or Sync the gateway forwarded; the session is out of step and ends',
+      );
     this.status = decodeReadyForQuery(frame.body);
+    this.copyIn = false;
     // Everything up to the Query/Sync/FunctionCall this answers is over (skipped after an error).
     while (this.expected.length > 0) {
       const entry = this.expected.shift()!;
-      this.skip(entry);
-      if (entry.kind === 'query' || entry.kind === 'sync' || entry.kind === 'function') break;
+      const answered = entry.kind === 'query' || entry.kind === 'sync' || entry.kind === 'function';
+      this.skip(entry, answered);
+      if (answered) break;
     }
     this.model.ready(this.status);
     return undefined;
   }
 
-  /** An expected answer that will never come: the statement did not run. */
-  private skip(entry: Expected): void {
+  /**
+   * An expected answer that will never come: the statement did not run. `answered`: this is the Query
+   * or FunctionCall the ReadyForQuery answers, so the server did start it; otherwise the server
+   * discarded it (after an extended-protocol error) and it did not even drop the unnamed statement.
+   */
+  private skip(entry: Expected, answered = false): void {
     switch (entry.kind) {
       case 'query':
         if (!entry.started) {
           entry.started = true;
-          this.model.settle(entry.unnamed, 'ok');
+          this.model.settle(entry.unnamed, answered ? 'ok' : 'skipped');
         }
         for (const s of entry.statements.slice(entry.index)) this.finish(s, { skipped: true });
         for (const e of entry.effects.slice(entry.index)) if (e) this.model.settle(e, 'skipped');
         entry.index = entry.statements.length;
         return;
       case 'function':
-        this.model.settle(entry.unnamed, 'ok');
+        this.model.settle(entry.unnamed, answered ? 'ok' : 'skipped');
         return;
       case 'execute':
         if (entry.statement) this.finish(entry.statement, { skipped: true });
@@ -661,6 +859,8 @@ export class ProtocolCore {
 
   /** The session is over: whatever was still expected never ran. */
   close(): void {
+    this.ended = true;
+    for (const resolve of this.copyWaiters.splice(0)) resolve();
     this.cancelPendingDecision(new Error('session ended'));
     for (const entry of this.expected.splice(0)) this.skip(entry);
   }
@@ -707,6 +907,11 @@ const fieldsOf = new WeakMap<StatementDef | PortalDef, FieldDescription[]>();
 function executedBy(stmt: ClassifiedStatement): ClassifiedStatement {
   const def = definitionRun(stmt);
   return def && !('hold' in def) && def.runs ? def.runs : stmt;
+}
+
+/** COPY ... FROM STDIN (or a COPY the gateway cannot tell is TO STDOUT): the server may start reading COPY data. */
+function mayCopyIn(stmt: ClassifiedStatement): boolean {
+  return stmt.kind === 'CopyStmt' && stmt.class !== 'copy-out';
 }
 
 function defineStatement(def: StatementDef): Effect {

@@ -281,10 +281,13 @@ export class Relay {
       try {
         replacement = this.core.server(frame);
       } catch (err) {
-        this.terminate({
-          code: '08P01',
-          message: `invalid message from the database: ${(err as Error).message}`,
-        });
+        // The core's own verdicts (out of step, an unsafe setting) say why; anything else is a bad message.
+        const e = err as Error;
+        this.terminate(
+          e instanceof ProtocolViolation
+            ? { code: e.sqlstate, message: `hoop: ${e.message}` }
+            : { code: '08P01', message: `invalid message from the database: ${e.message}` },
+        );
         return;
       }
       if (replacement === undefined) {

@@ -18,6 +18,7 @@ import {
   readyForQuery,
 } from '../pgwire/backend.js';
 import { connectUpstream, sendUpstreamCancel, type UpstreamTarget } from '../transport/upstream.js';
+import { unsafeSetting } from './protocol.js';
 import { Relay } from './relay.js';
 import { acceptStartup, refuseStartup } from './startup.js';
 
@@ -178,6 +179,16 @@ export async function runSession(
       errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
     );
     hooks.refused(info, e.message);
+    return;
+  }
+
+  // The gateway parses SQL as the server will only if it reads UTF-8 with standard-conforming strings.
+  for (const [name, value] of upstream.parameters) {
+    const unsafe = unsafeSetting(name, value);
+    if (!unsafe) continue;
+    upstream.socket.destroy();
+    client.end(errorResponse({ severity: 'FATAL', code: '42501', message: `hoop: ${unsafe}` }));
+    hooks.refused(info, unsafe);
     return;
   }
 

@@ -58,15 +58,20 @@ class PacketSource {
   private readonly frames: Frame[] = [];
   private waiting: ((frame: Frame) => void) | undefined;
   private failed: ((err: Error) => void) | undefined;
+  /**
+   * Why no more packets will come (the client left, or sent bytes that are not a packet). Kept, so a
+   * next() asked for after the fact fails at once: the client may leave between two packets, while
+   * the handshake is between two waits.
+   */
+  private over: Error | undefined;
   private readonly onData = (chunk: Buffer) => {
     try {
       this.collect(chunk);
     } catch (err) {
-      this.failed?.(err as Error);
+      this.fail(err as Error);
     }
   };
-  private readonly onEnd = () =>
-    this.failed?.(new StartupRefused('the client closed the connection', '08006'));
+  private readonly onEnd = () => this.fail(new StartupRefused('the client closed the connection', '08006'));
 
   constructor(
     private readonly stream: Duplex,
@@ -82,10 +87,19 @@ class PacketSource {
     this.deliver();
   }
 
+  private fail(err: Error): void {
+    this.over ??= err;
+    const failed = this.failed;
+    this.failed = undefined;
+    this.waiting = undefined;
+    failed?.(err);
+  }
+
   private deliver(): void {
     if (this.waiting && this.frames.length > 0) {
       const resolve = this.waiting;
       this.waiting = undefined;
+      this.failed = undefined;
       resolve(this.frames.shift()!);
     }
   }
@@ -105,8 +119,14 @@ class PacketSource {
         reject(err);
       };
       // A startup-phase push returns one packet at a time; ask for what is already buffered.
-      if (this.frames.length === 0 && this.reader.buffered > 0) this.collect(Buffer.alloc(0));
-      else this.deliver();
+      try {
+        if (this.frames.length === 0 && this.reader.buffered > 0) this.collect(Buffer.alloc(0));
+        else this.deliver();
+      } catch (err) {
+        this.fail(err as Error);
+      }
+      // Still waiting (fail() and deliver() clear `failed`) but the client is already gone: fail now.
+      if (this.over) this.fail(this.over);
     });
   }
 
