@@ -28,6 +28,7 @@ import { policyRoutes } from './policy/routes.js';
 import { reportRoutes } from './report/routes.js';
 import { SessionRegistry } from './session/session.js';
 import { loadSqlParser } from './sql/parser.js';
+import { loadPlpgsqlParser } from './sql/plpgsql.js';
 import { openStore } from './store/index.js';
 import { coreRoutes } from './transport/core-routes.js';
 import type { Route } from './transport/router.js';
@@ -212,6 +213,7 @@ export async function startGateway(configFile: string, hooks: StartHooks = {}): 
   const { config, passwords } = checkConfig(configFile);
   const ctx = createContext(configFile, config, passwords);
   await loadSqlParser();
+  void loadPlpgsqlParser(); // in the background: the first catalog load awaits it
   const engine = createPolicyEngine(config);
   const audit = await buildAudit(ctx);
   const approvals = await buildApprovals(ctx, audit, engine);

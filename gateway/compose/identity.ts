@@ -33,6 +33,7 @@ export async function buildIdentity(
     store: audit.store,
     record: (input) => audit.log.append(input),
     policies: config.policies,
+    issuers: config.identity.issuers.map((i) => i.issuer),
     terminate: (issuer, subject, message) => registry.terminateSubject(issuer, subject, message),
     onError: (err) => logger.error({ err: err.message }, 'identity store failed'),
     // Revocation on another replica ends this one's sessions within about a second.

@@ -8,14 +8,15 @@ import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { ApprovalService } from '../approvals/service.js';
 import { clip } from '../audit/auth-failures.js';
+import { type CatalogSource, createCatalogSource } from '../catalog/catalog.js';
 import type { SessionGate } from '../contracts/gate.js';
-import { type CatalogSource, createCatalogSource } from '../masking/catalog.js';
 import { SessionMasking } from '../masking/index.js';
 import { loadTokenKey } from '../masking/secret.js';
 import { DRAINING_MESSAGE } from '../ops/drain.js';
 import { type GatewayMetrics, noMetrics, secondsSince } from '../ops/metrics.js';
 import { agentStartupParameters } from '../policy/agents.js';
 import type { PolicyEngine } from '../policy/engine.js';
+import { judgeStartup } from '../policy/startup.js';
 import { createStatementGate } from '../session/gate/index.js';
 import { runSession, type SessionHooks, type SessionInfo, type SessionRegistry } from '../session/session.js';
 import { fetchCatalogRows } from '../transport/catalog-query.js';
@@ -165,9 +166,14 @@ function startSession(
 function sessionHooks(ctx: GatewayContext, deps: SessionDeps): SessionHooks {
   const { config, logger, metrics } = ctx;
   const { audit, approvals, identity } = deps;
-  const maskingFor = maskingFactory(ctx);
+  const catalogFor = catalogFactory(ctx);
+  const maskingFor = maskingFactory(ctx, catalogFor);
   return {
-    openGate: async (info) => {
+    startup: (info, settings) =>
+      judgeStartup(deps.engine, info.identity, info.connection.name, settings, {
+        grants: approvals.grantsFor(info.identity, info.connection.name),
+      }),
+    openGate: async (info, session) => {
       await audit.log.append({
         type: 'session.started',
         identity: info.identity,
@@ -177,12 +183,15 @@ function sessionHooks(ctx: GatewayContext, deps: SessionDeps): SessionHooks {
         data: {
           client: info.client,
           ...(info.mcp ? { mcp: info.mcp } : {}),
+          ...(info.parameters ? { parameters: info.parameters } : {}),
           ...(info.applicationName ? { application_name: info.applicationName } : {}),
           ...(info.nativeUser !== undefined ? { user: info.nativeUser } : {}),
         },
       });
       metrics.sessionOpened(info.connection.name);
       const gate = createStatementGate(info, {
+        session,
+        catalog: (info) => catalogFor(info.connection),
         engine: deps.engine,
         log: audit.log,
         failOpen: config.audit.fail_open,
@@ -224,20 +233,16 @@ function sessionHooks(ctx: GatewayContext, deps: SessionDeps): SessionHooks {
   };
 }
 
+type ConnectionConfig = GatewayConfig['connections'][number];
+
 /**
- * Masking (gateway/masking): one catalog per upstream, read over the gateway's own connection, and the
- * token mask's key. Sessions of identities without masking rules never touch either.
+ * One catalog per upstream, read over the gateway's own connection and shared by name resolution
+ * (policy) and masking lineage; loaded on first need.
  */
-function maskingFactory(
-  ctx: GatewayContext,
-): (info: { connection: GatewayConfig['connections'][number] }) => SessionMasking {
-  const { config, passwords } = ctx;
-  const storeDir = 'path' in config.store ? resolve(ctx.baseDir, config.store.path) : undefined;
-  const tokenKey = loadTokenKey(config.masking.token_secret_env, storeDir);
-  if (tokenKey.warning) ctx.logger.warn(tokenKey.warning);
+function catalogFactory(ctx: GatewayContext): (c: ConnectionConfig) => CatalogSource {
+  const { passwords } = ctx;
   const catalogs = new Map<string, CatalogSource>();
-  return (info) => {
-    const c = info.connection;
+  return (c) => {
     let catalog = catalogs.get(c.name);
     if (!catalog) {
       const target = {
@@ -251,8 +256,28 @@ function maskingFactory(
       catalog = createCatalogSource({ fetch: () => fetchCatalogRows(target) });
       catalogs.set(c.name, catalog);
     }
-    return new SessionMasking({ catalog, ctx: { tokenKey: tokenKey.key }, copy: config.masking.copy });
+    return catalog;
   };
+}
+
+/**
+ * Masking (gateway/masking): the connection's catalog and the token mask's key. Sessions of identities
+ * without masking rules never touch either.
+ */
+function maskingFactory(
+  ctx: GatewayContext,
+  catalogFor: (c: ConnectionConfig) => CatalogSource,
+): (info: { connection: ConnectionConfig }) => SessionMasking {
+  const { config } = ctx;
+  const storeDir = 'path' in config.store ? resolve(ctx.baseDir, config.store.path) : undefined;
+  const tokenKey = loadTokenKey(config.masking.token_secret_env, storeDir);
+  if (tokenKey.warning) ctx.logger.warn(tokenKey.warning);
+  return (info) =>
+    new SessionMasking({
+      catalog: catalogFor(info.connection),
+      ctx: { tokenKey: tokenKey.key },
+      copy: config.masking.copy,
+    });
 }
 
 /** The gate, timed: how long each client message waited for its verdict (sync or async). */

@@ -91,9 +91,14 @@ export interface StatementOutcome {
   result?: { columns: string[]; rows: (string | null)[][]; truncated: boolean };
 }
 
+/** What the server said that ends or fails transactions: every ErrorResponse and ReadyForQuery, in order. */
+export type SessionEvent = { type: 'error' } | { type: 'ready'; status: 'I' | 'T' | 'E' };
+
 export interface SessionGate {
   /** Synchronous in the common case; a promise only on the slow path (catalog load, approval wait). */
   check(request: GateRequest): Promise<GateVerdict> | GateVerdict;
+  /** port to the protocol core: the server's errors and ReadyForQuery (the settings model follows them). */
+  observe?(event: SessionEvent): void;
   /** A forwarded statement finished (or was skipped after an earlier error). */
   completed(statementId: string, outcome: StatementOutcome): void;
   /** Call back once the records up to `lsn` are durable, or with the error that lost them. */

@@ -24,14 +24,17 @@ export interface SessionInfo {
   /** A session of the native PostgreSQL listener: the login's user name (free text, as the client sent it). */
   nativeUser?: string;
   startedAt: number;
+  /** The startup parameters applied upstream (the client's as judged, and the gateway's held ones), for the record. */
+  parameters?: Record<string, string>;
 }
 
 /**
  * A client handshake a listener already completed (the native listener checks the client's token in
- * it): the parameters passed on to the database, the startup packet as sent, and the bytes read past it.
+ * it): the settings the client asked for, the startup packet as sent, and the bytes read past it.
  */
 export interface ClientLogin {
-  parameters: Record<string, string>;
+  /** Every setting the client asked for, in order (session/startup.ts startupSettings); judged like SET. */
+  settings: { name: string; value: string }[];
   startup: Record<string, string>;
   leftover: Buffer;
 }

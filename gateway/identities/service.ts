@@ -19,7 +19,13 @@ import type {
   IdentityView,
   PolicySubjectView,
 } from '../../src/shared/identities-api.js';
-import type { Identity } from '../../src/shared/identity.js';
+import {
+  type Identity,
+  type IssuerSubject,
+  identityKey,
+  sameIssuer,
+  subjectOf,
+} from '../../src/shared/identity.js';
 import { AuthError } from '../auth/errors.js';
 import { HttpError } from '../transport/router.js';
 import type { IdentityEntry, IdentityStore } from './model.js';
@@ -34,6 +40,8 @@ export interface IdentityServiceDeps {
   /** Durable append to the audit log. */
   record(input: AuditRecordInput): Promise<unknown>;
   policies: readonly Pick<PolicyConfig, 'name' | 'subjects'>[];
+  /** The configured issuers (policy subjects name one of them). */
+  issuers?: readonly string[];
   /** End this gateway's open sessions of that identity; returns how many. */
   terminate(issuer: string, subject: string, message: string): number;
   /** How often the revocation cache is reloaded from the store (default 2 s). */
@@ -78,10 +86,16 @@ export function createIdentityService(deps: IdentityServiceDeps): IdentityServic
   let timer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
 
-  const subjectsInPolicies = new Map<string, string[]>();
+  /** Policies naming each identity (issuer and subject), by identityKey. */
+  const subjectsInPolicies = new Map<string, { who: IssuerSubject; policies: string[] }>();
   for (const policy of deps.policies) {
-    for (const subject of policy.subjects) {
-      subjectsInPolicies.set(subject, [...(subjectsInPolicies.get(subject) ?? []), policy.name]);
+    for (const entry of policy.subjects) {
+      const who = subjectOf(entry, deps.issuers ?? []);
+      if (typeof who === 'string') continue;
+      const key = identityKey(who);
+      const known = subjectsInPolicies.get(key) ?? { who, policies: [] };
+      known.policies.push(policy.name);
+      subjectsInPolicies.set(key, known);
     }
   }
 
@@ -123,7 +137,7 @@ export function createIdentityService(deps: IdentityServiceDeps): IdentityServic
       stale: staleMs !== undefined && idle >= staleMs,
       revoked: entry.revoked_at !== undefined,
       ...(entry.revoked_at ? { revoked_at: entry.revoked_at, revoked_reason: entry.revoked_reason } : {}),
-      policies: subjectsInPolicies.get(entry.subject) ?? [],
+      policies: subjectsInPolicies.get(identityKey(entry))?.policies ?? [],
     };
   };
 
@@ -140,10 +154,17 @@ export function createIdentityService(deps: IdentityServiceDeps): IdentityServic
     }
     const all = await deps.store.listIdentities();
     const found = all.filter(
-      (e) =>
-        e.subject === request.subject &&
-        (!request.issuer || e.issuer.replace(/\/$/, '') === request.issuer.replace(/\/$/, '')),
+      (e) => e.subject === request.subject && (!request.issuer || sameIssuer(e.issuer, request.issuer)),
     );
+    const issuers = new Set(found.map((e) => e.issuer));
+    if (!request.issuer && issuers.size > 1) {
+      // The same subject from two issuers is two people: never act on both by accident.
+      throw new HttpError(
+        409,
+        'conflict',
+        `"${request.subject}" has signed in from ${issuers.size} issuers (${[...issuers].join(', ')}): name one with --issuer`,
+      );
+    }
     if (found.length === 0) {
       throw new HttpError(
         404,
@@ -200,19 +221,22 @@ export function createIdentityService(deps: IdentityServiceDeps): IdentityServic
       const identities = entries
         .map((e) => view(e, staleMs, at))
         .filter((v) => staleMs === undefined || v.stale);
-      const lastSeenBySubject = new Map<string, number>();
+      const lastSeenByIdentity = new Map<string, number>();
       for (const e of entries) {
         const t = Date.parse(e.last_seen);
-        lastSeenBySubject.set(e.subject, Math.max(t, lastSeenBySubject.get(e.subject) ?? 0));
+        const key = identityKey(e);
+        lastSeenByIdentity.set(key, Math.max(t, lastSeenByIdentity.get(key) ?? 0));
       }
       const policySubjects: PolicySubjectView[] = [];
-      for (const [subject, policies] of subjectsInPolicies) {
-        const last = lastSeenBySubject.get(subject);
+      for (const [key, { who, policies }] of subjectsInPolicies) {
+        const { subject, issuer } = who;
+        const last = lastSeenByIdentity.get(key);
         if (last === undefined) {
-          policySubjects.push({ subject, policies, status: 'never_seen' });
+          policySubjects.push({ subject, issuer, policies, status: 'never_seen' });
         } else if (staleMs !== undefined && at - last >= staleMs) {
           policySubjects.push({
             subject,
+            issuer,
             policies,
             status: 'stale',
             last_seen: new Date(last).toISOString(),

@@ -119,6 +119,11 @@ export class SessionMasking {
     if (lineage.execute !== undefined) {
       const prepared = names.ofStatement(lineage.execute);
       effective = prepared ? executed(prepared) : { ...lineage, rows: 'unknown' };
+      if (lineage.executeInto && !prepared) {
+        const reason = `cannot tell what prepared statement "${lineage.execute}" would store in the new table`;
+        return { deny: { rule: 'masking-sink', reason } };
+      }
+      if (lineage.executeInto) effective = intoTable(effective, lineage);
     }
     const masked = (sources: Iterable<string>, guardOnly = false) =>
       [...sources].filter((s) => {
@@ -252,6 +257,20 @@ function executed(prepared: StatementLineage): StatementLineage {
     prepare: undefined,
   };
   return prepared.declareCursor ? { ...effective, rows: 'none' } : effective;
+}
+
+/** CREATE TABLE AS EXECUTE: the rows the prepared statement returns are stored, not sent (sinks). */
+function intoTable(run: StatementLineage, use: StatementLineage): StatementLineage {
+  const sinks = new Set([...run.sinks, ...use.sinks]);
+  for (const o of run.outputs) for (const source of o.lineage.sources) sinks.add(source);
+  const unknown = run.rows === 'unknown' || run.outputs.some((o) => o.lineage.unknown);
+  return {
+    ...run,
+    rows: 'none',
+    outputs: [],
+    sinks,
+    unknownSink: run.unknownSink || use.unknownSink || unknown,
+  };
 }
 
 /**

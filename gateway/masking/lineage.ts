@@ -52,6 +52,8 @@ export interface StatementLineage {
   closeCursor?: string | null;
   prepare?: string;
   execute?: string;
+  /** CREATE TABLE ... AS EXECUTE: what the prepared statement returns goes into a table (a sink). */
+  executeInto?: boolean;
   /** A statement that runs code the gateway cannot see (DO, CALL): its effects cannot be followed. */
   opaque?: string;
 }
@@ -882,6 +884,11 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
         };
       }
       case 'CreateTableAsStmt': {
+        const execute = unwrapNode(body.query);
+        if (execute?.[0] === 'ExecuteStmt') {
+          for (const p of asArray(execute[1].params)) a.expr(p, emptyScope(), 'sink');
+          return { ...base('none'), execute: String(execute[1].name ?? '').toLowerCase(), executeInto: true };
+        }
         const outputs = a.query(body.query, undefined, 'sink');
         void outputs;
         return base('none');

@@ -21,7 +21,7 @@ import type {
   RuleConfig,
 } from '../../src/shared/config/schema.js';
 import { formatDuration } from '../../src/shared/duration.js';
-import type { Identity } from '../../src/shared/identity.js';
+import { type Identity, identityKey, subjectOf } from '../../src/shared/identity.js';
 import type {
   Classification,
   ClassifiedStatement,
@@ -29,7 +29,7 @@ import type {
   StatementClass,
   StatementFlag,
 } from '../../src/shared/statement.js';
-import { compileGlobs } from '../sql/glob.js';
+import { compileGlobs, compileNameGlobs } from '../sql/glob.js';
 import { type AgentGuardrails, compileAgents, guardAgentDecision } from './agents.js';
 
 export interface DecideOptions {
@@ -52,7 +52,33 @@ export interface Roles {
   admin: boolean;
 }
 
+/** Whether a decision for this identity can depend on what names mean (and so needs the catalog). */
+export interface CatalogNeed {
+  /** A rule narrows by relations or functions. */
+  names: boolean;
+  /** The verdict differs by class or by side channel: what a called function does matters. */
+  functions: boolean;
+}
+
+/** Classes whose statements change data, schema, privileges or the server: a session allowed none is read-only. */
+export const WRITING_CLASSES: readonly StatementClass[] = [
+  'write',
+  'ddl',
+  'dcl',
+  'admin',
+  'copy-in',
+  'procedural',
+  'utility',
+];
+
 export interface PolicyEngine {
+  /**
+   * May this identity write on this connection at all: does any rule of its policies (granted ones
+   * included) allow or approve a writing class? When not, its sessions run read-only upstream.
+   */
+  mayWrite(identity: Identity, connection: string, opts?: DecideOptions): boolean;
+  /** Does the decision depend on names (relations, functions) or on what functions do? */
+  catalogNeed(identity: Identity, connection: string, opts?: DecideOptions): CatalogNeed;
   /** The policies that apply to this identity on this connection, in config order. */
   policiesFor(identity: Identity, connection: string, grants?: readonly string[]): PolicyConfig[];
   decide(identity: Identity, connection: string, stmt: ClassifiedStatement, opts?: DecideOptions): Decision;
@@ -91,7 +117,8 @@ interface CompiledPolicy {
 }
 
 export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
-  const policies = config.policies.map(compilePolicy);
+  const issuers = config.identity.issuers.map((i) => i.issuer);
+  const policies = config.policies.map((p) => compilePolicy(p, issuers));
   const connections = new Map(config.connections.map((c) => [c.name, c]));
 
   const applies = (policy: CompiledPolicy, identity: Identity, grants: readonly string[]): boolean =>
@@ -102,7 +129,37 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
 
   // Agents (docs/agents.md): their policies' decisions, made stricter by the guardrails.
   const agentFor = compileAgents(config.agents ?? []);
+  /** Every class of the statement is decided; the strictest verdict wins (deny > approve > allow). */
   const decide = (
+    identity: Identity,
+    connection: string,
+    stmt: ClassifiedStatement,
+    opts: DecideOptions = {},
+  ): Decision => {
+    const first = decideClass(identity, connection, stmt, opts);
+    if (!stmt.alsoClasses?.length || first.action === 'deny') return first;
+    const verdicts = [
+      first,
+      ...stmt.alsoClasses.map((c) => decideClass(identity, connection, { ...stmt, class: c }, opts)),
+    ];
+    const denied = verdicts.find((v) => v.action === 'deny');
+    if (denied) return denied;
+    const approvals = verdicts.filter((v) => v.action === 'approve');
+    if (approvals.length === 0) return first;
+    const rules = new Set(approvals.map((v) => `${v.policy}/${v.rule}`));
+    if (rules.size > 1) {
+      return {
+        action: 'deny',
+        policy: null,
+        rule: 'mixed-approvals',
+        reason: `its classes (${[stmt.class, ...stmt.alsoClasses].join(', ')}) need approval under different rules (${[...rules].join(', ')})`,
+      };
+    }
+    return approvals[0]!;
+  };
+
+  /** One class: the policies' decision, made stricter by the agent guardrails. */
+  const decideClass = (
     identity: Identity,
     connection: string,
     stmt: ClassifiedStatement,
@@ -154,6 +211,30 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
   };
 
   return {
+    mayWrite(identity, connection, opts = {}) {
+      return applicable(identity, connection, opts.grants ?? []).some((p) =>
+        p.rules.some((r) => r.action !== 'deny' && WRITING_CLASSES.some((c) => r.classes.has(c))),
+      );
+    },
+    catalogNeed(identity, connection, opts = {}) {
+      const matching = applicable(identity, connection, opts.grants ?? []);
+      const names = matching.some((p) =>
+        p.rules.some((r) => r.relations !== undefined || r.functions !== undefined),
+      );
+      if (names) return { names, functions: true };
+      // Would a function's effect change the verdict? Probe every class a function can add, with and
+      // without a side channel no allow rule could expect.
+      const verdict = (cls: StatementClass, sideChannels: string[]) => {
+        const d = decideClass(identity, connection, { ...PROBE, class: cls, sideChannels }, opts);
+        return `${d.action}/${d.policy}/${d.rule}`;
+      };
+      const seen = new Set<string>();
+      for (const cls of FUNCTION_CLASSES) {
+        seen.add(verdict(cls, []));
+        seen.add(verdict(cls, ['hoop:probe']));
+      }
+      return { names, functions: seen.size > 1 };
+    },
     policiesFor: (identity, connection, grants = []) =>
       applicable(identity, connection, grants).map((p) => p.config),
     decide,
@@ -212,6 +293,28 @@ export function createPolicyEngine(config: GatewayConfig): PolicyEngine {
     agentFor,
   };
 }
+
+/** The classes a called function can give a statement (functions.ts), probed by catalogNeed. */
+const FUNCTION_CLASSES: readonly StatementClass[] = [
+  'read',
+  'session',
+  'write',
+  'ddl',
+  'dcl',
+  'admin',
+  'procedural',
+];
+
+const PROBE: ClassifiedStatement = {
+  text: '',
+  class: 'read',
+  kind: 'SelectStmt',
+  relations: [],
+  functions: [],
+  flags: [],
+  sideChannels: [],
+  fingerprint: '',
+};
 
 function policyView(p: CompiledPolicy): ConnectionView['policies'][number] {
   return {
@@ -272,7 +375,7 @@ function combine(
 }
 
 function isMember(policy: CompiledPolicy, identity: Identity): boolean {
-  return policy.subjects.has(identity.subject) || identity.groups.some((g) => policy.groups.has(g));
+  return policy.subjects.has(identityKey(identity)) || identity.groups.some((g) => policy.groups.has(g));
 }
 
 /** The policy's first matching rule as a decision, or undefined when no rule matches. */
@@ -286,7 +389,7 @@ function verdictOf(policy: CompiledPolicy, stmt: ClassifiedStatement): Decision 
       action: 'deny',
       policy: policyName,
       rule: ruleName,
-      reason: `rule "${ruleName}" of policy "${policyName}" denies ${stmt.class} statements`,
+      reason: `rule "${ruleName}" of policy "${policyName}" denies ${stmt.class} statements${narrowedTo(rule, stmt)}`,
     };
   }
   const blocked = stmt.sideChannels.filter(
@@ -312,11 +415,20 @@ function verdictOf(policy: CompiledPolicy, stmt: ClassifiedStatement): Decision 
     action: 'approve',
     policy: policyName,
     rule: ruleName,
-    reason: `rule "${ruleName}" of policy "${policyName}" requires approval for ${stmt.class} statements`,
+    reason: `rule "${ruleName}" of policy "${policyName}" requires approval for ${stmt.class} statements${narrowedTo(rule, stmt)}`,
     approvers: rule.config.approvers ?? [],
     approvalsRequired: rule.config.approvals_required,
     timeoutMs: rule.config.timeout,
   };
+}
+
+/** ` on secret.customers`: which of the statement's relations (functions) made a narrowing rule match. */
+function narrowedTo(rule: CompiledRule, stmt: ClassifiedStatement): string {
+  const names = [
+    ...(rule.relations ? stmt.relations.filter(rule.relations) : []),
+    ...(rule.functions ? stmt.functions.filter(rule.functions) : []),
+  ];
+  return names.length > 0 ? ` on ${names.join(', ')}` : '';
 }
 
 /**
@@ -335,12 +447,18 @@ function ruleMatches(rule: CompiledRule, stmt: ClassifiedStatement): boolean {
   return rule.flags.every((f) => stmt.flags.includes(f));
 }
 
-function compilePolicy(config: PolicyConfig): CompiledPolicy {
+/** Subjects match by issuer and subject: a colliding `sub` of another issuer is someone else. */
+function compilePolicy(config: PolicyConfig, issuers: readonly string[]): CompiledPolicy {
+  const subjects = new Set<string>();
+  for (const entry of config.subjects) {
+    const found = subjectOf(entry, issuers);
+    if (typeof found !== 'string') subjects.add(identityKey(found)); // an ambiguous entry matches no one
+  }
   return {
     config,
     connections: compileGlobs(config.connections),
     groups: new Set(config.groups),
-    subjects: new Set(config.subjects),
+    subjects,
     rules: config.rules.map(compileRule),
   };
 }
@@ -351,32 +469,24 @@ function compileRule(config: RuleConfig): CompiledRule {
     config,
     action,
     classes: new Set(config[action] ?? []),
-    relations: config.relations ? relationMatcher(config.relations) : undefined,
-    functions: config.functions ? functionMatcher(config.functions) : undefined,
+    relations: config.relations ? relationMatcher(config.relations, action) : undefined,
+    functions: config.functions ? functionMatcher(config.functions, action) : undefined,
     flags: config.flags ?? [],
     allowsSideChannel: compileGlobs(config.allow_side_channels ?? [], true),
   };
 }
 
-/** Relation globs resolve like the statements' names do: `orders` means `public.orders`. */
-function relationMatcher(globs: readonly string[]): (name: string) => boolean {
-  return compileGlobs(
-    globs.map((g) => (g.includes('.') ? g : `public.${g}`)),
-    true,
-  );
+/**
+ * Relation globs are SQL names (`orders` means `public.orders`; `"Secrets"` keeps its case). An allow
+ * rule matches exactly; deny and approve rules also across case, so they catch `public."SECRETS"` too.
+ */
+function relationMatcher(globs: readonly string[], action: Action): (name: string) => boolean {
+  return compileNameGlobs(globs, { defaultSchema: 'public', caseInsensitive: action !== 'allow' });
 }
 
-/** Function globs with a schema match the name as written; without one, the bare name in any schema. */
-function functionMatcher(globs: readonly string[]): (name: string) => boolean {
-  const qualified = compileGlobs(
-    globs.filter((g) => g.includes('.')),
-    true,
-  );
-  const bare = compileGlobs(
-    globs.filter((g) => !g.includes('.')),
-    true,
-  );
-  return (name) => qualified(name) || bare(name.slice(name.lastIndexOf('.') + 1));
+/** Function globs with a schema match the resolved name; without one, the name in any schema. */
+function functionMatcher(globs: readonly string[], action: Action): (name: string) => boolean {
+  return compileNameGlobs(globs, { caseInsensitive: action !== 'allow' });
 }
 
 function ruleView(rule: RuleConfig): RuleView {

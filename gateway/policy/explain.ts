@@ -22,7 +22,7 @@ export function explain(
   const { classification } = resolveNames(classified, opts.names ?? NO_NAMES);
   const { decision, statements: decisions } = engine.decideAll(identity, connection, classification, opts);
   const explanation: PolicyExplanation = {
-    identity: { subject: identity.subject, groups: [...identity.groups] },
+    identity: { issuer: identity.issuer, subject: identity.subject, groups: [...identity.groups] },
     connection,
     decision: decision.action,
     policy: decision.policy,
@@ -41,6 +41,7 @@ export function explain(
     return {
       text: stmt.text,
       class: stmt.class,
+      ...(stmt.alsoClasses?.length ? { alsoClasses: stmt.alsoClasses } : {}),
       kind: stmt.kind,
       relations: stmt.relations,
       functions: stmt.functions,

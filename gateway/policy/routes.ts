@@ -15,7 +15,14 @@ const testBody = z.strictObject({
   connection: z.string().min(1, 'must name a connection'),
   sql: z.string().max(1024 * 1024, 'must be at most 1 MiB'),
   /** Explain for someone else (`hoopctl policy test --identity --groups`): admins and auditors only. */
-  as: z.strictObject({ subject: z.string().min(1), groups: z.array(z.string()).default([]) }).optional(),
+  as: z
+    .strictObject({
+      subject: z.string().min(1),
+      /** The subject's issuer (policy subjects name one); default: the caller's. */
+      issuer: z.string().min(1).optional(),
+      groups: z.array(z.string()).default([]),
+    })
+    .optional(),
 });
 
 export function policyRoutes(deps: PolicyRouteDeps): Route[] {
@@ -47,9 +54,9 @@ export function policyRoutes(deps: PolicyRouteDeps): Route[] {
               'explaining a decision for another identity needs the admin or audit role; without --identity you get your own',
             );
           }
-          // A hypothetical identity of this gateway's first issuer kind: no grants, no claims.
+          // A hypothetical identity (of the caller's issuer unless named): no grants, no claims.
           const other: Identity = {
-            issuer: identity.issuer,
+            issuer: as.issuer ?? identity.issuer,
             subject: as.subject,
             groups: as.groups,
             kind: 'human',

@@ -37,8 +37,8 @@ import {
   parseParse,
   parseQuery,
 } from '../pgwire/frontend.js';
-import { classify } from '../sql/classify.js';
 import { definitionRun, preparedInner, resolveNames, sessionEffectOf } from '../sql/session-sql.js';
+import { classifySyntax } from '../sql/syntax.js';
 import { noticeMessage, refusalResponse } from './edge.js';
 import { Fifo } from './fifo.js';
 import {
@@ -265,7 +265,7 @@ export class ProtocolCore {
       const statements = verdict.statementIds.map((id, i) => startRunning(id, verdict.filters?.[i]));
       // What each statement does to the session, EXECUTE included: it does what its statement does
       // (a protocol-prepared DEALLOCATE ALL, DECLARE or COMMIT run by SQL EXECUTE).
-      const resolved = resolveNames(classify(sql), names).classification;
+      const resolved = resolveNames(classifySyntax(sql), names).classification;
       const effects = resolved.ok
         ? resolved.statements.map((stmt) => this.expectEffect(effectOf(executedBy(stmt), this.model), group))
         : [];
@@ -297,7 +297,9 @@ export class ProtocolCore {
         transactionStatus: this.status,
       },
       (verdict) => {
-        const classification = classify(parse.sql);
+        // What the statement names, as written: the gate resolves the names when it runs (the server
+        // re-analyses a prepared statement when search_path has changed).
+        const classification = classifySyntax(parse.sql);
         const def: StatementDef = {
           id: this.model.id(),
           name: parse.statement,

@@ -17,16 +17,39 @@ import {
   parameterStatus,
   readyForQuery,
 } from '../pgwire/backend.js';
-import { connectUpstream, sendUpstreamCancel, type UpstreamTarget } from '../transport/upstream.js';
+import type { StartupJudgement, StartupSetting } from '../policy/startup.js';
+import type { SessionStart } from '../sql/session-names.js';
+import { normalizeSettingValue } from '../sql/settings.js';
+import {
+  connectUpstream,
+  queryUpstream,
+  sendUpstreamCancel,
+  type UpstreamConnection,
+  type UpstreamTarget,
+} from '../transport/upstream.js';
 import { unsafeSetting } from './protocol.js';
 import { Relay } from './relay.js';
+import type { TransactionListener } from './session-model.js';
 import { acceptStartup, refuseStartup } from './startup.js';
 
 export type { SessionInfo } from '../contracts/session.js';
 
+/** What the gate needs of the session besides who it is: its starting settings and its transactions. */
+export interface SessionState {
+  /** The upstream session's settings at start, and the ones the gateway holds (read after login). */
+  start: SessionStart;
+  /** The session model's transaction events (begin, commit, rollback, savepoints), from the server's replies. */
+  onTransaction(listener: TransactionListener): void;
+}
+
 export interface SessionHooks {
+  /**
+   * Judge the client's startup parameters as policy judges SET; a refusal ends the connection with a
+   * FATAL naming the parameter and the rule. Without it, startup parameters are not passed on.
+   */
+  startup?(info: SessionInfo, settings: readonly StartupSetting[]): StartupJudgement;
   /** The session is authenticated and the upstream is ready: build its gate (records session.started). */
-  openGate(info: SessionInfo): Promise<SessionGate>;
+  openGate(info: SessionInfo, session: SessionState): Promise<SessionGate>;
   /** The session ended (records session.ended). */
   closed(info: SessionInfo, reason: string): void;
   /** The local one-time password was wrong, or the handshake failed (records auth.failed). */
@@ -72,17 +95,52 @@ export class SessionRegistry {
   get size(): number {
     return this.byId.size;
   }
-  /** End every open session of this subject (revocation takes effect at once). */
+  /** End every open session of this identity (issuer and subject): revocation takes effect at once. */
   terminateSubject(issuer: string, subject: string, message: string): number {
     let count = 0;
     for (const s of this.byId.values()) {
-      if (s.info.identity.subject === subject && (!issuer || s.info.identity.issuer === issuer)) {
+      if (s.info.identity.subject === subject && s.info.identity.issuer === issuer) {
         s.relay.terminate({ code: '28000', message });
         count++;
       }
     }
     return count;
   }
+}
+
+/** What name resolution needs to know about the session before the client's first statement. */
+const SESSION_START_SQL = `SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('role'),
+  pg_catalog.current_setting('session_authorization'), pg_catalog.current_setting('default_transaction_read_only'),
+  pg_catalog.current_setting('transaction_read_only'), current_user`;
+
+/** Read the session's starting settings (role and database defaults and startup parameters applied). */
+async function sessionStart(upstream: UpstreamConnection, held: Map<string, string>): Promise<SessionStart> {
+  const [row] = await queryUpstream(upstream, SESSION_START_SQL);
+  const [searchPath, role, sessionUser, readOnly, txReadOnly, user] = row ?? [];
+  const resetValues = new Map<string, string>();
+  if (searchPath != null) resetValues.set('search_path', normalizeSettingValue('search_path', searchPath));
+  resetValues.set('role', role ?? 'none');
+  if (sessionUser != null) resetValues.set('session_authorization', sessionUser);
+  if (readOnly != null) resetValues.set('default_transaction_read_only', readOnly);
+  if (txReadOnly != null) resetValues.set('transaction_read_only', txReadOnly);
+  return { resetValues, user: user ?? sessionUser ?? '', held };
+}
+
+/** A startup parameter policy refused: the FATAL names it and the rule (nothing is dropped without a word). */
+function refuseParameter(client: Duplex, refused: NonNullable<StartupJudgement['refused']>): string {
+  const { setting, decision } = refused;
+  const by = `rule "${decision.rule}"${decision.policy ? ` of policy "${decision.policy}"` : ''}`;
+  client.end(
+    errorResponse({
+      severity: 'FATAL',
+      code: '42501',
+      message: `hoop: startup parameter "${setting.name}" refused by ${by}`,
+      detail: `${setting.name} = ${setting.value}: ${decision.reason}`,
+      hint: 'Connect without it, or ask for a policy that allows it (the same rules as SET).',
+      routine: 'hoop_policy_denied',
+    }),
+  );
+  return `startup parameter ${setting.name} refused by ${by}: ${decision.reason}`;
 }
 
 const cancelKey = (processId: number, secret: Buffer) => `${processId}:${secret.toString('hex')}`;
@@ -157,7 +215,8 @@ export async function runSession(
         registry,
         processId,
         secretKey,
-        (s) => s.identity.subject === meta.identity.subject,
+        // Issuer and subject: a colliding subject of another issuer cancels nothing.
+        (s) => s.identity.subject === meta.identity.subject && s.identity.issuer === meta.identity.issuer,
       );
       client.end();
       return;
@@ -166,15 +225,29 @@ export async function runSession(
   }
   if (login.startup.application_name) info.applicationName = login.startup.application_name;
 
+  const judged = hooks.startup?.(info, login.settings) ?? {
+    upstream: { client_encoding: 'UTF8' },
+    held: new Map<string, string>(),
+  };
+  if (judged.refused) {
+    hooks.refused(info, refuseParameter(client, judged.refused));
+    return;
+  }
+  info.parameters = judged.upstream;
+
   const target = settings.target(meta.connection, meta.identity);
   let upstream: Awaited<ReturnType<typeof connectUpstream>>;
+  let start: SessionStart;
+  let opened: UpstreamConnection | undefined;
   const connectStarted = performance.now();
   try {
-    upstream = await connectUpstream(target, login.parameters);
+    upstream = opened = await connectUpstream(target, judged.upstream);
     hooks.upstream?.(info, (performance.now() - connectStarted) / 1000);
+    start = await sessionStart(upstream, judged.held);
   } catch (err) {
     const e = err as Error & { sqlstate?: string };
-    hooks.upstream?.(info, (performance.now() - connectStarted) / 1000, e);
+    if (opened) opened.socket.destroy();
+    else hooks.upstream?.(info, (performance.now() - connectStarted) / 1000, e);
     client.end(
       errorResponse({ severity: 'FATAL', code: e.sqlstate ?? '08006', message: `hoop: ${e.message}` }),
     );
@@ -192,9 +265,14 @@ export async function runSession(
     return;
   }
 
+  // The gate subscribes now; the relay's session model (made below) publishes.
+  const transactionListeners: TransactionListener[] = [];
   let gate: SessionGate;
   try {
-    gate = await hooks.openGate(info);
+    gate = await hooks.openGate(info, {
+      start,
+      onTransaction: (listener) => transactionListeners.push(listener),
+    });
   } catch (err) {
     upstream.socket.destroy();
     client.end(
@@ -224,6 +302,9 @@ export async function runSession(
     },
     upstream.status,
   );
+  relay.core.model.onTransaction((event) => {
+    for (const listener of transactionListeners) listener(event);
+  });
   registry.add({ info, relay, upstreamKey: upstream.backendKey, target }, key);
   relay.onEnd((reason) => {
     registry.remove(info.id, key);

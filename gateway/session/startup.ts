@@ -20,26 +20,21 @@ import {
 } from '../pgwire/backend.js';
 import { type Frame, FrameReader, ProtocolViolation } from '../pgwire/frames.js';
 import { BodyReader, parseStartupPacket, type StartupPacket } from '../pgwire/frontend.js';
+import type { StartupSetting } from '../policy/startup.js';
 
 export type StartupResult =
   | {
       kind: 'session';
-      parameters: Record<string, string>;
+      /** Every setting the client asked for, in order (`options` first, then direct parameters). */
+      settings: StartupSetting[];
       reader: FrameReader;
       /** The startup packet's parameters as the client sent them (user, database, application_name ...). */
       startup: Record<string, string>;
     }
   | { kind: 'cancel'; processId: number; secretKey: Buffer };
 
-/** Startup parameters passed on to the database; the rest are the gateway's to decide (user, database, options). */
-const FORWARDED_PARAMETERS = new Set([
-  'application_name',
-  'client_encoding',
-  'datestyle',
-  'timezone',
-  'extra_float_digits',
-  'intervalstyle',
-]);
+/** Startup parameters that are not settings: the gateway decides them (the database is the connection's). */
+const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication']);
 
 /** Encodings the gateway can read SQL in. Others (SJIS, BIG5 ...) could hide quotes from the parser. */
 const UTF8_NAMES = new Set(['utf8', 'utf-8', 'unicode']);
@@ -202,18 +197,64 @@ export async function acceptStartup(
       await options.passwordCheck(await readCleartextPassword(client, source, timeoutMs), packet.parameters);
     client.write(authenticationOk());
 
-    const parameters: Record<string, string> = {};
-    for (const [name, value] of Object.entries(packet.parameters)) {
-      const key = name.toLowerCase();
-      if (FORWARDED_PARAMETERS.has(key)) parameters[key] = value;
-    }
-    parameters.client_encoding = 'UTF8';
+    const settings = startupSettings(packet.parameters);
     const leftover = source.detach();
-    return { result: { kind: 'session', parameters, reader, startup: packet.parameters }, leftover };
+    return { result: { kind: 'session', settings, reader, startup: packet.parameters }, leftover };
   } catch (err) {
     source.detach();
     throw err;
   }
+}
+
+/**
+ * Every setting the startup packet asks for: the `options` switches (`-c name=value`, `-c`
+ * `name=value`, `--name=value`, split as the server splits them), then the other parameters, which the
+ * server applies after them. Any other switch is refused: nothing is dropped without a word.
+ */
+export function startupSettings(parameters: Record<string, string>): StartupSetting[] {
+  const settings: StartupSetting[] = [];
+  const words = splitOptions(parameters.options ?? '');
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    let assignment: string | undefined;
+    if (word === '-c') assignment = words[++i];
+    else if (word.startsWith('-c')) assignment = word.slice(2);
+    else if (word.startsWith('--')) assignment = word.slice(2);
+    else {
+      throw new StartupRefused(
+        `startup option "${word}" is not supported through the gateway: use -c name=value`,
+        '42501',
+      );
+    }
+    const eq = assignment?.indexOf('=') ?? -1;
+    if (assignment === undefined || eq <= 0) {
+      throw new StartupRefused(`startup option "${word}" needs name=value`, '42601');
+    }
+    // As the server's ParseLongOption: dashes in the name are underscores.
+    settings.push({ name: assignment.slice(0, eq).replaceAll('-', '_'), value: assignment.slice(eq + 1) });
+  }
+  for (const [name, value] of Object.entries(parameters)) {
+    if (NOT_SETTINGS.has(name.toLowerCase()) || name.startsWith('_pq_.')) continue;
+    settings.push({ name, value });
+  }
+  return settings;
+}
+
+/** pg_split_opts: words separated by whitespace; a backslash takes the next character literally. */
+function splitOptions(options: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < options.length) {
+    while (i < options.length && /\s/.test(options[i]!)) i++;
+    if (i >= options.length) break;
+    let word = '';
+    while (i < options.length && !/\s/.test(options[i]!)) {
+      if (options[i] === '\\' && i + 1 < options.length) i++;
+      word += options[i++];
+    }
+    words.push(word);
+  }
+  return words;
 }
 
 async function checkLocalPassword(client: Duplex, source: PacketSource, password: string, timeoutMs: number) {

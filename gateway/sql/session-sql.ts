@@ -27,7 +27,8 @@ export type TransactionEvent =
 
 export type SessionEffect =
   | { kind: 'prepare'; name: string }
-  | { kind: 'execute'; name: string; explainAnalyze: boolean }
+  /** `into`: CREATE TABLE ... AS EXECUTE, which also creates a table. */
+  | { kind: 'execute'; name: string; explainAnalyze: boolean; into?: boolean }
   | { kind: 'deallocate'; name: string | null }
   | { kind: 'declare'; name: string; hold: boolean }
   /** FETCH and MOVE: both run the portal's query. */
@@ -49,6 +50,7 @@ const KINDS_WITH_EFFECTS = new Set([
   'DiscardStmt',
   'TransactionStmt',
   'ExplainStmt',
+  'CreateTableAsStmt',
 ]);
 
 const effects = new WeakMap<ClassifiedStatement, SessionEffect | null>();
@@ -88,7 +90,15 @@ function effectOfText(text: string): SessionEffect | undefined {
       );
       if (query?.ExecuteStmt && analyze)
         return { kind: 'execute', name: str(query.ExecuteStmt.name), explainAnalyze: true };
+      const into = (query?.CreateTableAsStmt?.query as Record<string, Record<string, unknown>> | undefined)
+        ?.ExecuteStmt;
+      if (into && analyze) return { kind: 'execute', name: str(into.name), explainAnalyze: true, into: true };
       return undefined;
+    }
+    case 'CreateTableAsStmt': {
+      const query = body.query as Record<string, Record<string, unknown>> | undefined;
+      if (!query?.ExecuteStmt) return undefined;
+      return { kind: 'execute', name: str(query.ExecuteStmt.name), explainAnalyze: false, into: true };
     }
     case 'DeallocateStmt':
       return { kind: 'deallocate', name: body.isall ? null : str(body.name) };
@@ -172,6 +182,7 @@ export function resolveNames(classification: Classification, names: NameView): R
         effect.name,
         overlay.statement(effect.name),
         effect.explainAnalyze,
+        effect.into,
       );
     if (effect?.kind === 'fetch')
       return resolveUse(stmt, 'cursor', effect.name, overlay.portal(effect.name), false);
@@ -274,6 +285,7 @@ function resolveUse(
   name: string,
   resolution: Resolution<StatementDef | PortalDef>,
   explainAnalyze: boolean,
+  into = false,
 ): ClassifiedStatement {
   // A name that certainly does not exist: the statement stays as the classifier placed it (an EXECUTE
   // of it is unplaceable and refused; a FETCH from it fails at the server).
@@ -292,10 +304,12 @@ function resolveUse(
   if (!runs) return { ...base, class: 'session' };
   const flags = new Set([...runs.flags, ...use.flags]);
   flags.delete('prepare');
-  if (explainAnalyze && runs.class !== 'read') flags.add('explain-analyze-write');
+  if (explainAnalyze && (into || runs.class !== 'read')) flags.add('explain-analyze-write');
+  // CREATE TABLE ... AS EXECUTE runs the statement into a new table: ddl, as CREATE TABLE AS is.
+  if (into) flags.add('select-into');
   const resolved: ClassifiedStatement = {
     text: use.text,
-    class: runs.class,
+    class: into ? 'ddl' : runs.class,
     kind: use.kind,
     relations: union(runs.relations, use.relations),
     functions: union(runs.functions, use.functions),
@@ -304,6 +318,9 @@ function resolveUse(
     fingerprint: use.fingerprint,
   };
   if (runs.unplaceable) resolved.unplaceable = runs.unplaceable;
+  // One class cannot say "creates a table and writes rows elsewhere" (a data-modifying WITH): refuse.
+  if (into && runs.class !== 'read')
+    resolved.unplaceable = `CREATE TABLE AS EXECUTE of ${what} "${name}", which does not only read`;
   runsOf.set(resolved, resolution.def);
   return resolved;
 }
@@ -313,6 +330,12 @@ const runsOf = new WeakMap<ClassifiedStatement, StatementDef | PortalDef>();
 
 export function definitionRun(stmt: ClassifiedStatement): StatementDef | PortalDef | undefined {
   return runsOf.get(stmt);
+}
+
+/** A copy of a resolved statement (name resolution makes one) runs the same definition. */
+export function keepDefinitionRun(from: ClassifiedStatement, to: ClassifiedStatement): void {
+  const def = runsOf.get(from);
+  if (def) runsOf.set(to, def);
 }
 
 /** Judge the execution of a portal made by PREPARE + Bind or by DECLARE: what its definition runs. */

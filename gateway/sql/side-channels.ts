@@ -4,6 +4,7 @@
  * A statement touching any of them is denied by the rule `builtin-deny-list` unless the allow rule that
  * matched names it in `allow_side_channels`. docs/policy.md lists them; keep the two together.
  */
+import { isWritingBuiltin } from './builtins.js';
 import { compileGlobs } from './glob.js';
 
 /**
@@ -45,6 +46,7 @@ export const SIDE_CHANNEL_FUNCTIONS = [
   'schema_to_xml*',
   'database_to_xml*',
   'ts_stat',
+  'ts_rewrite', // ts_rewrite(query, 'SELECT ...') runs the SQL text it is given
 ] as const;
 
 /** Functions that run SQL text the classifier cannot see: the statement also gets the `dynamic-sql` flag. */
@@ -54,33 +56,17 @@ export const DYNAMIC_SQL_FUNCTIONS = [
   'query_to_xmlschema',
   'cursor_to_xml*',
   'ts_stat',
-] as const;
-
-/** Built-in functions that change data: a SELECT calling one of them is class `write`, not `read`. */
-export const WRITING_FUNCTIONS = [
-  'nextval',
-  'setval',
-  'pg_notify',
-  'lo_create',
-  'lo_creat',
-  'lo_unlink',
-  'lo_put',
-  'lo_from_bytea',
-  'lo_truncate',
-  'lo_truncate64',
-  'lowrite',
+  'ts_rewrite',
 ] as const;
 
 /**
- * Settings that change who we are, how names resolve, or which checks run. Setting one (SET, or
- * set_config()) is the side channel `setting:<name>` and carries the `security-setting` flag; resetting
- * it to its default is harmless and is not. search_path is here because the relations a rule names are
- * resolved as if it were the default: changing it would make `t` mean another schema's table.
+ * Settings that change who we are or which checks run. Setting one (SET, or set_config()) is the side
+ * channel `setting:<name>` and carries the `security-setting` flag; resetting it to its default is
+ * harmless and is not. (search_path is not here: the gateway follows it and resolves names through it.)
  */
 export const SECURITY_SETTINGS = [
   'role',
   'session_authorization',
-  'search_path',
   'session_replication_role', // `replica` skips triggers and foreign-key checks
   'session_preload_libraries',
   'local_preload_libraries',
@@ -116,7 +102,6 @@ export function settingSideChannel(setting: string): string {
 
 const sideChannelFunction = compileGlobs(SIDE_CHANNEL_FUNCTIONS);
 const dynamicSqlFunction = compileGlobs(DYNAMIC_SQL_FUNCTIONS);
-const writingFunction = compileGlobs(WRITING_FUNCTIONS);
 const securitySettings = new Set<string>(SECURITY_SETTINGS);
 const roleSettings = new Set<string>(ROLE_SETTINGS);
 
@@ -132,7 +117,7 @@ export function isDynamicSqlFunction(name: string): boolean {
   return dynamicSqlFunction(bareName(name));
 }
 export function isWritingFunction(name: string): boolean {
-  return writingFunction(bareName(name));
+  return isWritingBuiltin(bareName(name));
 }
 export function isSecuritySetting(setting: string): boolean {
   return securitySettings.has(setting.toLowerCase());

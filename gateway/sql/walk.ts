@@ -10,13 +10,23 @@
  * (`funccall`), WithClause (`withClause`).
  */
 
+import { encodeRelationRef, formatName, type RelationRef } from './names.js';
+
 export interface FunctionCall {
-  /** As written, lower-case: `pg_catalog.pg_read_file`, `now`. */
+  /** As written, canonical (quoted where the case is kept): `pg_catalog.pg_read_file`, `now`, `"F"`. */
   name: string;
+  /** Schema and name as written (exact). */
+  schema?: string;
+  bare: string;
   args: unknown[];
+  /** How many arguments the call passes (named ones included); count(*) passes none. */
+  argCount: number;
+  /** The FuncCall body in the tree (to tell where the call sits). */
+  node: Record<string, unknown>;
 }
 
 export interface TreeFacts {
+  /** Relation references, encoded (names.ts): resolution against a search_path comes later. */
   relations: Set<string>;
   calls: FunctionCall[];
   /** A CTE whose query is INSERT/UPDATE/DELETE/MERGE. */
@@ -62,22 +72,27 @@ export function collectFacts(tree: unknown): TreeFacts {
   return facts;
 }
 
-/** Schema-qualified, lower-case name of a RangeVar body; unqualified names resolve to `public.`. */
-export function relationName(rangeVar: Body): string {
-  const schema = typeof rangeVar.schemaname === 'string' ? rangeVar.schemaname : 'public';
-  return `${schema}.${String(rangeVar.relname)}`.toLowerCase();
+/** The reference a RangeVar body makes (exact names: the parser already folded unquoted ones). */
+export function relationRef(rangeVar: Body, creates = false): RelationRef {
+  const ref: RelationRef = { name: String(rangeVar.relname) };
+  if (typeof rangeVar.schemaname === 'string') ref.schema = rangeVar.schemaname;
+  if (creates) ref.creates = true;
+  if (creates && rangeVar.relpersistence === 't') ref.temp = true;
+  return ref;
 }
 
-/** `[{String:{sval:'pg_catalog'}}, {String:{sval:'now'}}]` -> `pg_catalog.now`. */
+/** The parts of a dotted name (`[{String:{sval:'pg_catalog'}}, {String:{sval:'now'}}]`), exact. */
+export function nameParts(parts: unknown): string[] {
+  if (!Array.isArray(parts)) return [];
+  return parts.map((p) => {
+    const node = unwrapNode(p);
+    return node && node[0] === 'String' ? String(node[1].sval ?? '') : '';
+  });
+}
+
+/** `pg_catalog.now`; parts that keep upper case or need quoting are quoted (`"My".f`). */
 export function dottedName(parts: unknown): string {
-  if (!Array.isArray(parts)) return '';
-  return parts
-    .map((p) => {
-      const node = unwrapNode(p);
-      return node && node[0] === 'String' ? String(node[1].sval ?? '') : '';
-    })
-    .join('.')
-    .toLowerCase();
+  return formatName(nameParts(parts));
 }
 
 function visit(value: unknown, scope: CteScope, facts: TreeFacts): void {
@@ -95,14 +110,37 @@ function visitNode(type: string, body: Body, scope: CteScope, facts: TreeFacts):
   if (type === 'RangeVar') {
     // A FROM-clause reference: an unqualified name of a visible CTE is the CTE, not a table.
     const cteReference = body.schemaname === undefined && scope.has(String(body.relname));
-    if (!cteReference) facts.relations.add(relationName(body));
+    if (!cteReference) facts.relations.add(encodeRelationRef(relationRef(body)));
     return;
   }
-  if (type === 'FuncCall') facts.calls.push({ name: dottedName(body.funcname), args: asArray(body.args) });
-  visitFields(body, scope, facts);
+  if (type === 'FuncCall') facts.calls.push(functionCall(body));
+  visitFields(body, scope, facts, type);
 }
 
-function visitFields(body: Body, outerScope: CteScope, facts: TreeFacts): void {
+function functionCall(body: Body): FunctionCall {
+  const parts = nameParts(body.funcname);
+  const args = asArray(body.args);
+  const call: FunctionCall = {
+    name: formatName(parts),
+    bare: parts[parts.length - 1] ?? '',
+    args,
+    argCount: body.agg_star ? 0 : args.length,
+    node: body,
+  };
+  if (parts.length > 1) call.schema = parts[parts.length - 2];
+  return call;
+}
+
+/** Fields holding a RangeVar that the statement creates (its name lands in the creation schema). */
+const CREATED_RELATION: Readonly<Record<string, string>> = {
+  CreateStmt: 'relation',
+  IntoClause: 'rel',
+  ViewStmt: 'view',
+  CreateSeqStmt: 'sequence',
+  CompositeTypeStmt: 'typevar',
+};
+
+function visitFields(body: Body, outerScope: CteScope, facts: TreeFacts, type?: string): void {
   const scope = isObject(body.withClause) ? visitWithClause(body.withClause, outerScope, facts) : outerScope;
   if (Array.isArray(body.lockingClause) && body.lockingClause.length > 0) facts.locking = true;
   if (isObject(body.intoClause)) facts.selectInto = true;
@@ -110,7 +148,14 @@ function visitFields(body: Body, outerScope: CteScope, facts: TreeFacts): void {
     if (key === 'withClause') continue;
     if (isObject(child) && typeof child.relname === 'string') {
       // A bare RangeVar (DML/DDL target, COPY table, INTO, REFERENCES ...): never a CTE reference.
-      facts.relations.add(relationName(child));
+      const creates = type !== undefined && CREATED_RELATION[type] === key;
+      facts.relations.add(encodeRelationRef(relationRef(child, creates)));
+    } else if (key === 'intoClause' && isObject(child)) {
+      visitFields(child, scope, facts, 'IntoClause');
+    } else if (key === 'into' && isObject(child)) {
+      visitFields(child, scope, facts, 'IntoClause'); // CREATE TABLE AS / MATERIALIZED VIEW
+    } else if (key === 'base' && isObject(child)) {
+      visitFields(child, scope, facts, 'CreateStmt'); // CREATE FOREIGN TABLE
     } else if (key === 'funccall' && isObject(child)) {
       visitNode('FuncCall', child, scope, facts);
     } else {

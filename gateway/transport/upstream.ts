@@ -278,3 +278,77 @@ export async function sendUpstreamCancel(target: UpstreamTarget, key: BackendKey
   });
   socket.destroy();
 }
+
+/**
+ * Run one simple query on a freshly logged-in upstream connection, before the relay owns it (the
+ * session's starting settings). Returns the rows of its results as text; rejects on an error.
+ * Bytes that arrive after ReadyForQuery are handed back as the connection's new leftover.
+ */
+export async function queryUpstream(
+  conn: UpstreamConnection,
+  sql: string,
+  timeoutMs = 10_000,
+): Promise<(string | null)[][]> {
+  const socket = conn.socket;
+  const reader = new FrameReader(1 << 30);
+  return new Promise((resolve, reject) => {
+    const rows: (string | null)[][] = [];
+    let error: string | undefined;
+    let code: string | undefined;
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      if (err) reject(err);
+      else resolve(rows);
+    };
+    const timer = setTimeout(
+      () => done(new UpstreamError('timed out reading the session settings')),
+      timeoutMs,
+    );
+    const onClose = () => done(new UpstreamError('the database closed the connection'));
+    const onData = (chunk: Buffer) => {
+      try {
+        for (const frame of reader.push(chunk)) {
+          if (frame.type === 'D') rows.push(decodeRow(frame.body));
+          else if (frame.type === 'E') {
+            const fields = decodeFields(frame.body);
+            error = fields.M ?? 'query failed';
+            code = fields.C;
+          } else if (frame.type === 'Z') {
+            conn.status = decodeReadyForQuery(frame.body);
+            conn.leftover = reader.drain();
+            done(error ? new UpstreamError(error, code ?? '08006') : undefined);
+            return;
+          }
+        }
+      } catch (err) {
+        done(err as Error);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    if (conn.leftover.length > 0) {
+      const leftover = conn.leftover;
+      conn.leftover = Buffer.alloc(0);
+      onData(leftover);
+    }
+    socket.write(serialize.query(sql));
+  });
+}
+
+function decodeRow(body: Buffer): (string | null)[] {
+  const count = body.readInt16BE(0);
+  const values: (string | null)[] = [];
+  let offset = 2;
+  for (let i = 0; i < count; i++) {
+    const length = body.readInt32BE(offset);
+    offset += 4;
+    if (length < 0) values.push(null);
+    else {
+      values.push(body.toString('utf8', offset, offset + length));
+      offset += length;
+    }
+  }
+  return values;
+}

@@ -26,6 +26,8 @@ export interface IdentityView {
 /** A subject named in a policy's `subjects:` that needs a look: never seen, or idle past the window. */
 export interface PolicySubjectView {
   subject: string;
+  /** The issuer the policy names it from. */
+  issuer: string;
   policies: string[];
   status: 'never_seen' | 'stale';
   last_seen?: string;

@@ -13,7 +13,7 @@ export interface StatementExplanation extends ClassifiedStatement {
 }
 
 export interface PolicyExplanation {
-  identity: { subject: string; groups: string[] };
+  identity: { issuer?: string; subject: string; groups: string[] };
   connection: string;
   /** The decision for the whole text: any statement denied denies it. */
   decision: DecisionAction;

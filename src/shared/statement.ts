@@ -35,12 +35,22 @@ export type StatementFlag = (typeof STATEMENT_FLAGS)[number];
 export interface ClassifiedStatement {
   /** The statement's own text (one statement of a multi-statement string). */
   text: string;
+  /** Its most consequential class (see alsoClasses). */
   class: StatementClass;
+  /**
+   * Further classes it belongs to: `select f(), * from t` where f deletes is a write that also reads.
+   * Policy decides each class and the strictest verdict wins. Absent for most statements.
+   */
+  alsoClasses?: StatementClass[];
   /** Parser node type, e.g. SelectStmt, InsertStmt, VariableSetStmt. */
   kind: string;
-  /** Schema-qualified relations touched (unqualified names resolve to `public.`), lower-case, sorted, unique. */
+  /**
+   * Relations touched, resolved as the server resolves them (search_path, catalog) to `schema.name`, each
+   * part quoted only when needed (`public."Secrets"`); sorted, unique. A name that may mean several
+   * relations (an uncertain search_path) lists each of them.
+   */
   relations: string[];
-  /** Functions called (schema-qualified where written, else bare name), lower-case, sorted, unique. */
+  /** Functions called, resolved the same way (`pg_catalog.lower`), or as written without a catalog. */
   functions: string[];
   flags: StatementFlag[];
   /** Names from the built-in side-channel deny-list this statement touches (e.g. pg_read_file, copy-program). */

@@ -97,7 +97,12 @@ describe('hoopctl identities: listing, stale accounts, revocation', () => {
     }
     // Named in a policy, never signed in: the lingering account to clean up.
     expect(answer.policy_subjects).toEqual([
-      { subject: 'legacy-etl-bot', policies: ['legacy-etl'], status: 'never_seen' },
+      {
+        subject: 'legacy-etl-bot',
+        issuer: expect.any(String),
+        policies: ['legacy-etl'],
+        status: 'never_seen',
+      },
     ]);
 
     const table = await stack.cli(aubrey, ['identities']);
@@ -121,7 +126,12 @@ describe('hoopctl identities: listing, stale accounts, revocation', () => {
     expect(stale.identities.every((i) => i.stale)).toBe(true);
     expect(stale.policy_subjects).toEqual(
       expect.arrayContaining([
-        { subject: 'legacy-etl-bot', policies: ['legacy-etl'], status: 'never_seen' },
+        {
+          subject: 'legacy-etl-bot',
+          issuer: expect.any(String),
+          policies: ['legacy-etl'],
+          status: 'never_seen',
+        },
         expect.objectContaining({
           subject: 'rita@example.com',
           status: 'stale',

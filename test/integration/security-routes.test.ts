@@ -333,11 +333,9 @@ describe('routes around the gateway', () => {
       expect(await count()).toBe(before);
     });
 
-    // Helper B's stream (issue 12, item 3: row-locking reads are writes). Today a SELECT ... FOR UPDATE
-    // is a read flagged `locking` and runs under a read-only policy, holding row locks that block
-    // writers until the transaction ends. Expected to pass once B's classification lands: then drop
-    // `.fails`.
-    it.fails('SELECT … FOR UPDATE (a row-locking read) waits for a reviewer like a write', async () => {
+    // Issue 12, item 3: row-locking reads are writes (they hold row locks that block writers until the
+    // transaction ends), so under a read-only policy they need what a write needs.
+    it('SELECT … FOR UPDATE (a row-locking read) waits for a reviewer like a write', async () => {
       const c = await open();
       const out = await c.exchange(query('select * from orders for update'), 1, 20_000);
       c.close();

@@ -1,12 +1,14 @@
 /**
  * The gate every statement passes, as named checks in order, each in its own file:
  *
- *   revoked → parse (syntax errors as PostgreSQL reports them; names resolved) → policy (cached) →
- *   masking (only for identities with rules) → approval (slow path) → record (queued, LSN)
+ *   revoked → parse (syntax errors as PostgreSQL reports them; prepared statements and cursors
+ *   resolved) → names (search_path, temporary relations, the catalog) → policy (cached) → held
+ *   settings (read-only sessions) → masking (only for identities with rules) → approval (slow path) →
+ *   record (queued, LSN)
  *
  * The common case is synchronous: the verdict comes back at once with the LSN of the statement's
  * records, and the relay holds the statement until the log is durable up to it. Only a catalog load
- * (masking) and an approval wait return a promise. Every refusal is a typed `Refusal` (SQLSTATE and
+ * (names, masking) and an approval wait return a promise. Every refusal is a typed `Refusal` (SQLSTATE and
  * routine); only the relay turns it into an ErrorResponse. If the record cannot be written, the
  * statement fails (fail closed) unless the operator chose fail-open, which start-up announced loudly.
  */
@@ -18,12 +20,21 @@ import type { SessionInfo } from '../../contracts/session.js';
 import type { MaskingFilter } from '../../masking/filter.js';
 import type { SessionMasking, StatementMasking } from '../../masking/index.js';
 import type { MessageDecision, PolicyEngine } from '../../policy/engine.js';
+import type { LookupSource } from '../../sql/session-names.js';
+import type { SessionState } from '../session.js';
 import { type DurableLog, durableLogOf } from './durable-log.js';
 import { MaskingCheck, type MaskingResult } from './masking.js';
+import { type Named, NamesCheck } from './names.js';
 import { type Judged, judgeText, syntaxRefusal } from './parse.js';
 import { PolicyCheck } from './policy.js';
 import { type RecordBody, Recorder, statementData } from './record.js';
-import { AUDIT_UNAVAILABLE, MASKING_UNAVAILABLE, policyRefusal, REVOKED } from './refusals.js';
+import {
+  AUDIT_UNAVAILABLE,
+  CATALOG_UNAVAILABLE,
+  MASKING_UNAVAILABLE,
+  policyRefusal,
+  REVOKED,
+} from './refusals.js';
 import { checkRevoked } from './revoked.js';
 
 export interface StatementGateDeps {
@@ -42,6 +53,10 @@ export interface StatementGateDeps {
   approvals?: ApprovalHook;
   /** Masking for this session (gateway/masking), built on first need; without it results pass untouched. */
   masking?: (info: SessionInfo) => SessionMasking | undefined;
+  /** The session's starting settings and transaction events (session.ts); without it, the server's defaults. */
+  session?: SessionState;
+  /** The connection's catalog, for resolving names (without it, names resolve textually). */
+  catalog?: (info: SessionInfo) => LookupSource & { invalidate?(): void };
 }
 
 export function createStatementGate(info: SessionInfo, deps: StatementGateDeps): SessionGate {
@@ -53,6 +68,7 @@ class StatementGate implements SessionGate {
   readonly recordBytes: number;
   private readonly policy: PolicyCheck;
   private readonly masking: MaskingCheck;
+  private readonly names: NamesCheck;
   private readonly recorder: Recorder;
   /** Masking filters of statements in flight (their evidence goes into statement.result). */
   private readonly maskFilters = new Map<string, MaskingFilter>();
@@ -67,6 +83,15 @@ class StatementGate implements SessionGate {
     this.recordBytes = deps.recordBytes;
     this.policy = new PolicyCheck(deps.engine, info);
     this.masking = new MaskingCheck(deps.engine, info, deps.masking);
+    const maskingRules = deps.engine
+      .policiesFor(info.identity, info.connection.name, deps.grants(info))
+      .some((p) => p.masking.length > 0);
+    this.names = new NamesCheck(info, {
+      engine: deps.engine,
+      session: deps.session,
+      catalog: deps.catalog?.(info),
+      masking: maskingRules && deps.masking !== undefined,
+    });
     this.recorder = new Recorder(info, durableLogOf(deps.log), deps.onLogError);
   }
 
@@ -78,7 +103,49 @@ class StatementGate implements SessionGate {
     }
     const judged = judgeText(request);
     const grants = this.deps.grants(this.info);
-    const decided = this.policy.decide(judged.classification, grants, judged.plain ? request.sql : undefined);
+    let named: Named | Promise<Named>;
+    try {
+      named = this.names.resolve(judged.classification, grants);
+    } catch (err) {
+      return this.catalogUnavailable(err as Error);
+    }
+    if (named instanceof Promise)
+      return named.then(
+        (n) => this.afterNames(request, judged, n, grants),
+        (err: Error) => this.catalogUnavailable(err),
+      );
+    return this.afterNames(request, judged, named, grants);
+  }
+
+  /** The names could not be resolved (the catalog cannot be read): fail closed, the session goes on. */
+  private catalogUnavailable(err: Error): GateVerdict {
+    this.deps.onLogError(new Error(`catalog unavailable: ${err.message}`));
+    return { action: 'refuse', refusal: CATALOG_UNAVAILABLE };
+  }
+
+  private afterNames(
+    request: GateRequest,
+    syntactic: Judged,
+    named: Named,
+    grants: string[],
+  ): GateVerdict | Promise<GateVerdict> {
+    const judged: Judged = { ...syntactic, classification: named.classification, named };
+    const decided = this.policy.decide(judged.classification, grants, judged.plain);
+    const held = this.names.heldRefusal(named);
+    if (held && decided.decision.action !== 'deny') {
+      const index = named.effects.findIndex((e) => e.heldViolation);
+      const statements = named.classification.ok ? named.classification.statements : [];
+      return this.refuse(judged, request, held, statements[Math.max(0, index)]);
+    }
+    return this.afterPolicy(request, judged, decided, grants);
+  }
+
+  private afterPolicy(
+    request: GateRequest,
+    judged: Judged,
+    decided: MessageDecision,
+    grants: string[],
+  ): GateVerdict | Promise<GateVerdict> {
     const decision = decided.decision;
     // A statement needing approval is held at its Query or Execute (with its bound values), not at Parse.
     const held = decision.action === 'approve' && this.deps.approvals !== undefined;
@@ -142,6 +209,7 @@ class StatementGate implements SessionGate {
     }
     const lsn = this.recorder.enqueue(bodies);
     if (lsn instanceof Error && !this.deps.failOpen) return { action: 'refuse', refusal: AUDIT_UNAVAILABLE };
+    if (judged.named) this.names.forwarded(ids, judged.named);
     const verdict = this.withMasking({ action: 'forward', statementIds: ids }, plans, statements);
     if (typeof lsn === 'number' && verdict.action === 'forward') verdict.lsn = lsn;
     return verdict;
@@ -179,6 +247,8 @@ class StatementGate implements SessionGate {
         return !written.includes(false);
       },
     });
+    if (outcome.action === 'forward' && judged.named)
+      this.names.forwarded(outcome.statementIds, judged.named);
     return this.withMasking(outcome, plans, stmts);
   }
 
@@ -246,6 +316,7 @@ class StatementGate implements SessionGate {
   }
 
   completed(statementId: string, outcome: StatementOutcome): void {
+    this.names.completed(statementId, outcome.sqlstate !== undefined, outcome.skipped === true);
     const maskFilter = this.maskFilters.get(statementId);
     this.maskFilters.delete(statementId);
     if (this.ddlInFlight.delete(statementId)) this.masking.invalidate();

@@ -17,6 +17,14 @@ export const MASKING_UNAVAILABLE: Refusal = {
   hint: 'This gateway fails closed for identities with masking rules. Ask the operator to check the connection.',
 };
 
+export const CATALOG_UNAVAILABLE: Refusal = {
+  sqlstate: '58000',
+  routine: 'hoop_catalog_unavailable',
+  message:
+    'hoop: the names in this statement cannot be resolved right now (the gateway cannot read the database catalog)',
+  hint: 'This gateway fails closed when a decision depends on what names mean. Ask the operator to check the connection.',
+};
+
 /** A policy (or masking) decision that refuses: denied, or needing an approval this gateway cannot take. */
 export function policyRefusal(decision: Decision, detail: string): Refusal {
   const approval = decision.action === 'approve';

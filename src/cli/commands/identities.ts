@@ -130,7 +130,7 @@ revoke and restore need the admin role.`,
     .option('--stale <duration>', 'only identities idle for at least this long (e.g. 30d, 12h)')
     .option(
       '--json [fields]',
-      'print JSON: { now, stale_days?, identities: [{ issuer, subject, kind, name?, groups, first_seen, last_seen, idle_days, stale, revoked, revoked_at?, revoked_reason?, policies }], policy_subjects: [{ subject, policies, status: never_seen|stale, last_seen?, idle_days? }] }',
+      'print JSON: { now, stale_days?, identities: [{ issuer, subject, kind, name?, groups, first_seen, last_seen, idle_days, stale, revoked, revoked_at?, revoked_reason?, policies }], policy_subjects: [{ subject, issuer, policies, status: never_seen|stale, last_seen?, idle_days? }] }',
     )
     .option('--gateway <url>', 'gateway URL (default HOOPCTL_GATEWAY or the one login remembered)')
     .action(async (opts: ListOptions) => {
@@ -144,7 +144,7 @@ revoke and restore need the admin role.`,
     .requiredOption('--reason <text>', 'why (recorded, and shown to the revoked identity)')
     .option(
       '--issuer <url>',
-      'only the identity from this issuer (default: every issuer the subject came from)',
+      'only the identity from this issuer (needed when the subject signed in from several issuers)',
     )
     .option('--json [fields]', 'print JSON: { subject, identities: [...], terminated_sessions }')
     .option('--gateway <url>', 'gateway URL (default HOOPCTL_GATEWAY or the one login remembered)')

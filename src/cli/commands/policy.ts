@@ -10,7 +10,7 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../shared/config/load.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
-import type { Identity } from '../../shared/identity.js';
+import { type Identity, subjectOf } from '../../shared/identity.js';
 import type { PolicyExplanation } from '../../shared/policy-explain.js';
 import { apiRequest } from '../api.js';
 import { c, printJson } from '../output.js';
@@ -19,6 +19,7 @@ import { getAccessToken } from '../tokens.js';
 
 interface TestOptions {
   identity?: string;
+  issuer?: string;
   groups?: string;
   connection: string;
   sql?: string;
@@ -51,8 +52,9 @@ Examples:
     .option('--config <file>', 'evaluate offline against this gateway.yaml instead of asking the gateway')
     .option(
       '--identity <subject>',
-      'subject to evaluate as (offline, or online with the admin or audit role)',
+      'subject to evaluate as, or issuer#subject (offline, or online with the admin or audit role)',
     )
+    .option('--issuer <url>', "that subject's issuer (default: the only configured issuer)")
     .option('--groups <a,b>', 'groups of that identity, comma-separated')
     .option('--grants <p,q>', 'requestable policies granted right now, comma-separated (with --config)')
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
@@ -102,9 +104,17 @@ async function testOffline(options: TestOptions, sql: string): Promise<PolicyExp
     import('../../../gateway/policy/explain.js'),
   ]);
   await loadSqlParser();
+  // Policy subjects name an issuer and a subject, so the identity evaluated needs both.
+  const issuers = config.identity.issuers.map((i) => i.issuer);
+  const named = subjectOf(
+    options.issuer ? { issuer: options.issuer, subject: options.identity } : options.identity,
+    issuers,
+  );
+  if (typeof named === 'string')
+    throw new CliError(`--identity: ${named} (or give --issuer)`, ExitCode.usage);
   const identity: Identity = {
-    issuer: 'hoopctl-policy-test',
-    subject: options.identity,
+    issuer: named.issuer,
+    subject: named.subject,
     groups: list(options.groups),
     kind: 'human',
   };
@@ -126,11 +136,21 @@ async function testOnline(options: TestOptions, sql: string): Promise<PolicyExpl
   const target = resolveGateway(options.gateway);
   const token = await getAccessToken(target);
   // --identity without --config: the gateway evaluates for that subject (admin or audit role needed).
-  const as = options.identity ? { subject: options.identity, groups: list(options.groups) } : undefined;
+  const as = options.identity
+    ? asIdentity(options.identity, options.issuer, list(options.groups))
+    : undefined;
   return apiRequest<PolicyExplanation>(target, 'POST', '/v1/policy/test', {
     token,
     body: { connection: options.connection, sql, ...(as ? { as } : {}) },
   });
+}
+
+/** `--identity issuer#subject` or `--identity subject --issuer url`: the issuer travels with the subject. */
+function asIdentity(identity: string, issuer: string | undefined, groups: string[]) {
+  const hash = identity.indexOf('#'); // issuer identifiers have no fragment
+  if (!issuer && hash > 0)
+    return { issuer: identity.slice(0, hash), subject: identity.slice(hash + 1), groups };
+  return issuer ? { issuer, subject: identity, groups } : { subject: identity, groups };
 }
 
 function printExplanation(e: PolicyExplanation): void {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type GatewayConfig } from './schema.js';
+import { checkedConfigSchema, type GatewayConfig } from './schema.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -37,7 +37,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
       }),
     );
   }
-  const result = configSchema.safeParse(doc.toJS() ?? {});
+  const result = checkedConfigSchema.safeParse(doc.toJS() ?? {});
   if (result.success) return result.data;
   throw new ConfigError(file, describeIssues(result.error.issues, doc.contents, lineCounter, doc.toJS()));
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
+import { subjectOf } from '../identity.js';
 import { STATEMENT_CLASSES, STATEMENT_FLAGS } from '../statement.js';
 
 /** A duration such as `30m`; parsed to milliseconds. */
@@ -205,7 +206,11 @@ export const policySchema = z.strictObject({
   description: z.string().optional(),
   /** Who: members of any of these groups, or any of these subjects. */
   groups: stringList.default([]),
-  subjects: stringList.default([]),
+  /**
+   * Identities by issuer and subject: `https://idp.example.com#alice`, `{ issuer, subject }`, or a bare
+   * `alice` when exactly one issuer is configured (src/shared/identity.ts subjectOf).
+   */
+  subjects: z.array(z.union([nonEmpty, z.strictObject({ issuer: z.url(), subject: nonEmpty })])).default([]),
   /** Which connections (globs); default none. */
   connections: stringList.default([]),
   /** Ordered statement rules: first match wins; nothing matched = deny. */
@@ -412,6 +417,19 @@ export const configSchema = z.strictObject({
       grace: duration.default(30_000),
     })
     .default({ grace: 30_000 }),
+});
+
+/** Configuration the fields alone cannot check: every policy subject names exactly one issuer's identity. */
+export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
+  const issuers = config.identity.issuers.map((i) => i.issuer);
+  config.policies.forEach((policy, p) => {
+    policy.subjects.forEach((entry, s) => {
+      const found = subjectOf(entry, issuers);
+      if (typeof found === 'string') {
+        ctx.addIssue({ code: 'custom', path: ['policies', p, 'subjects', s], message: found });
+      }
+    });
+  });
 });
 
 export type GatewayConfig = z.infer<typeof configSchema>;

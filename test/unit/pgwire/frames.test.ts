@@ -425,7 +425,7 @@ describe('the client handshake (startup.ts)', () => {
     const { result } = await done;
     expect(result).toMatchObject({
       kind: 'session',
-      parameters: { application_name: 'x', client_encoding: 'UTF8' },
+      settings: [{ name: 'application_name', value: 'x' }],
     });
     const all = Buffer.concat(client.answers);
     expect(all.subarray(0, 2).toString()).toBe('NN');

@@ -121,12 +121,12 @@ describe('decide', () => {
 
   it('explicit deny rules and default deny', () => {
     expect(decide(alice, 'vacuum')).toMatchObject({ action: 'deny', rule: 'no-admin' });
-    expect(decide(alice, 'lock table t')).toMatchObject({
+    expect(decide(alice, 'copy t from stdin')).toMatchObject({
       action: 'deny',
       rule: 'default-deny',
       policy: null,
     });
-    expect(decide(alice, 'lock table t').reason).toMatch(/utility/);
+    expect(decide(alice, 'copy t from stdin').reason).toMatch(/copy-in/);
     expect(decide(who('nobody'), 'select 1')).toMatchObject({ action: 'deny', rule: 'default-deny' });
     expect(decide(alice, 'select 1', 'other')).toMatchObject({ action: 'deny', rule: 'default-deny' });
   });
@@ -158,7 +158,7 @@ describe('decide', () => {
   });
 
   it('flags narrow: all listed flags must be present', () => {
-    expect(decide(carl, 'select * from t for update')).toMatchObject({
+    expect(decide(carl, 'lock table t in access share mode')).toMatchObject({
       action: 'deny',
       rule: 'locking-reads',
     });

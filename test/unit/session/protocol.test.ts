@@ -337,7 +337,8 @@ describe('protocol core: client messages', () => {
     send(Buffer.concat([execute({ portal: 'c', rows: 1 }), sync()]));
     const last = gate.requests.at(-1)!;
     expect(last.portalRuns?.origin).toBe('declare');
-    expect(last.portalRuns?.runs?.relations).toEqual(['public.customers']);
+    // As written: the gate resolves the names (search_path, catalog) when the portal runs.
+    expect(last.portalRuns?.runs?.relations).toEqual(['customers']);
   });
 
   it('transaction ends drop portals; WITH HOLD cursors survive a commit, not a rollback; ROLLBACK TO drops its own', () => {

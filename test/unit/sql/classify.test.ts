@@ -23,7 +23,12 @@ const rows: Row[] = [
   ['select 1', 'read', { relations: [], functions: [], flags: [], sideChannels: [] }],
   ['SELECT * FROM orders', 'read', { relations: ['public.orders'] }],
   ['select * from Sales.Orders o', 'read', { relations: ['sales.orders'] }],
-  ['select * from "Weird"."Name"', 'read', { relations: ['weird.name'] }],
+  ['select * from "Weird"."Name"', 'read', { relations: ['"Weird"."Name"'] }],
+  [
+    'select * from "secrets", "Secrets", Secrets',
+    'read',
+    { relations: ['public."Secrets"', 'public.secrets'] },
+  ],
   ['select * from mydb.s.t', 'read', { relations: ['s.t'] }],
   ['values (1), (2)', 'read', { kind: 'SelectStmt', relations: [] }],
   ['table orders', 'read', { relations: ['public.orders'] }],
@@ -81,9 +86,9 @@ const rows: Row[] = [
   ['select * from t, lateral unnest(t.arr) u', 'read', { functions: ['unnest'] }],
   ['select coalesce(a, b), greatest(1, 2) from t', 'read', { relations: ['public.t'] }],
   ['select sum(x) over (partition by y order by z) from t', 'read', { functions: ['sum'] }],
-  ['select * from t for update', 'read', { flags: ['locking'] }],
-  ['select * from t for share nowait', 'read', { flags: ['locking'] }],
-  ['select * from t for no key update skip locked', 'read', { flags: ['locking'] }],
+  ['select * from t for update', 'write', { flags: ['locking'] }],
+  ['select * from t for share nowait', 'write', { flags: ['locking'] }],
+  ['select * from t for no key update skip locked', 'write', { flags: ['locking'] }],
   ["select 'it''s', E'\\n', $$dollar$$, $tag$ nested $$ inner $$ $tag$", 'read', { relations: [] }],
   ["select U&'\\0041' from t", 'read', { relations: ['public.t'] }],
   ['select /* delete from t */ 1 -- ; drop table x', 'read', { relations: [] }],
@@ -102,7 +107,7 @@ const rows: Row[] = [
   ['close c', 'read', { kind: 'ClosePortalStmt' }],
   ['close all', 'read'],
   ['declare c cursor for select * from t', 'read', { kind: 'DeclareCursorStmt', relations: ['public.t'] }],
-  ['declare c scroll cursor with hold for select * from t for update', 'read', { flags: ['locking'] }],
+  ['declare c scroll cursor with hold for select * from t for update', 'write', { flags: ['locking'] }],
   ['explain select * from t', 'read', { relations: ['public.t'] }],
   ['explain delete from t', 'read', { relations: ['public.t'], flags: [] }],
   ['explain (analyze false) delete from t', 'read', { flags: [] }],
@@ -177,7 +182,9 @@ const rows: Row[] = [
   ],
   ['create table s.t (a int references s.u (id))', 'ddl', { relations: ['s.t', 's.u'] }],
   ['create table t2 (like t1 including all)', 'ddl', { relations: ['public.t1', 'public.t2'] }],
-  ['create temporary table tmp (a int)', 'ddl', { relations: ['public.tmp'] }],
+  ['create temporary table tmp (a int)', 'ddl', { relations: ['pg_temp.tmp'] }],
+  ['create table pg_temp.tmp2 (a int)', 'ddl', { relations: ['pg_temp.tmp2'] }],
+  ['select * into temp t3 from t', 'ddl', { relations: ['pg_temp.t3', 'public.t'] }],
   [
     'create table p partition of parent for values in (1)',
     'ddl',
@@ -335,11 +342,8 @@ const rows: Row[] = [
     },
   ],
   ['set session authorization default', 'session', { sideChannels: [] }],
-  [
-    'set search_path = s, public',
-    'session',
-    { flags: ['security-setting', 'side-channel'], sideChannels: ['setting:search_path'] },
-  ],
+  // search_path is followed by the session and resolves names: an ordinary setting, not a side channel.
+  ['set search_path = s, public', 'session', { flags: [], sideChannels: [] }],
   [
     'set session_replication_role = replica',
     'session',
@@ -381,8 +385,11 @@ const rows: Row[] = [
   ['call s.p(now())', 'procedural', { functions: ['now', 's.p'] }],
 
   // utility
-  ['lock table t in access exclusive mode', 'utility', { relations: ['public.t'], flags: ['locking'] }],
-  ['lock s.a, b', 'utility', { relations: ['public.b', 's.a'] }],
+  ['lock table t in access exclusive mode', 'write', { relations: ['public.t'], flags: ['locking'] }],
+  ['lock s.a, b', 'write', { relations: ['public.b', 's.a'] }],
+  // pg_dump's lock: what every SELECT takes.
+  ['lock table public.t in access share mode', 'read', { relations: ['public.t'], flags: ['locking'] }],
+  ['lock table t in row share mode', 'write', { flags: ['locking'] }],
 
   // prepared statements
   ['prepare p as select * from t', 'read', { flags: ['prepare'], relations: ['public.t'] }],
@@ -433,25 +440,43 @@ const rows: Row[] = [
   ["select table_to_xml('secrets', true, true, '')", 'read', { sideChannels: ['table_to_xml'] }],
   [
     "select set_config('role', 'admin', false)",
-    'read',
+    'session',
     { flags: ['security-setting', 'set-role', 'side-channel'], sideChannels: ['setting:role'] },
   ],
-  [
-    "select pg_catalog.set_config('search_path', '', false)",
-    'read',
-    { sideChannels: ['setting:search_path'] },
-  ],
+  // set_config obeys SET's rules: class session (pg_dump runs this one).
+  ["select pg_catalog.set_config('search_path', '', false)", 'session', { sideChannels: [] }],
   [
     "select set_config('session_authorization'::text, 'bob', true)",
-    'read',
+    'session',
     { sideChannels: ['setting:session_authorization'] },
   ],
   [
     "select set_config(name, 'x', false) from t",
-    'read',
+    'session',
     { flags: ['security-setting', 'side-channel'], sideChannels: ['set_config'] },
   ],
-  ["select set_config('application_name', 'x', false)", 'read', { flags: [], sideChannels: [] }],
+  ["select set_config('application_name', 'x', false)", 'session', { flags: [], sideChannels: [] }],
+  // pg_dump: the WHERE pins which setting the row's name can be.
+  [
+    "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+    'session',
+    { flags: [], sideChannels: [] },
+  ],
+  [
+    "SELECT set_config(s.name, 'x', false) FROM pg_catalog.pg_settings s WHERE s.name = 'role' AND true",
+    'session',
+    { sideChannels: ['setting:role'] },
+  ],
+  [
+    "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'a' OR name = 'role'",
+    'session',
+    { sideChannels: ['set_config'] },
+  ],
+  [
+    "SELECT set_config(name, 'x', false) FROM my_settings WHERE name = 'a'",
+    'session',
+    { sideChannels: ['set_config'] },
+  ],
   ["select * from t where x = (select pg_read_file('f'))", 'read', { sideChannels: ['pg_read_file'] }],
   ["select 1 order by pg_read_file('f')", 'read', { sideChannels: ['pg_read_file'] }],
   ["create table t (a text default pg_read_file('f'))", 'ddl', { sideChannels: ['pg_read_file'] }],
@@ -498,7 +523,7 @@ describe('classify: multi-statement strings', () => {
     const result = classify("select 'héllo ✓ 😀'; select * from café");
     if (!result.ok) throw new Error(result.error);
     expect(result.statements.map((s) => s.text)).toEqual(["select 'héllo ✓ 😀'", 'select * from café']);
-    expect(result.statements[1]!.relations).toEqual(['public.café']);
+    expect(result.statements[1]!.relations).toEqual(['public."café"']);
   });
 
   it('a semicolon in a string, a dollar quote or a comment does not split', () => {

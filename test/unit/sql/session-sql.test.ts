@@ -53,6 +53,26 @@ describe('SQL-level prepared statements resolve through the session model', () =
     expect(exec!.sideChannels).toEqual(['pg_read_file']);
   });
 
+  // PG 15's regression suite (tablespace.sql): CREATE TABLE ... AS EXECUTE was refused as unplaceable.
+  it('CREATE TABLE AS EXECUTE resolves to the prepared statement, as ddl', () => {
+    const model = new SessionModel();
+    run(model, 'prepare src (int) as select $1, ssn from customers');
+    const [ctas] = run(model, 'create table copied as execute src(2)');
+    expect(ctas!.unplaceable).toBeUndefined();
+    expect(ctas!.class).toBe('ddl');
+    expect(ctas!.relations).toEqual(['public.copied', 'public.customers']);
+    expect(ctas!.flags).toEqual(expect.arrayContaining(['execute', 'select-into']));
+    const [explained] = run(model, 'explain (analyze) create table copied2 as execute src(2)');
+    expect(explained!.unplaceable).toBeUndefined();
+    expect(explained!.class).toBe('ddl');
+    expect(explained!.flags).toEqual(expect.arrayContaining(['explain-analyze-write', 'select-into']));
+    run(model, 'prepare del as with d as (delete from orders returning *) select * from d');
+    const [writes] = run(model, 'create table copied3 as execute del');
+    expect(writes!.unplaceable).toMatch(/does not only read/);
+    const [unknown] = run(new SessionModel(), 'create table copied as execute nope');
+    expect(unknown!.unplaceable).toBeTruthy();
+  });
+
   it('PREPARE and EXECUTE in one message resolve', () => {
     const [, exec] = run(new SessionModel(), 'prepare p as delete from t; execute p');
     expect(exec!.class).toBe('write');
