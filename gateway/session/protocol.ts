@@ -40,6 +40,7 @@ import {
 import { definitionRun, preparedInner, resolveNames, sessionEffectOf } from '../sql/session-sql.js';
 import { classifySyntax } from '../sql/syntax.js';
 import { noticeMessage, refusalResponse } from './edge.js';
+import { Fifo } from './fifo.js';
 import {
   countRow,
   expandFormats,
@@ -157,7 +158,10 @@ export interface CoreOutput {
 
 export class ProtocolCore {
   readonly model = new SessionModel();
-  private readonly expected: Expected[] = [];
+  /** Marked: entries that may start a COPY FROM STDIN (copyPending needs to look only when there are some). */
+  private readonly expected = new Fifo<Expected>(
+    (e) => (e.kind === 'query' || e.kind === 'execute') && e.copies > 0,
+  );
   private status: TransactionStatus;
   /** Pipeline segment of the next client message: it changes after every Sync, Query and FunctionCall. */
   private group = 1;
@@ -456,7 +460,8 @@ export class ProtocolCore {
 
   /** A forwarded COPY FROM STDIN may still start: until it does (or its statement ends), the server's state is open. */
   private copyPending(): boolean {
-    if (this.copyIn || this.ended) return false;
+    // Copies only ever decrease after an entry is queued: none marked, none pending (and no scan per message).
+    if (this.copyIn || this.ended || this.expected.markedCount === 0) return false;
     for (const e of this.expected)
       if ((e.kind === 'query' || e.kind === 'execute') && e.copies > 0) return true;
     return false;
@@ -553,7 +558,6 @@ export class ProtocolCore {
     const refusal = this.gate.recordFailed(err);
     if (!refusal) return held.bytes;
     const entry = held.entry;
-    const at = this.expected.indexOf(entry);
     if (entry.kind === 'query') {
       for (const e of entry.effects) if (e) this.model.settle(e, 'skipped');
       entry.effects = [];
@@ -563,7 +567,7 @@ export class ProtocolCore {
     }
     if (entry.kind === 'execute') {
       if (entry.effect) this.model.settle(entry.effect, 'skipped');
-      if (at >= 0) this.expected[at] = { kind: 'parse', refusal };
+      this.expected.replace(entry, { kind: 'parse', refusal });
       return serialize.parse({ name: POISON_STATEMENT, text: POISON_SQL });
     }
     return held.bytes;
@@ -580,11 +584,13 @@ export class ProtocolCore {
   }
 
   private answer(frame: Frame): Buffer | undefined {
-    const head = this.expected[0];
+    const head = this.expected.peek();
     if (head?.kind === 'query' && !head.started) {
       head.started = true;
       this.model.settle(head.unnamed, 'ok');
     }
+    // An Execute's answer starts: its columns, if a Describe answered since it was forwarded.
+    if (head?.kind === 'execute' && head.statement) this.describeTo(head.statement, head.portal);
     switch (frame.type) {
       case 'D':
         this.answering(frame, head, RESULTS);
@@ -673,7 +679,7 @@ export class ProtocolCore {
 
   /** True when the next rows can pass as counted runs: no filter looks inside, the recording is full. */
   rowsPassThrough(): boolean {
-    const running = this.currentStatement(this.expected[0]);
+    const running = this.currentStatement(this.expected.peek());
     if (!running) return true;
     return !running.filter && recordingFull(running, this.gate);
   }
@@ -805,7 +811,8 @@ export class ProtocolCore {
 
   /** After an extended-protocol error Postgres ignores every message but Sync (a Query too). */
   private skipToSync(): void {
-    while (this.expected.length > 0 && this.expected[0]!.kind !== 'sync') this.skip(this.expected.shift()!);
+    while (this.expected.length > 0 && this.expected.peek()!.kind !== 'sync')
+      this.skip(this.expected.shift()!);
   }
 
   private ReadyForQuery(frame: Frame): Buffer | undefined {
@@ -864,7 +871,7 @@ export class ProtocolCore {
     this.ended = true;
     for (const resolve of this.copyWaiters.splice(0)) resolve();
     this.cancelPendingDecision(new Error('session ended'));
-    for (const entry of this.expected.splice(0)) this.skip(entry);
+    for (const entry of this.expected.drain()) this.skip(entry);
   }
 
   private currentStatement(head: Expected | undefined): Running | undefined {
@@ -873,13 +880,13 @@ export class ProtocolCore {
     return undefined;
   }
 
-  /** A Describe's RowDescription: remember it, and tell Executes already forwarded behind it. */
+  /**
+   * A Describe's RowDescription: remember it. Executes already forwarded behind it read it when their
+   * own answer starts (server()), not here: a pipeline may hold thousands of them.
+   */
   private described(head: Expected & { kind: 'describe' }, fields: FieldDescription[]): void {
     if (head.portal) fieldsOf.set(head.portal, fields);
     else if (head.statement) fieldsOf.set(head.statement, fields);
-    else return;
-    for (const entry of this.expected)
-      if (entry.kind === 'execute' && entry.statement) this.describeTo(entry.statement, entry.portal);
   }
 
   /** Give the statement its columns (record, filter) before the first DataRow, if a Describe told them. */

@@ -25,6 +25,14 @@ export interface RelayOptions {
   highWaterMark?: number;
 }
 
+/**
+ * Messages queued towards the database (most behind a durability barrier) before we stop reading the
+ * client: a client that pipelines faster than the audit log commits waits, instead of growing the
+ * gateway's memory without bound. Reading resumes below a quarter of it, so the next part of a long
+ * pipeline is read while the current one commits.
+ */
+const MAX_OUTBOX = 4096;
+
 /** DataRow's type byte: rows are what a large result is made of. */
 const DATA_ROW = 0x44;
 
@@ -149,7 +157,10 @@ export class Relay {
       this.apply(frame, step);
     }
     this.flushUpstream();
-    if (this.clientPaused && !this.upstreamBackedUp()) this.resumeClient();
+    if (!this.clientPaused && this.outbox.length > MAX_OUTBOX) {
+      this.clientPaused = true;
+      this.client.pause();
+    } else if (this.clientPaused && !this.upstreamBackedUp()) this.resumeClient();
   }
 
   private apply(frame: Frame, step: ClientStep): void {
@@ -222,10 +233,12 @@ export class Relay {
             batch.map((o) => o.bytes),
             size,
           );
-    if (!this.upstream.write(data) && !this.clientPaused) {
-      this.clientPaused = true;
-      this.client.pause();
-    }
+    if (!this.upstream.write(data)) {
+      if (!this.clientPaused) {
+        this.clientPaused = true;
+        this.client.pause();
+      }
+    } else if (this.clientPaused) this.resumeClient();
   }
 
   private upstreamBackedUp(): boolean {
@@ -233,7 +246,13 @@ export class Relay {
   }
 
   private resumeClient(): void {
-    if (this.clientPaused && !this.closed && this.incoming.length < 100 && !this.upstreamBackedUp()) {
+    if (
+      this.clientPaused &&
+      !this.closed &&
+      this.incoming.length < 100 &&
+      this.outbox.length < MAX_OUTBOX / 4 &&
+      !this.upstreamBackedUp()
+    ) {
       this.clientPaused = false;
       this.client.resume();
     }

@@ -50,6 +50,8 @@ export interface InFlight {
   effect: Effect;
   group: number;
   settled: boolean;
+  /** Order of sending: lanes are sorted by it. */
+  seq: number;
 }
 
 export type TransactionListener = (event: TransactionEvent & { implicit?: boolean }) => void;
@@ -69,7 +71,17 @@ type Possible<T> = Set<T | null>;
 export class SessionModel {
   private readonly statements = new Map<string, StatementDef>();
   private readonly portals = new Map<string, HeldPortal>();
-  private inflight: InFlight[] = [];
+  /**
+   * In-flight effects, indexed so a lookup reads only those that can touch its name: one lane per
+   * name (defines and drops; a Query's unnamed drop is in the lanes of '') and one per namespace for
+   * effects on every name (DEALLOCATE ALL, CLOSE ALL, DISCARD ALL, transaction ends). A pipeline of
+   * thousands of Bind/Execute without Sync costs each lookup a few entries, not all of them.
+   */
+  private readonly lanes = new Map<string, Lane>();
+  private readonly statementWide = new Lane();
+  private readonly portalWide = new Lane();
+  private unsettled = 0;
+  private nextSeq = 1;
   /** Transaction counter: a portal belongs to the transaction current when it was made. */
   private txn = 1;
   private savepoints: { name: string; id: number }[] = [];
@@ -97,8 +109,9 @@ export class SessionModel {
 
   /** A forwarded message will do this if it succeeds; settle() it when the server answers. */
   expect(effect: Effect, group: number): InFlight {
-    const entry = { effect, group, settled: false };
-    this.inflight.push(entry);
+    const entry: InFlight = { effect, group, settled: false, seq: this.nextSeq++ };
+    for (const lane of this.lanesOf(effect)) lane.push(entry);
+    this.unsettled++;
     return entry;
   }
 
@@ -106,11 +119,39 @@ export class SessionModel {
   settle(entry: InFlight, outcome: Outcome, tag?: string): void {
     if (entry.settled) return;
     entry.settled = true;
+    this.unsettled--;
     if (outcome === 'ok') this.apply(entry.effect, tag);
     else if (outcome === 'failed') this.applyFailure(entry.effect);
-    let i = 0;
-    while (i < this.inflight.length && this.inflight[i]!.settled) i++;
-    if (i > 0) this.inflight = this.inflight.slice(i);
+    for (const lane of this.lanesOf(entry.effect)) {
+      lane.trim();
+      if (lane.empty && lane.key) this.lanes.delete(lane.key);
+    }
+  }
+
+  /** The lanes an effect is filed in: those of the lookups it can change. */
+  private lanesOf(effect: Effect): Lane[] {
+    switch (effect.on) {
+      case 'transaction':
+        return [this.portalWide];
+      case 'all':
+        return [this.statementWide, this.portalWide];
+      case 'unnamed':
+        return [this.lane('statement', ''), this.lane('portal', '')];
+      default:
+        if (effect.op === 'drop-all')
+          return [effect.on === 'statement' ? this.statementWide : this.portalWide];
+        return [this.lane(effect.on, effect.name)];
+    }
+  }
+
+  private lane(space: 'statement' | 'portal', name: string): Lane {
+    const key = `${space}:${name}`;
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = new Lane(key);
+      this.lanes.set(key, lane);
+    }
+    return lane;
   }
 
   /** The names as a message of pipeline segment `group` will find them when it runs. */
@@ -124,8 +165,7 @@ export class SessionModel {
   private resolve(space: 'statement' | 'portal', name: string, group: number) {
     const confirmed = space === 'statement' ? this.statements.get(name) : this.portals.get(name)?.def;
     let possible: Possible<StatementDef | PortalDef> = new Set([confirmed ?? ABSENT]);
-    for (const entry of this.inflight) {
-      if (entry.settled) continue;
+    for (const entry of this.relevant(space, name, group)) {
       possible = step(possible, entry.effect, space, name, entry.group === group);
     }
     const defs = [...possible].filter((d) => d !== ABSENT);
@@ -133,6 +173,26 @@ export class SessionModel {
     const first = defs[0]!;
     if (defs.every((d) => d.id === first.id || d.text === first.text)) return { state: 'known', def: first };
     return { state: 'unknown' };
+  }
+
+  /**
+   * The unsettled effects that can change `name`, in sending order, from the last one of the use's own
+   * segment that sets it whatever came before (a Bind of the unnamed portal, a drop): the segment is
+   * the newest, so its entries end both lanes, and what precedes such a reset cannot matter.
+   */
+  private relevant(space: 'statement' | 'portal', name: string, group: number): InFlight[] {
+    const own = this.lanes.get(`${space}:${name}`);
+    // DEALLOCATE ALL and DISCARD ALL leave the unnamed statement alone.
+    const wide = space === 'portal' ? this.portalWide : name === '' ? undefined : this.statementWide;
+    // A drop, or a define of the unnamed one (it replaces whatever was there) — not a Query's drop
+    // of the unnamed ones, which only adds "absent"; in the wide lanes, everything but a transaction's
+    // end (which may drop a portal, or not).
+    const ownReset =
+      own?.lastReset(group, 0, (e) => e.on !== 'unnamed' && 'op' in e && (e.op === 'drop' || name === '')) ??
+      0;
+    const wideReset = wide?.lastReset(group, ownReset, (e) => e.on !== 'transaction') ?? 0;
+    const from = Math.max(ownReset, wideReset);
+    return mergeBySeq(own?.since(from), wide?.since(from));
   }
 
   // ---- confirmed -----------------------------------------------------------------------------------
@@ -268,13 +328,80 @@ export class SessionModel {
     };
   }
 
+  /** Effects forwarded and not yet answered. */
   get pending(): number {
-    return this.inflight.length;
+    return this.unsettled;
   }
 }
 
+/** In-flight entries filed under one name (or namespace), in sending order; settled ones leave from the front. */
+class Lane {
+  private items: InFlight[] = [];
+  private head = 0;
+
+  /** `key`: the name's lane in the model's map; none for the namespace-wide lanes. */
+  constructor(readonly key?: string) {}
+
+  get empty(): boolean {
+    return this.head === this.items.length;
+  }
+
+  push(entry: InFlight): void {
+    this.items.push(entry);
+  }
+
+  /** Drop settled entries from the front (the server answers in order, so they are almost always there). */
+  trim(): void {
+    while (this.head < this.items.length && this.items[this.head]!.settled) this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Seq of the last unsettled entry of segment `group` after `after` that `resets` the name; 0 if none. */
+  lastReset(group: number, after: number, resets: (effect: Effect) => boolean): number {
+    for (let i = this.items.length - 1; i >= this.head; i--) {
+      const entry = this.items[i]!;
+      if (entry.group !== group || entry.seq <= after) return 0;
+      if (!entry.settled && resets(entry.effect)) return entry.seq;
+    }
+    return 0;
+  }
+
+  /** Unsettled entries with seq >= `from`, in order. */
+  since(from: number): InFlight[] {
+    let lo = this.head;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.items[mid]!.seq < from) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: InFlight[] = [];
+    for (let i = lo; i < this.items.length; i++) if (!this.items[i]!.settled) out.push(this.items[i]!);
+    return out;
+  }
+}
+
+function mergeBySeq(a: InFlight[] = [], b: InFlight[] = []): InFlight[] {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  const out: InFlight[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]!.seq < b[j]!.seq)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
+}
+
 /** Fold one in-flight effect over a name's possible definitions (`certain`: it succeeded if the use runs). */
-function step<T>(
+export function step<T>(
   possible: Possible<T>,
   effect: Effect,
   space: 'statement' | 'portal',

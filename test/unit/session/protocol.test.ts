@@ -229,6 +229,34 @@ describe('protocol core: client messages', () => {
     expect(done()[0]![1].result).toEqual({ columns: ['a', 'b'], rows: [['1', '2']], truncated: false });
   });
 
+  it('a pipeline of 20 000 Bind/Describe/Execute without Sync (libpq’s uniqviol): each Execute records its columns', () => {
+    // Every Describe is answered after its Execute was forwarded; the Execute reads the columns when
+    // its own answer starts. (Telling every queued Execute at each Describe's answer, and Array.shift
+    // on the queue, made this quadratic: a libpq pipeline test hung through the gateway.)
+    const { send, reply, done } = setup();
+    const n = 20_000;
+    send(parse({ name: 'insertion', text: 'insert into t values ($1) returning id' }));
+    reply(server.parseComplete());
+    const message = Buffer.concat([
+      bind({ statement: 'insertion', values: ['1'] }),
+      serialize.describe({ type: 'P', name: '' }),
+      execute({}),
+    ]);
+    for (let i = 0; i < n; i++) send(message);
+    const answer = Buffer.concat([
+      server.bindComplete(),
+      server.rowDescription('id'),
+      server.dataRow('1'),
+      server.commandComplete('INSERT 0 1'),
+    ]);
+    for (let i = 0; i < n; i++) reply(answer);
+    send(sync());
+    reply(server.ready('I'));
+    const outcomes = done();
+    expect(outcomes).toHaveLength(n);
+    expect(outcomes.every(([, o]) => o.result?.columns[0] === 'id' && o.tag === 'INSERT 0 1')).toBe(true);
+  });
+
   it('a failed Parse creates nothing; an error skips the rest of the pipeline up to Sync', () => {
     const { core, send, reply } = setup();
     send(
@@ -422,5 +450,25 @@ describe('I/O shell', () => {
     gate.commit(1, new Error('disk full'));
     await Promise.resolve();
     expect(Buffer.concat(upstream.writes)).toEqual(Buffer.concat([query(POISON_SQL), sync()]));
+  });
+
+  it('stops reading a client that pipelines faster than the audit log commits, and resumes after', async () => {
+    // libpq's uniqviol through the tunnel: 440 000 statements queued behind commits grew the gateway to 1.5 GB.
+    const gate = new TestGate();
+    gate.holds = true;
+    const client = new MemorySocket();
+    const upstream = new MemorySocket();
+    new Relay(client, upstream, gate, options).start();
+    const statements = [parse({ name: 's', text: 'select $1::int' })];
+    for (let i = 0; i < 2100; i++) statements.push(bind({ statement: 's', values: [`${i}`] }), execute({}));
+    client.feed(Buffer.concat(statements));
+    // The Parse and the first Bind leave; every Execute waits for its record, and the Binds behind them.
+    expect(Buffer.concat(upstream.writes)).toEqual(Buffer.concat(statements.slice(0, 2)));
+    expect(client.isPaused()).toBe(true);
+    gate.commit(gate.lsn);
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(Buffer.concat(upstream.writes)).toEqual(Buffer.concat(statements));
+    expect(client.isPaused()).toBe(false);
   });
 });
