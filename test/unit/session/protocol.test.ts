@@ -20,7 +20,7 @@ import { Relay } from '../../../gateway/session/relay.js';
 import { classify } from '../../../gateway/sql/classify.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
 import { resolveNames } from '../../../gateway/sql/session-sql.js';
-import { bytes } from '../pgwire/bytes.js';
+import { server } from './core-rig.js';
 
 beforeAll(async () => {
   await loadSqlParser();
@@ -78,43 +78,6 @@ class TestGate implements SessionGate {
   }
 }
 const framesOf = (buf: Buffer) => new FrameReader(1 << 20).push(buf);
-
-/** Server messages, built by hand. */
-const server = {
-  parseComplete: () => bytes().message('1').build(),
-  bindComplete: () => bytes().message('2').build(),
-  closeComplete: () => bytes().message('3').build(),
-  rowDescription: (...names: string[]) =>
-    bytes()
-      .message('T', (b) => {
-        b.int16(names.length);
-        for (const n of names) b.cstring(n).int32(0).int16(0).int32(23).int16(4).int32(-1).int16(0);
-        return b;
-      })
-      .build(),
-  dataRow: (...values: string[]) =>
-    bytes()
-      .message('D', (b) => {
-        b.int16(values.length);
-        for (const v of values) b.int32(Buffer.byteLength(v)).raw(v);
-        return b;
-      })
-      .build(),
-  commandComplete: (tag: string) =>
-    bytes()
-      .message('C', (b) => b.cstring(tag))
-      .build(),
-  error: (code: string, message = 'boom') =>
-    bytes()
-      .message('E', (b) =>
-        b.char('S').cstring('ERROR').char('C').cstring(code).char('M').cstring(message).byte(0),
-      )
-      .build(),
-  ready: (status: 'I' | 'T' | 'E') =>
-    bytes()
-      .message('Z', (b) => b.char(status))
-      .build(),
-};
 
 function setup() {
   const gate = new TestGate();
