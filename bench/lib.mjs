@@ -20,12 +20,14 @@ import { startPostgres } from '../dist/gateway/dev/postgres.js';
 import { ScramClient } from '../dist/src/shared/scram.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const children = new Set();
+/** Every child a bench started: killed when the bench exits, however it exits. */
+export const children = new Set();
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-function waitForOutput(child, pattern, timeoutMs = 30_000) {
+/** Resolve with the first match of `pattern` in the child's output; reject on timeout or exit. */
+export function waitForOutput(child, pattern, timeoutMs = 30_000) {
   return new Promise((res, rej) => {
     let seen = '';
     const timer = setTimeout(() => rej(new Error(`timed out waiting for ${pattern}:\n${seen}`)), timeoutMs);
@@ -34,12 +36,17 @@ function waitForOutput(child, pattern, timeoutMs = 30_000) {
       const m = pattern.exec(seen);
       if (m) {
         clearTimeout(timer);
+        child.stdout?.off('data', on);
+        child.stderr?.off('data', on);
         res(m);
       }
     };
     child.stdout?.on('data', on);
     child.stderr?.on('data', on);
-    child.once('exit', (code) => rej(new Error(`exited ${code} before ${pattern}:\n${seen}`)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`exited ${code} before ${pattern}:\n${seen}`));
+    });
   });
 }
 

@@ -19,7 +19,7 @@ import { SEED_SQL } from '../../dist/gateway/dev/dev.js';
 import { DEV_CLIENTS, startDevIdp } from '../../dist/gateway/dev/idp.js';
 import { freePort } from '../../dist/gateway/dev/ports.js';
 import { startPostgres } from '../../dist/gateway/dev/postgres.js';
-import { makeCerts } from '../lib.mjs';
+import { children, makeCerts, waitForOutput } from '../lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const GATEWAY = join(ROOT, 'bin', 'hoop-gateway');
@@ -48,34 +48,6 @@ policies:
     groups: [audit]
     audit: true
 `;
-
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function waitForOutput(child, pattern, timeoutMs = 30_000) {
-  return new Promise((res, rej) => {
-    let seen = '';
-    const timer = setTimeout(() => rej(new Error(`timed out waiting for ${pattern}:\n${seen}`)), timeoutMs);
-    const on = (c) => {
-      seen += c.toString();
-      const m = pattern.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout?.off('data', on);
-        child.stderr?.off('data', on);
-        res(m);
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`exited ${code} before ${pattern}:\n${seen}`));
-    });
-  });
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
