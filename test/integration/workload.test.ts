@@ -48,6 +48,23 @@ async function auditRecords(stack: Stack, auditorHome: string): Promise<AuditRec
   return parseExport(result.stdout).records;
 }
 
+/**
+ * The reasons of the recorded failed authentications without an identity: the first of a source's window
+ * is recorded at once, the rest counted into one record at the window's end. Waits for `expected`.
+ */
+async function failureReasons(stack: Stack, auditorHome: string, expected: string[]): Promise<string[]> {
+  for (let attempt = 0; ; attempt++) {
+    const reasons = new Set<string>();
+    for (const r of await auditRecords(stack, auditorHome)) {
+      if (r.type !== 'auth.failed') continue;
+      reasons.add(String(r.data.reason));
+      for (const reason of Object.keys((r.data.reasons as Record<string, number>) ?? {})) reasons.add(reason);
+    }
+    if (expected.every((e) => reasons.has(e)) || attempt === 20) return [...reasons];
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 /** GET a gateway API path with a raw bearer token (for tokens the CLI would refuse to send). */
 function gatewayGet(stack: Stack, path: string, token: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -74,7 +91,13 @@ describe('non-human identities: workload tokens and client credentials', () => {
   beforeAll(async () => {
     ci = await startWorkloadIssuer();
     stranger = await startWorkloadIssuer();
-    stack = await startStack({ policies: POLICIES, extraIssuers: workloadIssuerYaml(ci.issuer) });
+    stack = await startStack({
+      policies: POLICIES,
+      extraIssuers: workloadIssuerYaml(ci.issuer),
+      // Failures without an identity are counted per source and window (docs/audit.md): a short window
+      // so the counted ones are recorded while the test waits.
+      extraConfig: 'audit:\n  auth_failures: { window: 1s, max_sources: 100 }',
+    });
     auditor = await stack.login('aubrey@example.com');
     dir = mkdtempSync(join(tmpdir(), 'hoop-ci-job-'));
   });
@@ -182,11 +205,11 @@ exit $status`;
     const fork = await ciJob('select 1', { repository: 'mallory/app' });
     expect(fork.code).toBe(3);
     expect(fork.stderr).toMatch(/"repository" is "mallory\/app"/);
+    // Recorded by reason only: the claims' values are the caller's to choose, so none is kept.
     const records = await auditRecords(stack, auditor);
     const failed = records.filter((r) => r.type === 'auth.failed' && r.data.reason === 'bound_claims');
-    expect(failed.map((r) => String(r.data.message))).toEqual(
-      expect.arrayContaining([expect.stringContaining('feature-x'), expect.stringContaining('mallory/app')]),
-    );
+    expect(failed.length).toBeGreaterThan(0);
+    expect(JSON.stringify(failed)).not.toMatch(/feature-x|mallory/);
   });
 
   it('refuses and records expired, wrong-audience and unknown-issuer tokens', async () => {
@@ -210,9 +233,7 @@ exit $status`;
     // ...but a client that does is refused by the gateway too.
     expect(await gatewayGet(stack, '/v1/whoami', expired)).toBe(401);
 
-    const reasons = (await auditRecords(stack, auditor))
-      .filter((r) => r.type === 'auth.failed')
-      .map((r) => r.data.reason);
+    const reasons = await failureReasons(stack, auditor, ['expired', 'wrong_audience', 'unknown_issuer']);
     expect(reasons).toEqual(expect.arrayContaining(['expired', 'wrong_audience', 'unknown_issuer']));
   });
 
