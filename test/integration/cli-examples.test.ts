@@ -248,9 +248,10 @@ async function substitute(text: string): Promise<string> {
     .replace(/PROD_DB_PASSWORD=\.\.\./g, `PROD_DB_PASSWORD=${stack.dbPassword}`)
     .replace(/\b7f3c2a\b/g, sessionId.slice(0, 8))
     .replace(
-      /\b(gateway-audit|audit-signing-key)\.pub\.pem/g,
+      /\b(gateway-audit|audit-signing-key|gateway|gw|gw-1|gw-2)\.pub\.pem/g,
       join(dirname(stack.configFile), 'hoop-data', 'audit-signing-key.pub.pem'),
     )
+    .replace(/\/var\/log\/hoop\/audit\.jsonl/g, 'audit.jsonl') // a file sink's output: an export is one too
     .replace(/--port 5433\b/g, `--port ${await freePort()}`);
   if (/\b(approve|reject) 42\b/.test(out)) out = out.replace(/\b42\b/, await freshApproval());
   if (/\baccess-3\b/.test(out)) out = out.replace(/\baccess-3\b/, await freshAccessRequest());

@@ -104,23 +104,35 @@ async function testOffline(options: TestOptions, sql: string): Promise<PolicyExp
     import('../../../gateway/policy/explain.js'),
   ]);
   await loadSqlParser();
-  // Policy subjects name an issuer and a subject, so the identity evaluated needs both.
+  // Policy subjects name an issuer and a subject, so the identity evaluated needs both. A bare subject
+  // with several issuers configured is evaluated under each: one answer when they all agree.
+  const engine = createPolicyEngine(config);
   const issuers = config.identity.issuers.map((i) => i.issuer);
-  const named = subjectOf(
-    options.issuer ? { issuer: options.issuer, subject: options.identity } : options.identity,
-    issuers,
-  );
-  if (typeof named === 'string')
-    throw new CliError(`--identity: ${named} (or give --issuer)`, ExitCode.usage);
-  const identity: Identity = {
-    issuer: named.issuer,
-    subject: named.subject,
-    groups: list(options.groups),
-    kind: 'human',
-  };
-  return explain(createPolicyEngine(config), identity, options.connection, sql, {
-    grants: list(options.grants),
+  const bare = !options.issuer && !/^https?:\/\/[^#]+#/.test(options.identity) && issuers.length > 1;
+  const candidates = bare ? issuers.map((issuer) => ({ issuer, subject: options.identity! })) : [undefined];
+  const explanations = candidates.map((candidate) => {
+    const named = subjectOf(
+      candidate ??
+        (options.issuer ? { issuer: options.issuer, subject: options.identity! } : options.identity!),
+      issuers,
+    );
+    if (typeof named === 'string')
+      throw new CliError(`--identity: ${named} (or give --issuer)`, ExitCode.usage);
+    const identity: Identity = { ...named, groups: list(options.groups), kind: 'human' };
+    return explain(engine, identity, options.connection, sql, { grants: list(options.grants) });
   });
+  const verdict = (e: PolicyExplanation) => JSON.stringify({ ...e, identity: undefined });
+  if (explanations.some((e) => verdict(e) !== verdict(explanations[0]!))) {
+    throw new CliError(
+      `--identity: the decision for "${options.identity}" depends on its issuer (${issuers.length} are configured): give --issuer, or write issuer#subject`,
+      ExitCode.usage,
+    );
+  }
+  const [first] = explanations;
+  // Under every issuer alike: the answer names no issuer.
+  return bare
+    ? { ...first!, identity: { subject: first!.identity.subject, groups: first!.identity.groups } }
+    : first!;
 }
 
 async function testOnline(options: TestOptions, sql: string): Promise<PolicyExplanation> {

@@ -248,7 +248,7 @@ Examples:
   hoopctl sessions list --since 24h --connection prod-db
   hoopctl sessions show 7f3c2a
   hoopctl sessions replay 7f3c2a --speed 4
-  hoopctl sessions export --since 7d --format jsonl -o audit.jsonl && hoopctl audit verify audit.jsonl
+  hoopctl sessions export --since 7d --format jsonl -o audit.jsonl && hoopctl audit verify audit.jsonl --public-key gateway.pub.pem
 
 Needs membership of a policy with audit: true.`,
     );
