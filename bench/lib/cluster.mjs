@@ -275,13 +275,14 @@ export async function startCluster({ replicas = 3, grace = '15s', scale = 1, log
         });
       });
     },
-    /** What the gateways' database role ran, from the server log (log_statement=all), normalised. */
+    /** What clients ran through the gateways, from the server log (log_statement=all), normalised. */
     executedStatements() {
       const log = readFileSync(pgLog).subarray(logStart).toString('utf8');
       const texts = [];
       for (const line of log.split('\n')) {
         const m = /^hoop_gateway\|LOG: {2}statement: (.*)$/.exec(line);
-        if (m) texts.push(normaliseStatement(m[1]));
+        // The gateway's own queries (catalog, a session's settings) are marked, and not a client's.
+        if (m && !m[1].startsWith('/* hoop-gateway */')) texts.push(normaliseStatement(m[1]));
       }
       return texts;
     },

@@ -12,6 +12,8 @@
  * The module that parses the snapshot (`buildCatalog`) is pure; `createCatalogSource` caches what the
  * fetch it is given returns (transport/catalog-query.ts runs the query over a socket).
  */
+
+import { OWN_QUERY_MARK } from '../contracts/own-query.js';
 import { formatName, parseName, splitIdentifierList } from '../sql/names.js';
 import { loadPlpgsqlParser } from '../sql/plpgsql.js';
 import type { CatalogFunction, NameLookup } from '../sql/search-path.js';
@@ -83,7 +85,7 @@ const PROCS_SQL = `SELECT p.oid, n.nspname, p.proname, p.pronargs, p.pronargdefa
 
 export const CATALOG_SQL = [
   // Views print with every name qualified (but pg_catalog's), whatever the role's default search_path.
-  "SET search_path = ''",
+  `${OWN_QUERY_MARK}SET search_path = ''`,
   `SELECT c.oid, n.nspname, c.relname, c.relkind::text, a.attnum, a.attname, a.atttypid,
      CASE WHEN c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND coalesce(a.attnum, 1) = 1
           THEN pg_get_viewdef(c.oid) END

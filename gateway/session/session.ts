@@ -9,6 +9,7 @@ import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
 import type { SessionGate } from '../contracts/gate.js';
+import { OWN_QUERY_MARK } from '../contracts/own-query.js';
 import type { ClientLogin, SessionInfo } from '../contracts/session.js';
 import {
   type BackendKey,
@@ -109,7 +110,7 @@ export class SessionRegistry {
 }
 
 /** What name resolution needs to know about the session before the client's first statement. */
-const SESSION_START_SQL = `SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('role'),
+const SESSION_START_SQL = `${OWN_QUERY_MARK}SELECT pg_catalog.current_setting('search_path'), pg_catalog.current_setting('role'),
   pg_catalog.current_setting('session_authorization'), pg_catalog.current_setting('default_transaction_read_only'),
   pg_catalog.current_setting('transaction_read_only'), current_user`;
 
