@@ -10,7 +10,7 @@
  *
  *   npm run build && node bench/replicas.mjs [--seconds 15] [--clients 6]
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,7 +29,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 process.once('SIGTERM', () => process.exit(1));
 process.once('SIGINT', () => process.exit(1));
 const cluster = await startCluster({ replicas: 3, grace: '10s', scale: 10, logStatements: true });
-const storeRecords = () => Number(cluster.pg.psql('select count(*) from audit_records', 'hoop').trim());
+const storeRecords = () => Number(cluster.pg.psql('select count(*) from audit_log', 'hoop').trim());
 async function run(label, args) {
   const tunnel = await cluster.connect();
   const before = storeRecords();
@@ -82,11 +82,16 @@ try {
   const results = await Promise.all(runs);
   tunnel.stop();
   const executed = cluster.executedStatements();
-  const recordedTexts = cluster.pg
-    .psql(
-      "select record::json->'data'->>'text' from audit_records where type = 'statement' order by seq",
-      'hoop',
-    )
+  // Tens of thousands of texts: more than the dev helper's psql buffer takes.
+  const recordedTexts = execFileSync(
+    'psql',
+    [
+      cluster.pg.url('hoop'),
+      '-Atc',
+      "select record::json->'data'->>'text' from audit_log where type = 'statement'",
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 30 },
+  )
     .split('\n')
     .filter(Boolean)
     .map(normaliseStatement);

@@ -10,6 +10,8 @@ import { openStore } from '../../dist/gateway/store/index.js';
 const [url, seconds, concurrency, dataDir] = process.argv.slice(2);
 const store = await openStore({ url }, { dataDir });
 const log = await createAuditLog(store, {
+  // Each writer is a replica with its own chain, as each gateway of a deployment is.
+  replica: `writer-${process.pid}`,
   signingKey: loadOrCreateSigningKey({ dataDir: store.dataDir }),
   checkpoint: { every: 1000, intervalMs: 60_000 },
 });
