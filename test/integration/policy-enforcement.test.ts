@@ -679,6 +679,42 @@ describe('a read-only identity through the tunnel', () => {
     ).toBe(2);
   });
 
+  it('policy test --config with several issuers: a bare subject is answered when every issuer agrees', async () => {
+    const config = join(stack.pg.dataDir, '..', 'two-issuers.yaml');
+    writeFileSync(
+      config,
+      `listen: { insecure_loopback: true }
+identity:
+  issuers:
+    - { issuer: https://a.example.com, audience: gw }
+    - { issuer: https://b.example.com, audience: gw }
+connections:
+  - { name: prod-db, host: db, database: shop, user: hoop, password_env: P }
+policies:
+  - { name: eng, groups: [engineering], connections: [prod-db], rules: [{ name: reads, allow: [read] }] }
+  - { name: bob, subjects: ["https://a.example.com#bob"], connections: [prod-db], rules: [{ name: w, allow: [write] }] }
+`,
+    );
+    const test = (...args: string[]) =>
+      stack.cli(alice, ['policy', 'test', '--config', config, '--connection', 'prod-db', ...args, '--json']);
+    const alike = await test('--identity', 'alice', '--groups', 'engineering', '--sql', 'select 1');
+    expect(alike.code, alike.stderr).toBe(0);
+    expect(JSON.parse(alike.stdout).identity).toEqual({ subject: 'alice', groups: ['engineering'] });
+    const depends = await test('--identity', 'bob', '--sql', 'delete from orders');
+    expect(depends.code).toBe(2);
+    expect(depends.stderr).toMatch(/depends on its issuer .* give --issuer/);
+    const named = await test(
+      '--identity',
+      'bob',
+      '--issuer',
+      'https://a.example.com',
+      '--sql',
+      'delete from orders',
+    );
+    expect(named.code, named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ decision: 'allow', rule: 'w' });
+  });
+
   it('hoopctl connections shows each connection with the rules that apply to me', async () => {
     const mine = await stack.cli(alice, ['connections', '--json']);
     expect(mine.code, mine.stderr).toBe(0);

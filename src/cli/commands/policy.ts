@@ -104,35 +104,44 @@ async function testOffline(options: TestOptions, sql: string): Promise<PolicyExp
     import('../../../gateway/policy/explain.js'),
   ]);
   await loadSqlParser();
-  // Policy subjects name an issuer and a subject, so the identity evaluated needs both. A bare subject
-  // with several issuers configured is evaluated under each: one answer when they all agree.
   const engine = createPolicyEngine(config);
   const issuers = config.identity.issuers.map((i) => i.issuer);
-  const bare = !options.issuer && !/^https?:\/\/[^#]+#/.test(options.identity) && issuers.length > 1;
-  const candidates = bare ? issuers.map((issuer) => ({ issuer, subject: options.identity! })) : [undefined];
+  return explainUnderIssuers(options, issuers, (identity) =>
+    explain(engine, identity, options.connection, sql, { grants: list(options.grants) }),
+  );
+}
+
+/**
+ * Policy subjects name an issuer and a subject, so the identity evaluated needs both. A bare subject with
+ * several issuers configured is evaluated under each: one answer (naming no issuer) when they all agree.
+ */
+function explainUnderIssuers(
+  options: TestOptions,
+  issuers: string[],
+  explainAs: (identity: Identity) => PolicyExplanation,
+): PolicyExplanation {
+  const given = options.identity!;
+  const bare = !options.issuer && !/^https?:\/\/[^#]+#/.test(given) && issuers.length > 1;
+  const candidates = bare
+    ? issuers.map((issuer) => ({ issuer, subject: given }))
+    : [options.issuer ? { issuer: options.issuer, subject: given } : given];
   const explanations = candidates.map((candidate) => {
-    const named = subjectOf(
-      candidate ??
-        (options.issuer ? { issuer: options.issuer, subject: options.identity! } : options.identity!),
-      issuers,
-    );
+    const named = subjectOf(candidate, issuers);
     if (typeof named === 'string')
       throw new CliError(`--identity: ${named} (or give --issuer)`, ExitCode.usage);
-    const identity: Identity = { ...named, groups: list(options.groups), kind: 'human' };
-    return explain(engine, identity, options.connection, sql, { grants: list(options.grants) });
+    return explainAs({ ...named, groups: list(options.groups), kind: 'human' });
   });
   const verdict = (e: PolicyExplanation) => JSON.stringify({ ...e, identity: undefined });
-  if (explanations.some((e) => verdict(e) !== verdict(explanations[0]!))) {
+  const [first] = explanations as [PolicyExplanation, ...PolicyExplanation[]];
+  if (explanations.some((e) => verdict(e) !== verdict(first))) {
     throw new CliError(
-      `--identity: the decision for "${options.identity}" depends on its issuer (${issuers.length} are configured): give --issuer, or write issuer#subject`,
+      `--identity: the decision for "${given}" depends on its issuer (${issuers.length} are configured): give --issuer, or write issuer#subject`,
       ExitCode.usage,
     );
   }
-  const [first] = explanations;
-  // Under every issuer alike: the answer names no issuer.
   return bare
-    ? { ...first!, identity: { subject: first!.identity.subject, groups: first!.identity.groups } }
-    : first!;
+    ? { ...first, identity: { subject: first.identity.subject, groups: first.identity.groups } }
+    : first;
 }
 
 async function testOnline(options: TestOptions, sql: string): Promise<PolicyExplanation> {
