@@ -244,8 +244,9 @@ describe('hoopctl exec', () => {
     // Flat: ten times the rows (~45 MB more output) costs little more — the heap settles at a size
     // V8 picks for the row rate, not the row count (3,000,000 rows peak no higher). A CLI that held the
     // result would need well over 100 MB more for 900,000 more rows. (The margin was 32 MB while the SQL
-    // parser's ~55 MB of WASM was always loaded: a larger fixed baseline hid part of the heap's growth.)
-    expect(large - small).toBeLessThan(48);
+    // parser's ~55 MB of WASM was always loaded: a larger fixed baseline hid part of the heap's growth;
+    // it is 64 MB because V8's heap sizing differs by a few MB from run to run, 48.2 MB was seen once.)
+    expect(large - small).toBeLessThan(64);
     // Bounded: Node and the CLI take ~75 MB before the first row (the parser is not loaded for one statement).
     expect(large).toBeLessThan(160);
   });
