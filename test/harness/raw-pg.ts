@@ -149,3 +149,14 @@ export function render(messages: RawMessage[]): string[] {
     }
   });
 }
+
+/** The fields of every ErrorResponse among `messages`. */
+export const errorsOf = (messages: RawMessage[]) =>
+  messages.filter((m) => m.type === 'E').map((m) => fieldsOf(m.body));
+
+/** Every DataRow's bytes as text, one line each (to search for a value that must not be there). */
+export const rowsText = (messages: RawMessage[]) =>
+  messages
+    .filter((m) => m.type === 'D')
+    .map((m) => m.body.toString('utf8'))
+    .join('\n');

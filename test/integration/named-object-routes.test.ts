@@ -6,7 +6,7 @@
  */
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fieldsOf, type RawMessage, RawPg } from '../harness/raw-pg.js';
+import { errorsOf, fieldsOf, RawPg, rowsText } from '../harness/raw-pg.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
 const { parse, bind, execute, close, sync, query } = serialize;
@@ -40,13 +40,7 @@ policies:
     audit: true
 `;
 
-const errors = (messages: RawMessage[]) =>
-  messages.filter((m) => m.type === 'E').map((m) => fieldsOf(m.body));
-const rowsText = (messages: RawMessage[]) =>
-  messages
-    .filter((m) => m.type === 'D')
-    .map((m) => m.body.toString('utf8'))
-    .join('\n');
+const errors = errorsOf;
 
 function expectNoClearValue(text: string): void {
   for (const v of [...SSNS, ...PANS, ...EMAIL_LOCALS]) expect(text, `clear value ${v}`).not.toContain(v);

@@ -9,7 +9,7 @@
 import { connect as netConnect } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fieldsOf, type RawMessage, RawPg, render } from '../harness/raw-pg.js';
+import { errorsOf, type RawMessage, RawPg, render, rowsText } from '../harness/raw-pg.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
 const { parse, bind, execute, sync, flush, query, copyData, copyDone } = serialize;
@@ -36,13 +36,8 @@ policies:
     audit: true
 `;
 
-const errors = (messages: RawMessage[]) =>
-  messages.filter((m) => m.type === 'E').map((m) => fieldsOf(m.body));
-const rows = (messages: RawMessage[]) =>
-  messages
-    .filter((m) => m.type === 'D')
-    .map((m) => m.body.toString('utf8'))
-    .join('\n');
+const errors = errorsOf;
+const rows = rowsText;
 function expectMasked(messages: RawMessage[], count = 5): void {
   expect(messages.filter((m) => m.type === 'D')).toHaveLength(count);
   const seen = rows(messages);
