@@ -225,13 +225,13 @@ function StatementCard(props: {
   const decisions = view.decisions.filter((d) => d.decision === 'approve').length;
   return (
     <article class={`card request${props.outcome ? ' is-decided' : ''}`} aria-labelledby={heading}>
-      <header class="card-head">
-        <h2 id={heading}>Statement #{view.id}</h2>
-        <Badge tone={decisionTone(props.outcome ? 'neutral' : view.status)}>
-          {props.outcome ? 'decided' : view.status}
-        </Badge>
-        <Waited iso={view.created_at} decided={Boolean(props.outcome)} />
-      </header>
+      <CardHead
+        heading={heading}
+        title={`Statement #${view.id}`}
+        status={view.status}
+        created={view.created_at}
+        decided={Boolean(props.outcome)}
+      />
       <dl class="facts">
         <div>
           <dt>Asked by</dt>
@@ -331,13 +331,13 @@ function AccessCard(props: {
   const heading = `request-${view.id}`;
   return (
     <article class={`card request${props.outcome ? ' is-decided' : ''}`} aria-labelledby={heading}>
-      <header class="card-head">
-        <h2 id={heading}>Access request {view.id}</h2>
-        <Badge tone={decisionTone(props.outcome ? 'neutral' : view.status)}>
-          {props.outcome ? 'decided' : view.status}
-        </Badge>
-        <Waited iso={view.created_at} decided={Boolean(props.outcome)} />
-      </header>
+      <CardHead
+        heading={heading}
+        title={`Access request ${view.id}`}
+        status={view.status}
+        created={view.created_at}
+        decided={Boolean(props.outcome)}
+      />
       <dl class="facts">
         <div>
           <dt>Asked by</dt>
@@ -467,4 +467,23 @@ function describeDecision(action: 'approve' | 'reject', result: DecideResponse):
   if (result.id.startsWith('access-'))
     return { text: `You approved ${result.id}: the access is granted now.`, tone: 'good' };
   return { text: `You approved #${result.id}: the statement runs now.`, tone: 'good' };
+}
+
+/** A request card's head: what it is, its status (or "decided" once this reviewer decided), how long it waited. */
+function CardHead(props: {
+  heading: string;
+  title: string;
+  status: string;
+  created: string;
+  decided: boolean;
+}) {
+  return (
+    <header class="card-head">
+      <h2 id={props.heading}>{props.title}</h2>
+      <Badge tone={decisionTone(props.decided ? 'neutral' : props.status)}>
+        {props.decided ? 'decided' : props.status}
+      </Badge>
+      <Waited iso={props.created} decided={props.decided} />
+    </header>
+  );
 }
