@@ -16,7 +16,7 @@
 import type { AuditRecord, AuditRecordInput, Checkpoint, TrustedKey } from '../../src/shared/audit.js';
 import { RECORD_TYPES } from '../../src/shared/audit.js';
 import { canonicalJson } from '../../src/shared/audit-chain.js';
-import type { BatchResult, ChainWriter } from '../store/chain-writer.js';
+import type { BatchResult, ChainWriterHandle } from '../store/chain-writer.js';
 import { ENTRY_STRIDE, ForeignHeadError } from '../store/chain-writer.js';
 import type { AuditStore, ChainHead } from '../store/types.js';
 import { type OpenedChain, openChain } from './chain.js';
@@ -258,7 +258,7 @@ export async function createAuditLog(store: AuditStore, options: AuditLogOptions
 class ChainLog implements AuditLog {
   readonly chain: string;
   private headNow: ChainHead;
-  private readonly writer: ChainWriter;
+  private readonly writer: ChainWriterHandle;
   private readonly checkpointer: Checkpointer | undefined;
   private readonly watch = new DurableWatch();
   private readonly appendListeners = new Set<(head: ChainHead) => void>();

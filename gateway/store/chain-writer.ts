@@ -19,7 +19,7 @@
  * kill -9 the next start trusts exactly those heads (audit/chain.ts), so records that appeared in the
  * store while the gateway was down are found out.
  *
- * The worker's program is `writerMain` below, serialised with Function.toString(): it must be
+ * The worker's program is `chainCommitter` and `writerLoop` below, serialised with Function.toString(): it must be
  * self-contained (no reference to anything outside its body) so that it runs from the compiled gateway
  * and from the TypeScript sources under the test runner alike.
  */
@@ -93,20 +93,41 @@ export class ForeignHeadError extends Error {
 
 type Reply =
   | { id: number; ok: true; result: BatchResult }
-  | { id: number; ok: false; error: string; foreign?: { expected: WriterHead; found: WriterHead } };
+  | {
+      id: number;
+      ok: false;
+      error: string;
+      foreign?: { expected: WriterHead; found: WriterHead };
+      /** SQLite said another connection holds the write lock: nothing was written, try again. */
+      busy?: boolean;
+    };
 
-interface WorkerData extends Omit<ChainWriterOptions, 'head'> {
+/** Batches as the committer takes them: an id to answer, ENTRY_STRIDE fields per record. */
+type Group = { id: number; entries: (string | null)[]; everyHash?: boolean };
+
+interface Committer {
+  /** Chain and commit the groups in one transaction; one reply per group, in order. */
+  commit(groups: Group[]): Reply[] | Promise<Reply[]>;
+  close(): void | Promise<void>;
+}
+
+interface CommitterData extends Omit<ChainWriterOptions, 'head'> {
   head: WriterHead;
   modulePath: string;
+}
+
+interface WorkerData extends CommitterData {
   port: MessagePort;
 }
 
-/** The worker's whole program. Self-contained: see the module comment. */
-function writerMain(req: NodeRequire, data: WorkerData): void {
+/**
+ * Chaining and committing batches: used on the writer thread, and inline on the main thread where
+ * a commit costs no more than the hop to a thread would (SQLite, durability crash). Self-contained:
+ * see the module comment.
+ */
+function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
   const { createHash } = req('node:crypto') as typeof import('node:crypto');
   const fs = req('node:fs') as typeof import('node:fs');
-  const { receiveMessageOnPort } = req('node:worker_threads') as typeof import('node:worker_threads');
-  const port = data.port;
   const STRIDE = 8;
   const ZERO = '0'.repeat(64);
   const chain = data.chain;
@@ -230,11 +251,7 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
   const errorOf = (err: unknown) => String((err as Error)?.message ?? err);
 
   // --- the backends ------------------------------------------------------------------------------
-  type Group = { id: number; entries: (string | null)[]; everyHash?: boolean };
-  interface Backend {
-    commit(groups: Group[]): Reply[] | Promise<Reply[]>;
-    close(): void | Promise<void>;
-  }
+  type Backend = Committer;
 
   const replies = (groups: Group[], built: Built, adopted?: { expected: WriterHead; found: WriterHead }) => {
     const out: Reply[] = [];
@@ -315,7 +332,8 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         return replies(groups, built, adopted);
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
-        return failAll(groups, errorOf(err));
+        const busy = (err as { code?: string }).code === 'SQLITE_BUSY';
+        return groups.map((g) => ({ id: g.id, ok: false, error: errorOf(err), busy }));
       }
     };
     return { commit, close: () => db.close() };
@@ -428,9 +446,25 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
     };
     return { commit, close };
   };
-  const { commit, close: closeBackend } = data.backend === 'sqlite' ? sqliteBackend() : postgresBackend();
+  const backend = data.backend === 'sqlite' ? sqliteBackend() : postgresBackend();
+  return {
+    commit: backend.commit,
+    close: async () => {
+      await backend.close();
+      if (journalFd >= 0) fs.closeSync(journalFd);
+    },
+  };
+}
 
-  // --- the loop: take everything queued, one transaction, answer each batch -----------------------
+/** The writer thread's program: take everything queued, one transaction, answer each batch. */
+function writerLoop(
+  committer: Committer,
+  port: MessagePort,
+  receiveMessageOnPort: typeof import('node:worker_threads').receiveMessageOnPort,
+): void {
+  const errorOf = (err: unknown) => String((err as Error)?.message ?? err);
+  const failAll = (groups: Group[], error: string): Reply[] =>
+    groups.map((g) => ({ id: g.id, ok: false, error }));
   const queue: Group[] = [];
   let busy = false;
   let closing = false;
@@ -444,15 +478,14 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
         const groups = queue.splice(0, queue.length);
         let answers: Reply[];
         try {
-          answers = await commit(groups);
+          answers = await committer.commit(groups);
         } catch (err) {
           answers = failAll(groups, errorOf(err)); // never let one batch's failure end the thread
         }
         port.postMessage(answers);
       }
       if (closing) {
-        await closeBackend();
-        if (journalFd >= 0) fs.closeSync(journalFd);
+        await committer.close();
         port.postMessage({ closed: true });
         port.close();
       }
@@ -475,14 +508,105 @@ function writerMain(req: NodeRequire, data: WorkerData): void {
   });
 }
 
+/** Where a chain's batches are committed: on a writer thread (ChainWriter) or inline (InlineChainWriter). */
+export interface ChainWriterHandle {
+  /**
+   * Commit these entries (ENTRY_STRIDE fields each) after every batch submitted before. The result
+   * carries every record's hash with `everyHash`, else the last one's only.
+   */
+  submit(entries: (string | null)[], everyHash?: boolean): Promise<BatchResult>;
+  /** Commit what was submitted, close the writer's connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * SQLite with durability `crash` commits inline, on the main thread: a commit there is a few page
+ * writes into the WAL (no fsync), cheaper than the two thread wake-ups a hop to the writer thread costs
+ * every statement. `power` (an fsync per commit) and PostgreSQL (a round trip) would stall the event
+ * loop: they keep the writer thread.
+ */
+export function openChainWriter(options: ChainWriterOptions): ChainWriterHandle {
+  const inline = options.backend === 'sqlite' && options.durability === 'crash';
+  return inline ? new InlineChainWriter(options) : new ChainWriter(options);
+}
+
+interface Waiter {
+  resolve: (r: BatchResult) => void;
+  reject: (e: Error) => void;
+}
+
+function settleReply(chain: string, reply: Reply, waiter: Waiter): void {
+  if (reply.ok) waiter.resolve(reply.result);
+  else if (reply.foreign)
+    waiter.reject(new ForeignHeadError(chain, reply.foreign.expected, reply.foreign.found));
+  else waiter.reject(new Error(reply.error));
+}
+
+/** How long an inline commit waits for another connection's write lock: the thread's busy_timeout. */
+const INLINE_BUSY_MS = 5000;
+
+/**
+ * Commits on the calling thread, synchronously: `submit` returns a promise already settled. SQLite's
+ * own busy wait would block the event loop (and with it the connection that holds the lock, when it is
+ * this process's store), so the connection does not wait (busy_timeout 0): a batch that finds the lock
+ * taken is tried again on a timer, with everything submitted meanwhile behind it, until INLINE_BUSY_MS.
+ */
+export class InlineChainWriter implements ChainWriterHandle {
+  private readonly committer: Committer;
+  private pending: { group: Group; waiter: Waiter; since: number }[] = [];
+  private retry: NodeJS.Timeout | undefined;
+  private retryDelay = 1;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly options: ChainWriterOptions) {
+    const require = createRequire(import.meta.url);
+    const pragmas = (options.pragmas ?? []).filter((p) => !/busy_timeout/i.test(p));
+    pragmas.push('PRAGMA busy_timeout = 0');
+    this.committer = chainCommitter(require, { ...options, pragmas, modulePath: require.resolve('libsql') });
+  }
+
+  submit(entries: (string | null)[], everyHash = true): Promise<BatchResult> {
+    if (this.closed) return Promise.reject(new Error('the audit writer is closed'));
+    return new Promise((resolve, reject) => {
+      const group = { id: this.nextId++, entries, everyHash };
+      this.pending.push({ group, waiter: { resolve, reject }, since: performance.now() });
+      if (!this.retry) this.commitPending();
+    });
+  }
+
+  private commitPending(): void {
+    this.retry = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    const replies = this.committer.commit(batch.map((b) => b.group)) as Reply[];
+    const busy = replies.some((r) => !r.ok && r.busy);
+    if (busy && !this.closed && performance.now() - batch[0]!.since < INLINE_BUSY_MS) {
+      this.pending = batch;
+      this.retry = setTimeout(() => this.commitPending(), this.retryDelay);
+      this.retryDelay = Math.min(this.retryDelay * 2, 50);
+      return;
+    }
+    this.retryDelay = 1;
+    for (let i = 0; i < replies.length; i++) settleReply(this.options.chain, replies[i]!, batch[i]!.waiter);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retry) {
+      clearTimeout(this.retry);
+      this.commitPending();
+    }
+    await this.committer.close();
+  }
+}
+
 /** The main thread's handle on the writer thread. */
-export class ChainWriter {
+export class ChainWriter implements ChainWriterHandle {
   private readonly worker: Worker;
   private readonly port: MessagePort;
-  private readonly waiting = new Map<
-    number,
-    { resolve: (r: BatchResult) => void; reject: (e: Error) => void }
-  >();
+  private readonly waiting = new Map<number, Waiter>();
   private nextId = 1;
   private failed: Error | undefined;
   private closed: Promise<void> | undefined;
@@ -492,7 +616,7 @@ export class ChainWriter {
     this.port = port1;
     const modulePath = createRequire(import.meta.url).resolve(options.backend === 'sqlite' ? 'libsql' : 'pg');
     const workerData: WorkerData = { ...options, modulePath, port: port2 };
-    const source = `const wt = require('node:worker_threads');\n(${writerMain.toString()})(require, wt.workerData);`;
+    const source = `const wt = require('node:worker_threads');\n(${writerLoop.toString()})((${chainCommitter.toString()})(require, wt.workerData), wt.workerData.port, wt.receiveMessageOnPort);`;
     this.worker = new Worker(source, { eval: true, workerData, transferList: [port2] });
     // Idle, it must not keep the gateway alive; while a batch waits, it is referenced again.
     this.worker.unref();
@@ -515,10 +639,7 @@ export class ChainWriter {
     const waiter = this.waiting.get(reply.id);
     if (!waiter) return;
     this.waiting.delete(reply.id);
-    if (reply.ok) waiter.resolve(reply.result);
-    else if (reply.foreign)
-      waiter.reject(new ForeignHeadError(this.options.chain, reply.foreign.expected, reply.foreign.found));
-    else waiter.reject(new Error(reply.error));
+    settleReply(this.options.chain, reply, waiter);
   }
 
   /**

@@ -7,7 +7,7 @@
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
 import { chainOf, GENESIS_HASH, LEGACY_CHAIN } from '../../src/shared/audit.js';
 import { canonicalJson } from '../../src/shared/audit-chain.js';
-import { ChainWriter } from './chain-writer.js';
+import { type ChainWriterHandle, type ChainWriterOptions, openChainWriter } from './chain-writer.js';
 import type { SqlDriver } from './driver.js';
 import { LOCKS } from './driver.js';
 import type { AuditStore, ChainHead, ChainInfo, RecordQuery, SessionQuery, WriterBackend } from './types.js';
@@ -42,7 +42,7 @@ function legacyCheckpointOfRow(row: Row): Checkpoint {
 export class SqlAuditStore implements AuditStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Writers opened on this store: closed with it, so nothing appends to a closed store. */
-  protected readonly writers = new Set<ChainWriter>();
+  protected readonly writers = new Set<ChainWriterHandle>();
 
   constructor(
     protected readonly db: SqlDriver,
@@ -56,8 +56,8 @@ export class SqlAuditStore implements AuditStore {
     return this.db.dialect === 'sqlite' ? "json_extract(record, '$.hash')" : "(record::json ->> 'hash')";
   }
 
-  openChainWriter(options: Omit<ConstructorParameters<typeof ChainWriter>[0], keyof WriterBackend>) {
-    const writer = new ChainWriter({ ...this.db.writer, ...options });
+  openChainWriter(options: Omit<ChainWriterOptions, keyof WriterBackend>): ChainWriterHandle {
+    const writer = openChainWriter({ ...this.db.writer, ...options });
     this.writers.add(writer);
     return writer;
   }

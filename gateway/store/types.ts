@@ -7,7 +7,7 @@
 import type { AuditRecord, Checkpoint, SessionSummary, SigningPublicKey } from '../../src/shared/audit.js';
 import type { ApprovalStore, GrantStore } from '../approvals/model.js';
 import type { IdentityStore } from '../identities/model.js';
-import type { ChainWriter, ChainWriterOptions } from './chain-writer.js';
+import type { ChainWriterHandle, ChainWriterOptions } from './chain-writer.js';
 
 /** The newest record: what the next one chains onto. seq 0 and the genesis hash when the chain is empty. */
 export interface ChainHead {
@@ -109,7 +109,7 @@ export interface AuditStore {
   readonly dataDir: string;
 
   /** A writer thread committing one chain's appends (store/chain-writer.ts). */
-  openChainWriter(options: Omit<ChainWriterOptions, keyof WriterBackend>): ChainWriter;
+  openChainWriter(options: Omit<ChainWriterOptions, keyof WriterBackend>): ChainWriterHandle;
   /** The chain's newest record; with none, its newest checkpoint (a purge left it as the anchor); else genesis. */
   chainHead(chain: string): Promise<ChainHead>;
   /** Every chain with its head (`legacy` only when the store has records or checkpoints from before chains). */

@@ -10,7 +10,7 @@ import { purgeExpired } from '../../gateway/audit/retention.js';
 import { fileSink, type SinkTarget, startSinks } from '../../gateway/audit/sinks.js';
 import { loadTrustedKeys } from '../../gateway/audit/trusted-keys.js';
 import { verifyStoredLog } from '../../gateway/audit/verify.js';
-import type { ChainWriter } from '../../gateway/store/chain-writer.js';
+import type { ChainWriterHandle } from '../../gateway/store/chain-writer.js';
 import { openStore, type StoreConfig } from '../../gateway/store/index.js';
 import type { Store } from '../../gateway/store/types.js';
 import type { AuditRecord, AuditRecordInput, TrustedKey } from '../../src/shared/audit.js';
@@ -131,7 +131,7 @@ describe.each(backends)('store: $name', (backend) => {
           return writer.submit(entries);
         },
         close: () => writer.close(),
-      } as unknown as ChainWriter;
+      } as unknown as ChainWriterHandle;
     };
     const log = await newLog(counting);
     const records = await Promise.all(

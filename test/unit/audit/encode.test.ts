@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog } from '../../../gateway/audit/log.js';
-import type { ChainWriter } from '../../../gateway/store/chain-writer.js';
+import type { ChainWriterHandle } from '../../../gateway/store/chain-writer.js';
 import { openStore } from '../../../gateway/store/index.js';
 import type { Store } from '../../../gateway/store/types.js';
 import type { AuditRecord, AuditRecordInput } from '../../../src/shared/audit.js';
@@ -131,7 +131,7 @@ describe('statement outcomes ride along with the next commit', () => {
           return writer.submit(entries);
         },
         close: () => writer.close(),
-      } as unknown as ChainWriter;
+      } as unknown as ChainWriterHandle;
     };
     return { store: counting, commits };
   }
