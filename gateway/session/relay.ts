@@ -53,6 +53,8 @@ export class Relay {
   /** A message is waiting for the gate's slow path (approval, catalog): the rest queue behind it. */
   private waiting = false;
   private readonly outbox: Outgoing[] = [];
+  /** Entries of the outbox still behind their durability barrier. */
+  private held = 0;
   private flushScheduled = false;
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -156,7 +158,9 @@ export class Relay {
       }
       this.apply(frame, step);
     }
-    this.flushUpstream();
+    // Behind a barrier, what is ready waits for it: the release writes both at once, so a statement
+    // reaches the database in one write (Bind with its Execute), not split around the commit.
+    if (this.held === 0) this.flushUpstream();
     if (!this.clientPaused && this.outbox.length > MAX_OUTBOX) {
       this.clientPaused = true;
       this.client.pause();
@@ -201,9 +205,11 @@ export class Relay {
   private hold(lsn: number, held: Held): void {
     const entry: Outgoing = { bytes: held.bytes, ready: false };
     this.outbox.push(entry);
+    this.held++;
     this.gate.whenDurable(lsn, (err) => {
       if (err) entry.bytes = this.core.heldFailed(held, err);
       entry.ready = true;
+      this.held--;
       this.scheduleFlush();
     });
   }
