@@ -15,9 +15,9 @@
  * `foreign`) — or, when told to adopt, writes an `audit.alarm` record naming both heads and goes on.
  *
  * The head journal: before each commit the writer notes in a small file beside the signing key
- * (never in the store) the head it is about to write, and after the commit the head it wrote. After a
- * kill -9 the next start trusts exactly those heads (audit/chain.ts), so records that appeared in the
- * store while the gateway was down are found out.
+ * (never in the store) the head it writes onto and the head it is about to write (PostgreSQL: also
+ * the head after the commit). After a kill -9 the next start trusts exactly those heads
+ * (audit/chain.ts), so records that appeared in the store while the gateway was down are found out.
  *
  * The worker's program is `chainCommitter` and `writerLoop` below, serialised with Function.toString(): it must be
  * self-contained (no reference to anything outside its body) so that it runs from the compiled gateway
@@ -326,9 +326,10 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
         for (const [session, last] of built.ended) endSession.run(last, session, chain);
         journal({ seq: found.seq, hash: found.hash, next: built.next }, data.durability === 'power');
         db.exec('COMMIT');
+        // The journal already names this head (as `next`): a start after a kill -9 trusts it when the
+        // store shows it, and the previous one when the commit did not happen; no second write needed.
         head = built.next;
         note(built);
-        journal({ seq: head.seq, hash: head.hash }, false);
         return replies(groups, built, adopted);
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');

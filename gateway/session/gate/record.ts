@@ -59,7 +59,7 @@ export class Recorder {
   /** Queue records no statement waits for (refusals); a failure is logged. */
   enqueueQuietly(bodies: RecordBody[]): void {
     const lsn = this.enqueue(bodies);
-    if (typeof lsn === 'number') this.log.whenDurable(lsn, (err) => err && this.onError(err));
+    if (typeof lsn === 'number') this.whenDurable(lsn, (err) => err && this.onError(err));
   }
 
   /** Append and wait: the slow path (approvals) writes its records this way. */
@@ -73,9 +73,12 @@ export class Recorder {
     }
   }
 
-  /** A record no statement waits for and no commit is started for (statement.result). */
+  /**
+   * A record no statement waits for and no commit is started for (statement.result): queued like any
+   * other, without a promise or the committed record handed back, and a failure is logged.
+   */
   appendLazily(body: RecordBody): void {
-    this.log.append({ ...this.base, ...body }).catch((err: Error) => this.onError(err));
+    this.enqueueQuietly([body]);
   }
 
   /** Call back when every record of the message whose last LSN is `lsn` is durable, with the first error. */
