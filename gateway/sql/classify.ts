@@ -5,7 +5,7 @@
  * resolves through its own settings and the catalog instead (session/names.ts).
  */
 import type { Classification } from '../../src/shared/statement.js';
-import { LruCache } from './lru.js';
+import { SecondUseCache } from './lru.js';
 import { isSqlParserLoaded } from './parser.js';
 import { resolveTextually } from './resolve.js';
 import {
@@ -23,7 +23,7 @@ export {
   preparedUseOf,
 } from './syntax.js';
 
-const cache = new LruCache<string, Classification>(CLASSIFY_CACHE_ENTRIES);
+const cache = new SecondUseCache<string, Classification>(CLASSIFY_CACHE_ENTRIES);
 
 /** Classify SQL text under the default search_path (cached). Treat the result as read-only. */
 export function classify(sql: string): Classification {

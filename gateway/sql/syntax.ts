@@ -21,7 +21,7 @@ import {
   RELATION_OBJECT_TYPES,
 } from './classes.js';
 import { fingerprintOf } from './fingerprint.js';
-import { LruCache } from './lru.js';
+import { SecondUseCache } from './lru.js';
 import { encodeFunctionRef, encodeRelationRef, joinIdentifierList } from './names.js';
 import { isSqlParserLoaded, parseSql, statementTexts } from './parser.js';
 import { normalizeSettingValue, parseBoolean, type SettingOp, UNKNOWN_VALUE } from './settings.js';
@@ -42,7 +42,7 @@ import { collectFacts, isObject, nameParts, type TreeFacts, unwrapNode } from '.
 export const CLASSIFY_CACHE_ENTRIES = 10_000;
 export const CLASSIFY_CACHE_MAX_TEXT = 64 * 1024;
 
-const cache = new LruCache<string, Classification>(CLASSIFY_CACHE_ENTRIES);
+const cache = new SecondUseCache<string, Classification>(CLASSIFY_CACHE_ENTRIES);
 
 /**
  * What a statement does with SQL-level prepared statements; the per-session tracker (session-sql.ts)

@@ -600,10 +600,16 @@ describe('fingerprint', () => {
 });
 
 describe('cache', () => {
-  it('returns the same result object for the same text', () => {
+  it('returns the same result object for a text used again', () => {
+    classify('select * from cached_t');
     const a = classify('select * from cached_t');
     expect(classify('select * from cached_t')).toBe(a);
     expect(classifyUncached('select * from cached_t')).not.toBe(a);
     expect(classifyUncached('select * from cached_t')).toEqual(a);
+  });
+
+  it('keeps a text used once out of the cache, so one-off texts push nothing out', () => {
+    const once = classify('select * from cached_t where id = 7');
+    expect(classify('select * from cached_t where id = 7')).not.toBe(once);
   });
 });
