@@ -1,12 +1,14 @@
 /**
- * The audit chain's durable write, on a worker thread: the main thread hands over compact, already
- * encoded record members; the writer assigns seq, time, prev and hash, and commits.
+ * The audit chain's durable write: the main thread hands over compact, already encoded record
+ * members; the writer assigns seq, time, prev and hash, and commits.
  *
- * Why a thread: the gateway's main thread relays every session's bytes, and it is what limits
- * throughput. Hashing, assembling each record's canonical text and the commit itself (synchronous in
- * SQLite) run here instead, beside it.
+ * Where: a commit that waits on a disk or a network (`power`: an fsync; PostgreSQL: a round trip) runs
+ * on a worker thread, beside the main thread that relays every session's bytes. SQLite with `crash`
+ * commits inline (InlineChainWriter): a few WAL page writes, cheaper than the two thread wake-ups (and
+ * the wait) a hop to the thread costs each batch.
  *
- * Group commit: batches queue on a MessagePort; the writer takes everything queued at once
+ * Group commit: each submit is one transaction for everything the log gathered in an event-loop turn;
+ * on the thread, batches queue on a MessagePort and the writer takes everything queued at once
  * (`receiveMessageOnPort`) into one transaction — one commit (one fsync under `power`) for all of it.
  *
  * A head it did not write: each transaction first reads the chain's head from the store and compares it
@@ -294,10 +296,28 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
     const anchorQuery = db.prepare(
       'SELECT seq, hash FROM chain_checkpoints WHERE chain = ? ORDER BY seq DESC, id DESC LIMIT 1',
     );
-    const insert = db.prepare(
-      `INSERT INTO chain_records (chain, seq, time, type, session, connection, subject, decision, hash, record)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    // Rows go in up to ROWS at a time: one statement (one call into SQLite) per chunk, not per record.
+    const ROWS = 32;
+    const inserts = new Map<number, { run(...params: unknown[]): unknown }>();
+    const insertOf = (n: number) => {
+      let stmt = inserts.get(n);
+      if (!stmt) {
+        const values = Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
+        stmt = db.prepare(
+          `INSERT INTO chain_records (chain, seq, time, type, session, connection, subject, decision, hash, record) VALUES ${values}`,
+        );
+        inserts.set(n, stmt!);
+      }
+      return stmt!;
+    };
+    const insertRows = (rows: unknown[][]) => {
+      for (let at = 0; at < rows.length; at += ROWS) {
+        const chunk = rows.slice(at, at + ROWS);
+        const params: unknown[] = [];
+        for (const row of chunk) params.push(chain, ...row);
+        insertOf(chunk.length).run(...params);
+      }
+    };
     const openSession = db.prepare(
       'INSERT INTO audit_sessions (session, chain, first_seq, last_seq) VALUES (?, ?, ?, ?) ON CONFLICT (session) DO NOTHING',
     );
@@ -321,7 +341,7 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
         }
         const lead = adopted ? [alarmEntry(head, found)] : [];
         const built = build([...lead, ...groups.map((g) => g.entries)], found);
-        for (const row of built.rows) insert.run(chain, ...row);
+        insertRows(built.rows);
         for (const [session, at] of built.opened) openSession.run(session, chain, at.first, at.last);
         for (const [session, last] of built.ended) endSession.run(last, session, chain);
         journal({ seq: found.seq, hash: found.hash, next: built.next }, data.durability === 'power');
