@@ -124,8 +124,9 @@ export function openSqliteDriver(dir: string, options: { durability?: 'crash' | 
           throw err;
         }
       }),
-    // The audit chain's appends run on a writer thread with a connection of its own (store/chain-writer.ts);
-    // WAL lets this connection read beside it, and SQLite's lock makes the two take turns writing.
+    // The audit chain's appends use a connection of their own, inline or on a writer thread
+    // (store/chain-writer.ts); WAL lets this connection read beside it, and SQLite's lock makes the two
+    // take turns writing.
     writer: { backend: 'sqlite', target: file, pragmas, durability: options.durability ?? 'crash' },
     close: () =>
       exclusive(async () => {
