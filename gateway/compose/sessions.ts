@@ -9,7 +9,6 @@ import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { ApprovalService } from '../approvals/service.js';
 import { clip } from '../audit/auth-failures.js';
 import { type CatalogSource, createCatalogSource } from '../catalog/catalog.js';
-import type { ByteStream } from '../contracts/byte-stream.js';
 import type { SessionGate } from '../contracts/gate.js';
 import { SessionMasking } from '../masking/index.js';
 import { loadTokenKey } from '../masking/secret.js';
@@ -51,7 +50,7 @@ export interface Tunnels {
 export function buildTunnels(ctx: GatewayContext, deps: SessionDeps): Tunnels {
   const { config, metrics } = ctx;
   const { registry, audit } = deps;
-  const streams = new Set<ByteStream>();
+  const streams = new Set<Duplex>();
   const hooks = sessionHooks(ctx, deps);
   ctx.prometheus?.watch({
     sessionsByConnection: () => {
@@ -135,7 +134,7 @@ export function buildTunnels(ctx: GatewayContext, deps: SessionDeps): Tunnels {
 function startSession(
   ctx: GatewayContext,
   engine: PolicyEngine,
-  stream: ByteStream,
+  stream: Duplex,
   target: TunnelTarget,
   hooks: SessionHooks,
   registry: SessionRegistry,

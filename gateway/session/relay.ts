@@ -11,7 +11,7 @@
  * one group commit, not N. When the commit fails, the held statement is swapped for the core's poison
  * (SQLSTATE 58030) before anything behind it leaves.
  */
-import type { ByteStream } from '../contracts/byte-stream.js';
+import type { Duplex } from 'node:stream';
 import type { SessionGate } from '../contracts/gate.js';
 import { errorResponse, type NoticeFields, type TransactionStatus } from '../pgwire/backend.js';
 import { type Frame, FrameReader, ProtocolViolation } from '../pgwire/frames.js';
@@ -65,8 +65,8 @@ export class Relay {
   private ended: ((reason: string) => void)[] = [];
 
   constructor(
-    private readonly client: ByteStream,
-    private readonly upstream: ByteStream,
+    private readonly client: Duplex,
+    private readonly upstream: Duplex,
     private readonly gate: SessionGate,
     private readonly options: RelayOptions,
     initialStatus: TransactionStatus = 'I',

@@ -4,10 +4,10 @@
  * a tunnel, mapping the gateway's key to the upstream one.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
-import type { ByteStream } from '../contracts/byte-stream.js';
 import type { SessionGate } from '../contracts/gate.js';
 import { OWN_QUERY_MARK } from '../contracts/own-query.js';
 import type { ClientLogin, SessionInfo } from '../contracts/session.js';
@@ -128,7 +128,7 @@ async function sessionStart(upstream: UpstreamConnection, held: Map<string, stri
 }
 
 /** A startup parameter policy refused: the FATAL names it and the rule (nothing is dropped without a word). */
-function refuseParameter(client: ByteStream, refused: NonNullable<StartupJudgement['refused']>): string {
+function refuseParameter(client: Duplex, refused: NonNullable<StartupJudgement['refused']>): string {
   const { setting, decision } = refused;
   const by = `rule "${decision.rule}"${decision.policy ? ` of policy "${decision.policy}"` : ''}`;
   client.end(
@@ -165,7 +165,7 @@ export async function cancelSession(
 }
 
 export async function runSession(
-  client: ByteStream,
+  client: Duplex,
   meta: {
     identity: Identity;
     connection: ConnectionConfig;

@@ -7,9 +7,8 @@
  * is handed back to the caller, and the one-time local password (when the tunnel carries one) is
  * checked with SCRAM-SHA-256.
  */
-
+import type { Duplex } from 'node:stream';
 import { ScramError, ScramServer } from '../../src/shared/scram.js';
-import type { ByteStream } from '../contracts/byte-stream.js';
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -70,7 +69,7 @@ class PacketSource {
   private readonly onEnd = () => this.fail(new StartupRefused('the client closed the connection', '08006'));
 
   constructor(
-    private readonly stream: ByteStream,
+    private readonly stream: Duplex,
     readonly reader: FrameReader,
   ) {
     stream.on('data', this.onData);
@@ -154,7 +153,7 @@ export interface StartupOptions {
  * Returns the leftover client bytes (a pipelining client may already have sent its first query).
  */
 export async function acceptStartup(
-  client: ByteStream,
+  client: Duplex,
   options: StartupOptions,
 ): Promise<{ result: StartupResult; leftover: Buffer }> {
   const timeoutMs = options.timeoutMs ?? 30_000;
@@ -258,12 +257,7 @@ function splitOptions(options: string): string[] {
   return words;
 }
 
-async function checkLocalPassword(
-  client: ByteStream,
-  source: PacketSource,
-  password: string,
-  timeoutMs: number,
-) {
+async function checkLocalPassword(client: Duplex, source: PacketSource, password: string, timeoutMs: number) {
   client.write(authenticationSasl(['SCRAM-SHA-256']));
   const initial = await source.next(timeoutMs);
   if (initial.type !== 'p') throw new StartupRefused('expected a SASL initial response', '08P01');
@@ -292,7 +286,7 @@ async function checkLocalPassword(
 
 /** AuthenticationCleartextPassword, then the PasswordMessage's text. */
 async function readCleartextPassword(
-  client: ByteStream,
+  client: Duplex,
   source: PacketSource,
   timeoutMs: number,
 ): Promise<string> {
@@ -303,7 +297,7 @@ async function readCleartextPassword(
 }
 
 /** Tell the client why the handshake ended, as a FATAL it can show. */
-export function refuseStartup(client: ByteStream, err: Error): void {
+export function refuseStartup(client: Duplex, err: Error): void {
   const sqlstate = err instanceof StartupRefused || err instanceof ProtocolViolation ? err.sqlstate : '08006';
   client.end(errorResponse({ severity: 'FATAL', code: sqlstate, message: `hoop: ${err.message}` }));
 }

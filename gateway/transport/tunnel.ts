@@ -11,11 +11,10 @@ import { TUNNEL_HEADERS, TUNNEL_PATH } from '../../src/shared/api.js';
 import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
-import type { ByteStream } from '../contracts/byte-stream.js';
 import type { ClientLogin } from '../contracts/session.js';
 import type { UpgradeHandler } from './http.js';
 import { sourceOf } from './http.js';
-import { WebSocketPipe } from './ws-stream.js';
+import { webSocketStream } from './ws-stream.js';
 
 export interface TunnelTarget {
   identity: Identity;
@@ -44,7 +43,7 @@ export interface TunnelOptions {
   barred?(identity: Identity): string | undefined;
   /** A refused tunnel (unknown connection, no policy): recorded as auth.failed. */
   refused(identity: Identity, source: string, connection: string, reason: string): void;
-  onStream(stream: ByteStream, target: TunnelTarget): void;
+  onStream(stream: Duplex, target: TunnelTarget): void;
   maxMessageBytes: number;
 }
 
@@ -104,7 +103,7 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     const sessionId = randomUUID();
     pendingIds.set(request, sessionId);
     wss.handleUpgrade(request, socket, head, (ws) => {
-      const stream = new WebSocketPipe(ws);
+      const stream = webSocketStream(ws);
       stream.on('error', () => stream.destroy());
       options.onStream(stream, {
         identity,

@@ -1,78 +1,25 @@
 /**
- * The tunnel's WebSocket as the session's byte stream, driven directly: each binary message is a
- * 'data' event and each write one message, with no Duplex stream in between (its buffering, its
- * acknowledgement per write and its events cost as much per message as the relay's own work).
- *
- * Backpressure: `write` returns false once the WebSocket's send buffer passes the high-water mark and
- * 'drain' follows when a send completes below it; `pause` stops reading the socket (a message already
- * read may still arrive: the relay queues it). 'end' and 'close' are emitted once, when the WebSocket
- * closes; `end(bytes)` sends them and then the close frame, in order.
+ * The tunnel's WebSocket as a byte stream for the relay: ws's `createWebSocketStream`, with writes
+ * acknowledged as soon as they are queued on the socket while the WebSocket's send buffer is below the
+ * high-water mark. The stock stream acknowledges each write only once the socket has flushed it, so a
+ * second write waits a full event-loop turn for the first: one WebSocket frame per turn on a large result.
+ * Backpressure is kept: above the mark a write is acknowledged when it has been flushed, and the stream's
+ * own buffer (and `write()` returning false) does the rest.
  */
-import { EventEmitter } from 'node:events';
-import type { RawData, WebSocket } from 'ws';
-import type { ByteStream } from '../contracts/byte-stream.js';
+import type { Duplex } from 'node:stream';
+import { createWebSocketStream, type WebSocket } from 'ws';
 
-export class WebSocketPipe extends EventEmitter implements ByteStream {
-  private needDrain = false;
-  private ended = false;
-
-  constructor(
-    private readonly ws: WebSocket,
-    private readonly highWaterMark = 1 << 20,
-  ) {
-    super();
-    ws.on('message', (data: RawData) => this.emit('data', asBuffer(data)));
-    ws.once('close', () => {
-      this.emit('end');
-      this.emit('close');
-    });
-    ws.on('error', (err) => this.emit('error', err));
-  }
-
-  get writableLength(): number {
-    return this.ws.bufferedAmount;
-  }
-
-  write(chunk: Buffer | string): boolean {
-    if (this.ended || this.ws.readyState !== this.ws.OPEN) return false;
-    this.ws.send(chunk, { binary: true }, this.sent);
-    if (this.ws.bufferedAmount <= this.highWaterMark) return true;
-    this.needDrain = true;
-    return false;
-  }
-
-  end(chunk?: Buffer | string): void {
-    if (chunk !== undefined) this.write(chunk);
-    this.ended = true;
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
-  }
-
-  destroy(): void {
-    this.ended = true;
-    this.ws.terminate();
-  }
-
-  pause(): void {
-    this.ws.pause();
-  }
-
-  resume(): void {
-    this.ws.resume();
-  }
-
-  private readonly sent = (err?: Error) => {
-    if (err) {
-      this.destroy();
+export function webSocketStream(ws: WebSocket, highWaterMark = 1 << 20): Duplex {
+  const stream = createWebSocketStream(ws, { highWaterMark });
+  stream._write = (chunk: Buffer, _encoding, callback) => {
+    if (ws.readyState !== ws.OPEN || ws.bufferedAmount + chunk.length > highWaterMark) {
+      ws.send(chunk, callback);
       return;
     }
-    if (this.needDrain && this.ws.bufferedAmount <= this.highWaterMark) {
-      this.needDrain = false;
-      this.emit('drain');
-    }
+    ws.send(chunk, (err) => {
+      if (err) stream.destroy(err);
+    });
+    callback();
   };
-}
-
-function asBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+  return stream;
 }
