@@ -364,8 +364,19 @@ class MemorySocket extends Duplex {
   }
 }
 
+const options = { maxMessageBytes: 1 << 20, idleTimeoutMs: 0, maxSessionMs: 0 };
+
+/** A relay over memory sockets whose gate holds every statement until `gate.commit(lsn)`. */
+function holdingRelay() {
+  const gate = new TestGate();
+  gate.holds = true;
+  const client = new MemorySocket();
+  const upstream = new MemorySocket();
+  new Relay(client, upstream, gate, options).start();
+  return { gate, client, upstream };
+}
+
 describe('I/O shell', () => {
-  const options = { maxMessageBytes: 1 << 20, idleTimeoutMs: 0, maxSessionMs: 0 };
 
   it('frames a pipeline split at every byte and writes it upstream unchanged, once per read', () => {
     const gate = new TestGate();
@@ -388,11 +399,7 @@ describe('I/O shell', () => {
   });
 
   it('holds statements behind their barrier, in order, and releases a pipeline with one commit', async () => {
-    const gate = new TestGate();
-    gate.holds = true;
-    const client = new MemorySocket();
-    const upstream = new MemorySocket();
-    new Relay(client, upstream, gate, options).start();
+    const { gate, client, upstream } = holdingRelay();
     const pipeline = Buffer.concat([query('select 1'), query('select 2'), query('select 3')]);
     client.feed(pipeline);
     expect(upstream.writes).toHaveLength(0);
@@ -404,11 +411,7 @@ describe('I/O shell', () => {
   });
 
   it('sends what comes before a held Execute with it, in one write, not split around the commit', async () => {
-    const gate = new TestGate();
-    gate.holds = true;
-    const client = new MemorySocket();
-    const upstream = new MemorySocket();
-    new Relay(client, upstream, gate, options).start();
+    const { gate, client, upstream } = holdingRelay();
     const statement = Buffer.concat([bind({ statement: '', values: [] }), execute({}), sync()]);
     client.feed(Buffer.concat([parse({ name: '', text: 'select 1' }), statement]));
     // The database would only wake up for a Parse and a Bind it cannot answer before the Sync.
@@ -421,11 +424,7 @@ describe('I/O shell', () => {
   });
 
   it('a failed commit sends the poison in the held statement’s place, and what follows still goes', async () => {
-    const gate = new TestGate();
-    gate.holds = true;
-    const client = new MemorySocket();
-    const upstream = new MemorySocket();
-    new Relay(client, upstream, gate, options).start();
+    const { gate, client, upstream } = holdingRelay();
     client.feed(Buffer.concat([query('select 1'), sync()]));
     gate.commit(1, new Error('disk full'));
     await Promise.resolve();
@@ -434,11 +433,7 @@ describe('I/O shell', () => {
 
   it('stops reading a client that pipelines faster than the audit log commits, and resumes after', async () => {
     // libpq's uniqviol through the tunnel: 440 000 statements queued behind commits grew the gateway to 1.5 GB.
-    const gate = new TestGate();
-    gate.holds = true;
-    const client = new MemorySocket();
-    const upstream = new MemorySocket();
-    new Relay(client, upstream, gate, options).start();
+    const { gate, client, upstream } = holdingRelay();
     const statements = [parse({ name: 's', text: 'select $1::int' })];
     for (let i = 0; i < 2100; i++) statements.push(bind({ statement: 's', values: [`${i}`] }), execute({}));
     client.feed(Buffer.concat(statements));
