@@ -388,8 +388,8 @@ class ChainLog implements AuditLog {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // Let every record of this event-loop turn join the batch.
-    setImmediate(() => this.flush());
+    // Let every record of this event-loop turn, and of the next, join the batch.
+    setImmediate(() => setImmediate(() => this.flush()));
   }
 
   private flush(): void {
