@@ -37,4 +37,6 @@ export interface ClientLogin {
   settings: { name: string; value: string }[];
   startup: Record<string, string>;
   leftover: Buffer;
+  /** What the client sent after the handshake, while the upstream was being opened: the relay takes it. */
+  late?: () => Buffer;
 }

@@ -91,7 +91,7 @@ export function acceptNativeClient(
         source: meta.source,
         client: 'native',
         sessionId: randomUUID(),
-        login: { ...handshake.result, leftover: handshake.leftover },
+        login: { ...handshake.result, leftover: handshake.leftover, late: handshake.late },
         nativeUser: handshake.result.startup.user ?? '',
       });
     },

@@ -100,6 +100,11 @@ export class Relay {
       this.sessionTimer.unref();
     }
     this.touch();
+    // The client may have left while the upstream was being opened: its 'close' came before ours.
+    if (this.client.destroyed) {
+      this.close('client disconnected');
+      return;
+    }
     if (upstreamLeftover?.length) this.onUpstreamData(upstreamLeftover);
     if (pending?.length) this.onClientData(pending);
   }

@@ -222,7 +222,7 @@ export async function runSession(
       client.end();
       return;
     }
-    login = { ...handshake.result, leftover: handshake.leftover };
+    login = { ...handshake.result, leftover: handshake.leftover, late: handshake.late };
   }
   if (login.startup.application_name) info.applicationName = login.startup.application_name;
 
@@ -311,5 +311,6 @@ export async function runSession(
     registry.remove(info.id, key);
     hooks.closed(info, reason);
   });
-  relay.start(login.leftover, upstream.leftover);
+  const pending = login.late ? Buffer.concat([login.leftover, login.late()]) : login.leftover;
+  relay.start(pending, upstream.leftover);
 }

@@ -125,6 +125,28 @@ class PacketSource {
     });
   }
 
+  /**
+   * The handshake is done: stop reading packets, but keep what the client sends from now on (a
+   * pipelining client does not wait for ReadyForQuery) until the relay takes it with `takeLate`. A
+   * flowing stream without a listener would drop it. More than `limit` bytes end the connection.
+   */
+  hold(limit: number): { leftover: Buffer; late: () => Buffer } {
+    const leftover = this.detach();
+    const late: Buffer[] = [];
+    let bytes = 0;
+    const onLate = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > limit) this.stream.destroy();
+      else late.push(chunk);
+    };
+    this.stream.on('data', onLate);
+    const take = () => {
+      this.stream.off('data', onLate);
+      return Buffer.concat(late.splice(0));
+    };
+    return { leftover, late: take };
+  }
+
   /** Stop reading; return every byte received past what the handshake consumed. */
   detach(): Buffer {
     this.stream.off('data', this.onData);
@@ -155,7 +177,7 @@ export interface StartupOptions {
 export async function acceptStartup(
   client: Duplex,
   options: StartupOptions,
-): Promise<{ result: StartupResult; leftover: Buffer }> {
+): Promise<{ result: StartupResult; leftover: Buffer; late?: () => Buffer }> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const reader = new FrameReader(Math.min(options.maxMessageBytes, 1 << 20), { startup: true });
   const source = new PacketSource(client, reader);
@@ -198,8 +220,8 @@ export async function acceptStartup(
     client.write(authenticationOk());
 
     const settings = startupSettings(packet.parameters);
-    const leftover = source.detach();
-    return { result: { kind: 'session', settings, reader, startup: packet.parameters }, leftover };
+    const { leftover, late } = source.hold(Math.max(options.maxMessageBytes, 1 << 20));
+    return { result: { kind: 'session', settings, reader, startup: packet.parameters }, leftover, late };
   } catch (err) {
     source.detach();
     throw err;

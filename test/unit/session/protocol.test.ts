@@ -17,6 +17,7 @@ import { AUDIT_UNAVAILABLE } from '../../../gateway/contracts/refusal.js';
 import { FrameReader } from '../../../gateway/pgwire/frames.js';
 import { type ClientStep, POISON_SQL, ProtocolCore } from '../../../gateway/session/protocol.js';
 import { Relay } from '../../../gateway/session/relay.js';
+import { acceptStartup } from '../../../gateway/session/startup.js';
 import { classify } from '../../../gateway/sql/classify.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
 import { resolveNames } from '../../../gateway/sql/session-sql.js';
@@ -377,6 +378,29 @@ function holdingRelay() {
 }
 
 describe('I/O shell', () => {
+  it('keeps what a client sends after the handshake while the upstream is being opened', async () => {
+    const client = new MemorySocket();
+    const handshake = acceptStartup(client, { maxMessageBytes: 1 << 20 });
+    client.push(serialize.startup({ user: 'u', database: 'd' }));
+    const { leftover, late } = await handshake;
+    // A pipelining client does not wait for ReadyForQuery: this arrives before the relay reads.
+    client.push(query('select 1'));
+    await new Promise((r) => setImmediate(r));
+    const upstream = new MemorySocket();
+    new Relay(client, upstream, new TestGate(), options).start(Buffer.concat([leftover, late!()]));
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(upstream.writes)).toEqual(query('select 1'));
+  });
+
+  it('ends a client that sends more than a message’s worth before the session is ready', async () => {
+    const client = new MemorySocket();
+    const handshake = acceptStartup(client, { maxMessageBytes: 1 << 20 });
+    client.push(serialize.startup({ user: 'u', database: 'd' }));
+    await handshake;
+    client.push(Buffer.alloc((1 << 20) + 1));
+    await new Promise((r) => setImmediate(r));
+    expect(client.destroyed).toBe(true);
+  });
 
   it('frames a pipeline split at every byte and writes it upstream unchanged, once per read', () => {
     const gate = new TestGate();
