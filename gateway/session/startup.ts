@@ -127,7 +127,7 @@ class PacketSource {
 
   /**
    * The handshake is done: stop reading packets, but keep what the client sends from now on (a
-   * pipelining client does not wait for ReadyForQuery) until the relay takes it with `takeLate`. A
+   * pipelining client does not wait for ReadyForQuery) until the relay takes it (`late()`). A
    * flowing stream without a listener would drop it. More than `limit` bytes end the connection.
    */
   hold(limit: number): { leftover: Buffer; late: () => Buffer } {
