@@ -253,7 +253,6 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
   const errorOf = (err: unknown) => String((err as Error)?.message ?? err);
 
   // --- the backends ------------------------------------------------------------------------------
-  type Backend = Committer;
 
   const replies = (groups: Group[], built: Built, adopted?: { expected: WriterHead; found: WriterHead }) => {
     const out: Reply[] = [];
@@ -282,11 +281,11 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
   const failAll = (
     groups: Group[],
     error: string,
-    foreign?: { expected: WriterHead; found: WriterHead },
-  ): Reply[] => groups.map((g) => ({ id: g.id, ok: false, error, foreign }));
+    why: { foreign?: { expected: WriterHead; found: WriterHead }; busy?: boolean } = {},
+  ): Reply[] => groups.map((g) => ({ id: g.id, ok: false, error, ...why }));
 
   /** SQLite: one transaction on a connection of its own (BEGIN IMMEDIATE: the write lock). */
-  const sqliteBackend = (): Backend => {
+  const sqliteBackend = (): Committer => {
     const Database = req(data.modulePath);
     const db = new Database(data.target);
     for (const pragma of data.pragmas ?? []) db.exec(pragma);
@@ -335,7 +334,7 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
         if (!sameHead(found, head)) {
           if (!data.adopt) {
             db.exec('ROLLBACK');
-            return failAll(groups, 'foreign head', { expected: head, found });
+            return failAll(groups, 'foreign head', { foreign: { expected: head, found } });
           }
           adopted = { expected: head, found };
         }
@@ -353,15 +352,14 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
         return replies(groups, built, adopted);
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
-        const busy = (err as { code?: string }).code === 'SQLITE_BUSY';
-        return groups.map((g) => ({ id: g.id, ok: false, error: errorOf(err), busy }));
+        return failAll(groups, errorOf(err), { busy: (err as { code?: string }).code === 'SQLITE_BUSY' });
       }
     };
     return { commit, close: () => db.close() };
   };
 
   /** PostgreSQL: one statement per batch on a connection of its own, reconnecting after a failure. */
-  const postgresBackend = (): Backend => {
+  const postgresBackend = (): Committer => {
     const pg = req(data.modulePath);
     // One connection of its own; a new one after the server went away (the failed batches were refused).
     let client: import('pg').Client | undefined;
@@ -449,7 +447,7 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
           return replies(groups, built);
         }
         const found = await readHead();
-        if (!data.adopt) return failAll(groups, 'foreign head', { expected: head, found });
+        if (!data.adopt) return failAll(groups, 'foreign head', { foreign: { expected: head, found } });
         const adopted = { expected: head, found };
         built = build([alarmEntry(head, found), ...entries], found);
         if (!(await insertBuilt(built, found)))

@@ -2,6 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'libsql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateSigningKey, rotateSigningKey, type SigningKey } from '../../gateway/audit/checkpoint.js';
 import { exportJsonl } from '../../gateway/audit/export.js';
@@ -12,6 +13,7 @@ import { loadTrustedKeys } from '../../gateway/audit/trusted-keys.js';
 import { verifyStoredLog } from '../../gateway/audit/verify.js';
 import type { ChainWriterHandle } from '../../gateway/store/chain-writer.js';
 import { openStore, type StoreConfig } from '../../gateway/store/index.js';
+import { SQLITE_FILE } from '../../gateway/store/sqlite.js';
 import type { Store } from '../../gateway/store/types.js';
 import type { AuditRecord, AuditRecordInput, TrustedKey } from '../../src/shared/audit.js';
 import { verifyChain } from '../../src/shared/audit-chain.js';
@@ -417,6 +419,30 @@ describe.each(backends)('store: $name', (backend) => {
     await log.close();
     await own.close();
   });
+
+  it.runIf(backend.name === 'sqlite')(
+    'waits out another connection holding the write lock without stopping the event loop',
+    async () => {
+      const own = await openStore(await backend.fresh(), { dataDir: tempDir() });
+      const log = await newLog(own);
+      const holder = new Database(join(own.dataDir, SQLITE_FILE));
+      holder.exec('BEGIN IMMEDIATE');
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      const appended = log.append(statement('s-locked', 1));
+      await new Promise((r) => setTimeout(r, 300));
+      holder.exec('ROLLBACK');
+      holder.close();
+      const record = await appended;
+      clearInterval(ticker);
+      // The commit was retried on a timer: timers kept firing while the lock was held.
+      expect(ticks).toBeGreaterThan(5);
+      expect(record.seq).toBeGreaterThan(0);
+      expect(await verify(own, log)).toMatchObject({ ok: true });
+      await log.close();
+      await own.close();
+    },
+  );
 
   it('fails closed: when the store cannot write, append rejects', async () => {
     const doomed = await open();
