@@ -142,6 +142,8 @@ describe('audit sinks on a real gateway (and fail_open)', () => {
     try {
       await client.query('select 1');
       const holder = new Database(join(stack.configFile, '..', 'hoop-data', 'hoop.db'));
+      // The gateway may be committing the last statement's result record: wait for the lock like any writer.
+      holder.exec('PRAGMA busy_timeout = 10000');
       holder.exec('BEGIN IMMEDIATE');
       try {
         const result = await client.query("select 'ran-unrecorded' as x");
