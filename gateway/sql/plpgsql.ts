@@ -6,9 +6,49 @@
  */
 
 interface PlpgsqlModule {
-  loadModule(): Promise<void>;
   parsePlPgSQLSync(sql: string): unknown;
   scanSync(sql: string): { tokens: { start: number; end: number; text: string }[] };
+}
+
+/** The Emscripten module inside @libpg-query/parser: C functions over a string in WASM memory. */
+interface WasmModule {
+  lengthBytesUTF8(text: string): number;
+  stringToUTF8(text: string, ptr: number, max: number): void;
+  UTF8ToString(ptr: number): string;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  _wasm_parse_plpgsql(ptr: number): number;
+  _wasm_scan(ptr: number): number;
+  _wasm_free_string(ptr: number): void;
+}
+
+/**
+ * The package's own entry point also loads its 5 MB protobuf module (for deparse), which costs the
+ * gateway ~18 MB of resident memory and is never used here: load the WASM module directly and call
+ * its two C functions the way the entry point does (the version is pinned in package.json).
+ */
+const WASM_ENTRY = '@libpg-query/parser/wasm/libpg-query.js';
+
+function wrap(wasm: WasmModule): PlpgsqlModule {
+  const call = (fn: (ptr: number) => number, text: string): unknown => {
+    const size = wasm.lengthBytesUTF8(text) + 1;
+    const input = wasm._malloc(size);
+    let output = 0;
+    try {
+      wasm.stringToUTF8(text, input, size);
+      output = fn(input);
+      const answer = wasm.UTF8ToString(output);
+      if (/^(syntax error|deparse error|ERROR)/.test(answer)) throw new Error(answer);
+      return JSON.parse(answer);
+    } finally {
+      wasm._free(input);
+      if (output) wasm._wasm_free_string(output);
+    }
+  };
+  return {
+    parsePlPgSQLSync: (text) => call(wasm._wasm_parse_plpgsql, text),
+    scanSync: (text) => call(wasm._wasm_scan, text) as ReturnType<PlpgsqlModule['scanSync']>,
+  };
 }
 
 let module: PlpgsqlModule | undefined;
@@ -18,11 +58,9 @@ let broken = false;
 
 /** Load the PL/pgSQL parser. Idempotent; never rejects (without it, PL/pgSQL bodies are unknown). */
 export function loadPlpgsqlParser(): Promise<void> {
-  loading ??= import('@libpg-query/parser')
+  loading ??= (import(WASM_ENTRY) as Promise<{ default: () => Promise<WasmModule> }>)
     .then(async (m) => {
-      const candidate = m as unknown as PlpgsqlModule;
-      await candidate.loadModule();
-      module = candidate;
+      module = wrap(await m.default());
     })
     .catch(() => {
       broken = true;
