@@ -22,7 +22,6 @@ import { reportDeps } from './compose/report.js';
 import { buildTunnels } from './compose/sessions.js';
 import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
 import { identityRoutes } from './identities/routes.js';
-import { boundHeapGrowth } from './ops/memory.js';
 import { healthRoutes } from './ops/routes.js';
 import { createPolicyEngine } from './policy/engine.js';
 import { policyRoutes } from './policy/routes.js';
@@ -213,7 +212,6 @@ export type { StartHooks };
 export async function startGateway(configFile: string, hooks: StartHooks = {}): Promise<void> {
   const { config, passwords } = checkConfig(configFile);
   const ctx = createContext(configFile, config, passwords);
-  boundHeapGrowth();
   await loadSqlParser();
   void loadPlpgsqlParser(); // in the background: the first catalog load awaits it
   const engine = createPolicyEngine(config);

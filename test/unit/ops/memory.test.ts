@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { boundHeapGrowth } from '../../../gateway/ops/memory.js';
+import { applyMemoryDefaults } from '../../../gateway/ops/memory.js';
 
-describe('the gateway bounds its heap growth', () => {
-  it('sets it when the operator did not', () => {
-    expect(boundHeapGrowth([], '')).toBe(true);
-    expect(boundHeapGrowth(['--enable-source-maps'], '--max-old-space-size=2048')).toBe(true);
+describe("the gateway's memory defaults", () => {
+  it('applies them when the operator did not choose', () => {
+    expect(applyMemoryDefaults([], '')).toEqual(['--heap-growing-percent=33']);
+    expect(applyMemoryDefaults(['--enable-source-maps'], '--max-old-space-size=2048')).toHaveLength(1);
   });
 
-  it("leaves the operator's own choice alone (node's arguments or NODE_OPTIONS, either spelling)", () => {
-    expect(boundHeapGrowth(['--heap-growing-percent=50'], '')).toBe(false);
-    expect(boundHeapGrowth([], '--heap_growing_percent=80')).toBe(false);
+  it("leaves the operator's own choice alone (node's arguments or NODE_OPTIONS, any spelling)", () => {
+    expect(applyMemoryDefaults(['--heap-growing-percent=50'], '')).toEqual([]);
+    expect(applyMemoryDefaults([], '--max-semi-space-size=4 --heap_growing_percent=80')).toEqual([]);
   });
 });
