@@ -534,6 +534,36 @@ export function statusKb(pid, field) {
   return m ? Number(m[1]) : 0;
 }
 
+const ARENA_ALIGN = 64 * 1024 * 1024; // glibc's per-thread malloc arenas are 64 MiB-aligned heaps
+
+/**
+ * Where a process's resident memory is (MB, from /proc/<pid>/smaps): file-backed pages (the node binary,
+ * libraries), malloc (the main heap and glibc's per-thread arenas), and other anonymous memory (V8's
+ * heap, WASM memory, stacks). Undefined when smaps cannot be read.
+ */
+export function memoryOf(pid) {
+  let text;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kb = { file: 0, malloc: 0, other: 0 };
+  let kind = 'other';
+  for (const line of text.split('\n')) {
+    const mapping = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) {
+      const [start, end] = [Number.parseInt(mapping[1], 16), Number.parseInt(mapping[2], 16)];
+      const name = mapping[3];
+      const arena = !name && start % ARENA_ALIGN === 0 && end - start <= ARENA_ALIGN;
+      kind = name.startsWith('/') ? 'file' : name === '[heap]' || arena ? 'malloc' : 'other';
+    } else if (line.startsWith('Rss:')) {
+      kb[kind] += Number(line.split(/\s+/)[1]);
+    }
+  }
+  return { file: kb.file / 1024, malloc: kb.malloc / 1024, other: kb.other / 1024 };
+}
+
 /** Reset a process's peak RSS (VmHWM) so the next stage's peak is its own (Linux, same user or root). */
 export function resetPeak(pid) {
   try {

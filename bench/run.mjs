@@ -27,7 +27,7 @@
  * Other scripts: node bench/leak.mjs [--cycles 10000]; node bench/classifier.mjs; node bench/store.mjs.
  */
 import { spawn } from 'node:child_process';
-import { connArgs, cpuSeconds, rawConnect, resetPeak, startBench, statusKb } from './lib.mjs';
+import { connArgs, cpuSeconds, memoryOf, rawConnect, resetPeak, startBench, statusKb } from './lib.mjs';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -171,6 +171,7 @@ console.log(
 console.log('|---|---:|---:|---:|---:|---:|---:|');
 const rate = {};
 const peak = {};
+const memory = {};
 for (const [name, p] of paths) {
   if (p.tpsOnly) continue;
   await p.refresh?.();
@@ -178,6 +179,7 @@ for (const [name, p] of paths) {
   const cpid = connectPid(p);
   if (pid) resetPeak(pid);
   const before = pid ? statusKb(pid, 'VmRSS') / 1024 : undefined;
+  if (pid) memory[name] = memoryOf(pid);
   const cpu0 = pid ? cpuSeconds(pid) : 0;
   const ccpu0 = cpid ? cpuSeconds(cpid) : 0;
   const c = await rawConnect(p);
@@ -193,6 +195,18 @@ for (const [name, p] of paths) {
   console.log(
     `| ${name} | ${fmt(rate[name])} | ${fmt(rate[name] / rate.direct, 2)} | ${fmt(before)} | ${fmt(peak[name])} | ${fmt(gcpu, 2)} | ${fmt(ccpu, 2)} |`,
   );
+}
+
+// What the RSS before the stream is made of (docs/performance.md, "Memory").
+if (Object.values(memory).some(Boolean)) {
+  console.log('\n## gateway memory as the stream starts (MB, /proc/<pid>/smaps)');
+  console.log(
+    '| path | file-backed (node binary, libraries) | malloc (main heap, thread arenas) | other anonymous (V8 heap, WASM, stacks) |',
+  );
+  console.log('|---|---:|---:|---:|');
+  for (const [name, m] of Object.entries(memory)) {
+    if (m) console.log(`| ${name} | ${fmt(m.file)} | ${fmt(m.malloc)} | ${fmt(m.other)} |`);
+  }
 }
 
 // Issue 14's targets, each a ratio against the floor it names (one run, same machine).
