@@ -7,8 +7,9 @@
  *   node bench/compare.mjs <before-ref> [<after-ref>] [--path gateway|full] [--what result|pgbench]
  *        [--mb 500] [--mode prepared] [--clients 8] [--seconds 5] [--runs 4] [--rounds 2]
  *
- * result: a --mb MB result streamed through the path (MB/s, CPU seconds of the gateway and of hoopctl
- * connect); pgbench: pgbench -S -M --mode for --seconds (TPS, CPU µs per transaction).
+ * result: a --mb MB result streamed through the path (MB/s, the gateway's RSS before it and its peak
+ * during it, CPU seconds of the gateway and of hoopctl connect); pgbench: pgbench -S -M --mode for
+ * --seconds (TPS, CPU µs per transaction).
  * Without <after-ref>, "after" is the working tree as built in dist/: run `npm run build` first.
  */
 import { execFileSync, spawn } from 'node:child_process';

@@ -2,7 +2,7 @@
 // dist/), warm up, measure, print one JSON line per run on stdout.
 //   node bench/lib/compare-session.mjs <root> '<options json>'
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -28,14 +28,25 @@ const cpu = (pid) => {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, seconds
 };
 
+/** A field of /proc/<pid>/status in MB (VmRSS, VmHWM). */
+const statusMb = (pid, field) =>
+  Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+
 async function result() {
   const rows = Math.round((options.mb * 1e6) / 1011);
+  // The gateway's peak RSS during this stream alone: "5" resets VmHWM to the current RSS.
+  writeFileSync(`/proc/${p.pid}/clear_refs`, '5');
+  const rss = statusMb(p.pid, 'VmRSS');
   const c = await rawConnect(p);
   const t = process.hrtime.bigint();
   const bytes = await c.query(`select repeat('x', 1000) from generate_series(1, ${rows})`);
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   c.close();
-  return { 'MB/s': Math.round(bytes / 1e6 / seconds) };
+  return {
+    'MB/s': Math.round(bytes / 1e6 / seconds),
+    'gateway RSS MB': Math.round(rss),
+    'gateway peak MB': Math.round(statusMb(p.pid, 'VmHWM')),
+  };
 }
 
 function pgbench() {

@@ -41,6 +41,8 @@ export class FrameReader {
   /** The chunk being read by next(), and where in it the next message starts. */
   private data: Buffer = EMPTY;
   private offset = 0;
+  /** `data` is memory the caller reuses after this chunk: what is kept of it must be copied. */
+  private dataBorrowed = false;
   /** A message that was split across chunks, completed by the last feed(): next() returns it first. */
   private completed: Frame | undefined;
 
@@ -93,15 +95,20 @@ export class FrameReader {
   /**
    * Pull-style reading, for a caller whose state decides how to read what follows: feed() a chunk,
    * then call next() until it returns undefined (the rest is kept for the next chunk).
+   *
+   * `borrowed`: the chunk's memory is reused for the next read once the caller is done with it. The
+   * frames next() returns are views into it, valid until then; what the reader keeps for the next
+   * chunk (an incomplete message) it copies.
    */
-  feed(chunk: Buffer): void {
+  feed(chunk: Buffer, borrowed = false): void {
     if (this.offset < this.data.length || this.completed)
       throw new Error('feed() before next() finished the last chunk');
     this.data = chunk;
+    this.dataBorrowed = borrowed;
     this.offset = 0;
     if (this.pendingBytes === 0) return;
     if (this.needed > 0 && this.pendingBytes + chunk.length < this.needed) {
-      this.pending.push(chunk);
+      this.pending.push(borrowed ? Buffer.from(chunk) : chunk);
       this.pendingBytes += chunk.length;
       this.data = EMPTY;
       return;
@@ -117,6 +124,7 @@ export class FrameReader {
     } else {
       this.pending.push(chunk);
       this.data = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
+      this.dataBorrowed = false;
     }
     this.pending = [];
     this.pendingBytes = 0;
@@ -190,7 +198,7 @@ export class FrameReader {
     // Nothing fed, or feed() already kept an incomplete message's bytes (and its `needed`).
     if (data.length === 0) return;
     if (this.offset < data.length) {
-      const rest = data.subarray(this.offset);
+      const rest = this.dataBorrowed ? Buffer.from(data.subarray(this.offset)) : data.subarray(this.offset);
       this.pending = [rest];
       this.pendingBytes = rest.length;
       if (rest.length < (this.untyped ? 4 : 5)) this.needed = 0;

@@ -23,6 +23,11 @@ export interface RelayOptions {
   maxSessionMs: number;
   /** Bytes queued towards one side before we stop reading the other (backpressure). */
   highWaterMark?: number;
+  /**
+   * The upstream's reads, lent without a copy (transport/upstream-reads.ts): the relay answers for each
+   * whether it kept a reference into it. Without it, the relay reads the upstream's 'data' events.
+   */
+  upstreamReads?: { lend(reader: (view: Buffer) => boolean): void };
 }
 
 /**
@@ -83,7 +88,9 @@ export class Relay {
     this.client.on('close', () => this.close('client disconnected'));
     this.client.on('error', () => this.close('client connection error'));
     this.client.on('drain', () => this.resumeUpstream());
-    this.upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
+    if (this.options.upstreamReads)
+      this.options.upstreamReads.lend((view) => this.onUpstreamData(view, true));
+    else this.upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk, false));
     this.upstream.on('end', () => this.upstreamGone());
     this.upstream.on('close', () => this.upstreamGone());
     this.upstream.on('error', () => this.upstreamGone());
@@ -105,7 +112,7 @@ export class Relay {
       this.close('client disconnected');
       return;
     }
-    if (upstreamLeftover?.length) this.onUpstreamData(upstreamLeftover);
+    if (upstreamLeftover?.length) this.onUpstreamData(upstreamLeftover, false);
     if (pending?.length) this.onClientData(pending);
   }
 
@@ -280,8 +287,13 @@ export class Relay {
 
   // ---- database → client -------------------------------------------------------------------
 
-  private onUpstreamData(chunk: Buffer): void {
-    if (this.closed) return;
+  /**
+   * Relay what the database sent. A `borrowed` chunk is memory the next read reuses: every frame of it
+   * is handled (written, or copied by the reader) before this returns, and the answer says whether a
+   * reference into it is still held — a write the client's socket queued rather than sent at once.
+   */
+  private onUpstreamData(chunk: Buffer, borrowed: boolean): boolean {
+    if (this.closed) return false;
     // Pass contiguous runs of unchanged frames as one write.
     const out: Buffer[] = [];
     let runStart: Frame | undefined;
@@ -293,7 +305,7 @@ export class Relay {
       runLength = 0;
     };
     const reader = this.upstreamReader;
-    reader.feed(chunk);
+    reader.feed(chunk, borrowed);
     for (;;) {
       let frame: Frame | undefined;
       try {
@@ -304,7 +316,7 @@ export class Relay {
           code: '08P01',
           message: `invalid message from the database: ${(err as Error).message}`,
         });
-        return;
+        return true;
       }
       if (!frame) break;
       let replacement: Buffer | undefined;
@@ -318,7 +330,7 @@ export class Relay {
             ? { code: e.sqlstate, message: `hoop: ${e.message}` }
             : { code: '08P01', message: `invalid message from the database: ${e.message}` },
         );
-        return;
+        return true;
       }
       if (replacement === undefined) {
         if (runStart && frame.bytes.buffer === runStart.bytes.buffer && frame.bytes.byteOffset === runEnd) {
@@ -335,7 +347,7 @@ export class Relay {
       }
     }
     endRun();
-    if (out.length === 0) return;
+    if (out.length === 0) return false;
     let ok: boolean;
     if (out.length === 1) ok = this.client.write(out[0]!);
     else {
@@ -353,6 +365,8 @@ export class Relay {
       this.upstreamPaused = true;
       this.upstream.pause();
     }
+    // What the client's stream has not handed to the kernel yet may be a view into the chunk.
+    return this.client.writableLength > 0;
   }
 
   private resumeUpstream(): void {

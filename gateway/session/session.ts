@@ -300,6 +300,7 @@ export async function runSession(
       maxMessageBytes: settings.maxMessageBytes,
       idleTimeoutMs: settings.idleTimeoutMs,
       maxSessionMs: settings.maxSessionMs,
+      upstreamReads: upstream.reads,
     },
     upstream.status,
   );

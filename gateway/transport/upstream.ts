@@ -21,6 +21,7 @@ import {
   type TransactionStatus,
 } from '../pgwire/backend.js';
 import { type Frame, FrameReader } from '../pgwire/frames.js';
+import { UpstreamReads } from './upstream-reads.js';
 
 export interface UpstreamTarget {
   host: string;
@@ -35,6 +36,8 @@ export interface UpstreamTarget {
 
 export interface UpstreamConnection {
   socket: Socket | TLSSocket;
+  /** Plain TCP: the socket reads into reused memory, lent to the relay (upstream-reads.ts). */
+  reads?: UpstreamReads;
   /** ParameterStatus values the server sent at startup. */
   parameters: Map<string, string>;
   backendKey: BackendKey;
@@ -81,9 +84,16 @@ function secureContextFor(caPath: string | undefined): SecureContext {
 }
 
 /** Open a TCP connection, and negotiate TLS as the target's mode asks. */
-export async function openTransport(target: UpstreamTarget, timeoutMs = 10_000): Promise<Socket | TLSSocket> {
+export async function openTransport(
+  target: UpstreamTarget,
+  timeoutMs = 10_000,
+  reads?: UpstreamReads,
+): Promise<Socket | TLSSocket> {
+  const plain = target.tls.mode === 'disable';
   const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = netConnect({ host: target.host, port: target.port });
+    // Reads into reused memory work on a plain socket only (TLS decrypts into buffers of its own).
+    const s = netConnect({ host: target.host, port: target.port, onread: plain ? reads?.onread : undefined });
+    if (plain) reads?.attach(s);
     s.setNoDelay(true);
     const timer = setTimeout(() => {
       s.destroy();
@@ -100,7 +110,7 @@ export async function openTransport(target: UpstreamTarget, timeoutMs = 10_000):
       );
     });
   });
-  if (target.tls.mode === 'disable') return socket;
+  if (plain) return socket;
 
   socket.write(serialize.requestSsl());
   const answer = await new Promise<Buffer>((resolve, reject) => {
@@ -140,7 +150,8 @@ export async function connectUpstream(
   clientParameters: Record<string, string>,
   timeoutMs = 10_000,
 ): Promise<UpstreamConnection> {
-  const socket = await openTransport(target, timeoutMs);
+  const reads = target.tls.mode === 'disable' ? new UpstreamReads() : undefined;
+  const socket = await openTransport(target, timeoutMs, reads);
   socket.write(
     serialize.startup({
       ...clientParameters,
@@ -202,6 +213,7 @@ export async function connectUpstream(
           socket.off('error', onError);
           resolve({
             socket,
+            reads,
             parameters,
             backendKey,
             status: decodeReadyForQuery(frame.body),

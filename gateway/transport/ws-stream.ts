@@ -6,7 +6,7 @@
  * Backpressure is kept: above the mark a write is acknowledged when it has been flushed, and the stream's
  * own buffer (and `write()` returning false) does the rest.
  */
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { createWebSocketStream, type WebSocket } from 'ws';
 
 export function webSocketStream(ws: WebSocket, highWaterMark = 1 << 20): Duplex {
@@ -21,5 +21,11 @@ export function webSocketStream(ws: WebSocket, highWaterMark = 1 << 20): Duplex 
     });
     callback();
   };
+  // A write acknowledged early is still held by ws until the socket has flushed it: writableLength
+  // counts it, for the relay, which reuses a read buffer only when nothing it wrote is still queued.
+  const queued = Object.getOwnPropertyDescriptor(Duplex.prototype, 'writableLength')!.get!;
+  Object.defineProperty(stream, 'writableLength', {
+    get: () => (queued.call(stream) as number) + ws.bufferedAmount,
+  });
   return stream;
 }

@@ -81,3 +81,32 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * A large result with rows of every size (some far over one 64 KB read) read by a client that keeps
+ * stopping: the gateway's writes to it queue, so the upstream buffers it reuses are left to those writes
+ * (transport/upstream-reads.ts). Returns the rows as node-postgres parsed them, to compare with direct.
+ */
+export async function readLargeResultSlowly(connectionString: string): Promise<unknown[]> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  const stream = (client as unknown as { connection: { stream: NodeJS.ReadableStream } }).connection.stream;
+  const stutter = setInterval(() => {
+    stream.pause();
+    setTimeout(() => stream.resume(), 20);
+  }, 40);
+  try {
+    const result = await client.query(LARGE_RESULT_SQL);
+    return result.rows;
+  } finally {
+    clearInterval(stutter);
+    stream.resume();
+    await client.end();
+  }
+}
+
+/** ≈ 30 MB: row sizes sweep 0–3 KB, every 500th row is 200 KB; md5 checks the bytes in between. */
+const LARGE_RESULT_SQL = `select g, md5(g::text) as h,
+  repeat(chr(65 + g % 26), case when g % 500 = 0 then 200000 else g * 7 % 3001 end) as pad
+  from generate_series(1, 20000) g`;

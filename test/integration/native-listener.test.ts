@@ -15,7 +15,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/shared/audit.js';
 import { parseExport } from '../../src/shared/audit-export.js';
-import { waitFor } from '../harness/clients.js';
+import { readLargeResultSlowly, waitFor } from '../harness/clients.js';
 import { mintWorkloadToken, startWorkloadIssuer, type WorkloadIssuer } from '../harness/idp.js';
 import { freePort } from '../harness/ports.js';
 import { DEFAULT_POLICIES, HOOPCTL, type Stack, startStack } from '../harness/stack.js';
@@ -396,6 +396,14 @@ describe('native PostgreSQL listener without TLS (a loopback address, insecure_l
     expect(require.status).not.toBe(0);
     expect(require.stderr).toMatch(/server does not support SSL/);
   });
+
+  it('a large result read by a client that keeps stopping arrives byte for byte as from the database', async () => {
+    const url = `postgres://me:${encodeURIComponent(token)}@127.0.0.1:${port}/prod-db?sslmode=disable`;
+    const through = await readLargeResultSlowly(url);
+    const expected = await readLargeResultSlowly(stack.pg.url('shop'));
+    expect(through.length).toBe(20000);
+    expect(through).toEqual(expected);
+  }, 120_000);
 
   it('SIGTERM: new native logins get 57P03, an open native session is ended with 57P01 after the grace', async () => {
     const client = (application_name: string) =>

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScramClient } from '../../src/shared/scram.js';
+import { readLargeResultSlowly } from '../harness/clients.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
 function psql(url: string, sql: string, extraEnv: Record<string, string> = {}) {
@@ -60,6 +61,13 @@ describe('login → connect → psql through the gateway', () => {
       await client.end();
     }
   });
+
+  it('a large result read by a client that keeps stopping arrives byte for byte as from the database', async () => {
+    const through = await readLargeResultSlowly(tunnel.url);
+    const expected = await readLargeResultSlowly(stack.pg.url('shop'));
+    expect(through.length).toBe(20000);
+    expect(through).toEqual(expected);
+  }, 120_000);
 
   it('refuses a wrong local password', () => {
     const wrong = tunnel.url.replace(`:${encodeURIComponent(tunnel.password)}@`, ':not-the-password@');

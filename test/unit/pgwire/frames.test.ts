@@ -216,6 +216,29 @@ describe('FrameReader: runs of one message type (next with runType)', () => {
     }).toThrowError(expect.objectContaining({ sqlstate: '54000' }));
   });
 
+  it('reads borrowed chunks through one buffer the caller overwrites after each: every byte comes out right', () => {
+    // As the relay reads the upstream: each read lands in the same memory, which is scribbled over
+    // once the chunk's frames have been handled. What the reader keeps must be its own copy.
+    const stream = Buffer.concat([result(40), result(7)]);
+    const scratch = Buffer.alloc(64);
+    for (const size of [1, 2, 3, 5, 7, 11, 13, 29, 64]) {
+      const reader = new FrameReader(1 << 20);
+      const out: Buffer[] = [];
+      let rows = 0;
+      for (let at = 0; at < stream.length; at += size) {
+        const n = stream.copy(scratch, 0, at, Math.min(at + size, stream.length));
+        reader.feed(scratch.subarray(0, n), true);
+        for (let f = reader.next(D); f; f = reader.next(D)) {
+          out.push(Buffer.from(f.bytes)); // handled now, as the relay writes it now
+          if (f.type === 'D') rows += f.count ?? 1;
+        }
+        scratch.fill(0xee);
+      }
+      expect(rows, `reads of ${size}`).toBe(47);
+      expect(Buffer.concat(out).equals(stream), `reads of ${size}`).toBe(true);
+    }
+  });
+
   it('returns single messages when no run type is given', () => {
     const { seen } = (() => {
       const reader = new FrameReader(1 << 20);
