@@ -13,6 +13,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { SessionGate } from '../contracts/gate.js';
+import { countsHeldWrites } from '../contracts/streams.js';
 import { errorResponse, type NoticeFields, type TransactionStatus } from '../pgwire/backend.js';
 import { type Frame, FrameReader, ProtocolViolation } from '../pgwire/frames.js';
 import { type ClientStep, type Held, ProtocolCore } from './protocol.js';
@@ -68,6 +69,8 @@ export class Relay {
   private clientPaused = false;
   private upstreamPaused = false;
   private ended: ((reason: string) => void)[] = [];
+  /** The client's writableLength counts every write it still holds (contracts/streams.ts). */
+  private readonly clientCountsHeld: boolean;
 
   constructor(
     private readonly client: Duplex,
@@ -77,6 +80,7 @@ export class Relay {
     initialStatus: TransactionStatus = 'I',
   ) {
     this.clientReader = new FrameReader(options.maxMessageBytes);
+    this.clientCountsHeld = countsHeldWrites(client);
     this.highWaterMark = options.highWaterMark ?? 1 << 20;
     this.core = new ProtocolCore(gate, { toClient: (bytes) => this.writeClient(bytes) }, initialStatus);
   }
@@ -365,8 +369,9 @@ export class Relay {
       this.upstreamPaused = true;
       this.upstream.pause();
     }
-    // What the client's stream has not handed to the kernel yet may be a view into the chunk.
-    return this.client.writableLength > 0;
+    // What the client's stream has not handed to the kernel yet may be a view into the chunk; a stream
+    // that cannot tell (an in-memory pair) may hold it anyway.
+    return !this.clientCountsHeld || this.client.writableLength > 0;
   }
 
   private resumeUpstream(): void {

@@ -8,6 +8,7 @@
  */
 import { Duplex } from 'node:stream';
 import { createWebSocketStream, type WebSocket } from 'ws';
+import { markCountsHeldWrites } from '../contracts/streams.js';
 
 export function webSocketStream(ws: WebSocket, highWaterMark = 1 << 20): Duplex {
   const stream = createWebSocketStream(ws, { highWaterMark });
@@ -27,5 +28,6 @@ export function webSocketStream(ws: WebSocket, highWaterMark = 1 << 20): Duplex 
   Object.defineProperty(stream, 'writableLength', {
     get: () => (queued.call(stream) as number) + ws.bufferedAmount,
   });
+  markCountsHeldWrites(stream);
   return stream;
 }

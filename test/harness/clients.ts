@@ -87,9 +87,9 @@ export async function waitFor(
  * stopping: the gateway's writes to it queue, so the upstream buffers it reuses are left to those writes
  * (transport/upstream-reads.ts). Returns the rows as node-postgres parsed them, to compare with direct.
  */
-export async function readLargeResultSlowly(connectionString: string): Promise<unknown[]> {
+export async function readLargeResultSlowly(config: string | import('pg').ClientConfig): Promise<unknown[]> {
   const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString });
+  const client = new pg.Client(typeof config === 'string' ? { connectionString: config } : config);
   await client.connect();
   const stream = (client as unknown as { connection: { stream: NodeJS.ReadableStream } }).connection.stream;
   const stutter = setInterval(() => {

@@ -9,8 +9,10 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { type AuditLog, createAuditLog } from '../../gateway/audit/log.js';
 import { localGatewayConfig } from '../../gateway/dev/config.js';
+import { duplexPair } from '../../gateway/mcp/duplex.js';
 import { createPolicyEngine } from '../../gateway/policy/engine.js';
 import { createStatementGate } from '../../gateway/session/gate/index.js';
 import { runSession, SessionRegistry } from '../../gateway/session/session.js';
@@ -28,6 +30,8 @@ export interface SessionRig {
   registry: SessionRegistry;
   /** Every audit record appended, in order (statement records, results, blocked ...). */
   records: AuditRecordInput[];
+  /** A session over an in-memory stream pair, as an MCP session has: the client's side. */
+  inMemory(): Duplex;
   close(): Promise<void>;
 }
 
@@ -68,9 +72,9 @@ export async function startSessionRig(
   };
   const registry = new SessionRegistry();
   const connection = config.connections[0]!;
-  const server: Server = createServer((socket) => {
+  const serve = (stream: Duplex) => {
     void runSession(
-      socket,
+      stream,
       { identity: RIG_IDENTITY, connection, source: '127.0.0.1', client: 'test' },
       {
         maxMessageBytes: 1 << 24,
@@ -102,7 +106,8 @@ export async function startSessionRig(
       },
       registry,
     );
-  });
+  };
+  const server: Server = createServer(serve);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -110,6 +115,11 @@ export async function startSessionRig(
     port,
     registry,
     records,
+    inMemory() {
+      const [mine, theirs] = duplexPair();
+      serve(theirs);
+      return mine;
+    },
     async close() {
       for (const s of registry.all()) s.relay.terminate({ code: '57P01', message: 'rig closing' });
       server.close();

@@ -3,8 +3,10 @@
  * read lands in, when the reader gets a view and when a copy, and that a buffer the reader kept is never
  * read into again.
  */
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { createServer, connect as netConnect, type Server, Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { countsHeldWrites, markCountsHeldWrites } from '../../../gateway/contracts/streams.js';
 import { UpstreamReads } from '../../../gateway/transport/upstream-reads.js';
 
 let server: Server | undefined;
@@ -98,5 +100,16 @@ describe('UpstreamReads', () => {
     const small = seen.filter((b) => b.length < 1024).map((b) => b.toString());
     expect(small).toEqual(['small', 'reply']);
     expect((reads as unknown as { own?: Buffer }).own).toBeUndefined();
+  });
+});
+
+describe('which client streams may get a lent read buffer back at once', () => {
+  it('sockets and streams marked as counting what they hold; never any other stream', () => {
+    expect(countsHeldWrites(new Socket())).toBe(true);
+    // A PassThrough acknowledges a write while its reader still holds the very chunk.
+    expect(countsHeldWrites(new PassThrough())).toBe(false);
+    const marked = new PassThrough();
+    markCountsHeldWrites(marked);
+    expect(countsHeldWrites(marked)).toBe(true);
   });
 });
