@@ -38,14 +38,7 @@ import {
   type WorkloadIssuer,
 } from '../harness/idp.js';
 import { freePort } from '../harness/ports.js';
-import {
-  DEFAULT_POLICIES,
-  GATEWAY,
-  HOOPCTL,
-  removeTemporary,
-  type Stack,
-  startStack,
-} from '../harness/stack.js';
+import { DEFAULT_POLICIES, GATEWAY, HOOPCTL, type Stack, startStack } from '../harness/stack.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -156,7 +149,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await workload?.stop();
-  removeTemporary(work, homes.ci!);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -350,7 +342,6 @@ async function run(text: string, identity: { home: string; env: Record<string, s
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   clearTimeout(timer);
   await browser;
-  removeTemporary(cwd, home);
   return { code, output };
 }
 
