@@ -84,7 +84,17 @@ export function App() {
     if (errorKey) history.replaceState(null, '', window.location.pathname);
     void boot(errorKey).then(setStatus);
   }, [round]);
-  useEffect(() => onSignedOut((message) => setStatus({ state: 'signed-out', available: true, message })), []);
+  // A request that was on its way when she signed out comes back 401 later: not news, so the page
+  // that says why she is signed out stays as it is.
+  useEffect(
+    () =>
+      onSignedOut((message) =>
+        setStatus((current) =>
+          current.state === 'signed-out' ? current : { state: 'signed-out', available: true, message },
+        ),
+      ),
+    [],
+  );
 
   if (status.state === 'loading') return <Loading what="the console" />;
   if (status.state === 'failed')

@@ -227,10 +227,30 @@ describe('the web console in Chromium', () => {
     expect(await card.getByRole('button', { name: 'Approve' }).count()).toBe(0);
     await card.getByRole('table', { name: 'Bound parameters' }).getByRole('cell', { name: '$2' }).waitFor();
     await screenshot(page, SHOTS, 'inbox-own-request');
+    // A request still on its way when she signs out (the inbox's refresh after the withdrawal) ends in
+    // a 401 after the sign-out: that late answer must not replace "You are signed out.".
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const late = new Promise<void>((resolve) => {
+      void page.route('**/v1/approvals?*', async (route) => {
+        resolve();
+        await released;
+        await route.continue().catch(() => undefined);
+      });
+    });
     (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(); // withdrawn
+    await late;
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('You are signed out.').waitFor();
+    const finished = page.waitForEvent('requestfinished', (r) => r.url().includes('/v1/approvals?'));
+    release();
+    expect((await (await finished).response())?.status()).toBe(401);
+    await page.unroute('**/v1/approvals?*');
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    expect(await page.getByText('You are signed out.').count()).toBe(1);
   });
 
   it('refuses a state change without the CSRF token or from another origin; searches sessions', async () => {
