@@ -4,7 +4,7 @@
  * and `hoopctl` run as a child process per command, each user with their own HOOPCTL_HOME.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -393,7 +393,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       }
       await idp.stop();
       pg.stop();
+      removeTemporary(dir, ...homes, ...(certs ? [certs.dir] : []));
     },
   };
   return stack;
+}
+
+/** Remove a test's temporary directories when it is done; HOOP_KEEP_TMP=1 keeps them to look at after a failure. */
+export function removeTemporary(...paths: string[]): void {
+  if (process.env.HOOP_KEEP_TMP) return;
+  for (const path of paths) rmSync(path, { recursive: true, force: true });
 }

@@ -38,7 +38,14 @@ import {
   type WorkloadIssuer,
 } from '../harness/idp.js';
 import { freePort } from '../harness/ports.js';
-import { DEFAULT_POLICIES, GATEWAY, HOOPCTL, type Stack, startStack } from '../harness/stack.js';
+import {
+  DEFAULT_POLICIES,
+  GATEWAY,
+  HOOPCTL,
+  removeTemporary,
+  type Stack,
+  startStack,
+} from '../harness/stack.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -149,6 +156,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await workload?.stop();
+  removeTemporary(work, homes.ci!);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -342,6 +350,7 @@ async function run(text: string, identity: { home: string; env: Record<string, s
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   clearTimeout(timer);
   await browser;
+  removeTemporary(cwd, home);
   return { code, output };
 }
 
