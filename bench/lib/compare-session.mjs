@@ -28,7 +28,10 @@ const cpu = (pid) => {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, seconds
 };
 
-/** A field of /proc/<pid>/status in MB (VmRSS, VmHWM). */
+/**
+ * A field of /proc/<pid>/status in MB (VmRSS, VmHWM). Not lib.mjs's statusKb: this script loads the lib.mjs
+ * of the build it measures, and older refs' lib.mjs may not have it.
+ */
 const statusMb = (pid, field) =>
   Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 

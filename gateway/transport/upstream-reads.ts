@@ -59,10 +59,9 @@ export class UpstreamReads {
   }
 
   private delivered(bytes: number, buffer: Buffer): void {
-    const view = buffer.subarray(0, bytes);
-    if (!this.reader) this.socket?.emit('data', Buffer.from(view));
-    else if (buffer !== this.own) this.reader(Buffer.from(view));
-    else if (this.reader(view)) this.own = undefined; // kept: the buffer is the reader's now
+    if (!this.reader) this.socket?.emit('data', Buffer.copyBytesFrom(buffer, 0, bytes));
+    else if (buffer !== this.own) this.reader(Buffer.copyBytesFrom(buffer, 0, bytes));
+    else if (this.reader(buffer.subarray(0, bytes))) this.own = undefined; // kept: the buffer is the reader's now
     this.streaming = this.reader !== undefined && bytes >= STREAMING;
   }
 
