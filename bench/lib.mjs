@@ -347,7 +347,8 @@ async function startNodeRelays(target, count = 2) {
     await startRelay('node-relay.mjs', [listen, port], processes);
     port = listen;
   }
-  return { ...target, port, stop: stopAll(processes) };
+  // relayPids: the floor's own CPU per transaction is reported beside the gateway's (bench/run.mjs).
+  return { ...target, port, relayPids: processes.map((p) => p.pid), stop: stopAll(processes) };
 }
 
 /**
