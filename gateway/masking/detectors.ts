@@ -96,15 +96,3 @@ export function detectAndMask(text: string, tags: TagMasks, ctx: MaskContext): D
   }
   return hits.length > 0 ? { text: out, nulled, hits } : undefined;
 }
-
-/** Scrub free text (error messages) of anything a detector recognises, whatever the configured tags. */
-export function scrubAll(text: string): string {
-  let out = text;
-  for (const detector of DETECTORS) {
-    detector.pattern.lastIndex = 0;
-    out = out.replace(detector.pattern, (match) =>
-      detector.accept && !detector.accept(match) ? match : '****',
-    );
-  }
-  return out;
-}

@@ -7,9 +7,10 @@
 
 import type { ResultFilter } from '../contracts/gate.js';
 import type { FieldDescription } from '../pgwire/backend.js';
+import { sqlstateClass } from '../pgwire/sqlstate.js';
 import type { Catalog } from './catalog.js';
 import { type CopyFormat, formatCopyField, parseCopyRows } from './copy.js';
-import { detectAndMask, scrubAll } from './detectors.js';
+import { detectAndMask } from './detectors.js';
 import { type Lineage, mergeLineage, type Output, type ViewCache } from './lineage.js';
 import {
   canHoldString,
@@ -113,6 +114,8 @@ export interface MaskingFilterOptions {
   redactMessages: boolean;
   /** COPY ... TO STDOUT with `masking.copy: mask`: the rows' format (text or csv); `outputs` are its columns. */
   copy?: CopyFormat;
+  /** A WITH HOLD cursor over masked data: its query runs again, unseen, when the transaction commits. */
+  runsAtCommit?: boolean;
 }
 
 export class MaskingFilter implements ResultFilter {
@@ -122,8 +125,11 @@ export class MaskingFilter implements ResultFilter {
   private anyMasked = false;
   private readonly detect: boolean;
 
+  readonly runsAtCommit: boolean;
+
   constructor(private readonly options: MaskingFilterOptions) {
     this.detect = options.rules.tags.size > 0;
+    this.runsAtCommit = options.runsAtCommit === true;
   }
 
   /** RowDescription: real types, and a cross-check of lineage against the table OID / column number. */
@@ -404,27 +410,24 @@ function copyDataMessage(payload: Buffer): Buffer {
 const WITHHELD = 'hoop: detail withheld because the statement reads masked columns';
 
 /**
- * An error or notice of a statement that reads masked data, with every place a value could be echoed
- * redacted: quoted values and byte sequences in the message, the detail (which quotes keys and failing
- * rows), the context and the internal query dropped. SQLSTATE, severity and names stay.
+ * An error or notice of a statement that reads masked data, with nothing left that could echo a value:
+ * the message says only the SQLSTATE and its class, and the detail, hint, context and internal query
+ * are withheld or dropped. Redacting values inside the text is not enough: a value may itself contain
+ * the quote that ends the redaction, and many messages print numbers unquoted (`index 1000123456 out
+ * of valid range`), so a computed error could spell out any masked value. SQLSTATE, severity, position
+ * and object names stay.
  */
 export function redactMessageFields(fields: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [code, value] of Object.entries(fields)) {
     switch (code) {
       case 'M':
-      case 'H':
-        out[code] = scrubAll(
-          value
-            .replace(/"(?:[^"]|"")*"/g, '"****"')
-            .replace(/'(?:[^']|'')*'/g, "'****'")
-            .replace(/0x[0-9a-fA-F]+/g, '0x****')
-            .replace(/\((?:[^()]*)\)=\((?:.*)\)/g, '(****)=(****)'),
-        );
+        out[code] = withheldMessage(fields.C);
         break;
       case 'D':
         out[code] = WITHHELD;
         break;
+      case 'H': // hint
       case 'W': // context: may quote the failing row or statement values
       case 'q': // internal query
         break;
@@ -433,4 +436,10 @@ export function redactMessageFields(fields: Record<string, string>): Record<stri
     }
   }
   return out;
+}
+
+function withheldMessage(sqlstate: string | undefined): string {
+  const kind = sqlstateClass(sqlstate);
+  const what = sqlstate ? ` (SQLSTATE ${sqlstate}${kind ? `, ${kind}` : ''})` : '';
+  return `hoop: message withheld because the statement reads masked columns${what}`;
 }

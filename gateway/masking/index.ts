@@ -242,6 +242,8 @@ export class SessionMasking {
             catalog,
             views: this.views,
             redactMessages: readsMasked,
+            // PostgreSQL runs a WITH HOLD cursor's query again when the transaction commits.
+            runsAtCommit: effective.declareCursor?.hold === true && readsMasked,
           });
     const maskedColumns =
       filter && outputs !== undefined && outputs !== 'unknown' ? filter.masked() : undefined;

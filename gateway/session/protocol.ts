@@ -15,7 +15,7 @@
  */
 import { serialize } from 'pg-protocol';
 import type { ClassifiedStatement } from '../../src/shared/statement.js';
-import type { GateRequest, GateVerdict, Notice, SessionGate } from '../contracts/gate.js';
+import type { GateRequest, GateVerdict, Notice, ResultFilter, SessionGate } from '../contracts/gate.js';
 import type { PortalDef, StatementDef } from '../contracts/names.js';
 import type { Refusal } from '../contracts/refusal.js';
 import {
@@ -183,6 +183,12 @@ export class ProtocolCore {
   /** Client messages waiting to learn whether a forwarded COPY ... FROM STDIN starts (see copyPending). */
   private copyWaiters: (() => void)[] = [];
   private ended = false;
+  /**
+   * A WITH HOLD cursor over masked data ran in this transaction: its query runs again at COMMIT, where
+   * its errors come back as another message's. Until the transaction ends, every error and notice goes
+   * through this filter.
+   */
+  private heldCursor: ResultFilter | undefined;
 
   constructor(
     private readonly gate: SessionGate,
@@ -731,9 +737,14 @@ export class ProtocolCore {
   }
 
   private NoticeResponse(frame: Frame, head: Expected | undefined): Buffer | undefined {
-    const running = this.currentStatement(head);
-    const filter = running?.filter;
-    return filter?.message ? rewriteFields('N', frame.body, (f) => filter.message!(f)) : undefined;
+    const filter = this.messageFilter(this.currentStatement(head));
+    const redacted = filter?.message?.(decodeFields(frame.body));
+    return redacted ? encodeFields('N', redacted) : undefined;
+  }
+
+  /** What redacts an error or notice now: a WITH HOLD cursor's filter until its transaction ends, or the statement's. */
+  private messageFilter(running: Running | undefined): ResultFilter | undefined {
+    return this.heldCursor ?? running?.filter;
   }
 
   private NoData(head: Expected | undefined): Buffer | undefined {
@@ -774,17 +785,22 @@ export class ProtocolCore {
   private ErrorResponse(frame: Frame, head: Expected | undefined): Buffer | undefined {
     const fields = decodeFields(frame.body);
     if (fields.S === 'FATAL' || fields.S === 'PANIC') this.upstreamSentFatal = true;
-    // An error no message asked for (a FATAL from a server timeout or shutdown): as it is.
-    if (!head) return undefined;
+    // An error no message asked for (a FATAL from a server timeout or shutdown): as it is, unless a
+    // WITH HOLD cursor over masked data may have raised it.
+    if (!head) {
+      const redacted = this.heldCursor?.message?.(fields);
+      return redacted ? encodeFields('E', redacted) : undefined;
+    }
     this.model.error();
     // A COPY FROM STDIN that fails ends COPY mode: the server drops the client's later COPY messages.
     this.copyIn = false;
     const running = this.currentStatement(head);
     // A failed statement may echo a masked value (e.g. a failed cast quoting it): let the filter redact.
-    const filter = running?.filter;
-    const filtered = filter?.message ? rewriteFields('E', frame.body, (f) => filter.message!(f)) : undefined;
+    // The record keeps what the client was told, never the clear message.
+    const redacted = this.messageFilter(running)?.message?.(fields);
+    const filtered = redacted ? encodeFields('E', redacted) : undefined;
     const refusal = 'refusal' in head ? head.refusal : undefined;
-    const failure = { sqlstate: fields.C, error: fields.M };
+    const failure = { sqlstate: fields.C, error: (redacted ?? fields).M };
     if (head.kind === 'query') {
       const i = head.index++;
       const stmt = head.statements[i];
@@ -822,6 +838,8 @@ export class ProtocolCore {
       );
     this.status = decodeReadyForQuery(frame.body);
     this.copyIn = false;
+    // Out of any transaction: a WITH HOLD cursor's query has run (or never will).
+    if (this.status === 'I') this.heldCursor = undefined;
     // Everything up to the Query/Sync/FunctionCall this answers is over (skipped after an error).
     while (this.expected.length > 0) {
       const entry = this.expected.shift()!;
@@ -905,6 +923,7 @@ export class ProtocolCore {
   }
 
   private finish(running: Running, outcome: Parameters<typeof outcomeOf>[1]): void {
+    if (running.filter?.runsAtCommit) this.heldCursor = running.filter;
     this.gate.completed(running.id, outcomeOf(running, outcome));
   }
 }
@@ -977,16 +996,10 @@ export function effectOf(stmt: ClassifiedStatement, model: SessionModel): Effect
   }
 }
 
-/** Re-encode an ErrorResponse/NoticeResponse after the filter redacted its fields. */
-function rewriteFields(
-  type: 'E' | 'N',
-  body: Buffer,
-  redact: (fields: Record<string, string>) => Record<string, string> | undefined,
-): Buffer | undefined {
-  const changed = redact(decodeFields(body));
-  if (!changed) return undefined;
+/** An ErrorResponse/NoticeResponse of these fields (after a filter redacted them). */
+function encodeFields(type: 'E' | 'N', fields: Record<string, string>): Buffer {
   const w = new MessageWriter();
-  for (const [code, value] of Object.entries(changed)) w.byte(code.charCodeAt(0)).cstring(value);
+  for (const [code, value] of Object.entries(fields)) w.byte(code.charCodeAt(0)).cstring(value);
   return w.byte(0).end(type);
 }
 

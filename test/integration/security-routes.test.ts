@@ -6,7 +6,9 @@
  * The identity is an engineer who may read (and COPY into tables), whose writes need a reviewer and
  * who sees SSNs, card numbers and emails masked.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorsOf, type RawMessage, RawPg, render, rowsText } from '../harness/raw-pg.js';
@@ -164,6 +166,77 @@ describe('routes around the gateway', () => {
       expect(first(out)?.C).toBeDefined();
       noClearSsn(out);
       c.close();
+    });
+
+    it('an error computed from a masked value cannot spell it out (a quote inside the value, numbers printed unquoted)', async () => {
+      const c = await open();
+      // The SSNs' digits as numbers: what get_byte, chr and make_date print unquoted.
+      const numbers = SSNS.map((ssn) => String(Number(ssn.replaceAll('-', ''))));
+      for (const sql of [
+        `select ('"' || replace(ssn, '-', '.') || '"')::int from customers`,
+        `select get_byte('\\x00'::bytea, 1000000000 + replace(ssn, '-', '')::int) from customers`,
+        `select chr(2000000 + replace(ssn, '-', '')::int) from customers`,
+        `select make_date(replace(ssn, '-', '')::int, 13, 1) from customers`,
+        `select get_byte('\\x00'::bytea, ascii(substr(email, 1, 1)) * 65536) from customers`,
+      ]) {
+        const out = await c.exchange(query(sql));
+        expect(first(out)?.M, sql).toMatch(
+          /^hoop: message withheld because the statement reads masked columns \(SQLSTATE \w{5}, /,
+        );
+        noClearSsn(out);
+        const everything = out.map((m) => m.body.toString('utf8')).join('\n');
+        for (const n of numbers) expect(everything, `${sql}: ${n}`).not.toContain(n);
+      }
+      c.close();
+    });
+
+    it('a WITH HOLD cursor over masked columns, whose query runs again at COMMIT: the errors there are withheld too, and recorded withheld', async () => {
+      const c = await open();
+      const withheld = (out: RawMessage[], what: string) => {
+        expect(first(out)?.C, what).toBe('22P02');
+        expect(first(out)?.M, what).toMatch(
+          /^hoop: message withheld because the statement reads masked columns/,
+        );
+        noClearSsn(out);
+      };
+      // PostgreSQL runs the cursor's query when the transaction commits: the error is the COMMIT's.
+      await c.exchange(query('begin'));
+      await c.exchange(query('declare h cursor with hold for select ssn::int from customers'));
+      withheld(await c.exchange(query('commit')), 'COMMIT');
+      await c.exchange(query('begin'));
+      await c.exchange(query('declare h cursor with hold for select ssn::int from customers'));
+      withheld(await c.exchange(query('end')), 'END');
+      // The implicit transaction of a multi-statement Query commits at its end, after `select 1`.
+      withheld(
+        await c.exchange(
+          query('declare h2 cursor with hold for select ssn::int from customers; select 1 as one'),
+        ),
+        'implicit commit',
+      );
+      // Extended protocol: the cursor declared through Parse/Bind/Execute, its query run at Sync.
+      withheld(
+        await c.exchange(
+          cat(
+            parse({ text: 'declare h3 cursor with hold for select ssn::int from customers' }),
+            bind({}),
+            execute({}),
+            sync(),
+          ),
+        ),
+        'Sync',
+      );
+      // Once the transaction is over, errors of statements that read no masked data are PostgreSQL's own.
+      const plain = await c.exchange(query('select 1 / 0'));
+      expect(first(plain)?.M).toBe('division by zero');
+      await c.exchange(query('select 1')); // the last result record rides with this statement's commit
+      c.close();
+      // The audit log holds what the client was told.
+      const data = join(stack.configFile, '..', 'hoop-data');
+      const stored = readdirSync(data)
+        .filter((f) => f.startsWith('hoop.db'))
+        .map((f) => readFileSync(join(data, f)).toString('latin1'))
+        .join('');
+      for (const ssn of SSNS) expect(stored.includes(ssn), `clear ${ssn} in the audit store`).toBe(false);
     });
 
     it('a failed cast of a masked column in a predicate, ORDER BY or GROUP BY (not in the output) does not echo it', async () => {
