@@ -428,7 +428,11 @@ function narrowedTo(rule: CompiledRule, stmt: ClassifiedStatement): string {
     ...(rule.relations ? stmt.relations.filter(rule.relations) : []),
     ...(rule.functions ? stmt.functions.filter(rule.functions) : []),
   ];
-  return names.length > 0 ? ` on ${names.join(', ')}` : '';
+  if (names.length > 0) return ` on ${names.join(', ')}`;
+  // Matched only because a function changes what no relation names (see ruleMatches).
+  if (rule.relations && stmt.flags.includes('function-write'))
+    return ' (a function call changes something no relation of the statement names)';
+  return '';
 }
 
 /**
@@ -436,12 +440,22 @@ function narrowedTo(rule: CompiledRule, stmt: ClassifiedStatement): string {
  * ALL the statement's relations (functions) match — `allow read on public.orders` must not let a join
  * with another table through — and a deny or approve rule when ANY does, so it catches more. A rule
  * that narrows by relations (functions) does not match a statement touching none.
+ *
+ * A change a function makes (`function-write`: `setval('public.orders_id_seq', 1)`, `lo_unlink`, code
+ * the gateway cannot read) names no relation to check: an allow rule narrowed only by relations does
+ * not cover it (one that also lists the functions does), and a deny or approve rule narrowed by
+ * relations catches it.
  */
 function ruleMatches(rule: CompiledRule, stmt: ClassifiedStatement): boolean {
   if (!rule.classes.has(stmt.class)) return false;
   const narrowing = rule.action === 'allow' ? 'every' : 'some';
-  if (rule.relations && !(stmt.relations.length > 0 && stmt.relations[narrowing](rule.relations)))
-    return false;
+  if (rule.relations) {
+    const unnamed = stmt.flags.includes('function-write');
+    const named = stmt.relations.length > 0 && stmt.relations[narrowing](rule.relations);
+    const matches =
+      rule.action === 'allow' ? named && (!unnamed || rule.functions !== undefined) : named || unnamed;
+    if (!matches) return false;
+  }
   if (rule.functions && !(stmt.functions.length > 0 && stmt.functions[narrowing](rule.functions)))
     return false;
   return rule.flags.every((f) => stmt.flags.includes(f));

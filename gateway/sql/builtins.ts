@@ -153,6 +153,20 @@ function computeEffect(bare: string, volatility: 'i' | 's' | 'v'): BuiltinEffect
   return 'write';
 }
 
+/**
+ * Built-ins that change the sequence their first argument names (a regclass, usually written as text):
+ * the classifier takes a constant one as the relation they write (syntax.ts).
+ */
+export const SEQUENCE_WRITING_FUNCTIONS = new Set(['nextval', 'setval']);
+
+/**
+ * A built-in of this effect changes something no relation of the statement names (a large object, a
+ * notification channel, the server's statistics). Sequence functions name theirs in an argument.
+ */
+export function changesUnnamed(effect: BuiltinEffect, name: string): boolean {
+  return (effect === 'write' || effect === 'admin') && !SEQUENCE_WRITING_FUNCTIONS.has(name.toLowerCase());
+}
+
 export function isWritingBuiltin(name: string): boolean {
   return writing(name.toLowerCase());
 }

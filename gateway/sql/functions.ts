@@ -8,7 +8,7 @@
  * `procedural` — code the gateway cannot see into, like DO and CALL. Pure: the catalog is an interface.
  */
 import type { StatementClass } from '../../src/shared/statement.js';
-import { builtinEffect } from './builtins.js';
+import { builtinEffect, changesUnnamed } from './builtins.js';
 import { decodeFunctionRef, decodeRelationRef, joinIdentifierList, quoteIdentifier } from './names.js';
 import { parseSql } from './parser.js';
 import { dollarQuote, readPlpgsql } from './plpgsql.js';
@@ -42,6 +42,11 @@ export interface FunctionEffect {
   relations: Set<string>;
   /** Functions its body calls, resolved (for rules narrowing by functions). */
   functions: Set<string>;
+  /**
+   * It may change something no relation names: a writing built-in (setval's sequence is a text
+   * argument, a large object an OID) or code the gateway cannot read.
+   */
+  untargeted: boolean;
 }
 
 export function emptyEffect(): FunctionEffect {
@@ -52,6 +57,7 @@ export function emptyEffect(): FunctionEffect {
     settings: false,
     relations: new Set(),
     functions: new Set(),
+    untargeted: false,
   };
 }
 
@@ -62,6 +68,7 @@ export function mergeEffect(into: FunctionEffect, from: FunctionEffect): void {
   for (const f of from.functions) into.functions.add(f);
   into.dynamicSql ||= from.dynamicSql;
   into.settings ||= from.settings;
+  into.untargeted ||= from.untargeted;
 }
 
 /** Unknown code: procedural, may change settings. */
@@ -69,6 +76,7 @@ function opaque(): FunctionEffect {
   const e = emptyEffect();
   e.classes.add('procedural');
   e.settings = true;
+  e.untargeted = true;
   return e;
 }
 
@@ -132,7 +140,9 @@ function builtin(f: CatalogFunction): FunctionEffect {
     return e;
   }
   // set_config's own arguments are read where it is called (syntax.ts); its class is session.
-  e.classes.add(builtinEffect(f.name, f.volatility));
+  const kind = builtinEffect(f.name, f.volatility);
+  e.classes.add(kind);
+  e.untargeted = changesUnnamed(kind, f.name);
   return e;
 }
 
@@ -248,6 +258,7 @@ function statementEffect(node: unknown, a: Analysis, ctx: PathContext): Function
   e.classes.add(stmt.unplaceable ? 'procedural' : bodyClass(stmt.class));
   for (const s of stmt.sideChannels) e.sideChannels.add(s);
   if (stmt.flags.includes('dynamic-sql')) e.dynamicSql = true;
+  if (stmt.flags.includes('function-write')) e.untargeted = true;
   const extras = syntaxExtrasOf(stmt);
   if (extras && (extras.settingOps.some((op) => op.op !== 'begin') || extras.dynamicSetting))
     e.settings = true;

@@ -97,7 +97,16 @@ export function splitIdentifierList(text: string): string[] | undefined {
 /** search_path values repeat: split each once. */
 const splitCache = new Map<string, string[] | undefined>();
 
-function splitIdentifiers(text: string): string[] | undefined {
+/**
+ * A relation name written as a string (`'public.orders_id_seq'::regclass`): the server's
+ * stringToQualifiedNameList. Undefined when the server would reject the text.
+ */
+export function splitQualifiedName(text: string): string[] | undefined {
+  const parts = splitIdentifiers(text, '.');
+  return parts && parts.length >= 1 && parts.length <= 3 ? parts : undefined;
+}
+
+function splitIdentifiers(text: string, separator = ','): string[] | undefined {
   const names: string[] = [];
   let i = 0;
   const skipSpace = () => {
@@ -122,14 +131,14 @@ function splitIdentifiers(text: string): string[] | undefined {
       if (name === '') return undefined; // "" is not a name
     } else {
       const start = i;
-      while (i < text.length && text[i] !== ',' && !/\s/.test(text[i]!)) i++;
+      while (i < text.length && text[i] !== separator && !/\s/.test(text[i]!)) i++;
       if (i === start) return undefined;
       name = downcaseIdentifier(text.slice(start, i));
     }
     names.push(truncateIdentifier(name));
     skipSpace();
     if (i >= text.length) return names;
-    if (text[i] !== ',') return undefined;
+    if (text[i] !== separator) return undefined;
     i++;
     skipSpace();
   }

@@ -18,7 +18,7 @@ import type {
   StatementClass,
   StatementFlag,
 } from '../../src/shared/statement.js';
-import { builtinEffect } from './builtins.js';
+import { builtinEffect, changesUnnamed } from './builtins.js';
 import { effectOfCandidates, emptyEffect, type FunctionEffect, mergeEffect } from './functions.js';
 import { decodeFunctionRef, decodeRelationRef, parseName } from './names.js';
 import {
@@ -164,6 +164,7 @@ function resolveStatement(
       const e = emptyEffect();
       const kind = builtinEffect(ref.name, 'i');
       e.classes.add(kind);
+      e.untargeted = changesUnnamed(kind, ref.name);
       mergeEffect(effect, e);
     } else if (resolved.candidates.length === 0) {
       missing = true;
@@ -187,6 +188,7 @@ function resolveStatement(
 
   const flags = new Set<StatementFlag>(stmt.flags);
   if (effect.dynamicSql) flags.add('dynamic-sql');
+  if (effect.untargeted) flags.add('function-write');
   const sideChannels = new Set([...stmt.sideChannels, ...effect.sideChannels]);
   if (sideChannels.size > 0) flags.add('side-channel');
 

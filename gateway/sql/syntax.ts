@@ -13,6 +13,7 @@ import type {
   StatementClass,
   StatementFlag,
 } from '../../src/shared/statement.js';
+import { SEQUENCE_WRITING_FUNCTIONS } from './builtins.js';
 import {
   ADMIN_OBJECT_TYPES,
   CLASS_BY_KIND,
@@ -22,7 +23,7 @@ import {
 } from './classes.js';
 import { fingerprintOf } from './fingerprint.js';
 import { SecondUseCache } from './lru.js';
-import { encodeFunctionRef, encodeRelationRef, joinIdentifierList } from './names.js';
+import { encodeFunctionRef, encodeRelationRef, joinIdentifierList, splitQualifiedName } from './names.js';
 import { isSqlParserLoaded, parseSql, statementTexts } from './parser.js';
 import { normalizeSettingValue, parseBoolean, type SettingOp, UNKNOWN_VALUE } from './settings.js';
 import {
@@ -221,6 +222,13 @@ function finish(
     const bare = call.bare.toLowerCase();
     if (isSideChannelFunction(bare)) sideChannels.add(bare);
     if (isDynamicSqlFunction(bare)) flags.add('dynamic-sql');
+    if (SEQUENCE_WRITING_FUNCTIONS.has(bare)) {
+      // nextval('public.orders_id_seq'): the sequence it changes is a relation of the statement; a
+      // sequence computed at run time (or given as an OID) is a change no relation names.
+      const target = sequenceTarget(call.args[0]);
+      if (target) facts.relations.add(target);
+      else flags.add('function-write');
+    }
     if (bare === 'set_config') {
       const op = setConfigOp(call.args, isNameColumn(call.args[0]) ? placement.settingsRowName : undefined);
       // Only a bare `SELECT set_config(...)` surely runs it; a WHERE, a FROM, a CASE ... may not.
@@ -584,6 +592,19 @@ function objectTypeClass(objectType: unknown): StatementClass {
   if (ADMIN_OBJECT_TYPES.has(type)) return 'admin';
   if (DCL_OBJECT_TYPES.has(type)) return 'dcl';
   return 'ddl';
+}
+
+/** The sequence a constant regclass argument names, as a relation reference (`'s.seq'`, `'"Seq"'::regclass`). */
+function sequenceTarget(arg: unknown): string | undefined {
+  const text = constantString(arg);
+  const parts = text === undefined ? undefined : splitQualifiedName(text);
+  if (!parts) return undefined;
+  // seq, s.seq, db.s.seq -> s.seq (the database part names this database)
+  const ref =
+    parts.length === 1
+      ? { name: parts[0]! }
+      : { schema: parts[parts.length - 2], name: parts[parts.length - 1]! };
+  return encodeRelationRef(ref);
 }
 
 /** DROP TABLE a, s.b names its targets as lists of strings, not RangeVars. */

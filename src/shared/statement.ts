@@ -29,6 +29,7 @@ export const STATEMENT_FLAGS = [
   'security-setting', // SET / set_config of a setting that changes who we are or what is checked
   'side-channel', // touches a built-in dangerous function (see sideChannels)
   'locking', // SELECT ... FOR UPDATE/SHARE, LOCK
+  'function-write', // a function changes what the statement does not name: setval('seq'), lo_unlink, pg_notify, unreadable code
 ] as const;
 export type StatementFlag = (typeof STATEMENT_FLAGS)[number];
 

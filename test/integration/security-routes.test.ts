@@ -27,6 +27,7 @@ policies:
     connections: [prod-db]
     rules:
       - { name: reads, allow: [read, transaction, session, copy-in] }
+      - { name: sandbox-writes, allow: [write], relations: ["sandbox.*"] }
       - { name: changes-need-review, approve: [write], approvers: [db-reviewers], timeout: 3s }
       - { name: no-ddl, deny: [ddl, dcl, admin, procedural, copy-out] }
     masking:
@@ -408,6 +409,44 @@ describe('routes around the gateway', () => {
       const out = await c.exchange(query('select * from orders for update'), 1, 20_000);
       c.close();
       expect(errors(out).length).toBeGreaterThan(0);
+    });
+
+    it('a write a function makes outside the relations a rule allows (setval on another sequence) waits for a reviewer', async () => {
+      const d = await direct();
+      await d.exchange(
+        query(
+          'create schema if not exists sandbox; create table if not exists sandbox.t (id int); ' +
+            'create sequence if not exists sandbox.t_seq; insert into sandbox.t values (1)',
+        ),
+      );
+      const before = rows(
+        await d.exchange(query("select last_value from pg_sequences where sequencename = 'orders_id_seq'")),
+      );
+      const c = await open();
+      // Writes on sandbox.* are allowed: the sequence named as text is one of the statement's relations.
+      const allowed = await c.exchange(query("select nextval('sandbox.t_seq') from sandbox.t"));
+      expect(errors(allowed)).toEqual([]);
+      // The statement reads only sandbox.t, but setval changes public.orders_id_seq: not a sandbox write.
+      const reset = await c.exchange(
+        query("select setval('public.orders_id_seq', 1) from sandbox.t"),
+        1,
+        20_000,
+      );
+      expect(render(reset).some((line) => line.includes('waiting for approval'))).toBe(true);
+      expect(errors(reset).length).toBeGreaterThan(0); // not approved: it never ran
+      // A sequence computed at run time names no relation: no relation-narrowed allow covers it.
+      const computed = await c.exchange(
+        query("select setval(('public.' || 'orders_id_seq')::regclass, 1) from sandbox.t"),
+        1,
+        20_000,
+      );
+      expect(render(computed).some((line) => line.includes('waiting for approval'))).toBe(true);
+      c.close();
+      const after = rows(
+        await d.exchange(query("select last_value from pg_sequences where sequencename = 'orders_id_seq'")),
+      );
+      expect(after).toEqual(before);
+      d.close();
     });
 
     it('a flood of tiny messages (100,000 Flush in one write) is answered in order and the session goes on', async () => {

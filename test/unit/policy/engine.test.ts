@@ -107,6 +107,29 @@ describe('decide', () => {
     expect(decide(alice, 'insert into orders select * from customers')).toMatchObject({ action: 'approve' });
   });
 
+  it('a change a function makes: a sequence named as text is a relation; anything else no relation names', () => {
+    // setval's sequence is one of the statement's relations: it is not a write "on public.orders" only.
+    const named = "select setval('public.orders_id_seq', 1) from orders";
+    expect(one(named).relations).toEqual(['public.orders', 'public.orders_id_seq']);
+    expect(one(named).flags).not.toContain('function-write');
+    expect(decide(alice, named)).toMatchObject({ action: 'approve', rule: 'changes-need-review' });
+    expect(decide(alice, `select nextval('"Orders".seq')`)).toMatchObject({ action: 'approve' });
+    expect(one(`select nextval('"Orders".seq')`).relations).toEqual(['"Orders".seq']);
+    // A sequence computed at run time, a large object: a relation-narrowed allow does not cover them,
+    // a relation-narrowed deny catches them (and says why).
+    for (const sql of [
+      'select setval(name::regclass, 1) from orders',
+      'select setval(16384, 1) from orders',
+      'select lo_unlink(42) from orders',
+      "select pg_notify('c', 'x') from orders",
+    ]) {
+      expect(one(sql).flags, sql).toContain('function-write');
+      const verdict = decide(alice, sql);
+      expect(verdict, sql).toMatchObject({ action: 'deny', rule: 'no-secrets' });
+      expect(verdict.reason).toMatch(/a function call changes something no relation of the statement names/);
+    }
+  });
+
   it('approve carries approvers, approvals required and timeout', () => {
     expect(decide(alice, 'delete from customers')).toEqual({
       action: 'approve',
