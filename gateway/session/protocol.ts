@@ -189,6 +189,13 @@ export class ProtocolCore {
    * through this filter.
    */
   private heldCursor: ResultFilter | undefined;
+  /**
+   * Notices of the gateway's own ("waiting for approval #7") that wait for the answers to what the
+   * client sent before the message they are about: released once `answers` Queries/Syncs are answered.
+   */
+  private readonly noticesAfter: { answers: number; bytes: Buffer }[] = [];
+  /** Queries, Syncs and FunctionCalls answered so far (their ReadyForQuery passed). */
+  private answered = 0;
 
   constructor(
     private readonly gate: SessionGate,
@@ -493,7 +500,7 @@ export class ProtocolCore {
         controller.current ??= new AbortController();
         return controller.current.signal;
       },
-      notify: (notice: Notice) => this.out.toClient(noticeMessage(notice)),
+      notify: (notice: Notice) => this.notice(notice),
     };
     const verdict = this.gate.check(full);
     if (!(verdict instanceof Promise)) return then(verdict);
@@ -553,7 +560,30 @@ export class ProtocolCore {
   }
 
   private sendNotices(notices: Notice[] | undefined): void {
-    for (const n of notices ?? []) this.out.toClient(noticeMessage(n));
+    for (const n of notices ?? []) this.notice(n);
+  }
+
+  /**
+   * A notice about the message being decided goes after the answers to every earlier Query, Sync and
+   * FunctionCall, so a pipelining client reads them in the order it sent its messages. (Answers to
+   * Parse/Bind after the last Sync are not waited for: the server sends them only with the next Sync.)
+   * Rare (approvals only): counting the queue is fine here.
+   */
+  private notice(notice: Notice): void {
+    const bytes = noticeMessage(notice);
+    let pending = 0;
+    for (const e of this.expected)
+      if (e.kind === 'query' || e.kind === 'sync' || e.kind === 'function') pending++;
+    if (pending === 0 && this.noticesAfter.length === 0) this.out.toClient(bytes);
+    else this.noticesAfter.push({ answers: this.answered + pending, bytes });
+  }
+
+  /** The notices whose earlier answers are all out, to follow the ReadyForQuery just passed. */
+  private releasedNotices(): Buffer[] {
+    const out: Buffer[] = [];
+    while (this.noticesAfter.length > 0 && this.noticesAfter[0]!.answers <= this.answered)
+      out.push(this.noticesAfter.shift()!.bytes);
+    return out;
   }
 
   /**
@@ -845,10 +875,15 @@ export class ProtocolCore {
       const entry = this.expected.shift()!;
       const answered = entry.kind === 'query' || entry.kind === 'sync' || entry.kind === 'function';
       this.skip(entry, answered);
-      if (answered) break;
+      if (answered) {
+        this.answered++;
+        break;
+      }
     }
     this.model.ready(this.status);
-    return undefined;
+    if (this.noticesAfter.length === 0) return undefined;
+    const released = this.releasedNotices();
+    return released.length > 0 ? Buffer.concat([frame.bytes, ...released]) : undefined;
   }
 
   /**

@@ -12,7 +12,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtocolViolation } from '../../../gateway/pgwire/frames.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
-import { client, coreRig, kindOf, RigGate, server, settled } from './core-rig.js';
+import { client, coreRig, framesOf, kindOf, RigGate, server, settled } from './core-rig.js';
 
 beforeAll(async () => {
   await loadSqlParser();
@@ -202,5 +202,41 @@ describe('settings the parser depends on', () => {
         server.parameterStatus('client_encoding', 'UTF8'),
       ),
     ).toEqual([undefined, undefined]);
+  });
+});
+
+describe("the gateway's own notices keep the client's order", () => {
+  /** A gate that says "waiting" for deletes, as the approvals hook does while a statement is held. */
+  class WaitingGate extends RigGate {
+    override check(request: Parameters<RigGate['check']>[0]) {
+      if (request.phase === 'execute' && request.sql.startsWith('delete'))
+        request.notify({ message: 'waiting', routine: 'hoop_approval_waiting' });
+      return super.check(request);
+    }
+  }
+  const types = (messages: Buffer[]) => messages.flatMap((m) => framesOf(m).map((f) => f.type));
+
+  it('a notice about a pipelined statement follows the answers to the Syncs before it', () => {
+    const { send, reply, toClient } = coreRig(new WaitingGate());
+    send(parse({ text: 'select 1' }), bind({}), execute({}), sync());
+    send(parse({ text: 'delete from t' }), bind({}), execute({}));
+    expect(toClient).toEqual([]); // held back: the first statement's answer is not out yet
+    const answers = reply(
+      server.parseComplete(),
+      server.bindComplete(),
+      server.dataRow('1'),
+      server.commandComplete('SELECT 1'),
+      server.ready('I'),
+    );
+    // The ReadyForQuery passes with the notice right after it.
+    expect(answers.slice(0, 4)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(types([answers[4]!])).toEqual(['Z', 'N']);
+    expect(toClient).toEqual([]);
+  });
+
+  it('with nothing before it, the notice goes out at once; Parse/Bind answers after the last Sync are not waited for', () => {
+    const { send, toClient } = coreRig(new WaitingGate());
+    send(parse({ text: 'delete from t' }), bind({}), execute({}));
+    expect(types(toClient)).toEqual(['N']);
   });
 });
