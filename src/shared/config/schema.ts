@@ -419,8 +419,22 @@ export const configSchema = z.strictObject({
     .default({ grace: 30_000 }),
 });
 
-/** Configuration the fields alone cannot check: every policy subject names exactly one issuer's identity. */
+/**
+ * Configuration the fields alone cannot check: every policy subject names exactly one issuer's identity,
+ * connection names are unique, and no two listeners share an address (found here, not as EADDRINUSE at start).
+ */
 export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
+  const names = new Set<string>();
+  config.connections.forEach((c, i) => {
+    if (names.has(c.name))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['connections', i, 'name'],
+        message: `"${c.name}" is used twice`,
+      });
+    names.add(c.name);
+  });
+  for (const clash of listenerClashes(config)) ctx.addIssue({ code: 'custom', ...clash });
   const issuers = config.identity.issuers.map((i) => i.issuer);
   config.policies.forEach((policy, p) => {
     policy.subjects.forEach((entry, s) => {
@@ -431,6 +445,54 @@ export const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
     });
   });
 });
+
+/** Listeners (listen.postgres, diagnostics.listen) on an address an earlier one already takes. */
+function listenerClashes(config: z.infer<typeof configSchema>): { path: string[]; message: string }[] {
+  const listeners: [string[], string | undefined][] = [
+    [['listen', 'address'], config.listen.address],
+    [['listen', 'postgres'], config.listen.postgres],
+    [['diagnostics', 'listen'], config.diagnostics?.listen],
+  ];
+  const clashes: { path: string[]; message: string }[] = [];
+  listeners.forEach(([path, address], i) => {
+    if (!address) return;
+    const earlier = listeners.slice(0, i).find(([, other]) => other && sameSocket(address, other));
+    if (earlier)
+      clashes.push({
+        path,
+        message: `${address} is also ${earlier[0].join('.')} (${earlier[1]}): each listener needs a port of its own`,
+      });
+  });
+  return clashes;
+}
+
+/**
+ * Two host:port addresses one process cannot both bind: the same port, and the same host, a wildcard, or
+ * `localhost` beside a loopback address (it binds the first address it resolves to).
+ */
+function sameSocket(a: string, b: string): boolean {
+  const split = (address: string) => {
+    const at = address.lastIndexOf(':');
+    return {
+      host: address
+        .slice(0, at)
+        .replace(/^\[|\]$/g, '')
+        .toLowerCase(),
+      port: Number(address.slice(at + 1)),
+    };
+  };
+  const x = split(a);
+  const y = split(b);
+  const wildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+  const localhost = (one: string, other: string) => one === 'localhost' && isLoopbackAddress(`${other}:0`);
+  const overlap =
+    x.host === y.host ||
+    wildcard(x.host) ||
+    wildcard(y.host) ||
+    localhost(x.host, y.host) ||
+    localhost(y.host, x.host);
+  return x.port === y.port && x.port !== 0 && overlap;
+}
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 export type IssuerConfig = GatewayConfig['identity']['issuers'][number];

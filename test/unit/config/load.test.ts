@@ -81,3 +81,46 @@ describe('gateway.yaml', () => {
     expect(config.connections[0]!.password_file).toBe('/etc/hoop/secrets/pw');
   });
 });
+
+describe('listeners and connection names', () => {
+  const issuers = 'identity: { issuers: [{ issuer: "https://idp.example", audience: a }] }\n';
+
+  it('refuses a diagnostics or native listener on the address another listener takes', () => {
+    expect(
+      problems(
+        `listen: { address: "127.0.0.1:8443", insecure_loopback: true, postgres: "localhost:8443" }\n${issuers}` +
+          'diagnostics:\n  listen: "127.0.0.1:8443"\n',
+      ),
+    ).toEqual([
+      'listen.postgres (line 1): localhost:8443 is also listen.address (127.0.0.1:8443): each listener needs a port of its own',
+      'diagnostics.listen (line 4): 127.0.0.1:8443 is also listen.address (127.0.0.1:8443): each listener needs a port of its own',
+    ]);
+    expect(
+      problems(
+        `listen: { insecure_loopback: true, postgres: "127.0.0.1:6432" }\n${issuers}diagnostics: { listen: "[::]:6432" }\n`,
+      ),
+    ).toEqual([
+      'diagnostics.listen (line 3): [::]:6432 is also listen.postgres (127.0.0.1:6432): each listener needs a port of its own',
+    ]);
+  });
+
+  it('accepts listeners on distinct ports, or on one port of different hosts', () => {
+    parseConfig(
+      `listen: { insecure_loopback: true, postgres: "127.0.0.1:6432" }\n${issuers}diagnostics: { listen: "127.0.0.1:9090" }\n`,
+      'g.yaml',
+    );
+    parseConfig(
+      `listen: { insecure_loopback: true }\n${issuers}diagnostics: { listen: "127.0.0.2:8443" }\n`,
+      'g.yaml',
+    );
+  });
+
+  it('names a connection name used twice, with its line', () => {
+    expect(
+      problems(
+        `listen: { insecure_loopback: true }\n${issuers}connections:\n` +
+          '  - { name: a, host: h, database: d, user: u }\n  - { name: a, host: h2, database: d, user: u }\n',
+      ),
+    ).toEqual(['connections[1].name (line 5): "a" is used twice']);
+  });
+});
