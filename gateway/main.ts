@@ -20,7 +20,7 @@ import { buildMcp } from './compose/mcp.js';
 import { buildNativeListener } from './compose/native.js';
 import { reportDeps } from './compose/report.js';
 import { buildTunnels } from './compose/sessions.js';
-import { checkNamedSecrets, checkReferencedFiles, resolveConnectionPasswords } from './config/secrets.js';
+import { checkConfigFile } from './config/check.js';
 import { identityRoutes } from './identities/routes.js';
 import { healthRoutes } from './ops/routes.js';
 import { createPolicyEngine } from './policy/engine.js';
@@ -160,13 +160,9 @@ function parseCli(argv: string[]) {
   return values;
 }
 
-/** Everything `--check` validates, and what start-up does before opening anything. */
+/** Everything `--check` validates, and what start-up does before opening anything (config/check.ts). */
 function checkConfig(file: string): { config: GatewayConfig; passwords: Map<string, string> } {
-  const config = loadConfigFile(file);
-  checkReferencedFiles(config, file);
-  checkNamedSecrets(config, file);
-  const passwords = resolveConnectionPasswords(config, file);
-  return { config, passwords };
+  return checkConfigFile(file);
 }
 
 /** --rotate-signing-key: one operator action (audit/rotation.ts), then exit. */

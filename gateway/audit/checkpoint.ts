@@ -28,7 +28,8 @@ export interface SigningKey {
   publicKeyPem: string;
 }
 
-function keyFromPem(pem: string, path: string): SigningKey {
+/** The signing key in a PEM text; throws saying why it is not an Ed25519 private key. */
+export function keyFromPem(pem: string, path: string): SigningKey {
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(pem);

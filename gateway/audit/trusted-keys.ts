@@ -16,20 +16,27 @@ const RETIRED_PUBLIC = /^audit-signing-key\.[0-9a-f]{16}\.retired\.pub\.pem$/;
 
 /** One pinned key file: a PEM public key (a private key is refused: give its public half). */
 export function readTrustedKeyFile(path: string, setting = 'audit.trusted_keys'): TrustedKey {
+  const read = tryTrustedKeyFile(path);
+  if ('problem' in read) throw new Error(`${setting}: ${read.problem}`);
+  return read.key;
+}
+
+/** The key in a pinned key file, or why it cannot be one (the configuration check lists every such file). */
+export function tryTrustedKeyFile(path: string): { key: TrustedKey } | { problem: string } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(
-      `${setting}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
+    return {
+      problem: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    };
   }
   if (/PRIVATE KEY/.test(text))
-    throw new Error(`${setting}: ${path} is a private key; pin its public half (openssl pkey -pubout)`);
+    return { problem: `${path} is a private key; pin its public half (openssl pkey -pubout)` };
   try {
-    return trustedKeyOf(text, path);
+    return { key: trustedKeyOf(text, path) };
   } catch (err) {
-    throw new Error(`${setting}: ${path} is not a PEM public key: ${(err as Error).message}`);
+    return { problem: `${path} is not a PEM public key: ${(err as Error).message}` };
   }
 }
 

@@ -25,7 +25,22 @@ export function keyPath(path: readonly PropertyKey[]): string {
   return out || '(top level)';
 }
 
+/**
+ * Names a key of the loaded file with its line, as schema errors do: `connections[0].password_env (line 12)`.
+ * Checks beyond the schema (files, secrets) word their problems with it.
+ */
+export type KeyLocator = (path: readonly (string | number)[]) => string;
+
+export interface LoadedConfig {
+  config: GatewayConfig;
+  where: KeyLocator;
+}
+
 export function parseConfig(text: string, file: string): GatewayConfig {
+  return parseConfigDocument(text, file).config;
+}
+
+function parseConfigDocument(text: string, file: string): LoadedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -38,11 +53,17 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     );
   }
   const result = checkedConfigSchema.safeParse(doc.toJS() ?? {});
-  if (result.success) return result.data;
-  throw new ConfigError(file, describeIssues(result.error.issues, doc.contents, lineCounter, doc.toJS()));
+  if (!result.success)
+    throw new ConfigError(file, describeIssues(result.error.issues, doc.contents, lineCounter, doc.toJS()));
+  return { config: result.data, where: (path) => located(path, lineOf(doc.contents, path, lineCounter)) };
 }
 
 export function loadConfigFile(file: string): GatewayConfig {
+  return loadConfig(file).config;
+}
+
+/** The configuration file, parsed and checked against the schema, with a way to name its keys' lines. */
+export function loadConfig(file: string): LoadedConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -51,7 +72,13 @@ export function loadConfigFile(file: string): GatewayConfig {
       `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     ]);
   }
-  return resolveRelativePaths(parseConfig(text, file), dirname(resolve(file)));
+  const loaded = parseConfigDocument(text, file);
+  resolveRelativePaths(loaded.config, dirname(resolve(file)));
+  return loaded;
+}
+
+function located(path: readonly PropertyKey[], line: number | undefined): string {
+  return `${keyPath(path)}${line ? ` (line ${line})` : ''}`;
 }
 
 /** Relative file paths in a config mean relative to the config file, wherever the gateway was started from. */
@@ -66,6 +93,9 @@ export function resolveRelativePaths(config: GatewayConfig, baseDir: string): Ga
   }
   for (const issuer of config.identity.issuers) if (issuer.ca) issuer.ca = at(issuer.ca);
   if (config.audit.signing_key_file) config.audit.signing_key_file = at(config.audit.signing_key_file);
+  config.audit.trusted_keys = config.audit.trusted_keys.map(at);
+  if (config.diagnostics?.tls)
+    config.diagnostics.tls = { cert: at(config.diagnostics.tls.cert), key: at(config.diagnostics.tls.key) };
   for (const sink of config.audit.sinks) if (sink.type === 'file') sink.path = at(sink.path);
   return config;
 }
@@ -77,15 +107,14 @@ function describeIssues(
   values: unknown,
 ): string[] {
   return issues.map((issue) => {
-    const line = lineOf(root, issue.path, lines);
-    const where = line ? ` (line ${line})` : '';
+    const where = located(issue.path, lineOf(root, issue.path, lines));
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') {
-      return `${keyPath(issue.path)}${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     }
     // A missing key reads better as "is required" than as the type or union zod expected there.
     if (valueAt(values, issue.path) === undefined && issue.code !== 'custom') message = 'is required';
-    return `${keyPath(issue.path)}${where}: ${message}`;
+    return `${where}: ${message}`;
   });
 }
 
