@@ -11,9 +11,9 @@ import { approvalRoutes } from './approvals/routes.js';
 import { rotateKey } from './audit/rotation.js';
 import { auditRoutes } from './audit/routes.js';
 import { buildApprovals } from './compose/approvals.js';
-import { buildAudit } from './compose/audit.js';
+import { type AuditParts, buildAudit } from './compose/audit.js';
 import { buildConsole } from './compose/console.js';
-import { createContext, version } from './compose/context.js';
+import { createContext, type GatewayContext, version } from './compose/context.js';
 import { buildIdentity } from './compose/identity.js';
 import { type StartHooks, serve } from './compose/lifecycle.js';
 import { buildMcp } from './compose/mcp.js';
@@ -208,10 +208,35 @@ export type { StartHooks };
 export async function startGateway(configFile: string, hooks: StartHooks = {}): Promise<void> {
   const { config, passwords } = checkConfig(configFile);
   const ctx = createContext(configFile, config, passwords);
-  await loadSqlParser();
-  void loadPlpgsqlParser(); // in the background: the first catalog load awaits it
+  let audit: AuditParts | undefined;
+  try {
+    await loadSqlParser();
+    void loadPlpgsqlParser(); // in the background: the first catalog load awaits it
+    audit = await buildAudit(ctx);
+    await buildAndServe(ctx, audit, hooks);
+  } catch (err) {
+    await abandonStart(ctx, audit, hooks);
+    throw err;
+  }
+}
+
+/**
+ * A start that fails part-way (a port in use, the store gone) closes what it opened — listeners, services
+ * and their timers, the audit log, the store — so that the process exits with the error instead of
+ * running half-started.
+ */
+async function abandonStart(ctx: GatewayContext, audit: AuditParts | undefined, hooks: StartHooks) {
+  const quietly = (what: string) => (err: Error) =>
+    ctx.logger.error({ err: err.message }, `closing ${what} after the failed start failed`);
+  await ctx.services.stopAll((name, err) => quietly(name)(err));
+  await audit?.running.close().catch(quietly('the audit log'));
+  await audit?.store.close().catch(quietly('the store'));
+  await Promise.resolve(hooks.onStop?.()).catch(quietly('the dev environment'));
+}
+
+async function buildAndServe(ctx: GatewayContext, audit: AuditParts, hooks: StartHooks): Promise<void> {
+  const { config } = ctx;
   const engine = createPolicyEngine(config);
-  const audit = await buildAudit(ctx);
   const approvals = await buildApprovals(ctx, audit, engine);
   const registry = new SessionRegistry();
   const identity = await buildIdentity(ctx, audit, registry);

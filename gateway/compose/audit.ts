@@ -24,8 +24,19 @@ export interface AuditParts {
 const READINESS_ROW = 'hoop.readiness';
 
 export async function buildAudit(ctx: GatewayContext): Promise<AuditParts> {
-  const { config, logger, metrics } = ctx;
+  const { config } = ctx;
   const store = await openStore(config.store, { baseDir: ctx.baseDir, durability: config.audit.durability });
+  try {
+    return await startAuditOn(ctx, store);
+  } catch (err) {
+    // The store is this function's to close until it hands it over (a PostgreSQL pool keeps the process up).
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function startAuditOn(ctx: GatewayContext, store: Store): Promise<AuditParts> {
+  const { config, logger, metrics } = ctx;
   const storeCheck = new ProbeCheck('store', () => store.setSinkCursor(READINESS_ROW, Date.now()), {
     onChange: (state) =>
       state.ok

@@ -51,7 +51,15 @@ export async function serve(ctx: GatewayContext, deps: ServeDeps): Promise<void>
     (message, fields) => logger.error(fields ?? {}, message),
   );
   await listen(server, config.listen.address, 'listen.address');
-  const diagnostics = config.diagnostics ? await startDiagnostics(ctx, config.diagnostics) : undefined;
+  let diagnostics: Server | undefined;
+  try {
+    diagnostics = config.diagnostics ? await startDiagnostics(ctx, config.diagnostics) : undefined;
+  } catch (err) {
+    // Not half-started: the caller (main.ts) closes the rest of what start-up opened and exits 1.
+    server.close();
+    server.closeAllConnections();
+    throw err;
+  }
 
   const scheme = config.listen.tls ? 'https' : 'http';
   const address = `${scheme}://${config.listen.address}`;
