@@ -22,6 +22,7 @@ import type { Notifier } from './notify.js';
 import {
   accessRef,
   activeGrants,
+  type Binding,
   checkUse,
   encodeParameters,
   expiryOf,
@@ -75,6 +76,13 @@ export interface ApprovalHook {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** What an Execute was bound with: what an approval's hash covers besides the text. */
+const bindingOf = (request: GateRequest): Binding => ({
+  parameters: request.parameters,
+  formats: request.parameterFormats,
+  types: request.parameterTypes,
+});
 
 export function describeApprovers(a: Pick<Approval, 'approvers' | 'approvals_required'>): string {
   const n = a.approvals_required;
@@ -329,7 +337,7 @@ export class ApprovalService implements ApprovalHook {
   async hold(h: HoldRequest): Promise<GateVerdict> {
     const { info, request, decision } = h;
     const params = encodeParameters(request.parameters, request.parameterFormats);
-    if (info.approval) return this.runApproved(h, params);
+    if (info.approval) return this.runApproved(h);
 
     const deferred = info.approvalWait === 'none';
     const clientWait =
@@ -344,7 +352,7 @@ export class ApprovalService implements ApprovalHook {
         connection: info.connection.name,
         session: info.id,
         statement: request.sql,
-        statement_hash: hashStatement(request.sql),
+        statement_hash: hashStatement(request.sql, bindingOf(request)),
         params,
         rule: decision.rule,
         policy: decision.policy ?? '',
@@ -530,7 +538,7 @@ export class ApprovalService implements ApprovalHook {
   }
 
   /** A session opened with `exec --approval ID`: run the statement that request approved, once. */
-  private async runApproved(h: HoldRequest, params: (string | null)[] | undefined): Promise<GateVerdict> {
+  private async runApproved(h: HoldRequest): Promise<GateVerdict> {
     const { info, request } = h;
     const ref = parseRequestRef(info.approval ?? '');
     const invalid = async (message: string, approval?: Approval) => {
@@ -555,7 +563,12 @@ export class ApprovalService implements ApprovalHook {
     if (ref?.kind !== 'statement') return invalid(`"${info.approval}" is not a statement approval id`);
     const approval = await this.deps.store.getApproval(ref.id);
     if (!approval) return invalid(`there is no approval request #${ref.id}`);
-    const use = { identity: info.identity, connection: info.connection.name, text: request.sql, params };
+    const use = {
+      identity: info.identity,
+      connection: info.connection.name,
+      text: request.sql,
+      binding: bindingOf(request),
+    };
     const check = checkUse(approval, use, Date.now());
     if (!check.ok) return invalid(check.message, approval);
     if (!(await h.record(approval.id))) return { action: 'refuse', refusal: AUDIT_UNAVAILABLE };

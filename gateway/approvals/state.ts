@@ -24,25 +24,45 @@ export function parseRequestRef(text: string): RequestRef | undefined {
 
 export const accessRef = (id: number): string => `${ACCESS_PREFIX}${id}`;
 
-/** SHA-256 hex of the exact statement text as it came on the wire. */
-export function hashStatement(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+/** What a statement was bound with (extended protocol): values as sent, their formats, the Parse's types. */
+export interface Binding {
+  parameters?: readonly (Buffer | null)[];
+  formats?: readonly number[];
+  types?: readonly number[];
+}
+
+/**
+ * SHA-256 hex of what runs: the exact statement text as it came on the wire and, when it was bound
+ * with anything, the bound bytes with their format codes and the Parse's parameter types — the text
+ * `\x25` and the binary byte 0x25 (`%`) are different values, and so are `1` as text and as int4.
+ */
+export function hashStatement(text: string, binding: Binding = {}): string {
+  const hash = createHash('sha256').update(text, 'utf8');
+  const values = binding.parameters ?? [];
+  const types = binding.types ?? [];
+  if (values.length === 0 && types.length === 0) return hash.digest('hex');
+  const formats = values.map((_, i) => formatOf(binding.formats, i));
+  const bound = values.map((v) => (v === null ? null : v.toString('base64')));
+  return hash.update(`\0${JSON.stringify({ types, formats, bound })}`, 'utf8').digest('hex');
+}
+
+/** Bind's format codes: none = all text, one = all that format, else one per parameter. */
+function formatOf(formats: readonly number[] | undefined, i: number): number {
+  return !formats || formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
 }
 
 /**
  * Bound parameters as a person can read them: text-format values decoded as UTF-8, binary ones as
- * `\x<hex>` (Postgres' bytea notation), NULL as null. Bind's format codes: none = all text,
- * one = all that format, else one per parameter.
+ * `(binary) \x<hex>` (Postgres' bytea notation, marked: the text `\x25` is not the byte 0x25), NULL as
+ * null.
  */
 export function encodeParameters(
   parameters: readonly (Buffer | null)[] | undefined,
   formats: readonly number[] | undefined,
 ): (string | null)[] | undefined {
   if (!parameters || parameters.length === 0) return undefined;
-  const formatOf = (i: number) =>
-    !formats || formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
   return parameters.map((p, i) =>
-    p === null ? null : formatOf(i) === 1 ? `\\x${p.toString('hex')}` : p.toString('utf8'),
+    p === null ? null : formatOf(formats, i) === 1 ? `(binary) \\x${p.toString('hex')}` : p.toString('utf8'),
   );
 }
 
@@ -143,7 +163,7 @@ export function applyDecision(
  */
 export function checkUse(
   approval: Approval,
-  use: { identity: Identity; connection: string; text: string; params?: (string | null)[] },
+  use: { identity: Identity; connection: string; text: string; binding?: Binding },
   now: number,
 ): { ok: true } | Refusal {
   const id = `#${approval.id}`;
@@ -158,11 +178,11 @@ export function checkUse(
       `approval ${id} was for a statement held in session ${approval.session ?? '?'}; it cannot be run elsewhere`,
     );
   }
-  if (approval.statement_hash !== hashStatement(use.text)) {
+  if (approval.statement !== use.text) {
     return refuse(403, `approval ${id} is for a different statement: ${oneLine(approval.statement)}`);
   }
-  if (JSON.stringify(approval.params ?? []) !== JSON.stringify(use.params ?? [])) {
-    return refuse(403, `approval ${id} is for different parameter values`);
+  if (approval.statement_hash !== hashStatement(use.text, use.binding)) {
+    return refuse(403, `approval ${id} is for different parameter values (or their formats or types)`);
   }
   if (approval.status === 'used')
     return refuse(409, `approval ${id} has already been used (approvals run once)`);

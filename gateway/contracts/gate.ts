@@ -24,9 +24,10 @@ export interface GateRequest {
   /** Prepared statement name (extended protocol). */
   statementName?: string;
   portal?: string;
-  /** Bound parameter values (Execute), as sent; and their format codes. */
+  /** Bound parameter values (Execute), as sent; their format codes; the Parse's parameter types. */
   parameters?: (Buffer | null)[];
   parameterFormats?: number[];
+  parameterTypes?: readonly number[];
   /** Transaction status before this statement: I idle, T in a block, E aborted block. */
   transactionStatus: 'I' | 'T' | 'E';
   /** The session's prepared statements and portals as they will be when this message runs. */

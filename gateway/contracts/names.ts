@@ -17,6 +17,8 @@ export interface StatementDef {
    * Undefined for an empty statement (a Parse of blank text) or text the parser rejected.
    */
   readonly runs: ClassifiedStatement | undefined;
+  /** Parse: the parameter type OIDs the client gave (0 = let the server infer). */
+  readonly parameterTypes?: readonly number[];
 }
 
 /** A portal: made by a protocol Bind of a statement, or by SQL DECLARE (a cursor). */

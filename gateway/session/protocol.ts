@@ -319,6 +319,7 @@ export class ProtocolCore {
           origin: 'parse',
           text: parse.sql,
           runs: classification.ok ? classification.statements[0] : undefined,
+          parameterTypes: parse.parameterTypes.length > 0 ? parse.parameterTypes : undefined,
         };
         if (verdict.action === 'refuse') {
           // Same statement name: Postgres reports the syntax error before any name clash, and a
@@ -381,6 +382,7 @@ export class ProtocolCore {
       portal: name,
       parameters: def.parameters,
       parameterFormats: def.parameterFormats,
+      parameterTypes: def.statement?.parameterTypes,
       transactionStatus: this.status,
       names,
       portalRuns: pinned ? def : undefined,

@@ -61,8 +61,11 @@ describe('bound parameters', () => {
   it('decodes text values, keeps binary ones as hex, NULL as null', () => {
     const params = [Buffer.from('7'), null, Buffer.from([0, 1, 255])];
     expect(encodeParameters(params, [])).toEqual(['7', null, '\u0000\u0001\ufffd']);
-    expect(encodeParameters(params, [0, 0, 1])).toEqual(['7', null, '\\x0001ff']);
-    expect(encodeParameters(params, [1])).toEqual(['\\x37', null, '\\x0001ff']);
+    expect(encodeParameters(params, [0, 0, 1])).toEqual(['7', null, '(binary) \\x0001ff']);
+    expect(encodeParameters(params, [1])).toEqual(['(binary) \\x37', null, '(binary) \\x0001ff']);
+    // The text `\x25` and the byte 0x25 ('%') read differently.
+    expect(encodeParameters([Buffer.from('\\x25')], [0])).toEqual(['\\x25']);
+    expect(encodeParameters([Buffer.from([0x25])], [1])).toEqual(['(binary) \\x25']);
     expect(encodeParameters([], [])).toBeUndefined();
   });
 });
@@ -165,10 +168,28 @@ describe('running an approved statement later (exec --approval)', () => {
       ok: false,
       message: expect.stringMatching(/connection/),
     });
-    expect(checkUse({ ...deferred, params: ['7'] }, { ...use, params: ['8'] }, NOW)).toMatchObject({
-      ok: false,
-      message: expect.stringMatching(/parameter/),
-    });
+  });
+
+  it('with exactly the bound values, formats and parameter types it was approved with', () => {
+    const text = 'update customers set country = $2 where name like $1';
+    const filed = { parameters: [Buffer.from('\\x25'), Buffer.from('ZZ')], formats: [0], types: [25, 25] };
+    const bound = approval({ mode: 'deferred', status: 'approved', statement: text });
+    const withHash = { ...bound, statement_hash: hashStatement(text, filed) };
+    const run = (binding: Parameters<typeof hashStatement>[1]) =>
+      checkUse(withHash, { identity: alice, connection: 'prod-db', text, binding }, NOW);
+    expect(run(filed)).toEqual({ ok: true });
+    for (const other of [
+      { ...filed, parameters: [Buffer.from([0x25]), Buffer.from('ZZ')], formats: [1, 0] }, // 0x25 = '%'
+      { ...filed, formats: [1] },
+      { ...filed, types: [23, 25] },
+      { ...filed, types: [] },
+      { ...filed, parameters: [Buffer.from('\\x25'), null] },
+      {},
+    ]) {
+      expect(run(other)).toMatchObject({ ok: false, message: expect.stringMatching(/parameter values/) });
+    }
+    // Without parameters the hash is the text's alone (requests filed before bindings were hashed).
+    expect(hashStatement('select 1', {})).toBe(hashStatement('select 1'));
   });
 
   it('once, while approved and within its window; never a request held in a session', () => {

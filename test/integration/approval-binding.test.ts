@@ -1,0 +1,144 @@
+/**
+ * An approval runs exactly what the reviewer saw: the statement text and what it was bound with —
+ * values, their format codes and the Parse's parameter types. Found by trying it as an attacker: a
+ * request filed with the text `\x25` (a LIKE pattern matching nothing) ran, once approved, with the
+ * binary byte 0x25 (`%`, matching every row), because both were shown and compared as `\x25`.
+ * Driven over the tunnel as `hoopctl exec` opens it, with the parameters bound by hand.
+ */
+import { readFileSync } from 'node:fs';
+import { serialize } from 'pg-protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { FrameReader } from '../../gateway/pgwire/frames.js';
+import { fieldsOf } from '../harness/raw-pg.js';
+import { type Stack, startStack } from '../harness/stack.js';
+
+const POLICIES = `
+policies:
+  - name: engineers
+    groups: [engineering]
+    connections: [prod-db]
+    rules:
+      - { name: reads, allow: [read, transaction, session] }
+      - { name: changes-need-review, approve: [write], approvers: [db-reviewers], timeout: 30m }
+  - name: reviewers
+    groups: [db-reviewers]
+    connections: [prod-db]
+    review: true
+`;
+
+interface Message {
+  type: string;
+  body: Buffer;
+}
+
+/** A protocol client over the gateway's tunnel, with the headers `hoopctl exec` sends. */
+async function session(stack: Stack, token: string, headers: Record<string, string>) {
+  const ws = new WebSocket(`${stack.gatewayUrl.replace(/^http/, 'ws')}/v1/tunnel/prod-db`, {
+    headers: { authorization: `Bearer ${token}`, 'x-hoop-client': 'exec', ...headers },
+    ca: stack.certs ? readFileSync(stack.certs.caCert) : undefined,
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const reader = new FrameReader(1 << 20);
+  const seen: Message[] = [];
+  ws.on('message', (data: Buffer) => {
+    for (const f of reader.push(data)) seen.push({ type: f.type, body: Buffer.from(f.body) });
+  });
+  const exchange = async (bytes: Buffer): Promise<Message[]> => {
+    ws.send(bytes);
+    const until = Date.now() + 20_000;
+    while (!seen.some((m) => m.type === 'Z')) {
+      if (Date.now() > until) throw new Error(`no ReadyForQuery; got ${seen.map((m) => m.type).join('')}`);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    return seen.splice(0);
+  };
+  await exchange(serialize.startup({ user: 'hoop', database: 'prod-db' }));
+  return { exchange, close: () => ws.close() };
+}
+
+/** A Bind with explicit format codes (pg-protocol's serializer binds text only). */
+function bind(values: Buffer[], formats: number[]): Buffer {
+  const int16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
+  const int32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(n);
+    return b;
+  };
+  const body = Buffer.concat([
+    Buffer.from([0, 0]), // unnamed portal, unnamed statement
+    int16(formats.length),
+    ...formats.map(int16),
+    int16(values.length),
+    ...values.flatMap((v) => [int32(v.length), v]),
+    int16(0),
+  ]);
+  return Buffer.concat([Buffer.from('B'), int32(body.length + 4), body]);
+}
+
+const errors = (messages: Message[]) => messages.filter((m) => m.type === 'E').map((m) => fieldsOf(m.body));
+const tags = (messages: Message[]) =>
+  messages.filter((m) => m.type === 'C').map((m) => m.body.toString('utf8', 0, m.body.length - 1));
+
+describe('an approval is bound to what it was filed with', () => {
+  let stack: Stack;
+  let aliceToken: string;
+  let rita: string;
+  const sql = "update public.customers set country = 'ZZ' where name like $1";
+  const statement = (types: number[], value: Buffer, format: number) =>
+    Buffer.concat([
+      serialize.parse({ text: sql, types }),
+      bind([value], [format]),
+      serialize.execute({}),
+      serialize.sync(),
+    ]);
+
+  beforeAll(async () => {
+    stack = await startStack({ policies: POLICIES });
+    const alice = await stack.login('alice@example.com');
+    rita = await stack.login('rita@example.com');
+    aliceToken = (await stack.cli(alice, ['token'])).stdout.trim();
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('the text \\x25 approved is not the byte % (binary), nor the same bytes under another parameter type', async () => {
+    const filer = await session(stack, aliceToken, { 'x-hoop-approval-wait': 'none' });
+    const filed = await filer.exchange(statement([25], Buffer.from('\\x25'), 0));
+    filer.close();
+    expect(errors(filed)[0]?.R).toBe('hoop_approval_pending');
+    const id = /#(\d+)/.exec(errors(filed)[0]!.M!)![1]!;
+    // The reviewer sees a text value; a binary one would read "(binary) \x25".
+    const shown = JSON.parse((await stack.cli(rita, ['approvals', '--json'])).stdout) as {
+      approvals: { id: string; params?: unknown[] }[];
+    };
+    expect(shown.approvals.find((a) => a.id === id)?.params).toEqual(['\\x25']);
+    expect((await stack.cli(rita, ['approve', id])).code).toBe(0);
+
+    for (const [types, value, format] of [
+      [[25], Buffer.from([0x25]), 1], // '%' in binary: every row
+      [[1043], Buffer.from('\\x25'), 0], // varchar instead of text
+      [[], Buffer.from('\\x25'), 0], // the server infers the type
+    ] as const) {
+      const swap = await session(stack, aliceToken, { 'x-hoop-approval': id });
+      const out = await swap.exchange(statement([...types], value, format));
+      swap.close();
+      expect(errors(out)[0]?.R).toBe('hoop_approval_invalid');
+      expect(errors(out)[0]?.M).toMatch(/different parameter values/);
+      expect(tags(out)).toEqual([]);
+    }
+    expect(stack.pg.psql("select count(*) from public.customers where country = 'ZZ'", 'shop').trim()).toBe(
+      '0',
+    );
+
+    // Exactly as filed, it runs once (and matches nothing).
+    const exact = await session(stack, aliceToken, { 'x-hoop-approval': id });
+    expect(tags(await exact.exchange(statement([25], Buffer.from('\\x25'), 0)))).toEqual(['UPDATE 0']);
+    exact.close();
+  });
+});
