@@ -10,11 +10,17 @@
  * (approvals) or `<profile>` completes from the gateway or the settings (see completion.ts, which also
  * has `completeWith()` for anything else).
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { CliError, ExitCode } from '../shared/errors.js';
 import { installSignalHandlers } from './interrupt.js';
 import { ce } from './output.js';
-import { useProfile } from './settings.js';
+import {
+  GLOBAL_SETTINGS,
+  type GlobalFlags,
+  type GlobalSetting,
+  useGlobalFlags,
+  useProfile,
+} from './settings.js';
 import { cliVersion, printVersion } from './version.js';
 
 type Register = (program: Command) => void;
@@ -59,7 +65,45 @@ export const COMMAND_MODULES: { names: string[]; load: () => Promise<Register> }
 ];
 
 /** Options of the program itself, which may come before or after the command. */
-const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--profile']);
+const GLOBAL_OPTIONS_WITH_VALUE = new Set([
+  '--profile',
+  '--id-token-file',
+  '--gateway',
+  ...Object.values(GLOBAL_SETTINGS).map((s) => s.flag),
+]);
+
+/** The global options besides --profile; each but --id-token-file overrides an environment variable. */
+function globalOptions(): Option[] {
+  const visible = 'visible to other local users (ps): prefer';
+  return [
+    // Each command lists --gateway itself; the root takes it wherever it is, so it also works first.
+    new Option('--gateway <url>', 'gateway URL (HOOPCTL_GATEWAY)').hideHelp(),
+    new Option('--home <dir>', 'directory for settings and the token file (HOOPCTL_HOME)'),
+    new Option('--ca-file <pem>', 'trust this private CA for the gateway (HOOPCTL_CA_FILE)'),
+    new Option(
+      '--token-store <kind>',
+      'keep tokens in the OS keychain or a 0600 file (HOOPCTL_TOKEN_STORE)',
+    ).choices(['keychain', 'file']),
+    new Option('--client-id <id>', 'client credentials: the client id (HOOPCTL_CLIENT_ID)'),
+    new Option(
+      '--client-secret <secret>',
+      `client credentials: the secret; ${visible} HOOPCTL_CLIENT_SECRET`,
+    ),
+    new Option('--id-token <token>', `act as this workload ID token; ${visible} HOOPCTL_ID_TOKEN`),
+    new Option(
+      '--id-token-file <path>',
+      'act as the workload whose ID token is in this file (re-read each time)',
+    ),
+  ];
+}
+
+/** --profile and the other global options, applied before any command runs. */
+function applyGlobalOptions(opts: Record<string, string | undefined>): void {
+  useProfile(opts.profile);
+  const flags: GlobalFlags = { idTokenFile: opts.idTokenFile, gateway: opts.gateway };
+  for (const key of Object.keys(GLOBAL_SETTINGS) as GlobalSetting[]) flags[key] = opts[key];
+  useGlobalFlags(flags);
+}
 
 export const ROOT_HELP = `
 Examples:
@@ -72,6 +116,7 @@ Examples:
 
 Environment: HOOPCTL_GATEWAY, HOOPCTL_PROFILE, HOOPCTL_HOME, HOOPCTL_TOKEN_STORE=keychain|file,
 HOOPCTL_CA_FILE, HOOPCTL_CLIENT_ID + HOOPCTL_CLIENT_SECRET, HOOPCTL_ID_TOKEN, NO_COLOR, FORCE_COLOR.
+Each HOOPCTL_ setting is also a global option (--gateway on each command); the option wins.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not authenticated, 4 denied by policy,
             5 approval rejected or timed out, 6 database error; 130/143 interrupted (Ctrl-C/SIGTERM).`;
@@ -84,14 +129,14 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     )
     .version(cliVersion(), '-V, --version', 'print the CLI version (and the gateway version when logged in)')
     .option('--profile <name>', 'act as this profile (default: HOOPCTL_PROFILE or `hoopctl profile use`)')
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (text, write) => write(ce.red(text)) })
     .exitOverride();
+  for (const option of globalOptions()) program.addOption(option);
   program.addHelpText('after', ROOT_HELP);
-  program.hook('preAction', (_root, action) => {
-    // --profile may follow the command: read it from the root, wherever commander put it.
-    useProfile(program.opts().profile ?? action.optsWithGlobals().profile);
-  });
+  // Global options may follow the command: the root takes them wherever they are.
+  program.hook('preAction', () => applyGlobalOptions(program.opts()));
   const word = commandWord(argv.slice(2));
   // Completion walks the whole tree: it needs every module, as help and typos do.
   const wanted =
@@ -125,7 +170,7 @@ export async function main(argv: string[]): Promise<void> {
   const args = argv.slice(2);
   try {
     if (isVersionRequest(args)) {
-      useProfile(profileArg(args));
+      applyGlobalOptions(globalOptionsOf(args));
       await printVersion(args.includes('--json'));
       return;
     }
@@ -137,13 +182,20 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 function isVersionRequest(args: string[]): boolean {
-  const rest = args.filter((a, i) => a !== '--json' && !(a === '--profile' || args[i - 1] === '--profile'));
+  const isGlobal = (a: string | undefined) => a !== undefined && GLOBAL_OPTIONS_WITH_VALUE.has(a);
+  const rest = args.filter((a, i) => a !== '--json' && !isGlobal(a) && !isGlobal(args[i - 1]));
   return rest.length === 1 && (rest[0] === '--version' || rest[0] === '-V');
 }
 
-function profileArg(args: string[]): string | undefined {
-  const at = args.indexOf('--profile');
-  return at >= 0 ? args[at + 1] : undefined;
+/** `--version` skips commander: read the global options ourselves (--ca-file X → { caFile: X }). */
+function globalOptionsOf(args: string[]): Record<string, string | undefined> {
+  const opts: Record<string, string | undefined> = {};
+  for (let i = 0; i < args.length - 1; i++) {
+    const flag = args[i]!;
+    if (!GLOBAL_OPTIONS_WITH_VALUE.has(flag)) continue;
+    opts[flag.slice(2).replace(/-(\w)/g, (_, ch: string) => ch.toUpperCase())] = args[++i];
+  }
+  return opts;
 }
 
 function exitCodeFor(err: unknown): number {

@@ -23,11 +23,10 @@ import { MCP_HEADERS, MCP_INSTRUCTIONS, MCP_PATH, MCP_SERVER_NAME } from '../sha
 import type { GatewayTarget } from './api.js';
 import { info } from './output.js';
 import { resolveGateway } from './settings.js';
-import { getAccessToken, useIdTokenFile } from './tokens.js';
+import { getAccessToken } from './tokens.js';
 
 export interface McpOptions {
   connection?: string;
-  idTokenFile?: string;
   gateway?: string;
 }
 
@@ -36,7 +35,6 @@ const CALL_IDLE_MS = 120_000;
 const CALL_MAX_MS = 3_700_000;
 
 export async function runMcpBridge(opts: McpOptions): Promise<void> {
-  if (opts.idTokenFile) useIdTokenFile(opts.idTokenFile);
   const target = resolveGateway(opts.gateway);
   // Fail at start, with the exit code for it, rather than on the host's first call.
   await getAccessToken(target);

@@ -18,7 +18,7 @@ import type { GatewayTarget } from './api.js';
 export interface ProfileSettings {
   gateway?: string;
   caFile?: string;
-  /** keychain or file; HOOPCTL_TOKEN_STORE overrides it. */
+  /** keychain or file; --token-store / HOOPCTL_TOKEN_STORE overrides it. */
   tokenStore?: 'keychain' | 'file';
   /** Who last logged in with this profile (shown by `profile list`; the token is the truth). */
   subject?: string;
@@ -33,9 +33,51 @@ interface SettingsFile {
 export const DEFAULT_PROFILE = 'default';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/**
+ * Settings every command takes as a global flag or from the environment; the flag wins. `from` names
+ * where a value came from, so an error can say which flag or variable to fix.
+ */
+export const GLOBAL_SETTINGS = {
+  home: { flag: '--home', env: 'HOOPCTL_HOME' },
+  caFile: { flag: '--ca-file', env: 'HOOPCTL_CA_FILE' },
+  tokenStore: { flag: '--token-store', env: 'HOOPCTL_TOKEN_STORE' },
+  clientId: { flag: '--client-id', env: 'HOOPCTL_CLIENT_ID' },
+  clientSecret: { flag: '--client-secret', env: 'HOOPCTL_CLIENT_SECRET' },
+  idToken: { flag: '--id-token', env: 'HOOPCTL_ID_TOKEN' },
+} as const;
+export type GlobalSetting = keyof typeof GLOBAL_SETTINGS;
+/** The global flags given; --id-token-file has no variable (HOOPCTL_ID_TOKEN holds the token itself). */
+export type GlobalFlags = Partial<Record<GlobalSetting | 'idTokenFile' | 'gateway', string>>;
+
+let globalFlags: GlobalFlags = {};
+/** The global flags of this run (set once, before any command runs). */
+export function useGlobalFlags(flags: GlobalFlags): void {
+  globalFlags = flags;
+}
+
+/** --gateway, if given (before or after the command: the root takes it wherever it is). */
+export function gatewayFlag(): string | undefined {
+  return globalFlags.gateway || undefined;
+}
+
+/** --id-token-file, if given. */
+export function idTokenFileFlag(): string | undefined {
+  return globalFlags.idTokenFile || undefined;
+}
+
+/** A global setting's value and where it came from (the flag, else its variable); undefined when unset. */
+export function globalSetting(key: GlobalSetting): { value: string; from: string } | undefined {
+  const { flag, env } = GLOBAL_SETTINGS[key];
+  const fromFlag = globalFlags[key];
+  if (fromFlag) return { value: fromFlag, from: flag };
+  const fromEnv = process.env[env];
+  return fromEnv ? { value: fromEnv, from: env } : undefined;
+}
+
 /** The directory settings and token files live in. */
 export function homeDir(): string {
-  if (process.env.HOOPCTL_HOME) return process.env.HOOPCTL_HOME;
+  const given = globalSetting('home')?.value;
+  if (given) return given;
   const home = homedir();
   if (process.platform === 'darwin') return join(home, 'Library', 'Preferences', 'hoopctl-nodejs');
   if (process.platform === 'win32')
@@ -123,18 +165,30 @@ export function describeTarget(target: GatewayTarget): string {
 export function resolveGateway(flag?: string): GatewayTarget {
   const profile = currentProfile();
   const stored = profileSettings(profile);
-  const url = flag || process.env.HOOPCTL_GATEWAY || stored.gateway;
+  const url = flag || gatewayFlag() || process.env.HOOPCTL_GATEWAY || stored.gateway;
   if (!url) {
     throw new CliError(
       `no gateway for profile ${profile}: pass --gateway URL, set HOOPCTL_GATEWAY, or run hoopctl login --gateway URL${profile === DEFAULT_PROFILE ? '' : ` --profile ${profile}`}`,
       ExitCode.usage,
     );
   }
-  return {
-    url: parseGatewayUrl(url),
-    caFile: process.env.HOOPCTL_CA_FILE || stored.caFile || undefined,
-    profile,
-  };
+  return { url: parseGatewayUrl(url), caFile: caFileFor(stored), profile };
+}
+
+/** --ca-file, HOOPCTL_CA_FILE or the profile's CA file, checked now: an unreadable one is named, not ENOENT. */
+export function caFileFor(stored: ProfileSettings): string | undefined {
+  const given =
+    globalSetting('caFile') ?? (stored.caFile ? { value: stored.caFile, from: 'the profile' } : undefined);
+  if (!given) return undefined;
+  try {
+    readFileSync(given.value);
+  } catch (err) {
+    throw new CliError(
+      `cannot read the CA file ${given.value} (${given.from}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      ExitCode.usage,
+    );
+  }
+  return given.value;
 }
 
 export function parseGatewayUrl(url: string): string {

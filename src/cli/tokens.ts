@@ -1,7 +1,8 @@
 /**
  * Where the CLI's bearer token comes from, in this order:
- *   1. a workload ID token (HOOPCTL_ID_TOKEN, or the file given by --id-token-file), sent as it is;
- *   2. client credentials (HOOPCTL_CLIENT_ID + HOOPCTL_CLIENT_SECRET) against the issuer the gateway advertises;
+ *   1. a workload ID token (--id-token-file, --id-token or HOOPCTL_ID_TOKEN), sent as it is;
+ *   2. client credentials (--client-id + --client-secret, or HOOPCTL_CLIENT_ID + HOOPCTL_CLIENT_SECRET)
+ *      against the issuer the gateway advertises;
  *   3. the login `hoopctl login` saved for this profile and gateway: a refresh token in the OS keychain (or a
  *      0600 file where there is none) and the current access token, renewed whenever it is within 30 s
  *      of expiry.
@@ -22,7 +23,14 @@ import { CliError, ExitCode } from '../shared/errors.js';
 import { fetchTrustingCa } from '../shared/fetch-with-ca.js';
 import { apiRequest, type GatewayTarget, rawRequest } from './api.js';
 import { warn } from './output.js';
-import { DEFAULT_PROFILE, homeDir, profileSettings, writePrivateFile } from './settings.js';
+import {
+  DEFAULT_PROFILE,
+  globalSetting,
+  homeDir,
+  idTokenFileFlag,
+  profileSettings,
+  writePrivateFile,
+} from './settings.js';
 
 /** What `hoopctl login` keeps per profile and gateway. */
 export interface StoredLogin {
@@ -43,12 +51,8 @@ const loadOidc = (): Promise<typeof Oidc> => import('openid-client');
 // ---------------------------------------------------------------------------------------------
 // The token source.
 
-let idTokenFile: string | undefined;
-
-/** `--id-token-file PATH`: use this workload token for the rest of this process (never persisted). */
-export function useIdTokenFile(path: string): void {
-  idTokenFile = path;
-}
+/** `--id-token-file PATH` (a global option): the workload token's file, read at each use (never persisted). */
+const idTokenFile = () => idTokenFileFlag();
 
 export type TokenMode = 'id-token' | 'client-credentials' | 'login';
 
@@ -57,23 +61,28 @@ export type TokenMode = 'id-token' | 'client-credentials' | 'login';
  * a silent fall-back to the stored login (a CI job would act as whoever last logged in on the runner).
  */
 export function ciMode(): 'id-token' | 'client-credentials' | undefined {
-  if (idTokenFile || process.env.HOOPCTL_ID_TOKEN) return 'id-token';
-  const id = process.env.HOOPCTL_CLIENT_ID;
-  const secret = process.env.HOOPCTL_CLIENT_SECRET;
+  if (idTokenFile() || globalSetting('idToken')) return 'id-token';
+  const id = globalSetting('clientId');
+  const secret = globalSetting('clientSecret');
   if (id && secret) return 'client-credentials';
   if (id) {
     throw new CliError(
-      'HOOPCTL_CLIENT_ID is set but HOOPCTL_CLIENT_SECRET is not: set both for client credentials, or unset HOOPCTL_CLIENT_ID to use your login',
+      `${id.from} is set but --client-secret / HOOPCTL_CLIENT_SECRET is not: give both for client credentials, or drop ${id.from} to use your login`,
       ExitCode.usage,
     );
   }
   if (secret) {
     throw new CliError(
-      'HOOPCTL_CLIENT_SECRET is set but HOOPCTL_CLIENT_ID is not: set the client id too, or unset the secret',
+      `${secret.from} is set but --client-id / HOOPCTL_CLIENT_ID is not: give the client id too, or drop the secret`,
       ExitCode.usage,
     );
   }
   return undefined;
+}
+
+/** The client id and secret of client-credentials mode (ciMode() said both are there). */
+function clientCredentials(): { id: string; secret: string } {
+  return { id: globalSetting('clientId')!.value, secret: globalSetting('clientSecret')!.value };
 }
 
 export function tokenMode(): TokenMode {
@@ -97,10 +106,7 @@ export async function getAccessToken(target: GatewayTarget): Promise<string> {
   const mode = ciMode();
   if (mode === 'id-token') return workloadIdToken();
   // Keyed by the credentials too: another client id or secret must never reuse a cached token.
-  const key =
-    mode === 'client-credentials'
-      ? `cc ${target.url} ${process.env.HOOPCTL_CLIENT_ID} ${hashOf(process.env.HOOPCTL_CLIENT_SECRET!)}`
-      : loginKey(target);
+  const key = mode === 'client-credentials' ? clientCredentialsKey(target) : loginKey(target);
   let pending = inFlight.get(key);
   if (!pending) {
     pending = (
@@ -109,6 +115,11 @@ export async function getAccessToken(target: GatewayTarget): Promise<string> {
     inFlight.set(key, pending);
   }
   return pending;
+}
+
+function clientCredentialsKey(target: GatewayTarget): string {
+  const { id, secret } = clientCredentials();
+  return `cc ${target.url} ${id} ${hashOf(secret)}`;
 }
 
 function hashOf(secret: string): string {
@@ -141,20 +152,22 @@ function isFresh(token: string): boolean {
 function workloadIdToken(): string {
   let token: string;
   let source: string;
-  if (idTokenFile) {
-    source = idTokenFile;
+  const file = idTokenFile();
+  if (file) {
+    source = file;
     try {
       // Read every time: CI runners and Kubernetes rewrite projected token files in place.
-      token = readFileSync(idTokenFile, 'utf8').trim();
+      token = readFileSync(file, 'utf8').trim();
     } catch (err) {
       throw new CliError(
-        `cannot read the ID token file ${idTokenFile}: ${(err as Error).message}`,
+        `cannot read the ID token file ${file} (--id-token-file): ${(err as Error).message}`,
         ExitCode.usage,
       );
     }
   } else {
-    source = 'HOOPCTL_ID_TOKEN';
-    token = (process.env.HOOPCTL_ID_TOKEN ?? '').trim();
+    const given = globalSetting('idToken');
+    source = given?.from ?? 'HOOPCTL_ID_TOKEN';
+    token = (given?.value ?? '').trim();
   }
   if (!token) throw new CliError(`the ID token in ${source} is empty`, ExitCode.notAuthenticated);
   const expiry = tokenExpiry(token);
@@ -172,12 +185,12 @@ async function clientCredentialsToken(target: GatewayTarget, cacheKey: string): 
   if (cached && isFresh(cached)) return cached;
   const oidc = await loadOidc();
   const discovery = await gatewayDiscovery(target);
-  const clientId = process.env.HOOPCTL_CLIENT_ID!;
+  const { id: clientId, secret } = clientCredentials();
   const config = await issuerConfiguration(
     target,
     discovery.issuer,
     clientId,
-    oidc.ClientSecretBasic(process.env.HOOPCTL_CLIENT_SECRET!),
+    oidc.ClientSecretBasic(secret),
   );
   try {
     const tokens = await oidc.clientCredentialsGrant(config, { resource: discovery.audience });
@@ -187,7 +200,7 @@ async function clientCredentialsToken(target: GatewayTarget, cacheKey: string): 
     const reason = await oauthErrorReason(err);
     if (reason?.startsWith('invalid_client') || reason?.startsWith('unauthorized_client')) {
       throw new CliError(
-        `the identity provider ${discovery.issuer} refused client ${clientId} (${reason}): check HOOPCTL_CLIENT_ID and HOOPCTL_CLIENT_SECRET`,
+        `the identity provider ${discovery.issuer} refused client ${clientId} (${reason}): check ${globalSetting('clientId')?.from} and ${globalSetting('clientSecret')?.from}`,
         ExitCode.notAuthenticated,
       );
     }
@@ -375,12 +388,18 @@ function isLoopbackHost(hostname: string): boolean {
 
 export type StoreKind = 'keychain' | 'file';
 
-/** HOOPCTL_TOKEN_STORE=keychain|file, else the profile's choice; otherwise the keychain, falling back to the file. */
+/** --token-store / HOOPCTL_TOKEN_STORE, else the profile's choice; otherwise the keychain, falling back to the file. */
 function forcedStore(target: GatewayTarget): StoreKind | undefined {
-  const value = process.env.HOOPCTL_TOKEN_STORE?.trim().toLowerCase();
-  if (!value) return profileSettings(profileOf(target)).tokenStore;
-  if (value === 'keychain' || value === 'file') return value;
-  throw new CliError(`HOOPCTL_TOKEN_STORE must be keychain or file, not "${value}"`, ExitCode.usage);
+  const given = globalSetting('tokenStore');
+  if (!given) return profileSettings(profileOf(target)).tokenStore;
+  return checkTokenStore(given.value, given.from);
+}
+
+/** keychain or file; anything else is a usage error naming where it came from. */
+export function checkTokenStore(value: string, from: string): StoreKind {
+  const kind = value.trim().toLowerCase();
+  if (kind === 'keychain' || kind === 'file') return kind;
+  throw new CliError(`${from} must be keychain or file, not "${value}"`, ExitCode.usage);
 }
 
 /** Save what `hoopctl login` obtained; returns where it went. */
@@ -471,7 +490,7 @@ function keychainEntry(target: GatewayTarget): Entry {
 
 function keychainUnusable(err: unknown): CliError {
   const error = new CliError(
-    `the OS keychain is not usable here (${(err as Error).message}); set HOOPCTL_TOKEN_STORE=file`,
+    `the OS keychain is not usable here (${(err as Error).message}); use --token-store file (or HOOPCTL_TOKEN_STORE=file)`,
   );
   error.cause = (err as Error).message;
   return error;

@@ -49,8 +49,8 @@ interface GatewayVersion {
 
 /** Only when logged in (a stored login, or CI credentials in the environment): never a surprise request. */
 async function gatewayVersion(): Promise<GatewayVersion | undefined> {
-  const { profileSettings, resolveGateway } = await import('./settings.js');
-  if (!process.env.HOOPCTL_GATEWAY && !profileSettings().gateway) return undefined;
+  const { gatewayFlag, profileSettings, resolveGateway } = await import('./settings.js');
+  if (!gatewayFlag() && !process.env.HOOPCTL_GATEWAY && !profileSettings().gateway) return undefined;
   const target = resolveGateway();
   const { ciMode, storedLogin } = await import('./tokens.js');
   if (!ciMode() && !storedLogin(target)) return undefined;

@@ -446,6 +446,25 @@ describe.concurrent('errors that say what to do', () => {
     expect(wrong.stderr).not.toMatch(/run hoopctl login/);
   });
 
+  it('--home and --ca-file, before or after the command, win over the environment; an unreadable CA is named', async () => {
+    const env = { HOOPCTL_HOME: '/nonexistent', HOOPCTL_CA_FILE: '/nonexistent/ca.pem' };
+    const flags = ['--home', alice, '--ca-file', stack.certs!.caCert];
+    for (const args of [
+      [...flags, 'whoami', '--json', 'identity.subject'],
+      ['whoami', '--json', 'identity.subject', ...flags],
+    ]) {
+      const me = await stack.cli('/nonexistent', args, { env });
+      expect(me.code, me.stderr).toBe(0);
+      expect(JSON.parse(me.stdout).identity.subject).toBe('alice@example.com');
+    }
+    const flag = await stack.cli(alice, ['whoami', '--ca-file', '/nonexistent/ca.pem']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr.trim()).toBe('error: cannot read the CA file /nonexistent/ca.pem (--ca-file): ENOENT');
+    const variable = await stack.cli(alice, ['status'], { env: { HOOPCTL_CA_FILE: '/nonexistent/ca.pem' } });
+    expect(variable.code).toBe(2);
+    expect(variable.stderr).toMatch(/cannot read the CA file \/nonexistent\/ca\.pem \(HOOPCTL_CA_FILE\)/);
+  });
+
   it('hoop-gateway --check --connect logs in to each database and reaches each issuer', async () => {
     const check = (password: string) =>
       new Promise<{ code: number; out: string }>((resolve) => {

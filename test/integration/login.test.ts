@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Entry } from '@napi-rs/keyring';
-import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuthError, createTokenVerifier } from '../../gateway/auth/verify.js';
 import type { DevIdp } from '../../gateway/dev/idp.js';
@@ -30,16 +29,8 @@ process.env.HOOPCTL_TOKEN_STORE = 'file';
 process.env.NO_COLOR = '1';
 
 // Imported after HOOPCTL_HOME is set: settings() reads it once.
-const { registerLoginCommands } = await import('../../src/cli/commands/login.js');
+const { buildProgram } = await import('../../src/cli/main.js');
 const { clearTokens, getAccessToken, saveLogin, tokenExpiry } = await import('../../src/cli/tokens.js');
-
-/** hoopctl with only the login commands (the other command groups are tested elsewhere). */
-function buildProgram(): Command {
-  const program = new Command('hoopctl').exitOverride();
-  registerLoginCommands(program);
-  for (const command of program.commands) command.exitOverride();
-  return program;
-}
 
 let idp: DevIdp;
 let ci: WorkloadIssuer;
@@ -55,7 +46,9 @@ async function hoopctl(...args: string[]): Promise<string> {
     return true;
   });
   try {
-    await buildProgram().parseAsync(['node', 'hoopctl', ...args]);
+    // The real program (global options included), loading only the command's module.
+    const argv = ['node', 'hoopctl', ...args];
+    await (await buildProgram(argv)).parseAsync(argv);
     return out;
   } finally {
     write.mockRestore();
@@ -267,6 +260,25 @@ describe('CI mode stores nothing', () => {
     const { code, message } = await exitCodeOf(hoopctl('whoami', '--gateway', gatewayUrl));
     expect(code).toBe(3);
     expect(message).toMatch(/expired/);
+  });
+
+  it('--id-token and --client-id/--client-secret, before or after the command, win over the environment', async () => {
+    process.env.HOOPCTL_ID_TOKEN = 'not-a-token';
+    const token = await mintWorkloadToken(ci, AUDIENCE);
+    const workload = JSON.parse(
+      await hoopctl('--id-token', token, 'whoami', '--json', '--gateway', gatewayUrl),
+    ) as WhoAmI;
+    expect(workload.identity).toMatchObject({ subject: 'acme/app', kind: 'workload' });
+    delete process.env.HOOPCTL_ID_TOKEN;
+    process.env.HOOPCTL_CLIENT_ID = 'someone-else';
+    process.env.HOOPCTL_CLIENT_SECRET = 'wrong';
+    const flags = ['--client-id', 'ci-bot', '--client-secret', 'ci-bot-secret'];
+    const service = await hoopctl('whoami', '--gateway', gatewayUrl, ...flags);
+    expect(service).toMatch(/subject\s+ci-bot/);
+    const half = await exitCodeOf(hoopctl('whoami', '--gateway', gatewayUrl, '--client-id', 'ci-bot'));
+    expect(half.code).toBe(3); // the variable's wrong secret, with the flag's id: the IdP refuses
+    expect(half.message).toMatch(/check --client-id and HOOPCTL_CLIENT_SECRET/);
+    expect(existsSync(tokenFile())).toBe(false);
   });
 
   it('--id-token-file', async () => {

@@ -12,7 +12,7 @@ import { onInterrupt } from '../interrupt.js';
 import { ce, colourWanted, info } from '../output.js';
 import { type PgError, PgServerError, PgSession } from '../pg-session.js';
 import { resolveGateway } from '../settings.js';
-import { getAccessToken, useIdTokenFile } from '../tokens.js';
+import { getAccessToken } from '../tokens.js';
 import { openTunnel } from '../tunnel.js';
 import { approvalDeadline, approvalIdOf, createApprovalWatcher } from './approval-wait.js';
 import { createResultWriter, type OutputFormat } from './exec-output.js';
@@ -29,7 +29,6 @@ interface ExecOptions {
   wait: boolean;
   approval?: string;
   continueOnError?: boolean;
-  idTokenFile?: string;
   gateway?: string;
 }
 
@@ -50,10 +49,6 @@ export function registerExecCommand(program: Command): void {
     .option('--no-wait', 'do not wait for approval: print the request id and exit 5')
     .option('--approval <id>', 'run the statement that this approval request approved')
     .option('--continue-on-error', 'run the remaining statements after one fails')
-    .option(
-      '--id-token-file <path>',
-      'act as the workload whose ID token is in this file (CI; or HOOPCTL_ID_TOKEN)',
-    )
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
     .addHelpText(
       'after',
@@ -139,7 +134,6 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
   const statements = await splitSqlScript(sql);
   if (statements.length === 0) throw new CliError('no SQL statements to run', ExitCode.usage);
 
-  if (opts.idTokenFile) useIdTokenFile(opts.idTokenFile);
   const target = resolveGateway(opts.gateway);
   const token = await getAccessToken(target);
   // The gateway holds a statement needing approval as long as we wait (or files it and refuses at once: --no-wait).

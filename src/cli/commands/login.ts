@@ -2,13 +2,24 @@
  * hoopctl login / logout / whoami / token / status: who am I at this gateway (in this profile), and how
  * the CLI gets its tokens. The device flow itself lives in device-login.ts (loaded only by login).
  */
-import { type Command, Option } from 'commander';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
 import type { GatewayDiscovery, WhoAmI } from '../../shared/api.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget } from '../api.js';
 import { c, info, JSON_OPTION_FLAGS, jsonOptionHelp, printJson, warn } from '../output.js';
-import { DEFAULT_PROFILE, describeTarget, readSettings, resolveGateway, updateProfile } from '../settings.js';
 import {
+  DEFAULT_PROFILE,
+  describeTarget,
+  GLOBAL_SETTINGS,
+  gatewayFlag,
+  globalSetting,
+  readSettings,
+  resolveGateway,
+  updateProfile,
+} from '../settings.js';
+import {
+  checkTokenStore,
   ciMode,
   clearTokens,
   gatewayDiscovery,
@@ -16,16 +27,13 @@ import {
   jwtClaims,
   saveLogin,
   tokenExpiry,
-  useIdTokenFile,
 } from '../tokens.js';
 
 interface LoginOptions {
   gateway?: string;
   browser: boolean;
   clientCredentials?: boolean;
-  idTokenFile?: string;
   withToken?: boolean;
-  tokenStore?: 'keychain' | 'file';
 }
 
 const GATEWAY_FLAG = '--gateway <url>';
@@ -41,16 +49,6 @@ export function registerLoginCommands(program: Command): void {
     .option('--no-browser', 'only print the URL, the code and a QR code; do not open a browser')
     .option('--with-token', 'read an access or refresh token from stdin instead of signing in (as gh)')
     .option('--client-credentials', 'check the service account in HOOPCTL_CLIENT_ID / HOOPCTL_CLIENT_SECRET')
-    .option(
-      '--id-token-file <path>',
-      'check a workload ID token (e.g. from the CI provider) read from this file',
-    )
-    .addOption(
-      new Option(
-        '--token-store <kind>',
-        'keep this profile’s tokens in the OS keychain or a 0600 file',
-      ).choices(['keychain', 'file']),
-    )
     .addHelpText(
       'after',
       `
@@ -73,8 +71,7 @@ reads them from the environment.`,
     .action(async (options: LoginOptions) => {
       const target = resolveGateway(options.gateway);
       const profile = target.profile ?? DEFAULT_PROFILE;
-      if (options.tokenStore) updateProfile(profile, { tokenStore: options.tokenStore });
-      if (options.idTokenFile) useIdTokenFile(options.idTokenFile);
+      rememberTokenStore(profile);
       if (options.clientCredentials && ciMode() !== 'client-credentials') {
         throw new CliError(
           '--client-credentials needs HOOPCTL_CLIENT_ID and HOOPCTL_CLIENT_SECRET',
@@ -82,7 +79,7 @@ reads them from the environment.`,
         );
       }
       let me: WhoAmI;
-      if (options.clientCredentials || options.idTokenFile || ciMode()) {
+      if (options.clientCredentials || ciMode()) {
         me = await checkCiCredentials(target);
       } else if (options.withToken) {
         me = await loginWithToken(target);
@@ -92,8 +89,9 @@ reads them from the environment.`,
         me = await whoami(target);
         printWhoAmI(target, me);
       }
-      if (!ciMode()) updateProfile(profile, { gateway: target.url, subject: me.identity.subject });
-      if (options.gateway && ciMode()) updateProfile(profile, { gateway: target.url });
+      const caFile = rememberedCaFile();
+      if (!ciMode()) updateProfile(profile, { gateway: target.url, subject: me.identity.subject, caFile });
+      if (gatewayFlag() && ciMode()) updateProfile(profile, { gateway: target.url, caFile });
       // Logged in with --profile to a profile that is not the one in use: say how to use it.
       if (profile !== DEFAULT_PROFILE && !process.env.HOOPCTL_PROFILE && readSettings().current !== profile) {
         info(
@@ -140,6 +138,20 @@ reads them from the environment.`,
       if (options.json) printJson(me, options.json);
       else printWhoAmI(target, me);
     });
+}
+
+/** `login --token-store KIND` (the global option, given to login) stays with the profile; the variable does not. */
+function rememberTokenStore(profile: string): void {
+  const given = globalSetting('tokenStore');
+  if (given?.from === GLOBAL_SETTINGS.tokenStore.flag) {
+    updateProfile(profile, { tokenStore: checkTokenStore(given.value, given.from) });
+  }
+}
+
+/** `login --ca-file PEM` stays with the profile (as an absolute path), as --gateway does. */
+function rememberedCaFile(): string | undefined {
+  const given = globalSetting('caFile');
+  return given?.from === GLOBAL_SETTINGS.caFile.flag ? resolve(given.value) : undefined;
 }
 
 export async function whoami(target: GatewayTarget): Promise<WhoAmI> {

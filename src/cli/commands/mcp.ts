@@ -16,10 +16,6 @@ export function registerMcpCommand(program: Command): void {
       '--connection <name>',
       'pin the session to one connection: tools default to it and reach no other',
     )
-    .option(
-      '--id-token-file <path>',
-      'act as the workload whose ID token is in this file (or HOOPCTL_ID_TOKEN)',
-    )
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
     .addHelpText(
       'after',
