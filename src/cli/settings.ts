@@ -163,16 +163,34 @@ export function describeTarget(target: GatewayTarget): string {
 
 /** The gateway to talk to: --gateway flag, HOOPCTL_GATEWAY, or the profile's (what `login --gateway` remembered). */
 export function resolveGateway(flag?: string): GatewayTarget {
+  const target = configuredGateway(flag);
+  if (target) return target;
+  const profile = currentProfile();
+  throw new CliError(
+    `no gateway for profile ${profile}: pass --gateway URL, set HOOPCTL_GATEWAY, or run hoopctl login --gateway URL${profile === DEFAULT_PROFILE ? '' : ` --profile ${profile}`}`,
+    ExitCode.usage,
+  );
+}
+
+/** The same as resolveGateway, but undefined when no gateway is given or remembered. */
+export function configuredGateway(flag?: string): GatewayTarget | undefined {
   const profile = currentProfile();
   const stored = profileSettings(profile);
   const url = flag || gatewayFlag() || process.env.HOOPCTL_GATEWAY || stored.gateway;
-  if (!url) {
-    throw new CliError(
-      `no gateway for profile ${profile}: pass --gateway URL, set HOOPCTL_GATEWAY, or run hoopctl login --gateway URL${profile === DEFAULT_PROFILE ? '' : ` --profile ${profile}`}`,
-      ExitCode.usage,
-    );
+  return url ? { url: parseGatewayUrl(url), caFile: caFileFor(stored), profile } : undefined;
+}
+
+/**
+ * A new profile's login with no --gateway takes the gateway (and CA file) of the profile in use
+ * otherwise — `profile use`'s choice, else `default` — so `hoopctl --profile rita login` just works.
+ */
+export function gatewayToInherit(profile: string): { from: string; settings: ProfileSettings } | undefined {
+  const file = readSettings();
+  for (const from of [file.current, DEFAULT_PROFILE]) {
+    const settings = from && from !== profile ? file.profiles[from] : undefined;
+    if (from && settings?.gateway) return { from, settings };
   }
-  return { url: parseGatewayUrl(url), caFile: caFileFor(stored), profile };
+  return undefined;
 }
 
 /** --ca-file, HOOPCTL_CA_FILE or the profile's CA file, checked now: an unreadable one is named, not ENOENT. */

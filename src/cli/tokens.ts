@@ -24,11 +24,14 @@ import { fetchTrustingCa } from '../shared/fetch-with-ca.js';
 import { apiRequest, type GatewayTarget, rawRequest } from './api.js';
 import { warn } from './output.js';
 import {
+  configuredGateway,
+  currentProfile,
   DEFAULT_PROFILE,
   globalSetting,
   homeDir,
   idTokenFileFlag,
   profileSettings,
+  resolveGateway,
   writePrivateFile,
 } from './settings.js';
 
@@ -256,6 +259,26 @@ async function loginToken(target: GatewayTarget): Promise<string> {
     store,
   );
   return tokens.access_token;
+}
+
+/**
+ * The gateway of whoami / token: with none given or remembered, nobody has logged in with this profile
+ * (exit 3, saying how to) — unless CI credentials are given, when the missing gateway is a usage error.
+ */
+export function loggedInGateway(flag?: string): GatewayTarget {
+  const target = configuredGateway(flag);
+  if (target) return target;
+  if (ciMode()) return resolveGateway(flag);
+  throw notLoggedInAnywhere(currentProfile());
+}
+
+/** Not logged in, and no gateway to name: say to log in with one. */
+export function notLoggedInAnywhere(profile: string): CliError {
+  const flag = profile === DEFAULT_PROFILE ? '' : ` --profile ${profile}`;
+  return new CliError(
+    `not logged in (profile ${profile} has no gateway): run hoopctl login${flag} --gateway URL`,
+    ExitCode.notAuthenticated,
+  );
 }
 
 /** `hoopctl login`, with the flags that select this profile and gateway. */

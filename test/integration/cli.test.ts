@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ApprovalListResponse } from '../../src/shared/api.js';
 import { completeDeviceLogin } from '../harness/idp.js';
 import { runInPty } from '../harness/pty.js';
-import { GATEWAY, HOOPCTL, type Stack, startStack } from '../harness/stack.js';
+import { GATEWAY, HOOPCTL, removeTemporary, type Stack, startStack } from '../harness/stack.js';
 
 // Tests here run side by side (each starts several CLI processes): on a busy 2-core machine one can
 // take far longer than alone, so each gets three minutes. No assertion is about time.
@@ -34,8 +34,17 @@ beforeAll(async () => {
   issuer = /issuer: (\S+)/.exec(readFileSync(stack.configFile, 'utf8'))![1]!;
 });
 
+const temporaryHomes: string[] = [];
+/** A fresh HOOPCTL_HOME, removed when the tests are done. */
+function tempHome(): string {
+  const home = mkdtempSync(join(tmpdir(), 'hoopctl-home-'));
+  temporaryHomes.push(home);
+  return home;
+}
+
 afterAll(async () => {
   await stack?.stop();
+  removeTemporary(...temporaryHomes);
 });
 
 /** The environment stack.cli gives a home's user (for processes the test spawns itself). */
@@ -173,6 +182,7 @@ describe.concurrent('shell completion', () => {
   let bin: string;
   beforeAll(() => {
     bin = mkdtempSync(join(tmpdir(), 'hoopctl-bin-'));
+    temporaryHomes.push(bin);
     writeFileSync(join(bin, 'hoopctl'), `#!/bin/sh\nexec "${process.execPath}" "${HOOPCTL}" "$@"\n`);
     chmodSync(join(bin, 'hoopctl'), 0o755);
   });
@@ -240,15 +250,14 @@ describe.concurrent('profiles, status, token', () => {
   it('two identities on one gateway as two profiles, chosen by --profile, HOOPCTL_PROFILE or profile use', {
     timeout: 180_000,
   }, async () => {
-    const home = mkdtempSync(join(tmpdir(), 'hoopctl-home-'));
+    const home = tempHome();
     const noGateway = { HOOPCTL_GATEWAY: '' };
     await loginInto(home, 'alice@example.com', 'alice-dev', ['--gateway', stack.gatewayUrl]);
-    await loginInto(home, 'rita@example.com', 'rita-dev', [
-      '--profile',
-      'review',
-      '--gateway',
-      stack.gatewayUrl,
-    ]);
+    // README: "hoopctl --profile rita login": a new profile takes the default profile's gateway.
+    const second = await loginInto(home, 'rita@example.com', 'rita-dev', ['--profile', 'review']);
+    expect(second).toContain(
+      `profile review has no gateway yet: using ${stack.gatewayUrl}, profile default's`,
+    );
     const subject = async (args: string[], env: Record<string, string> = {}) =>
       (
         await stack.cli(home, [...args, 'whoami', '--json', 'identity.subject'], {
@@ -272,13 +281,15 @@ describe.concurrent('profiles, status, token', () => {
     expect(JSON.parse(await subject([])).identity.subject).toBe('rita@example.com');
     expect((await stack.cli(home, ['profile', 'remove', 'review'], { env: noGateway })).code).toBe(0);
     const gone = await stack.cli(home, ['--profile', 'review', 'whoami'], { env: noGateway });
-    expect(gone.code).toBe(2);
-    expect(gone.stderr).toMatch(/no gateway for profile review/);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toMatch(
+      /not logged in \(profile review has no gateway\): run hoopctl login --profile review --gateway URL/,
+    );
     expect(JSON.parse(await subject([])).identity.subject).toBe('alice@example.com');
   });
 
   it('a settings file of the single-profile era keeps working as the default profile', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'hoopctl-home-'));
+    const home = tempHome();
     writeFileSync(join(home, 'settings.json'), JSON.stringify({ gateway: stack.gatewayUrl }));
     writeFileSync(join(home, 'tokens.json'), readFileSync(join(alice, 'tokens.json')), { mode: 0o600 });
     const me = await stack.cli(home, ['whoami', '--json', 'identity.subject'], {
@@ -300,9 +311,27 @@ describe.concurrent('profiles, status, token', () => {
     expect(Date.parse(status.token_expires_at)).toBeGreaterThan(Date.now());
     const text = await stack.cli(alice, ['status']);
     expect(text.stdout).toMatch(/identity\s+alice@example\.com/);
-    const nobody = await stack.cli(mkdtempSync(join(tmpdir(), 'hoopctl-home-')), ['status']);
+    const nobody = await stack.cli(tempHome(), ['status']);
     expect(nobody.code).toBe(3);
     expect(nobody.stdout).toMatch(/not logged in: run hoopctl login --gateway/);
+    // No gateway at all (never logged in): still "not logged in", exit 3, and status --json keeps its shape.
+    const fresh = tempHome();
+    const none = { env: { HOOPCTL_GATEWAY: '' } };
+    for (const args of [['whoami'], ['token'], ['status']]) {
+      const out = await stack.cli(fresh, args, none);
+      expect(out.code, args.join(' ')).toBe(3);
+      expect(`${out.stdout}${out.stderr}`).toMatch(
+        /not logged in \(profile default has no gateway\): run hoopctl login --gateway URL/,
+      );
+    }
+    const json = await stack.cli(fresh, ['status', '--json'], none);
+    expect(json.code).toBe(3);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      profile: 'default',
+      gateway: { url: null, reachable: false },
+      login: { logged_in: false },
+      grants: [],
+    });
   });
 
   it('token prints one line; --json gives expiry and identity; --version names the gateway', async () => {
@@ -327,16 +356,16 @@ describe.concurrent('profiles, status, token', () => {
 
   it('login --with-token takes a refresh token (or an access token) from stdin', async () => {
     const stored = JSON.parse(readFileSync(join(alice, 'tokens.json'), 'utf8')).gateways[stack.gatewayUrl];
-    const home = mkdtempSync(join(tmpdir(), 'hoopctl-home-'));
+    const home = tempHome();
     const login = await stack.cli(home, ['login', '--with-token'], { input: `${stored.refreshToken}\n` });
     expect(login.code, login.stderr).toBe(0);
     expect(login.stdout).toMatch(/subject\s+alice@example\.com/);
-    const other = mkdtempSync(join(tmpdir(), 'hoopctl-home-'));
+    const other = tempHome();
     const access = (await stack.cli(alice, ['token'])).stdout;
     const withAccess = await stack.cli(other, ['login', '--with-token'], { input: access });
     expect(withAccess.code, withAccess.stderr).toBe(0);
     expect(withAccess.stderr).toMatch(/an access token alone lasts until it expires/);
-    const bogus = await stack.cli(mkdtempSync(join(tmpdir(), 'hoopctl-home-')), ['login', '--with-token'], {
+    const bogus = await stack.cli(tempHome(), ['login', '--with-token'], {
       input: 'not-a-real-token',
     });
     expect(bogus.code).toBe(3);

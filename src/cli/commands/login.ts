@@ -9,11 +9,16 @@ import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget } from '../api.js';
 import { c, info, JSON_OPTION_FLAGS, jsonOptionHelp, printJson, warn } from '../output.js';
 import {
+  caFileFor,
+  configuredGateway,
+  currentProfile,
   DEFAULT_PROFILE,
   describeTarget,
   GLOBAL_SETTINGS,
   gatewayFlag,
+  gatewayToInherit,
   globalSetting,
+  parseGatewayUrl,
   readSettings,
   resolveGateway,
   updateProfile,
@@ -25,6 +30,7 @@ import {
   gatewayDiscovery,
   getAccessToken,
   jwtClaims,
+  loggedInGateway,
   saveLogin,
   tokenExpiry,
 } from '../tokens.js';
@@ -69,12 +75,12 @@ has its own login. Client credentials and ID tokens are never written anywhere: 
 reads them from the environment.`,
     )
     .action(async (options: LoginOptions) => {
-      const target = resolveGateway(options.gateway);
+      const { target, caFile } = loginTarget(options.gateway);
       const profile = target.profile ?? DEFAULT_PROFILE;
       rememberTokenStore(profile);
       if (options.clientCredentials && ciMode() !== 'client-credentials') {
         throw new CliError(
-          '--client-credentials needs HOOPCTL_CLIENT_ID and HOOPCTL_CLIENT_SECRET',
+          '--client-credentials needs HOOPCTL_CLIENT_ID and HOOPCTL_CLIENT_SECRET (or --client-id and --client-secret)',
           ExitCode.usage,
         );
       }
@@ -89,7 +95,6 @@ reads them from the environment.`,
         me = await whoami(target);
         printWhoAmI(target, me);
       }
-      const caFile = rememberedCaFile();
       if (!ciMode()) updateProfile(profile, { gateway: target.url, subject: me.identity.subject, caFile });
       if (gatewayFlag() && ciMode()) updateProfile(profile, { gateway: target.url, caFile });
       // Logged in with --profile to a profile that is not the one in use: say how to use it.
@@ -133,7 +138,7 @@ reads them from the environment.`,
     )
     .addHelpText('after', '\nExamples:\n  hoopctl whoami\n  hoopctl whoami --json identity.subject,policies')
     .action(async (options: { gateway?: string; json?: boolean | string }) => {
-      const target = resolveGateway(options.gateway);
+      const target = loggedInGateway(options.gateway);
       const me = await whoami(target);
       if (options.json) printJson(me, options.json);
       else printWhoAmI(target, me);
@@ -148,10 +153,26 @@ function rememberTokenStore(profile: string): void {
   }
 }
 
-/** `login --ca-file PEM` stays with the profile (as an absolute path), as --gateway does. */
-function rememberedCaFile(): string | undefined {
+/**
+ * Where to log in, and the CA file the profile should remember: `--ca-file` (as an absolute path), or
+ * the one that came with a gateway taken from another profile (gatewayToInherit).
+ */
+function loginTarget(flag?: string): { target: GatewayTarget; caFile?: string } {
   const given = globalSetting('caFile');
-  return given?.from === GLOBAL_SETTINGS.caFile.flag ? resolve(given.value) : undefined;
+  const caFile = given?.from === GLOBAL_SETTINGS.caFile.flag ? resolve(given.value) : undefined;
+  const target = configuredGateway(flag);
+  if (target) return { target, caFile };
+  const profile = currentProfile();
+  const inherited = gatewayToInherit(profile);
+  if (!inherited) return { target: resolveGateway(flag), caFile }; // says: no gateway, pass --gateway
+  const url = parseGatewayUrl(inherited.settings.gateway!);
+  info(
+    `profile ${profile} has no gateway yet: using ${url}, profile ${inherited.from}'s (--gateway URL for another)`,
+  );
+  return {
+    target: { url, caFile: caFileFor(inherited.settings), profile },
+    caFile: caFile ?? inherited.settings.caFile,
+  };
 }
 
 export async function whoami(target: GatewayTarget): Promise<WhoAmI> {

@@ -7,12 +7,15 @@ import type { AccessRequestListResponse, WhoAmI } from '../../shared/api.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget } from '../api.js';
 import { c, JSON_OPTION_FLAGS, jsonOptionHelp, printJson } from '../output.js';
-import { DEFAULT_PROFILE, resolveGateway } from '../settings.js';
+import { configuredGateway, currentProfile, DEFAULT_PROFILE } from '../settings.js';
 import {
+  ciMode,
   gatewayDiscovery,
   getAccessToken,
   jwtClaims,
+  loggedInGateway,
   loginCommand,
+  notLoggedInAnywhere,
   storedLogin,
   tokenExpiry,
   tokenFilePath,
@@ -47,7 +50,7 @@ Examples:
   hoopctl token --json expires_at`,
     )
     .action(async (options: { gateway?: string; json?: boolean | string }) => {
-      const target = resolveGateway(options.gateway);
+      const target = loggedInGateway(options.gateway);
       const token = await getAccessToken(target);
       if (!options.json) {
         process.stdout.write(`${token}\n`);
@@ -86,14 +89,17 @@ Examples:
       'after',
       `
 Exit code 0 when the gateway accepts your token, 3 when you are not logged in (or the token is
-refused), 1 when the gateway cannot be reached.
+refused, or the profile has no gateway yet: gateway.url is then null), 1 when the gateway cannot
+be reached.
 
 Examples:
   hoopctl status
   hoopctl --profile staging status --json`,
     )
     .action(async (options: { gateway?: string; json?: boolean | string }) => {
-      const { status, exitCode } = await collectStatus(resolveGateway(options.gateway));
+      const target = configuredGateway(options.gateway);
+      const { status, exitCode } =
+        target || ciMode() ? await collectStatus(loggedInGateway(options.gateway)) : noGateway();
       if (options.json) printJson(status, options.json);
       else printStatus(status);
       process.exitCode = exitCode;
@@ -105,13 +111,26 @@ Examples:
 
 interface Status {
   profile: string;
-  gateway: { url: string; version?: string; reachable: boolean; error?: string };
+  /** url is null when the profile has no gateway yet (never logged in). */
+  gateway: { url: string | null; version?: string; reachable: boolean; error?: string };
   login: { mode: string; store?: string; logged_in: boolean; error?: string };
   identity?: WhoAmI['identity'];
   policies?: string[];
   roles?: string[];
   token_expires_at?: string;
   grants: { id: string; policy: string; connection: string; expires_at?: string }[];
+}
+
+/** No gateway given or remembered: nobody logged in with this profile yet. */
+function noGateway(): { status: Status; exitCode: number } {
+  const profile = currentProfile();
+  const status: Status = {
+    profile,
+    gateway: { url: null, reachable: false },
+    login: { mode: 'device login', logged_in: false, error: notLoggedInAnywhere(profile).message },
+    grants: [],
+  };
+  return { status, exitCode: ExitCode.notAuthenticated };
 }
 
 async function collectStatus(target: GatewayTarget): Promise<{ status: Status; exitCode: number }> {
@@ -158,6 +177,12 @@ async function collectStatus(target: GatewayTarget): Promise<{ status: Status; e
 }
 
 function printStatus(s: Status): void {
+  if (s.gateway.url === null) {
+    process.stdout.write(
+      `${c.dim('profile'.padEnd(9))} ${s.profile}\n${c.dim('login'.padEnd(9))} ${c.red(s.login.error ?? '')}\n`,
+    );
+    return;
+  }
   const rows: [string, string][] = [
     ['profile', s.profile],
     [
