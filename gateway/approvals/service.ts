@@ -409,7 +409,7 @@ export class ApprovalService implements ApprovalHook {
           sqlstate: '42501',
           message: `hoop: approval request #${approval.id} filed; the statement was not run (--no-wait)`,
           detail: `needs ${describeApprovers(approval)} (rule "${approval.rule}"): hoopctl approve ${approval.id}`,
-          hint: `once approved, run it with: hoopctl exec ${approval.connection} --approval ${approval.id} (same statement)`,
+          hint: `once approved, run it with: hoopctl exec ${approval.connection} --approval ${approval.id}`,
           routine: 'hoop_approval_pending',
         },
       };

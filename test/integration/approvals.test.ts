@@ -415,6 +415,10 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
     const request = await approvalById(rita, id);
     expect(request.statement).toBe('delete from orders where id = $1');
     expect(request.params).toEqual(['5']);
+    // exec cannot send bound parameters: --approval without SQL says so instead of sending the bare text.
+    const exec = await stack.cli(alice, ['exec', 'prod-db', '--approval', id]);
+    expect(exec.code).toBe(2);
+    expect(exec.stderr).toMatch(/approved a statement with 1 bound parameter, which exec cannot send/);
     expect((await stack.cli(rita, ['approve', id])).code).toBe(0);
     const rest: string[] = [];
     let ready = 0;
@@ -467,6 +471,24 @@ describe('approvals: statements held on the wire until a reviewer decides', () =
     const again = await stack.cli(alice, ['exec', 'prod-db', '--approval', id, '-c', sql]);
     expect(again.code).toBe(5);
     expect(again.stderr).toMatch(/already been used/);
+  });
+
+  it('exec --approval ID with no SQL (stdin an empty pipe) fetches the approved statement and runs exactly it', async () => {
+    const sql = 'delete  from orders where id = 13 -- exact text, odd spacing and all';
+    const filed = await stack.cli(alice, ['exec', 'prod-db', '-c', sql, '--no-wait']);
+    expect(filed.code, filed.stderr).toBe(5);
+    const id = filed.stdout.trim();
+    expect((await stack.cli(rita, ['approve', id])).code).toBe(0);
+    const run = await stack.cli(alice, ['exec', 'prod-db', '--approval', id], { input: '' });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('DELETE 1');
+    expect(stack.pg.psql('select count(*) from orders where id = 13', 'shop').trim()).toBe('0');
+    expect((await approvalById(alice, id)).status).toBe('used');
+    const unknown = await stack.cli(alice, ['exec', 'prod-db', '--approval', '999999']);
+    expect(unknown.code).toBe(5);
+    expect(unknown.stderr.trim()).toBe(
+      'error: there is no approval request #999999 of yours (hoopctl approvals --all)',
+    );
   });
 
   it('an approval held in one session cannot be replayed in another', async () => {

@@ -236,6 +236,14 @@ async function freshApproval(): Promise<string> {
   return filed.stdout.trim();
 }
 
+/** A statement of alice's that rita approved, for `exec --approval 42` (run as alice). */
+async function freshApproved(): Promise<string> {
+  const id = await freshApproval();
+  const approved = await stack.cli(homes.rita!, ['approve', id]);
+  expect(approved.code, `approving the request the example needs: ${approved.stderr}`).toBe(0);
+  return id;
+}
+
 /** An access request of the CI account's (its own policy already allows what it asks: no example changes). */
 async function freshAccessRequest(): Promise<string> {
   const file = () =>
@@ -268,6 +276,7 @@ async function substitute(text: string): Promise<string> {
     .replace(/\/var\/log\/hoop\/audit\.jsonl/g, 'audit.jsonl') // a file sink's output: an export is one too
     .replace(/--port 5433\b/g, `--port ${await freePort()}`);
   if (/\b(approve|reject) 42\b/.test(out)) out = out.replace(/\b42\b/, await freshApproval());
+  if (/--approval 42\b/.test(out)) out = out.replace(/\b42\b/, await freshApproved());
   if (/\baccess-3\b/.test(out)) out = out.replace(/\baccess-3\b/, await freshAccessRequest());
   return out;
 }
@@ -278,6 +287,7 @@ function identityFor(text: string): { home: string; env: Record<string, string> 
   const [verb, sub] = [command?.[1], command?.[2]?.trim()];
   const as = (name: string, env: Record<string, string> = {}) => ({ home: homes[name]!, env });
   if (/HOOPCTL_CLIENT_ID|--id-token-file|HOOPCTL_ID_TOKEN/.test(text)) return as('ci');
+  if (verb === 'exec' && /--approval \d/.test(text)) return as('alice'); // who filed it (freshApproved)
   if (verb === 'exec' && !/--no-wait/.test(text)) return as('ci', stack.ciEnv());
   if (verb === 'approvals' || verb === 'approve' || verb === 'reject') return as('rita');
   if (verb === 'sessions' || verb === 'audit' || verb === 'identities' || verb === 'report')

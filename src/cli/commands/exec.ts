@@ -5,9 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { ApprovalView } from '../../shared/api.js';
 import { formatDuration, parseDuration } from '../../shared/duration.js';
-import { CliError, ExitCode } from '../../shared/errors.js';
+import { type ApiErrorBody, CliError, ExitCode } from '../../shared/errors.js';
 import { splitSqlScript } from '../../shared/sql-split.js';
+import { errorForStatus, type GatewayTarget, rawRequest } from '../api.js';
 import { onInterrupt } from '../interrupt.js';
 import { ce, colourWanted, info } from '../output.js';
 import { type PgError, PgServerError, PgSession } from '../pg-session.js';
@@ -47,13 +49,18 @@ export function registerExecCommand(program: Command): void {
     .option('--json', 'the same as --format json')
     .option('--approval-timeout <duration>', 'how long to wait for an approval', '30m')
     .option('--no-wait', 'do not wait for approval: print the request id and exit 5')
-    .option('--approval <id>', 'run the statement that this approval request approved')
+    .option(
+      '--approval <id>',
+      'run the statement this approval request approved (without SQL: fetched as it was approved)',
+    )
     .option('--continue-on-error', 'run the remaining statements after one fails')
     .option('--gateway <url>', 'gateway URL (default: HOOPCTL_GATEWAY or what login remembered)')
     .addHelpText(
       'after',
       `
-With neither -c nor -f, SQL is read from stdin. Statements run one at a time, each in its own
+With neither -c nor -f, SQL is read from stdin. With --approval ID and no SQL (nothing on stdin
+either), the CLI fetches the statement that ID approved and runs exactly it; with SQL, the gateway
+checks it is that statement. Statements run one at a time, each in its own
 transaction unless the script says BEGIN/COMMIT. The session id goes to stderr for the audit trail.
 json values are typed from the column types (booleans, numbers, parsed json; int8 and numeric that
 JSON cannot hold exactly stay strings); csv writes a header per result set and an empty line between
@@ -71,7 +78,8 @@ Examples:
   hoopctl exec prod-db -f migrate.sql
   cat report.sql | hoopctl exec prod-db --format csv > report.csv
   hoopctl exec prod-db --json -c "select id, email from customers" | jq .email
-  hoopctl exec prod-db -c "delete from orders where id = 7" --no-wait     # prints the approval id`,
+  hoopctl exec prod-db -c "delete from orders where id = 7" --no-wait     # prints the approval id
+  hoopctl exec prod-db --approval 42      # once approved: runs the statement request 42 approved`,
     )
     .action(async (connection: string, opts: ExecOptions) => {
       process.exitCode = await runExec(connection, opts);
@@ -92,11 +100,51 @@ async function readSql(opts: ExecOptions): Promise<string> {
     }
   }
   if (process.stdin.isTTY && opts.file !== '-') {
+    // --approval alone: the approved statement is fetched (approvedStatement).
+    if (opts.approval) return '';
     throw new CliError('no SQL: give -c SQL, -f FILE, or pipe it on stdin', ExitCode.usage);
   }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `exec --approval ID` with no SQL: the statement that request approved, as the gateway has it. */
+async function approvedStatement(target: GatewayTarget, token: string, id: string): Promise<string> {
+  const path = `/v1/approvals/${encodeURIComponent(id.replace(/^#/, ''))}`;
+  const answer = await rawRequest(target, 'GET', path, { token });
+  let body: unknown;
+  try {
+    body = JSON.parse(answer.body);
+  } catch {
+    body = undefined;
+  }
+  if (answer.status === 404) {
+    throw new CliError(
+      `there is no approval request #${id} of yours (hoopctl approvals --all)`,
+      ExitCode.approval,
+    );
+  }
+  if (answer.status !== 200) {
+    const message = (body as ApiErrorBody | undefined)?.error?.message ?? `HTTP ${answer.status}`;
+    throw errorForStatus(target, answer.status, message);
+  }
+  return statementOfApproval(body as ApprovalView);
+}
+
+/** The text to send for an approval; one with bound parameters cannot be sent by exec's simple query. */
+export function statementOfApproval(approval: ApprovalView): string {
+  if (approval.kind !== 'statement') {
+    throw new CliError(`${approval.id} is an access request, not a statement approval`, ExitCode.usage);
+  }
+  if (approval.params?.length) {
+    const count = `${approval.params.length} bound parameter${approval.params.length === 1 ? '' : 's'}`;
+    throw new CliError(
+      `approval #${approval.id} approved a statement with ${count}, which exec cannot send: run it from the client that filed it (an agent: wait_for_approval)`,
+      ExitCode.usage,
+    );
+  }
+  return approval.statement;
 }
 
 /** Map a statement's failure to the exit code SPEC.md promises. */
@@ -131,11 +179,14 @@ async function runExec(connection: string, opts: ExecOptions): Promise<number> {
     throw new CliError(`--approval-timeout: ${(err as Error).message}`, ExitCode.usage);
   }
   const sql = await readSql(opts);
-  const statements = await splitSqlScript(sql);
-  if (statements.length === 0) throw new CliError('no SQL statements to run', ExitCode.usage);
+  let statements = await splitSqlScript(sql);
+  if (statements.length === 0 && !opts.approval)
+    throw new CliError('no SQL statements to run', ExitCode.usage);
 
   const target = resolveGateway(opts.gateway);
   const token = await getAccessToken(target);
+  // --approval ID and no SQL (an empty stdin counts as none): run exactly the text it approved, unsplit.
+  if (statements.length === 0) statements = [await approvedStatement(target, token, opts.approval!)];
   // The gateway holds a statement needing approval as long as we wait (or files it and refuses at once: --no-wait).
   const approvalWait = opts.wait ? String(approvalTimeoutMs) : 'none';
   const stream = await openTunnel({
