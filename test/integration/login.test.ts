@@ -255,6 +255,19 @@ describe('CI mode stores nothing', () => {
     expect(existsSync(tokenFile())).toBe(false);
   });
 
+  it('token --json names the identity as the gateway maps it (as whoami), the raw claims only offline', async () => {
+    process.env.HOOPCTL_ID_TOKEN = await mintWorkloadToken(ci, AUDIENCE);
+    const online = JSON.parse(await hoopctl('token', '--json', '--gateway', gatewayUrl));
+    expect(online).toMatchObject({
+      identity: { subject: 'acme/app', kind: 'workload' },
+      identity_from: 'gateway',
+      mode: 'id-token',
+    });
+    const offline = JSON.parse(await hoopctl('token', '--json', '--gateway', 'http://127.0.0.1:1'));
+    expect(offline.identity.subject).toBe('repo:acme/app:ref:refs/heads/main');
+    expect(offline.identity_from).toBe('token');
+  });
+
   it('an expired ID token is refused before it is sent', async () => {
     process.env.HOOPCTL_ID_TOKEN = await mintWorkloadToken(ci, AUDIENCE, {}, { expiresIn: -60 });
     const { code, message } = await exitCodeOf(hoopctl('whoami', '--gateway', gatewayUrl));

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { AccessRequestListResponse, WhoAmI } from '../../shared/api.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget } from '../api.js';
-import { c, JSON_OPTION_FLAGS, jsonOptionHelp, printJson } from '../output.js';
+import { c, JSON_OPTION_FLAGS, jsonOptionHelp, printJson, warn } from '../output.js';
 import { configuredGateway, currentProfile, DEFAULT_PROFILE } from '../settings.js';
 import {
   ciMode,
@@ -33,7 +33,7 @@ export function registerStatusCommands(program: Command): void {
     .option(
       JSON_OPTION_FLAGS,
       jsonOptionHelp(
-        '{ token, expires_at, identity: { subject, name, issuer, kind }, gateway, profile, mode }',
+        '{ token, expires_at, identity: { subject, name, issuer, kind, groups }, identity_from, gateway, profile, mode }',
       ),
     )
     .addHelpText(
@@ -41,7 +41,9 @@ export function registerStatusCommands(program: Command): void {
       `
 For tools that take a bearer token: the logged-in identity's, the client-credentials service
 account's, or the workload ID token, whichever the environment selects (as every command does).
-The token is a secret: do not log it. It is also the password of the gateway's native PostgreSQL
+--json's identity is the gateway's (as whoami shows it, after the issuer's claims mapping); when the
+gateway cannot be reached it is read from the token itself (identity_from "token", raw claims such
+as sub; a warning on stderr says so). The token is a secret: do not log it. It is also the password of the gateway's native PostgreSQL
 listener, when the gateway has one (listen.postgres; the database is the connection name):
   PGPASSWORD="$(hoopctl token)" psql "host=GATEWAY port=5432 dbname=prod-db user=me sslmode=verify-full"
 
@@ -56,17 +58,13 @@ Examples:
         process.stdout.write(`${token}\n`);
         return;
       }
-      const claims = jwtClaims(token) ?? {};
-      const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      const { identity, from } = await identityOfToken(target, token);
       printJson(
         {
           token,
           expires_at: tokenExpiry(token)?.toISOString() ?? null,
-          identity: {
-            subject: text(claims.sub),
-            name: text(claims.email) ?? text(claims.name),
-            issuer: text(claims.iss),
-          },
+          identity,
+          identity_from: from,
           gateway: target.url,
           profile: target.profile ?? DEFAULT_PROFILE,
           mode: tokenMode(),
@@ -104,6 +102,40 @@ Examples:
       else printStatus(status);
       process.exitCode = exitCode;
     });
+}
+
+interface TokenIdentity {
+  subject?: string;
+  name?: string;
+  issuer?: string;
+  kind?: string;
+  groups?: string[];
+}
+
+/**
+ * Who the token stands for, as the gateway maps it (whoami: `claims.subject` may turn a CI token's
+ * `sub` into `acme/app`). Offline, the token's own claims, said on stderr; a refusal still ends the command.
+ */
+async function identityOfToken(
+  target: GatewayTarget,
+  token: string,
+): Promise<{ identity: TokenIdentity; from: 'gateway' | 'token' }> {
+  try {
+    const { identity } = await apiRequest<WhoAmI>(target, 'GET', '/v1/whoami', { token });
+    const { subject, name, issuer, kind, groups } = identity;
+    return { identity: { subject, name, issuer, kind, groups }, from: 'gateway' };
+  } catch (err) {
+    if (!(err instanceof CliError) || err.exitCode !== ExitCode.error) throw err;
+    warn(`identity read from the token itself, not mapped by the gateway: ${err.message}`);
+    const claims = jwtClaims(token) ?? {};
+    const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    const identity = {
+      subject: text(claims.sub),
+      name: text(claims.email) ?? text(claims.name),
+      issuer: text(claims.iss),
+    };
+    return { identity, from: 'token' };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
