@@ -425,8 +425,12 @@ export function checkTokenStore(value: string, from: string): StoreKind {
   throw new CliError(`${from} must be keychain or file, not "${value}"`, ExitCode.usage);
 }
 
-/** Save what `hoopctl login` obtained; returns where it went. */
-export function saveLogin(target: GatewayTarget, login: StoredLogin): StoreKind {
+/**
+ * Save what `hoopctl login` obtained; returns where it went. `warnLater` (login --with-token, whose
+ * token is checked only after it is saved): the file fall-back warning waits for announceSavedLogin(),
+ * so a token the gateway refuses is never said to be "kept".
+ */
+export function saveLogin(target: GatewayTarget, login: StoredLogin, warnLater = false): StoreKind {
   const forced = forcedStore(target);
   if (forced) {
     writeLogin(target, login, forced);
@@ -438,10 +442,19 @@ export function saveLogin(target: GatewayTarget, login: StoredLogin): StoreKind 
     return 'keychain';
   } catch (err) {
     // keychainUnusable() wraps the platform's error; show only the platform's reason.
-    warnFileFallback(target, String((err as { cause?: unknown }).cause ?? (err as Error).message));
+    const why = String((err as { cause?: unknown }).cause ?? (err as Error).message);
+    pendingWarning = () => warnFileFallback(target, why);
+    if (!warnLater) announceSavedLogin();
     writeLogin(target, login, 'file');
     return 'file';
   }
+}
+
+let pendingWarning: (() => void) | undefined;
+/** The file fall-back warning saveLogin(…, warnLater) held back: say it now that the login stands. */
+export function announceSavedLogin(): void {
+  pendingWarning?.();
+  pendingWarning = undefined;
 }
 
 /** Forget the login for this profile and gateway (keychain and file); returns what was stored, if anything. */

@@ -280,6 +280,9 @@ describe.concurrent('profiles, status, token', () => {
     expect((await stack.cli(home, ['profile', 'use', 'review'], { env: noGateway })).code).toBe(0);
     expect(JSON.parse(await subject([])).identity.subject).toBe('rita@example.com');
     expect((await stack.cli(home, ['profile', 'remove', 'review'], { env: noGateway })).code).toBe(0);
+    const nosuch = await stack.cli(home, ['profile', 'remove', 'review'], { env: noGateway });
+    expect(nosuch.code).toBe(2);
+    expect(nosuch.stderr.trim()).toBe('error: no profile review to remove (profiles: default)');
     const gone = await stack.cli(home, ['--profile', 'review', 'whoami'], { env: noGateway });
     expect(gone.code).toBe(3);
     expect(gone.stderr).toMatch(
@@ -369,6 +372,14 @@ describe.concurrent('profiles, status, token', () => {
       input: 'not-a-real-token',
     });
     expect(bogus.code).toBe(3);
+    // With no forced store (and no keychain here) nothing may be said to be "kept" before the check.
+    const unforced = await stack.cli(tempHome(), ['login', '--with-token'], {
+      input: 'not-a-real-token',
+      env: { HOOPCTL_TOKEN_STORE: '' },
+    });
+    expect(unforced.code).toBe(3);
+    expect(unforced.stderr).not.toMatch(/kept in/);
+    expect(unforced.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
 
@@ -403,6 +414,16 @@ describe.concurrent('output machines can trust', () => {
       },
     );
     expect(csv.stdout).toBe('a\r\n1\r\n\r\nb,c\r\n2,3\r\n');
+  });
+
+  it('sessions list / export with a window that ends before it starts: exit 2, one line', async () => {
+    for (const verb of ['list', 'export']) {
+      const inverted = await stack.cli(aubrey, ['sessions', verb, '--since', '2h', '--until', '3h']);
+      expect(inverted.code, verb).toBe(2);
+      expect(inverted.stderr.trim()).toMatch(
+        /^error: --since 2h \(.+\) is after --until 3h \(.+\): the window ends before it starts$/,
+      );
+    }
   });
 
   it('sessions show takes a short id; sessions list --identity matches a name or email prefix', async () => {

@@ -24,6 +24,7 @@ import {
   updateProfile,
 } from '../settings.js';
 import {
+  announceSavedLogin,
   checkTokenStore,
   ciMode,
   clearTokens,
@@ -207,7 +208,7 @@ async function loginWithToken(target: GatewayTarget): Promise<WhoAmI> {
   const discovery: GatewayDiscovery = await gatewayDiscovery(target);
   const isAccessToken = jwtClaims(token) !== undefined;
   const base = { issuer: discovery.issuer, clientId: discovery.client_id, audience: discovery.audience };
-  saveLogin(target, isAccessToken ? { ...base, accessToken: token } : { ...base, refreshToken: token });
+  saveLogin(target, isAccessToken ? { ...base, accessToken: token } : { ...base, refreshToken: token }, true);
   let me: WhoAmI;
   try {
     me = await whoami(target);
@@ -215,6 +216,7 @@ async function loginWithToken(target: GatewayTarget): Promise<WhoAmI> {
     clearTokens(target);
     throw err;
   }
+  announceSavedLogin();
   if (isAccessToken) {
     const expiry = tokenExpiry(token);
     warn(

@@ -100,8 +100,8 @@ Examples:
       const { clearProfileTokens } = await import('../tokens.js');
       clearProfileTokens(name, removed?.gateway ? [removed.gateway] : []);
       if (!removed) {
-        info(`no profile ${name}`);
-        return;
+        const known = Object.keys(settings.profiles).join(', ') || 'none';
+        throw new CliError(`no profile ${name} to remove (profiles: ${known})`, ExitCode.usage);
       }
       delete settings.profiles[name];
       if (settings.current === name) delete settings.current;

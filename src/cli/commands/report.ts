@@ -26,7 +26,7 @@ import {
   verifyReportSignature,
 } from '../../shared/report/index.js';
 import { c, info, printJson, progress } from '../output.js';
-import { connectGateway, download, timeOption } from './sessions.js';
+import { connectGateway, download, timeWindow } from './sessions.js';
 
 interface ReportOptions {
   framework?: string[];
@@ -65,8 +65,8 @@ async function generate(opts: ReportOptions): Promise<void> {
   const format = formatOf(opts);
   const query = new URLSearchParams();
   for (const f of frameworks) query.append('framework', f);
-  query.set('since', timeOption('since', opts.since)!);
-  const until = timeOption('until', opts.until);
+  const { since, until } = timeWindow(opts.since, opts.until);
+  query.set('since', since!);
   if (until) query.set('until', until);
   if (opts.connection) query.set('connection', opts.connection);
   query.set('format', format);

@@ -34,6 +34,18 @@ export function timeOption(name: string, text: string | undefined): string | und
   }
 }
 
+/** --since and --until together: a window that ends before it starts is a usage error, not an empty answer. */
+export function timeWindow(since: string | undefined, until: string | undefined) {
+  const window = { since: timeOption('since', since), until: timeOption('until', until) };
+  if (window.since && window.until && window.since > window.until) {
+    throw new CliError(
+      `--since ${since} (${window.since}) is after --until ${until} (${window.until}): the window ends before it starts`,
+      ExitCode.usage,
+    );
+  }
+  return window;
+}
+
 function queryString(params: Record<string, string | undefined>): string {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
@@ -283,11 +295,7 @@ Examples:
           json?: boolean | string;
         },
       ) => {
-        const query = queryString({
-          since: timeOption('since', opts.since),
-          until: timeOption('until', opts.until),
-          connection: opts.connection,
-        });
+        const query = queryString({ ...timeWindow(opts.since, opts.until), connection: opts.connection });
         const { target, token } = await connectGateway(opts);
         const answer = await apiRequest<{ sessions: SessionSummary[] }>(
           target,
@@ -434,11 +442,7 @@ verifies on its own. csv: one row per record in the window; it carries no proof.
         if (opts.format !== 'jsonl' && opts.format !== 'csv') {
           throw new CliError(`--format: expected jsonl or csv, got "${opts.format}"`, ExitCode.usage);
         }
-        const query = queryString({
-          since: timeOption('since', opts.since),
-          until: timeOption('until', opts.until),
-          format: opts.format,
-        });
+        const query = queryString({ ...timeWindow(opts.since, opts.until), format: opts.format });
         const { target, token } = await connectGateway(opts);
         const out = opts.output ? createWriteStream(opts.output, { mode: 0o600 }) : process.stdout;
         await download(target, `/v1/export${query}`, token, out);
