@@ -123,10 +123,16 @@ export async function openChain(
   });
   const signedThrough = Math.max(0, ...signed.map((cp) => cp.seq));
   const opened = { chain, found, head: found, signedThrough, journal, noJournal };
-  if (found.seq === 0) return opened;
-  if (signed.some((cp) => same(cp, found))) return opened;
   const noted = readJournal(journal);
-  if (noted && (same(noted, found) || (noted.next && same(noted.next, found)))) return opened;
+  if (noted) {
+    // The journal names the head this replica last wrote onto and the one it was writing: the store
+    // must show one of them. A checkpoint covering the store's head is not enough — records deleted
+    // back to an older checkpoint (or all of them) leave a head that one covers.
+    if (same(noted, found) || (noted.next && same(noted.next, found))) return opened;
+  } else {
+    if (found.seq === 0) return opened;
+    if (signed.some((cp) => same(cp, found))) return opened;
+  }
   // Not ours: keep the head we can vouch for, so the writer refuses (or adopts, loudly) the rest.
   const lastSigned = signed.sort((a, b) => b.seq - a.seq)[0];
   const head = noted

@@ -292,8 +292,9 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
     const headQuery = db.prepare(
       'SELECT seq, hash FROM chain_records WHERE chain = ? ORDER BY seq DESC LIMIT 1',
     );
+    // (An alarm checkpoint names the head this writer wrote, not one the store holds: never an anchor.)
     const anchorQuery = db.prepare(
-      'SELECT seq, hash FROM chain_checkpoints WHERE chain = ? ORDER BY seq DESC, id DESC LIMIT 1',
+      `SELECT seq, hash FROM chain_checkpoints WHERE chain = ? AND checkpoint NOT LIKE '%"alarm":{%' ORDER BY seq DESC, id DESC LIMIT 1`,
     );
     // Rows go in up to ROWS at a time: one statement (one call into SQLite) per chunk, not per record.
     const ROWS = 32;
@@ -389,7 +390,7 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
     // this writer wrote last (after a purge of every record, the chain's newest checkpoint is its head).
     // The sessions it opens or ends are noted in the same statement, only when the rows went in.
     const INSERT = `WITH head AS (SELECT seq, hash FROM chain_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1),
-      anchor AS (SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 ORDER BY seq DESC, id DESC LIMIT 1),
+      anchor AS (SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 AND checkpoint NOT LIKE '%"alarm":{%' ORDER BY seq DESC, id DESC LIMIT 1),
       ins AS (
         INSERT INTO chain_records (chain, seq, time, type, session, connection, subject, decision, hash, record)
         SELECT $1, u.* FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
@@ -407,7 +408,7 @@ function chainCommitter(req: NodeRequire, data: CommitterData): Committer {
         WHERE a.session = e.s AND a.chain = $1 AND EXISTS (SELECT 1 FROM ins))
       SELECT count(*) AS n FROM ins`;
     const HEAD = `SELECT seq, hash FROM chain_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1`;
-    const ANCHOR = `SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 ORDER BY seq DESC, id DESC LIMIT 1`;
+    const ANCHOR = `SELECT seq, hash FROM chain_checkpoints WHERE chain = $1 AND checkpoint NOT LIKE '%"alarm":{%' ORDER BY seq DESC, id DESC LIMIT 1`;
     const readHead = async (): Promise<WriterHead> => {
       const db = await connect();
       const rows = (await db.query(HEAD, [chain])).rows;

@@ -81,11 +81,12 @@ export class SqlAuditStore implements AuditStore {
     if (records[0]) {
       return { seq: num(records[0].seq), hash: String(records[0].hash), time: String(records[0].time) };
     }
-    // After a purge of every record, the chain continues from its anchoring checkpoint.
+    // After a purge of every record, the chain continues from its anchoring checkpoint. An alarm
+    // checkpoint names the head the gateway wrote, not one the store holds: it anchors nothing.
     const anchors = legacy
       ? await this.db.query<Row>('SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1')
       : await this.db.query<Row>(
-          'SELECT seq, hash FROM chain_checkpoints WHERE chain = ? ORDER BY seq DESC, id DESC LIMIT 1',
+          `SELECT seq, hash FROM chain_checkpoints WHERE chain = ? AND checkpoint NOT LIKE '%"alarm":{%' ORDER BY seq DESC, id DESC LIMIT 1`,
           [chain],
         );
     if (anchors[0]) return { seq: num(anchors[0].seq), hash: String(anchors[0].hash) };

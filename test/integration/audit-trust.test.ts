@@ -261,6 +261,28 @@ describe.each(backends)('audit trust and replicas: $name', (backend) => {
     await t.cleanup();
   });
 
+  // Found by a helper's probe: with a checkpoint covering the shortened head, a start trusted it.
+  it('the newest records deleted back to an older checkpoint (or all of them): the head journal finds it out at start', async () => {
+    for (const keep of [5, 0]) {
+      const t = await setup();
+      const gw = await t.log('gw', { every: 1000 });
+      for (let i = 1; i <= 5; i++) await gw.append(statement(i));
+      await gw.seal();
+      for (let i = 6; i <= 12; i++) await gw.append(statement(i));
+      await gw.seal();
+      await gw.close();
+      // With write access to the store only, while the gateway is down.
+      await t.raw.run(`DELETE FROM chain_records WHERE chain = 'gw' AND seq > ${keep}`);
+      await t.raw.run(`DELETE FROM chain_checkpoints WHERE chain = 'gw' AND seq > ${keep}`);
+      const again = await t.log('gw', { every: 1000 });
+      expect(again.alarm?.action, `records after ${keep} deleted`).toBe('refuse');
+      expect(again.alarm?.message).toMatch(/journal/);
+      await expect(again.append(statement(13))).rejects.toBeInstanceOf(AuditWriteError);
+      await again.close();
+      await t.cleanup();
+    }
+  });
+
   it('deleting checkpoints from the store is found out against a witness', async () => {
     const t = await setup();
     const gw = await t.log();
