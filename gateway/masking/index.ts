@@ -202,6 +202,13 @@ export class SessionMasking {
       masked(effective.reads).length > 0 ||
       effective.unknownRead ||
       stmt.relations.some((r) => touchesMasked(r, catalog, rules));
+    // An error of a statement that changes data may quote the whole failing row ("Failing row contains
+    // (...)", a CHECK OPTION) of a table the statement does not name: the base table of an updatable
+    // view, the child of a parent. Its messages are withheld however harmless its own columns look.
+    const changesData = [stmt.class, ...(stmt.alsoClasses ?? [])].some(
+      (c) => c === 'write' || c === 'ddl' || c === 'copy-in',
+    );
+    const redactMessages = readsMasked || changesData;
 
     let outputs: readonly Output[] | 'unknown' | undefined;
     if (lineage.fetchCursor !== undefined) {
@@ -233,7 +240,7 @@ export class SessionMasking {
       }
     }
     const filter =
-      outputs === undefined && !readsMasked
+      outputs === undefined && !redactMessages
         ? undefined
         : new MaskingFilter({
             outputs: outputs ?? [],
@@ -241,7 +248,7 @@ export class SessionMasking {
             ctx: this.deps.ctx,
             catalog,
             views: this.views,
-            redactMessages: readsMasked,
+            redactMessages,
             // PostgreSQL runs a WITH HOLD cursor's query again when the transaction commits.
             runsAtCommit: effective.declareCursor?.hold === true && readsMasked,
           });

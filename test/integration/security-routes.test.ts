@@ -449,6 +449,26 @@ describe('routes around the gateway', () => {
       d.close();
     });
 
+    it('an error of a write through an updatable view (its failing row is the base table row) is withheld', async () => {
+      const d = await direct();
+      await d.exchange(
+        query(
+          'create schema if not exists sandbox; create or replace view sandbox.customer_names as ' +
+            'select id, name, country from public.customers',
+        ),
+      );
+      d.close();
+      const c = await open();
+      // Allowed (sandbox-writes): the view shows no masked column, but the NOT NULL error's detail
+      // would quote the whole row of public.customers, SSN and card number included.
+      const out = await c.exchange(query('update sandbox.customer_names set name = null where id = 1'));
+      c.close();
+      expect(first(out)?.C).toBe('23502');
+      expect(first(out)?.D).toBe('hoop: detail withheld because the statement reads masked columns');
+      noClearSsn(out);
+      expect(out.map((m) => m.body.toString('utf8')).join('\n')).not.toContain('4111111111111111');
+    });
+
     it('a flood of tiny messages (100,000 Flush in one write) is answered in order and the session goes on', async () => {
       const c = await open();
       const out = await c.exchange(
