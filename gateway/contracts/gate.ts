@@ -113,6 +113,11 @@ export interface SessionGate {
   whenDurable(lsn: number, callback: (err?: Error) => void): void;
   /** The records of a held statement were lost: the refusal to send instead, or undefined (fail-open). */
   recordFailed(err: Error): Refusal | undefined;
+  /**
+   * This session's identity sees masked columns: notification payloads (which a trigger may fill with
+   * any row) are withheld.
+   */
+  readonly masksNotifications?: boolean;
   /** How many result rows/bytes of each statement to keep for replay (0 = none). */
   readonly recordRows: number;
   readonly recordBytes: number;

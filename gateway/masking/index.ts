@@ -202,12 +202,11 @@ export class SessionMasking {
       masked(effective.reads).length > 0 ||
       effective.unknownRead ||
       stmt.relations.some((r) => touchesMasked(r, catalog, rules));
-    // An error of a statement that changes data may quote the whole failing row ("Failing row contains
-    // (...)", a CHECK OPTION) of a table the statement does not name: the base table of an updatable
-    // view, the child of a parent. Its messages are withheld however harmless its own columns look.
-    const changesData = [stmt.class, ...(stmt.alsoClasses ?? [])].some(
-      (c) => c === 'write' || c === 'ddl' || c === 'copy-in',
-    );
+    // An error of a statement that changes rows already there may quote the whole failing row ("Failing
+    // row contains (...)", a CHECK OPTION) of a table the statement does not name: the base table of an
+    // updatable view, the child of a parent. Its messages are withheld however harmless its own columns
+    // look. (COPY FROM STDIN only adds the client's own rows: its errors echo what the client sent.)
+    const changesData = [stmt.class, ...(stmt.alsoClasses ?? [])].some((c) => c === 'write' || c === 'ddl');
     const redactMessages = readsMasked || changesData;
 
     let outputs: readonly Output[] | 'unknown' | undefined;

@@ -676,8 +676,9 @@ export class ProtocolCore {
         throw new ProtocolViolation(
           `the database sent "${printable(frame.type)}", which no message the gateway forwarded asks for`,
         );
+      case 'A':
+        return this.gate.masksNotifications ? withheldNotification(frame.body) : undefined;
       default:
-        // Notifications: as they are.
         return undefined;
     }
   }
@@ -1032,6 +1033,20 @@ export function effectOf(stmt: ClassifiedStatement, model: SessionModel): Effect
       return undefined;
   }
 }
+
+/**
+ * A NotificationResponse with its payload withheld, channel and sender kept: a trigger may NOTIFY any
+ * row (`pg_notify('changes', row_to_json(NEW)::text)`), masked columns in clear, and nothing says which.
+ */
+function withheldNotification(body: Buffer): Buffer {
+  const pid = body.readInt32BE(0);
+  const end = body.indexOf(0, 4);
+  const channel = body.toString('utf8', 4, end < 0 ? body.length : end);
+  return new MessageWriter().int32(pid).cstring(channel).cstring(WITHHELD_PAYLOAD).end('A');
+}
+
+/** What a LISTENing identity with masking rules receives instead of a notification's payload. */
+export const WITHHELD_PAYLOAD = 'hoop: payload withheld (this identity sees masked columns)';
 
 /** An ErrorResponse/NoticeResponse of these fields (after a filter redacted them). */
 function encodeFields(type: 'E' | 'N', fields: Record<string, string>): Buffer {

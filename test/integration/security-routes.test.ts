@@ -469,6 +469,30 @@ describe('routes around the gateway', () => {
       expect(out.map((m) => m.body.toString('utf8')).join('\n')).not.toContain('4111111111111111');
     });
 
+    it("a trigger's NOTIFY of a changed row reaches a LISTENing identity with masking rules without its payload", async () => {
+      const d = await direct();
+      await d.exchange(
+        query(
+          'create or replace function public.customer_feed() returns trigger language plpgsql as ' +
+            "$$ begin perform pg_notify('customer_changes', row_to_json(new)::text); return new; end $$; " +
+            'drop trigger if exists customer_feed on public.customers; ' +
+            'create trigger customer_feed after update on public.customers for each row execute function public.customer_feed()',
+        ),
+      );
+      const c = await open();
+      await c.exchange(query('listen customer_changes'));
+      await d.exchange(query('update public.customers set country = country where id = 1'));
+      const out = await c.exchange(query('select 1'));
+      await d.exchange(query('drop trigger customer_feed on public.customers'));
+      d.close();
+      c.close();
+      const notification = out.find((m) => m.type === 'A');
+      expect(notification).toBeDefined();
+      expect(notification!.body.toString('utf8')).toContain('customer_changes');
+      expect(notification!.body.toString('utf8')).toContain('payload withheld');
+      noClearSsn(out);
+    });
+
     it('a flood of tiny messages (100,000 Flush in one write) is answered in order and the session goes on', async () => {
       const c = await open();
       const out = await c.exchange(

@@ -66,6 +66,7 @@ export function createStatementGate(info: SessionInfo, deps: StatementGateDeps):
 class StatementGate implements SessionGate {
   readonly recordRows: number;
   readonly recordBytes: number;
+  readonly masksNotifications: boolean;
   private readonly policy: PolicyCheck;
   private readonly masking: MaskingCheck;
   private readonly names: NamesCheck;
@@ -86,6 +87,7 @@ class StatementGate implements SessionGate {
     const maskingRules = deps.engine
       .policiesFor(info.identity, info.connection.name, deps.grants(info))
       .some((p) => p.masking.length > 0);
+    this.masksNotifications = maskingRules && deps.masking !== undefined;
     this.names = new NamesCheck(info, {
       engine: deps.engine,
       session: deps.session,
