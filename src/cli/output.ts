@@ -126,6 +126,20 @@ export function printTable(headers: string[], rows: (string | number | null | un
   for (const r of cells) process.stdout.write(`${line(r)}\n`);
 }
 
+/**
+ * Text from the database or another person (a statement, a bound value, a reason, a recorded row)
+ * made safe to print on a terminal: control characters other than newline and tab, and the Unicode
+ * direction overrides, become visible escapes (`\x1b`, `\u202e`), so a statement cannot return the
+ * cursor or erase a line to show its reviewer something other than what would run.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (ch) => {
+    const code = ch.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+  });
+}
+const UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
 const ANSI = /\x1b\[[0-9;]*m/g;
 function visibleLength(text: string): number {
   return text.replace(ANSI, '').length;

@@ -16,7 +16,7 @@ import type {
 import { parseDuration } from '../../shared/duration.js';
 import { CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget } from '../api.js';
-import { c, printJson } from '../output.js';
+import { c, printable, printJson } from '../output.js';
 import { resolveGateway } from '../settings.js';
 import { getAccessToken } from '../tokens.js';
 
@@ -56,26 +56,27 @@ function statusColour(status: string): string {
 export function printApproval(a: ApprovalView): void {
   const who =
     a.requester.name && a.requester.name !== a.requester.subject
-      ? `${a.requester.subject} (${a.requester.name})`
-      : a.requester.subject;
+      ? printable(`${a.requester.subject} (${a.requester.name})`)
+      : printable(a.requester.subject);
   const lines = [
     `${c.bold(`#${a.id}`)}  ${statusColour(a.status)}  ${who} on ${a.connection}${a.mode === 'deferred' ? '  (filed with --no-wait)' : ''}`,
     `    rule ${a.rule} of policy ${a.policy}: needs ${a.approvals_required} approver${a.approvals_required === 1 ? '' : 's'} from ${a.approvers.join(', ')}`,
     `    requested ${when(a.created_at)}, expires ${when(a.expires_at)}${a.session ? `, session ${a.session}` : ''}`,
     '    statement:',
-    indent(a.statement, '      '),
+    indent(printable(a.statement), '      '),
   ];
   if (a.params?.length) {
     lines.push(
-      `    parameters: ${a.params.map((p, i) => `$${i + 1} = ${p === null ? 'NULL' : `'${p.replace(/'/g, "''")}'`}`).join(', ')}`,
+      `    parameters: ${a.params.map((p, i) => `$${i + 1} = ${p === null ? 'NULL' : `'${printable(p).replace(/'/g, "''")}'`}`).join(', ')}`,
     );
   }
   for (const d of a.decisions) {
     lines.push(
-      `    ${d.decision === 'approve' ? 'approved' : 'rejected'} by ${d.name ?? d.subject} at ${when(d.time)}${d.comment ? `: ${d.comment}` : ''}`,
+      `    ${d.decision === 'approve' ? 'approved' : 'rejected'} by ${printable(d.name ?? d.subject)} at ${when(d.time)}${d.comment ? `: ${printable(d.comment)}` : ''}`,
     );
   }
-  if (a.outcome_reason && a.status !== 'rejected') lines.push(`    ${a.status}: ${a.outcome_reason}`);
+  if (a.outcome_reason && a.status !== 'rejected')
+    lines.push(`    ${a.status}: ${printable(a.outcome_reason)}`);
   if (a.can_decide) lines.push(c.dim(`    hoopctl approve ${a.id}    hoopctl reject ${a.id} --reason "..."`));
   process.stdout.write(`${lines.join('\n')}\n\n`);
 }
@@ -83,11 +84,11 @@ export function printApproval(a: ApprovalView): void {
 export function printAccessRequest(r: AccessRequestView): void {
   const lines = [
     `${c.bold(r.id)}  ${statusColour(r.active ? 'active' : r.status)}  ${r.requester.subject} on ${r.connection}: policy ${r.policy} for ${r.duration}`,
-    `    reason: ${r.reason}`,
+    `    reason: ${printable(r.reason)}`,
     `    requested ${when(r.created_at)}${r.approved_at ? `, approved ${when(r.approved_at)} by ${r.decided_by}` : ''}${r.expires_at ? `, ${r.active ? 'expires' : 'expired'} ${when(r.expires_at)}` : ''}`,
   ];
   if (r.status === 'rejected')
-    lines.push(`    rejected by ${r.decided_by ?? '?'}: ${r.decision_reason ?? ''}`);
+    lines.push(`    rejected by ${r.decided_by ?? '?'}: ${printable(r.decision_reason ?? '')}`);
   if (r.can_decide) lines.push(c.dim(`    hoopctl approve ${r.id}    hoopctl reject ${r.id} --reason "..."`));
   process.stdout.write(`${lines.join('\n')}\n\n`);
 }

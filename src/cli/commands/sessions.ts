@@ -8,7 +8,7 @@ import type { AuditRecord, SessionSummary, StatementResultData } from '../../sha
 import { parseDuration, parseTimeBound } from '../../shared/duration.js';
 import { type ApiErrorBody, CliError, ExitCode } from '../../shared/errors.js';
 import { apiRequest, type GatewayTarget, httpsAgent } from '../api.js';
-import { c, info, printJson, printTable } from '../output.js';
+import { c, info, printable, printJson, printTable } from '../output.js';
 import { resolveGateway } from '../settings.js';
 import { getAccessToken } from '../tokens.js';
 
@@ -183,15 +183,15 @@ function describe(record: AuditRecord): string {
   const d = record.data as Record<string, unknown>;
   switch (record.type) {
     case 'statement':
-      return `${String(d.text ?? '').replace(/\s+/g, ' ')}  [${d.decision ?? '?'}${d.rule ? ` by ${d.rule}` : ''}]`;
+      return `${printable(String(d.text ?? '').replace(/\s+/g, ' '))}  [${d.decision ?? '?'}${d.rule ? ` by ${d.rule}` : ''}]`;
     case 'statement.result': {
       const r = d as unknown as StatementResultData;
       return r.error
-        ? `ERROR ${r.sqlstate ?? ''} ${r.error}`
+        ? `ERROR ${r.sqlstate ?? ''} ${printable(r.error)}`
         : `${r.tag ?? ''} (${r.rows ?? 0} rows, ${r.duration_ms ?? 0} ms)`;
     }
     case 'policy.blocked':
-      return `blocked by ${d.rule ?? 'policy'}: ${String(d.text ?? d.reason ?? '')}`;
+      return `blocked by ${d.rule ?? 'policy'}: ${printable(String(d.text ?? d.reason ?? ''))}`;
     case 'session.started':
       return `${who(record)} from ${record.source ?? '?'} to ${record.connection ?? '?'}`;
     case 'mcp.tool': {
@@ -206,7 +206,7 @@ function describe(record: AuditRecord): string {
 function printStatement(record: AuditRecord, offset: string): void {
   const d = record.data as Record<string, unknown>;
   process.stdout.write(
-    `${c.dim(offset)} ${c.cyan(`${who(record)}@${record.connection ?? ''}>`)} ${String(d.text ?? '')}\n`,
+    `${c.dim(offset)} ${c.cyan(`${who(record)}@${record.connection ?? ''}>`)} ${printable(String(d.text ?? ''))}\n`,
   );
   const decision = String(d.decision ?? '');
   const rule = d.rule ? ` (rule ${d.rule})` : '';
@@ -220,10 +220,13 @@ function printStatement(record: AuditRecord, offset: string): void {
 function printResult(record: AuditRecord): void {
   const r = record.data as unknown as StatementResultData;
   if (r.error || (r.sqlstate && !r.sqlstate.startsWith('00'))) {
-    process.stdout.write(`  ${c.red(`ERROR ${r.sqlstate ?? ''}: ${r.error ?? ''}`)}\n`);
+    process.stdout.write(`  ${c.red(`ERROR ${r.sqlstate ?? ''}: ${printable(r.error ?? '')}`)}\n`);
   }
   if (r.result?.columns.length) {
-    printTable(r.result.columns, r.result.rows);
+    printTable(
+      r.result.columns.map(printable),
+      r.result.rows.map((row) => row.map((v) => (v === null || v === undefined ? v : printable(String(v))))),
+    );
     if (r.result.truncated)
       process.stdout.write(c.dim(`  ... (recording kept the first ${r.result.rows.length} rows)\n`));
   }

@@ -1,7 +1,7 @@
 /** The CLI's output rules: colour, spinners, JSON field selection, which command module a line needs. */
 import { describe, expect, it } from 'vitest';
 import { commandWord } from '../../../src/cli/main.js';
-import { canSpin, colourWanted, palette, selectFields } from '../../../src/cli/output.js';
+import { canSpin, colourWanted, palette, printable, selectFields } from '../../../src/cli/output.js';
 
 describe('colour', () => {
   const tty = { isTTY: true };
@@ -57,5 +57,17 @@ describe('which command module a command line needs', () => {
     expect(commandWord(['--profile', 'staging', 'status'])).toBe('status');
     expect(commandWord(['--help'])).toBeUndefined();
     expect(commandWord([])).toBeUndefined();
+  });
+});
+
+describe('printable', () => {
+  it('makes control characters and direction overrides visible, so a statement cannot redraw the line', () => {
+    // What a requester put in a comment to make `hoopctl approvals` show another statement.
+    const statement = "update customers set country = 'QQ' /*\r\x1b[2K      ... where id = 7; */";
+    expect(printable(statement)).toBe(
+      "update customers set country = 'QQ' /*\\x0d\\x1b[2K      ... where id = 7; */",
+    );
+    expect(printable('a\u202eb\u2066c\x7f\x9b')).toBe('a\\u202eb\\u2066c\\x7f\\x9b');
+    expect(printable('line one\n\tline two — ünïcode')).toBe('line one\n\tline two — ünïcode');
   });
 });
