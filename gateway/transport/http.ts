@@ -139,6 +139,15 @@ function isRaw(value: unknown): value is RawResponse {
   return typeof value === 'object' && value !== null && (value as RawResponse).raw === true;
 }
 
+/** A path parameter, percent-decoded; malformed encoding (`%ZZ`) is the client's error, not a 500. */
+function decodePathPart(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new HttpError(400, 'bad_request', `malformed percent-encoding in the path: ${text.slice(0, 80)}`);
+  }
+}
+
 export function createGatewayServer(
   config: GatewayConfig['listen'],
   routes: Route[],
@@ -158,7 +167,7 @@ export function createGatewayServer(
     const groups = match.pattern.exec(url.pathname)!;
     const params: Record<string, string> = {};
     match.names.forEach((name, i) => {
-      params[name] = decodeURIComponent(groups[i + 1]!);
+      params[name] = decodePathPart(groups[i + 1]!);
     });
     if (match.route.raw) {
       await match.route.raw(request, response);

@@ -80,7 +80,13 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
       refuse(404, `no such endpoint: ${url.pathname}`);
       return;
     }
-    const name = decodeURIComponent(url.pathname.slice(TUNNEL_PATH.length));
+    let name: string;
+    try {
+      name = decodeURIComponent(url.pathname.slice(TUNNEL_PATH.length));
+    } catch {
+      refuse(404, `no such endpoint: ${url.pathname}`); // malformed percent-encoding: no connection has that name
+      return;
+    }
     const source = sourceOf(request);
     const connection = options.connections.get(name);
     const barred = options.barred?.(identity);

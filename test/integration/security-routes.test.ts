@@ -11,6 +11,7 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchTrustingCa } from '../../src/shared/fetch-with-ca.js';
 import { errorsOf, type RawMessage, RawPg, render, rowsText } from '../harness/raw-pg.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
@@ -523,5 +524,13 @@ describe('routes around the gateway', () => {
       expect(render(c.messages)).toContain('C SELECT 1');
       c.close();
     });
+  });
+
+  it('a path with malformed percent-encoding is a 400 for the client (before any login), not a server error', async () => {
+    const get = stack.certs ? fetchTrustingCa(stack.certs.caCert) : fetch;
+    const api = await get(`${stack.gatewayUrl}/v1/approvals/%ZZ`);
+    expect(api.status).toBe(400);
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe('bad_request');
+    expect(stack.gatewayLog()).not.toMatch(/URIError/);
   });
 });
