@@ -677,7 +677,7 @@ describe('a read-only identity through the tunnel', () => {
       (await stack.cli(alice, ['policy', 'test', ...offline, '--connection', 'nope', '--sql', 'select 1']))
         .code,
     ).toBe(2);
-  });
+  }, 180_000); // fourteen CLI processes, one after another: slow on a loaded machine
 
   it('policy test --config with several issuers: a bare subject is answered when every issuer agrees', async () => {
     const config = join(stack.pg.dataDir, '..', 'two-issuers.yaml');
