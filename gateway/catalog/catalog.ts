@@ -4,7 +4,8 @@
  * function with what classification needs (arity, volatility, language, the body of functions outside
  * the system schemas, their own search_path). For masking lineage: every relation's columns (name,
  * number, type), view definitions (views are expanded through them), inheritance and partition parents
- * (a partition's column carries its parent's column as a source).
+ * and children (a parent's column carries every descendant's column of that name as a source: a scan of
+ * the parent returns the children's rows).
  *
  * One snapshot per upstream connection, loaded over a connection of its own (the gateway's
  * credentials, the same connection config as the sessions), cached, and invalidated when a statement
@@ -35,6 +36,8 @@ export interface CatalogRelation {
   viewDefinition?: string;
   /** Direct inheritance / partition parents, as `schema.name`. */
   parents: string[];
+  /** Direct inheritance children and partitions, as `schema.name`: a scan of this relation returns their rows. */
+  children: string[];
 }
 
 export type FunctionKind = 'builtin' | 'user' | 'unknown';
@@ -118,6 +121,7 @@ export function buildCatalog(rows: CatalogRows): Catalog {
         kind: String(kind),
         columns: [],
         parents: [],
+        children: [],
       };
       byOid.set(id, relation);
     }
@@ -129,7 +133,10 @@ export function buildCatalog(rows: CatalogRows): Catalog {
   for (const [child, parent] of rows.inherits) {
     const c = byOid.get(Number(child));
     const p = byOid.get(Number(parent));
-    if (c && p) c.parents.push(`${p.schema}.${p.name}`.toLowerCase());
+    if (c && p) {
+      c.parents.push(`${p.schema}.${p.name}`.toLowerCase());
+      p.children.push(`${c.schema}.${c.name}`.toLowerCase());
+    }
   }
   const byName = new Map<string, CatalogRelation>();
   const byExact = new Map<string, CatalogRelation>();

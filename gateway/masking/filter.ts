@@ -11,7 +11,7 @@ import { sqlstateClass } from '../pgwire/sqlstate.js';
 import type { Catalog } from './catalog.js';
 import { type CopyFormat, formatCopyField, parseCopyRows } from './copy.js';
 import { detectAndMask } from './detectors.js';
-import { type Lineage, mergeLineage, type Output, type ViewCache } from './lineage.js';
+import { columnLineage, type Lineage, mergeLineage, type Output, type ViewCache } from './lineage.js';
 import {
   canHoldString,
   copyBytes,
@@ -154,11 +154,8 @@ export class MaskingFilter implements ResultFilter {
           unknown: true,
         };
       } else {
-        direct = {
-          sources: new Set([`${relation.schema}.${relation.name}.${column.name}`.toLowerCase()]),
-          transformed: false,
-          unknown: false,
-        };
+        // The column itself, and what a scan of it carries: descendants' rows, generation inputs.
+        direct = columnLineage(catalog, relation, column);
       }
       // The database says this column is that source's value: both must agree, so take both.
       return mergeLineage([own, direct], own.transformed);

@@ -10,7 +10,7 @@
  */
 import { isDynamicSqlFunction, isSideChannelFunction, isWritingFunction } from '../sql/side-channels.js';
 import { dottedName, isObject, unwrapNode } from '../sql/walk.js';
-import { type Catalog, type CatalogRelation, isSystemSchema } from './catalog.js';
+import { type Catalog, type CatalogColumn, type CatalogRelation, isSystemSchema } from './catalog.js';
 import { type CopyFormat, copyFormatOf } from './copy.js';
 
 export interface Lineage {
@@ -516,7 +516,7 @@ class Analyzer {
     };
   }
 
-  /** A relation's columns with their lineage: a table's own columns (and its parents'); a view's expanded. */
+  /** A relation's columns with their lineage (columnLineage); a view's expanded. */
   private relationColumns(r: CatalogRelation): Col[] {
     if (r.viewDefinition !== undefined && !isSystemSchema(r.schema)) {
       const view = this.views.get(r, this.catalog);
@@ -524,13 +524,7 @@ class Analyzer {
       if (view.unknownRead) this.unknownRead = true;
       return view.columns;
     }
-    const qualified = `${r.schema}.${r.name}`.toLowerCase();
-    return r.columns.map((c) => {
-      const name = c.name.toLowerCase();
-      const sources = new Set([`${qualified}.${name}`]);
-      for (const p of ancestors(this.catalog, r)) sources.add(`${p}.${name}`);
-      return { name, lineage: { sources, transformed: false, unknown: false, typeOid: c.typeOid } };
-    });
+    return r.columns.map((c) => ({ name: c.name.toLowerCase(), lineage: columnLineage(this.catalog, r, c) }));
   }
 
   private expandStar(star: { qualifier?: string[] }, scope: Scope): Output[] {
@@ -1052,6 +1046,32 @@ function simpleColumnName(node: unknown): string | undefined {
   if (n?.[0] !== 'ColumnRef') return undefined;
   const fields = asArray(n[1].fields);
   return fields.length === 1 ? stringOf(fields[0]) : undefined;
+}
+
+/**
+ * The sources of a table's column: itself; the same-named column of its inheritance / partition
+ * parents (transitively); the same-named column of every descendant, transitively, since a scan of the
+ * relation returns their rows (`ONLY` is not told apart: conservative).
+ */
+export function columnLineage(catalog: Catalog, r: CatalogRelation, column: CatalogColumn): Lineage {
+  const name = column.name.toLowerCase();
+  const sources = new Set<string>();
+  for (const p of ancestors(catalog, r)) sources.add(`${p}.${name}`);
+  const seen = new Set<string>();
+  const visit = (rel: CatalogRelation, col: CatalogColumn) => {
+    const key = `${rel.oid}\u0000${col.attnum}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const colName = col.name.toLowerCase();
+    sources.add(`${rel.schema}.${rel.name}.${colName}`.toLowerCase());
+    for (const child of rel.children) {
+      const c = catalog.relation(child);
+      const same = c?.columns.find((x) => x.name.toLowerCase() === colName);
+      if (c && same) visit(c, same);
+    }
+  };
+  visit(r, column);
+  return { sources, transformed: false, unknown: false, typeOid: column.typeOid };
 }
 
 function ancestors(catalog: Catalog, r: CatalogRelation, seen = new Set<string>()): string[] {

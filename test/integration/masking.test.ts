@@ -228,6 +228,31 @@ describe('masking through the gateway', () => {
     expect(dup.stderr).not.toMatch(/000/);
   });
 
+  // A scan of a parent returns its children's rows: a rule on customers.ssn covers people.ssn once
+  // customers inherits from people (the same holds for a partition under its partitioned parent).
+  it('a parent table customers inherits from: its ssn (the children rows) comes back masked', () => {
+    // Reviewed DDL through the gateway (the gateway's role owns customers): the catalog reloads.
+    const ddl = (sql: string) => expect(run(sql).stderr, sql).toBe('');
+    ddl('CREATE TABLE public.people (name text NOT NULL, ssn text NOT NULL)');
+    ddl('ALTER TABLE public.customers INHERIT public.people');
+    try {
+      for (const sql of [
+        'select name, ssn from people order by name',
+        'select * from people order by name',
+        'select p.ssn from customers c join people p using (name) order by c.id',
+        'table people',
+      ]) {
+        const r = run(sql);
+        expect(r.stderr, sql).toBe('');
+        expect(r.stdout, sql).toContain('*******3456');
+        expect(r.stdout, sql).not.toContain('000-12-3456');
+      }
+    } finally {
+      ddl('ALTER TABLE public.customers NO INHERIT public.people');
+      ddl('DROP TABLE public.people');
+    }
+  });
+
   it('denies copying masked values into storage or side effects', () => {
     const insert = run('insert into public.notes select id, ssn from customers');
     expect(insert.stderr).toMatch(/masking-sink/);
