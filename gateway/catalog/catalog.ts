@@ -3,9 +3,9 @@
  * whether the gateway's role may use it, every relation name (temporary ones included), and every
  * function with what classification needs (arity, volatility, language, the body of functions outside
  * the system schemas, their own search_path). For masking lineage: every relation's columns (name,
- * number, type), view definitions (views are expanded through them), inheritance and partition parents
- * and children (a parent's column carries every descendant's column of that name as a source: a scan of
- * the parent returns the children's rows).
+ * number, type, whether it is generated and from what), view definitions (views are expanded through
+ * them), inheritance and partition parents and children (a parent's column carries every descendant's
+ * column of that name as a source: a scan of the parent returns the children's rows).
  *
  * One snapshot per upstream connection, loaded over a connection of its own (the gateway's
  * credentials, the same connection config as the sessions), cached, and invalidated when a statement
@@ -23,6 +23,13 @@ export interface CatalogColumn {
   name: string;
   attnum: number;
   typeOid: number;
+  /**
+   * A generated column (pg_attribute.attgenerated 's' stored, 'v' virtual): its value is computed from
+   * other columns of its row, and COPY of the table leaves it out.
+   */
+  generated?: boolean;
+  /** The generation expression as pg_get_expr prints it (names it references are spelled as written). */
+  generationExpression?: string;
 }
 
 export interface CatalogRelation {
@@ -55,7 +62,7 @@ export interface Catalog extends NameLookup {
 }
 
 export interface CatalogRows {
-  /** oid, schema, relname, relkind, attnum, attname, atttypid, viewdef */
+  /** oid, schema, relname, relkind, attnum, attname, atttypid, viewdef[, attgenerated, generation expression] */
   relations: (string | null)[][];
   /** child oid, parent oid */
   inherits: (string | null)[][];
@@ -91,9 +98,12 @@ export const CATALOG_SQL = [
   `${OWN_QUERY_MARK}SET search_path = ''`,
   `SELECT c.oid, n.nspname, c.relname, c.relkind::text, a.attnum, a.attname, a.atttypid,
      CASE WHEN c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND coalesce(a.attnum, 1) = 1
-          THEN pg_get_viewdef(c.oid) END
+          THEN pg_get_viewdef(c.oid) END,
+     a.attgenerated::text,
+     CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END
    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_(toast|temp)'
    ORDER BY c.oid, a.attnum`,
   'SELECT inhrelid, inhparent FROM pg_inherits',
@@ -110,7 +120,18 @@ let versions = 0;
 /** Build the lookup structure from the catalog query's rows. Pure. */
 export function buildCatalog(rows: CatalogRows): Catalog {
   const byOid = new Map<number, CatalogRelation>();
-  for (const [oid, schema, name, kind, attnum, attname, typeOid, viewdef] of rows.relations) {
+  for (const [
+    oid,
+    schema,
+    name,
+    kind,
+    attnum,
+    attname,
+    typeOid,
+    viewdef,
+    generated,
+    expression,
+  ] of rows.relations) {
     const id = Number(oid);
     let relation = byOid.get(id);
     if (!relation) {
@@ -126,7 +147,12 @@ export function buildCatalog(rows: CatalogRows): Catalog {
       byOid.set(id, relation);
     }
     if (attnum !== null && attname !== null) {
-      relation.columns.push({ name: attname, attnum: Number(attnum), typeOid: Number(typeOid) });
+      const column: CatalogColumn = { name: attname, attnum: Number(attnum), typeOid: Number(typeOid) };
+      if (generated) {
+        column.generated = true;
+        if (expression) column.generationExpression = expression;
+      }
+      relation.columns.push(column);
     }
     if (viewdef) relation.viewDefinition = viewdef;
   }

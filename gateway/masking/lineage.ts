@@ -850,6 +850,11 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
           const scope = emptyScope();
           outputs = isObject(body.relation) ? a.fromItem({ RangeVar: body.relation }, scope, true) : [];
           const attlist = asArray(body.attlist).map(stringOf);
+          // COPY of a table without a column list leaves its generated columns out (PostgreSQL does).
+          if (attlist.length === 0 && isObject(body.relation)) {
+            const generated = generatedColumnNames(catalog, body.relation);
+            if (generated.size > 0) outputs = outputs.filter((o) => o.open || !generated.has(o.name));
+          }
           // COPY t (b, a) writes b then a: the list's order, not the table's.
           if (attlist.length > 0) {
             const all = outputs;
@@ -1051,12 +1056,15 @@ function simpleColumnName(node: unknown): string | undefined {
 /**
  * The sources of a table's column: itself; the same-named column of its inheritance / partition
  * parents (transitively); the same-named column of every descendant, transitively, since a scan of the
- * relation returns their rows (`ONLY` is not told apart: conservative).
+ * relation returns their rows (`ONLY` is not told apart: conservative); and for a generated column, the
+ * columns its generation expression references (every other column of the table when the expression is
+ * not known), which makes it transformed: its value is computed from theirs.
  */
 export function columnLineage(catalog: Catalog, r: CatalogRelation, column: CatalogColumn): Lineage {
   const name = column.name.toLowerCase();
   const sources = new Set<string>();
   for (const p of ancestors(catalog, r)) sources.add(`${p}.${name}`);
+  let transformed = false;
   const seen = new Set<string>();
   const visit = (rel: CatalogRelation, col: CatalogColumn) => {
     const key = `${rel.oid}\u0000${col.attnum}`;
@@ -1064,6 +1072,10 @@ export function columnLineage(catalog: Catalog, r: CatalogRelation, column: Cata
     seen.add(key);
     const colName = col.name.toLowerCase();
     sources.add(`${rel.schema}.${rel.name}.${colName}`.toLowerCase());
+    if (col.generated) {
+      transformed = true;
+      for (const other of generationInputs(rel, col)) visit(rel, other);
+    }
     for (const child of rel.children) {
       const c = catalog.relation(child);
       const same = c?.columns.find((x) => x.name.toLowerCase() === colName);
@@ -1071,7 +1083,44 @@ export function columnLineage(catalog: Catalog, r: CatalogRelation, column: Cata
     }
   };
   visit(r, column);
-  return { sources, transformed: false, unknown: false, typeOid: column.typeOid };
+  return { sources, transformed, unknown: false, typeOid: column.typeOid };
+}
+
+/**
+ * The columns a generated column's expression references. pg_get_expr prints a column reference as its
+ * name, bare or double-quoted (quotes inside doubled), never touching another identifier character: a
+ * column whose name so appears anywhere in the text is counted (a string literal spelling a name counts
+ * too: more masking, never less). Without the expression, every other column.
+ */
+function generationInputs(rel: CatalogRelation, col: CatalogColumn): CatalogColumn[] {
+  const others = rel.columns.filter((c) => c !== col);
+  const text = col.generationExpression;
+  if (!text) return others;
+  return others.filter((c) => mentions(text, c.name) || mentions(text, c.name.replace(/"/g, '""')));
+}
+
+const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
+
+function mentions(text: string, name: string): boolean {
+  if (name === '') return false;
+  for (let at = text.indexOf(name); at >= 0; at = text.indexOf(name, at + 1)) {
+    const before = at > 0 ? text[at - 1]! : '';
+    const after = text[at + name.length] ?? '';
+    if (!IDENTIFIER_CHAR.test(before) && !IDENTIFIER_CHAR.test(after)) return true;
+  }
+  return false;
+}
+
+/** The generated columns of the relation a COPY names (every candidate's, by name). */
+function generatedColumnNames(catalog: Catalog, relation: Body): Set<string> {
+  const relname = String(relation.relname ?? '').toLowerCase();
+  const schema = typeof relation.schemaname === 'string' ? relation.schemaname.toLowerCase() : undefined;
+  const candidates = schema
+    ? [catalog.relation(`${schema}.${relname}`)].filter((r): r is CatalogRelation => !!r)
+    : catalog.candidates(relname);
+  const names = new Set<string>();
+  for (const r of candidates) for (const c of r.columns) if (c.generated) names.add(c.name.toLowerCase());
+  return names;
 }
 
 function ancestors(catalog: Catalog, r: CatalogRelation, seen = new Set<string>()): string[] {

@@ -253,6 +253,28 @@ describe('masking through the gateway', () => {
     }
   });
 
+  it('a generated column computed from a masked one is redacted (select, *, table)', () => {
+    const ddl = (sql: string) => expect(run(sql).stderr, sql).toBe('');
+    ddl(
+      "ALTER TABLE public.customers ADD COLUMN ssn_digits text GENERATED ALWAYS AS (replace(ssn, '-', '')) STORED",
+    );
+    try {
+      for (const sql of [
+        'select ssn_digits from customers order by id',
+        'select * from customers order by id',
+        'table customers',
+      ]) {
+        const r = run(sql);
+        expect(r.stderr, sql).toBe('');
+        expect(r.stdout.trim().split('\n'), sql).toHaveLength(5);
+        expect(r.stdout, sql).not.toContain('000123456');
+        expect(r.stdout, sql).not.toContain('000-12-3456');
+      }
+    } finally {
+      ddl('ALTER TABLE public.customers DROP COLUMN ssn_digits');
+    }
+  });
+
   it('denies copying masked values into storage or side effects', () => {
     const insert = run('insert into public.notes select id, ssn from customers');
     expect(insert.stderr).toMatch(/masking-sink/);
@@ -544,6 +566,24 @@ describe('COPY TO STDOUT with masking.copy: mask', () => {
     ]);
     const listed = run(alice, 'copy customers (ssn, id) to stdout with (format csv)');
     expect(listed.stdout.split('\n')[0]).toBe('*******3456,1');
+  });
+
+  it('COPY of a table with a generated column: the columns PostgreSQL sends (generated left out), masked', () => {
+    // Through the gateway (the catalog reloads: the gateway knows the column is generated).
+    const ddl = (sql: string) => expect(run(alice, sql).stderr, sql).toBe('');
+    ddl(
+      "ALTER TABLE public.customers ADD COLUMN ssn_digits text GENERATED ALWAYS AS (replace(ssn, '-', '')) STORED",
+    );
+    try {
+      const table = run(alice, 'copy customers to stdout');
+      expect(table.stderr).toBe('');
+      expect(table.stdout.split('\n')[0]).toMatch(
+        /^1\tAda Example\t\*\*\*\*@example\.com\t\*{7}3456\t411111\*{6}1111\t[A-Z]+$/,
+      );
+      expect(table.stdout).not.toContain('000123456');
+    } finally {
+      ddl('ALTER TABLE public.customers DROP COLUMN ssn_digits');
+    }
   });
 
   it('binary COPY stays refused even with masking.copy: mask', () => {

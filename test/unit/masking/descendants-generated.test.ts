@@ -1,6 +1,6 @@
 /**
- * Lineage through inheritance children / partitions (a scan of a parent returns its descendants' rows),
- * with the engineers' rules on
+ * Lineage through inheritance children / partitions (a scan of a parent returns its descendants' rows)
+ * and generated columns (computed from other columns of their row), with the engineers' rules on
  * public.customers (ssn, card_pan partial; email email-domain).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ beforeAll(() => loadSqlParser());
 
 const TEXT = '25';
 
-/** The demo catalog plus: people (parent of customers), beings (parent of people). */
+/** The demo catalog plus: people (parent of customers), beings (parent of people), generated columns. */
 function rows(): CatalogRows {
   const base = demoRows();
   const col = (oid: number, schema: string, name: string, kind: string, attnum: number, attname: string) => [
@@ -33,6 +33,10 @@ function rows(): CatalogRows {
     ...base,
     relations: [
       ...base.relations,
+      // customers gains generated columns (attnums after its six)
+      [...col(16001, 'public', 'customers', 'r', 7, 'ssn_digits'), 's', "replace(ssn, '-'::text, ''::text)"],
+      [...col(16001, 'public', 'customers', 'r', 8, 'shout'), 's', 'upper(name)'],
+      [...col(16001, 'public', 'customers', 'r', 9, 'mystery'), 's', null],
       col(16010, 'public', 'people', 'r', 1, 'name'),
       col(16010, 'public', 'people', 'r', 2, 'ssn'),
       col(16011, 'public', 'beings', 'r', 1, 'name'),
@@ -87,5 +91,60 @@ describe('inheritance children and partitions', () => {
     ]);
     const out = f.dataRow(encodeDataRow([Buffer.from('000-12-3456')]).subarray(5), [0]);
     expect(decodeDataRow(out!.subarray(5)).map((v) => v?.toString())).toEqual(['*******3456']);
+  });
+});
+
+describe('generated columns', () => {
+  it.each([
+    ['select ssn_digits from customers', ['ssn_digits:redact']],
+    ['select shout from customers', []],
+    // no expression known: derived from every other column of its table
+    ['select mystery from customers', ['mystery:redact']],
+    [
+      'select * from customers',
+      ['email:email-domain', 'ssn:partial', 'card_pan:partial', 'ssn_digits:redact', 'mystery:redact'],
+    ],
+    [
+      'table customers',
+      ['email:email-domain', 'ssn:partial', 'card_pan:partial', 'ssn_digits:redact', 'mystery:redact'],
+    ],
+  ])('%s', async (sql, expected) => {
+    expect(await masked(sql)).toEqual(expected);
+  });
+
+  it('a quoted or substring-sharing name is matched as an identifier only', async () => {
+    const base = rows();
+    base.relations.push(
+      ['16020', 'public', 't', 'r', '1', 'Secret', TEXT, null],
+      ['16020', 'public', 't', 'r', '2', 'secretive', TEXT, null],
+      ['16020', 'public', 't', 'r', '3', 'g1', TEXT, null, 's', 'lower("Secret")'],
+      ['16020', 'public', 't', 'r', '4', 'g2', TEXT, null, 's', "(secretive || 'Secretx'::text)"],
+    );
+    const catalog = buildCatalog(base);
+    const { columnLineage } = await import('../../../gateway/masking/lineage.js');
+    const t = catalog.relation('public.t')!;
+    const sources = (name: string) => [
+      ...columnLineage(catalog, t, t.columns.find((c) => c.name === name)!).sources,
+    ];
+    expect(sources('g1').sort()).toEqual(['public.t.g1', 'public.t.secret']);
+    expect(sources('g2').sort()).toEqual(['public.t.g2', 'public.t.secretive']);
+  });
+
+  it('COPY of the table leaves generated columns out (as PostgreSQL does); masked columns stay masked', async () => {
+    const s = new SessionMasking({
+      catalog: staticSource(buildCatalog(rows())),
+      ctx: { tokenKey: TOKEN_KEY },
+      copy: 'mask',
+    });
+    const [plan] = await planSql('copy customers to stdout', [ENGINEERS], s);
+    expect(plan?.deny).toBeUndefined();
+    const filter = plan!.filter!;
+    expect(filter.masked().map((m) => `${m.column}:${m.mask}`)).toEqual([
+      'email:email-domain',
+      'ssn:partial',
+      'card_pan:partial',
+    ]);
+    const out = filter.copyData(Buffer.from('1\tAda\tada@example.com\t000-12-3456\t4111111111111111\tUK\n'));
+    expect(out!.subarray(5).toString()).toBe('1\tAda\t****@example.com\t*******3456\t411111******1111\tUK\n');
   });
 });
