@@ -34,6 +34,7 @@ export async function buildNativeListener(
       ? createSecureContext({ cert: readFileSync(listen.tls.cert), key: readFileSync(listen.tls.key) })
       : undefined,
     allowPlain: listen.insecure_loopback && isLoopbackAddress(address),
+    timeoutMs: listen.login_timeout,
     onCancel: cancel,
     onConnection: (stream, meta) => {
       if (ctx.drain.draining) {

@@ -147,6 +147,7 @@ function startSession(
       maxMessageBytes: config.listen.max_message_bytes,
       idleTimeoutMs: config.listen.idle_timeout,
       maxSessionMs: config.listen.max_session,
+      loginTimeoutMs: config.listen.login_timeout,
       target: (c, identity) => ({
         host: c.host,
         port: c.port,

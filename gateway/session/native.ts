@@ -31,7 +31,7 @@ export interface NativeClientOptions {
 
 export function acceptNativeClient(
   stream: Socket,
-  meta: { source: string },
+  meta: { source: string; tls?: boolean; deadline?: number },
   options: NativeClientOptions,
 ): void {
   let identity: Identity | undefined;
@@ -74,7 +74,13 @@ export function acceptNativeClient(
     }
   };
 
-  acceptStartup(stream, { maxMessageBytes: options.maxMessageBytes, passwordCheck: checkToken }).then(
+  acceptStartup(stream, {
+    maxMessageBytes: options.maxMessageBytes,
+    passwordCheck: checkToken,
+    // The listener's deadline runs from TCP connect: the login must be done within it too.
+    deadline: meta.deadline,
+    encrypted: meta.tls,
+  }).then(
     (handshake) => {
       if (handshake.result.kind === 'cancel') {
         options.cancel(handshake.result.processId, handshake.result.secretKey);

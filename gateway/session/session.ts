@@ -63,6 +63,8 @@ export interface SessionSettings {
   maxMessageBytes: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
+  /** The longest the client's startup handshake in a tunnel may take, all of it (default 30 s). */
+  loginTimeoutMs?: number;
   /** Where and how to log in upstream for this identity (agents get a statement_timeout, say). */
   target: (connection: ConnectionConfig, identity: Identity) => UpstreamTarget;
 }
@@ -203,6 +205,7 @@ export async function runSession(
       handshake = await acceptStartup(client, {
         maxMessageBytes: settings.maxMessageBytes,
         localPassword: meta.localPassword,
+        timeoutMs: settings.loginTimeoutMs,
       });
     } catch (err) {
       hooks.refused(info, (err as Error).message);

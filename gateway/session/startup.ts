@@ -99,11 +99,12 @@ class PacketSource {
     }
   }
 
-  next(timeoutMs: number): Promise<Frame> {
+  /** The next packet, if it comes before `deadline` (Date.now() ms). */
+  next(deadline: number): Promise<Frame> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new StartupRefused('timed out waiting for the client', '08006')),
-        timeoutMs,
+        () => reject(new StartupRefused('timed out waiting for the client to log in', '08006')),
+        Math.max(0, deadline - Date.now()),
       );
       this.waiting = (frame) => {
         clearTimeout(timer);
@@ -166,7 +167,18 @@ export interface StartupOptions {
    * an access token, and the channel is TLS); it throws StartupRefused to refuse the login.
    */
   passwordCheck?: (password: string, startup: Record<string, string>) => Promise<void>;
+  /**
+   * When the whole handshake must be over (Date.now() ms): one deadline for every packet, so a
+   * client cannot stay unauthenticated by sending something harmless now and then. Default: 30 s
+   * from now (or `timeoutMs` from now).
+   */
+  deadline?: number;
   timeoutMs?: number;
+  /**
+   * The transport already negotiated encryption (the native listener's TLS): an SSLRequest or
+   * GSSENCRequest now is a protocol violation, as PostgreSQL refuses one after its SSL negotiation.
+   */
+  encrypted?: boolean;
 }
 
 /**
@@ -178,15 +190,25 @@ export async function acceptStartup(
   client: Duplex,
   options: StartupOptions,
 ): Promise<{ result: StartupResult; leftover: Buffer; late?: () => Buffer }> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  const deadline = options.deadline ?? Date.now() + (options.timeoutMs ?? 30_000);
   const reader = new FrameReader(Math.min(options.maxMessageBytes, 1 << 20), { startup: true });
   const source = new PacketSource(client, reader);
   try {
     let packet: StartupPacket;
+    // Each is answered once ('N'), as PostgreSQL does; a repeat (or any, once the transport is
+    // encrypted) is refused: answering it forever would keep an unauthenticated client here.
+    const negotiated = new Set<string>(options.encrypted ? ['ssl-request', 'gssenc-request'] : []);
     for (;;) {
-      const frame = await source.next(timeoutMs);
+      const frame = await source.next(deadline);
       packet = parseStartupPacket(frame.body);
       if (packet.kind === 'ssl-request' || packet.kind === 'gssenc-request') {
+        if (negotiated.has(packet.kind)) {
+          throw new StartupRefused(
+            `protocol violation: ${packet.kind === 'ssl-request' ? 'SSLRequest' : 'GSSENCRequest'} after the encryption was negotiated`,
+            '08P01',
+          );
+        }
+        negotiated.add(packet.kind);
         client.write(Buffer.from('N'));
         continue;
       }
@@ -214,9 +236,9 @@ export async function acceptStartup(
     }
     reader.expectTyped();
     if (options.localPassword !== undefined)
-      await checkLocalPassword(client, source, options.localPassword, timeoutMs);
+      await checkLocalPassword(client, source, options.localPassword, deadline);
     if (options.passwordCheck)
-      await options.passwordCheck(await readCleartextPassword(client, source, timeoutMs), packet.parameters);
+      await options.passwordCheck(await readCleartextPassword(client, source, deadline), packet.parameters);
     client.write(authenticationOk());
 
     const settings = startupSettings(packet.parameters);
@@ -279,9 +301,9 @@ function splitOptions(options: string): string[] {
   return words;
 }
 
-async function checkLocalPassword(client: Duplex, source: PacketSource, password: string, timeoutMs: number) {
+async function checkLocalPassword(client: Duplex, source: PacketSource, password: string, deadline: number) {
   client.write(authenticationSasl(['SCRAM-SHA-256']));
-  const initial = await source.next(timeoutMs);
+  const initial = await source.next(deadline);
   if (initial.type !== 'p') throw new StartupRefused('expected a SASL initial response', '08P01');
   const r = new BodyReader(initial.body);
   const mechanism = r.cstring();
@@ -292,7 +314,7 @@ async function checkLocalPassword(client: Duplex, source: PacketSource, password
   const scram = new ScramServer(password);
   try {
     client.write(authenticationSaslContinue(scram.first(clientFirst)));
-    const response = await source.next(timeoutMs);
+    const response = await source.next(deadline);
     if (response.type !== 'p') throw new StartupRefused('expected a SASL response', '08P01');
     client.write(authenticationSaslFinal(scram.final(response.body.toString('utf8'))));
   } catch (err) {
@@ -310,10 +332,10 @@ async function checkLocalPassword(client: Duplex, source: PacketSource, password
 async function readCleartextPassword(
   client: Duplex,
   source: PacketSource,
-  timeoutMs: number,
+  deadline: number,
 ): Promise<string> {
   client.write(authenticationCleartextPassword());
-  const message = await source.next(timeoutMs);
+  const message = await source.next(deadline);
   if (message.type !== 'p') throw new StartupRefused('expected a password message', '08P01');
   return new BodyReader(message.body).cstring();
 }
@@ -322,4 +344,8 @@ async function readCleartextPassword(
 export function refuseStartup(client: Duplex, err: Error): void {
   const sqlstate = err instanceof StartupRefused || err instanceof ProtocolViolation ? err.sqlstate : '08006';
   client.end(errorResponse({ severity: 'FATAL', code: sqlstate, message: `hoop: ${err.message}` }));
+  // end() only closes our side: a client that never closes its own would keep the connection.
+  const timer = setTimeout(() => client.destroy(), 5_000);
+  timer.unref();
+  client.once('close', () => clearTimeout(timer));
 }

@@ -26,10 +26,13 @@ export interface PgListenerOptions {
    * A connection whose transport is settled (TLS, or plain where allowed), its startup packet not yet
    * read. Attach the stream's 'data' listener before returning: the stream is resumed right after.
    */
-  onConnection(stream: Socket, meta: { source: string; tls: boolean }): void;
+  onConnection(stream: Socket, meta: { source: string; tls: boolean; deadline: number }): void;
   /** A CancelRequest that came without TLS. */
   onCancel(processId: number, secretKey: Buffer): void;
-  /** Longest time from TCP connect to a settled transport (default 30 s). */
+  /**
+   * Longest time from TCP connect to a settled transport (default 30 s). It is the login's too:
+   * `meta.deadline` is TCP connect plus this, so the whole unauthenticated phase has one bound.
+   */
   timeoutMs?: number;
 }
 
@@ -54,7 +57,9 @@ function settleTransport(socket: Socket, options: PgListenerOptions): void {
   socket.setKeepAlive(true, 60_000);
   const source = sourceOf(socket);
   let buffered: Buffer = Buffer.alloc(0);
-  const timer = setTimeout(() => socket.destroy(), options.timeoutMs ?? 30_000);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
   timer.unref();
   const fail = (code: string, message: string) => {
     clearTimeout(timer);
@@ -63,7 +68,7 @@ function settleTransport(socket: Socket, options: PgListenerOptions): void {
   };
   const handOver = (stream: Socket, tls: boolean) => {
     clearTimeout(timer);
-    options.onConnection(stream, { source, tls });
+    options.onConnection(stream, { source, tls, deadline });
     stream.resume();
   };
 

@@ -440,3 +440,66 @@ describe('native PostgreSQL listener without TLS (a loopback address, insecure_l
     expect(await exited).toBe(0);
   });
 });
+
+describe('native PostgreSQL listener: one deadline for the unauthenticated phase (listen.login_timeout)', () => {
+  let stack: Stack;
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    stack = await startStack({ listenExtra: `  postgres: 127.0.0.1:${port}\n  login_timeout: 3s` });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const sslRequest = () => {
+    const b = Buffer.alloc(8);
+    b.writeInt32BE(8, 0);
+    b.writeInt32BE(80877103, 4);
+    return b;
+  };
+
+  /** TCP, SSLRequest, 'S', TLS verified against the test CA: the client the listener hands on. */
+  async function tlsClient() {
+    const raw = netConnect({ host: '127.0.0.1', port });
+    await new Promise((r) => raw.once('connect', r));
+    raw.write(sslRequest());
+    const answer = await new Promise<string>((r) => raw.once('data', (d: Buffer) => r(d.toString('latin1'))));
+    expect(answer).toBe('S');
+    const tls = tlsConnect({ socket: raw, servername: 'localhost', ca: readFileSync(stack.certs!.caCert) });
+    await new Promise((r) => tls.once('secureConnect', r));
+    let answers = '';
+    tls.on('data', (d: Buffer) => {
+      answers += d.toString('latin1');
+    });
+    const closed = new Promise<void>((r) => tls.once('close', () => r()));
+    tls.on('error', () => {});
+    return { tls, closed, answers: () => answers };
+  }
+
+  it('an SSLRequest inside TLS is a protocol violation (FATAL 08P01), not answered N', async () => {
+    const c = await tlsClient();
+    c.tls.write(sslRequest());
+    await c.closed;
+    expect(c.answers()).toContain('C08P01');
+    expect(c.answers()).not.toMatch(/^N/);
+  });
+
+  it('a client that starts a login and never sends its password is cut off at the deadline (FATAL 08006)', async () => {
+    const c = await tlsClient();
+    const body = Buffer.from('user\0me\0database\0prod-db\0\0');
+    const header = Buffer.alloc(8);
+    header.writeInt32BE(8 + body.length, 0);
+    header.writeInt32BE(196608, 4);
+    c.tls.write(Buffer.concat([header, body]));
+    // Bounds the wait only: the 3 s login_timeout (from TCP connect) ends it long before this.
+    await Promise.race([
+      c.closed,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('still open after 20 s')), 20_000)),
+    ]);
+    expect(c.answers().startsWith('R')).toBe(true); // AuthenticationCleartextPassword was asked for
+    expect(c.answers()).toContain('C08006');
+    expect(c.answers()).toContain('timed out waiting for the client to log in');
+  });
+});

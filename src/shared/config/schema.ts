@@ -45,6 +45,11 @@ export const listenSchema = z
     /** Close any session after this long. 0 = never. */
     max_session: duration.default(0),
     /**
+     * The longest a client may stay unauthenticated: from TCP connect to logged in on the native
+     * listener, and for the startup handshake inside a tunnel.
+     */
+    login_timeout: duration.default(30_000),
+    /**
      * A native PostgreSQL listener (host:port) besides the HTTPS one: clients connect with libpq, the
      * password is an access token, the database is the connection name. TLS required (listen.tls);
      * plain only on a loopback address with insecure_loopback. Off unless set.
@@ -52,6 +57,9 @@ export const listenSchema = z
     postgres: hostPort.optional(),
   })
   .superRefine((listen, ctx) => {
+    if (listen.login_timeout <= 0) {
+      ctx.addIssue({ code: 'custom', path: ['login_timeout'], message: 'must be more than 0' });
+    }
     if (!listen.tls && !listen.insecure_loopback) {
       ctx.addIssue({
         code: 'custom',

@@ -392,6 +392,46 @@ describe('I/O shell', () => {
     expect(Buffer.concat(upstream.writes)).toEqual(query('select 1'));
   });
 
+  const sslRequest = () => {
+    const b = Buffer.alloc(8);
+    b.writeInt32BE(8, 0);
+    b.writeInt32BE(80877103, 4);
+    return b;
+  };
+
+  it('answers one SSLRequest N and refuses a second (08P01), as PostgreSQL does', async () => {
+    const client = new MemorySocket();
+    const handshake = acceptStartup(client, { maxMessageBytes: 1 << 20 });
+    client.push(sslRequest());
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(client.writes).toString()).toBe('N');
+    client.push(sslRequest());
+    await expect(handshake).rejects.toMatchObject({ sqlstate: '08P01' });
+  });
+
+  it('refuses an SSLRequest once the transport is encrypted (the native listener’s TLS)', async () => {
+    const client = new MemorySocket();
+    const handshake = acceptStartup(client, { maxMessageBytes: 1 << 20, encrypted: true });
+    client.push(sslRequest());
+    await expect(handshake).rejects.toMatchObject({ sqlstate: '08P01' });
+    expect(client.writes).toEqual([]);
+  });
+
+  it('one deadline for the whole handshake: packets that come in time do not extend it', async () => {
+    const client = new MemorySocket();
+    const handshake = acceptStartup(client, {
+      maxMessageBytes: 1 << 20,
+      deadline: Date.now() + 150,
+      passwordCheck: async () => {},
+    });
+    const failed = handshake.catch((err: { sqlstate?: string }) => err);
+    // The startup comes at once; the password never does: the deadline set at the start ends it.
+    client.push(serialize.startup({ user: 'u', database: 'd' }));
+    const started = Date.now();
+    expect(await failed).toMatchObject({ sqlstate: '08006' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('ends a client that sends more than a message’s worth before the session is ready', async () => {
     const client = new MemorySocket();
     const handshake = acceptStartup(client, { maxMessageBytes: 1 << 20 });
