@@ -59,7 +59,10 @@ export function identityFromClaims(claims: Claims, issuer: IssuerConfig): Identi
   const clientId = scalarClaim(claims, 'azp') ?? scalarClaim(claims, 'client_id');
   const kind = identityKind(claims, issuer);
 
-  const identity: Identity = { issuer: String(claims.iss ?? issuer.issuer), subject, groups, kind };
+  // The configured issuer, never the token's own spelling of it: verify.ts matches `iss` without its
+  // trailing slashes, and revocation, approvals and cancel compare issuers as strings, so a token
+  // saying `https://idp/` must be the same identity as one saying `https://idp`.
+  const identity: Identity = { issuer: issuer.issuer, subject, groups, kind };
   if (name !== undefined) identity.name = name;
   if (clientId !== undefined) identity.clientId = clientId;
   if (kind === 'workload') identity.claims = workloadClaims(claims, issuer);

@@ -31,6 +31,9 @@ policies:
   - name: auditors
     groups: [audit]
     audit: true
+  - name: identity-admins
+    groups: [db-reviewers]
+    admin: true
 `;
 
 const workloadIssuerYaml = (issuer: string) => (audience: string) =>
@@ -315,5 +318,33 @@ exit $status`;
     expect(service.length).toBeGreaterThan(0);
     for (const record of service)
       expect(record.identity).toMatchObject({ kind: 'service', clientId: 'ci-bot' });
+  });
+
+  it('a revoked workload stays revoked whatever the token’s spelling of its issuer (a trailing slash)', async () => {
+    const rita = await stack.login('rita@example.com');
+    const plain = await mintWorkloadToken(ci, stack.gatewayUrl);
+    const slashed = await mintWorkloadToken(ci, stack.gatewayUrl, { iss: `${ci.issuer}/` });
+    const doubled = await mintWorkloadToken(ci, stack.gatewayUrl, { iss: `${ci.issuer}//` });
+    // The same issuer, the same identity: all three are accepted before the revocation.
+    for (const token of [plain, slashed, doubled])
+      expect(await gatewayGet(stack, '/v1/whoami', token)).toBe(200);
+    const revoke = await stack.cli(rita, ['identities', 'revoke', 'acme/app', '--reason', 'repo archived']);
+    expect(revoke.code, revoke.stderr).toBe(0);
+    try {
+      for (const token of [plain, slashed, doubled])
+        expect(await gatewayGet(stack, '/v1/whoami', token)).toBe(401);
+    } finally {
+      const restore = await stack.cli(rita, ['identities', 'restore', 'acme/app']);
+      expect(restore.code, restore.stderr).toBe(0);
+    }
+    // One identity listed for the issuer as configured, not one per spelling.
+    const listed = await stack.cli(rita, ['identities', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const issuers = (
+      JSON.parse(listed.stdout) as { identities: { subject: string; issuer: string }[] }
+    ).identities
+      .filter((i) => i.subject === 'acme/app')
+      .map((i) => i.issuer);
+    expect(issuers).toEqual([ci.issuer]);
   });
 });

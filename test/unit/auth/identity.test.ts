@@ -45,6 +45,17 @@ describe('identityFromClaims', () => {
     });
   });
 
+  it('the issuer is the configured one whatever the token’s spelling of it (trailing slashes)', () => {
+    for (const iss of ['https://idp.example.com', 'https://idp.example.com/', 'https://idp.example.com//']) {
+      expect(identityFromClaims({ iss, sub: 'u-1' }, issuer()).issuer).toBe('https://idp.example.com');
+    }
+    // An issuer configured with its slash (Auth0 names itself so) keeps it.
+    const slashed = issuer({ issuer: 'https://tenant.example.com/' });
+    expect(identityFromClaims({ iss: 'https://tenant.example.com', sub: 'u-1' }, slashed).issuer).toBe(
+      'https://tenant.example.com/',
+    );
+  });
+
   it('falls back to email, then name, for the display name when none is configured', () => {
     expect(identityFromClaims({ sub: 'a', email: 'a@x' }, issuer()).name).toBe('a@x');
     expect(identityFromClaims({ sub: 'a', name: 'Ann' }, issuer()).name).toBe('Ann');
