@@ -31,7 +31,7 @@ export interface NativeClientOptions {
 
 export function acceptNativeClient(
   stream: Socket,
-  meta: { source: string; tls?: boolean; deadline?: number },
+  meta: { source: string; tls?: boolean; deadline?: number; loggedIn?: () => void },
   options: NativeClientOptions,
 ): void {
   let identity: Identity | undefined;
@@ -82,6 +82,8 @@ export function acceptNativeClient(
     encrypted: meta.tls,
   }).then(
     (handshake) => {
+      // No longer counted as unauthenticated (a cancel ends at once; a refusal below ends too).
+      meta.loggedIn?.();
       if (handshake.result.kind === 'cancel') {
         options.cancel(handshake.result.processId, handshake.result.secretKey);
         stream.end();

@@ -26,7 +26,10 @@ export interface PgListenerOptions {
    * A connection whose transport is settled (TLS, or plain where allowed), its startup packet not yet
    * read. Attach the stream's 'data' listener before returning: the stream is resumed right after.
    */
-  onConnection(stream: Socket, meta: { source: string; tls: boolean; deadline: number }): void;
+  onConnection(
+    stream: Socket,
+    meta: { source: string; tls: boolean; deadline: number; loggedIn: () => void },
+  ): void;
   /** A CancelRequest that came without TLS. */
   onCancel(processId: number, secretKey: Buffer): void;
   /**
@@ -34,7 +37,15 @@ export interface PgListenerOptions {
    * `meta.deadline` is TCP connect plus this, so the whole unauthenticated phase has one bound.
    */
   timeoutMs?: number;
+  /** Connections not yet logged in at once; more are refused (FATAL 53300). Default 256. */
+  maxUnauthenticated?: number;
 }
+
+/**
+ * Each unauthenticated connection holds a socket, buffers and a TLS state for up to the login
+ * deadline; this bounds what a client with no credential can hold. Logged-in sessions do not count.
+ */
+const MAX_UNAUTHENTICATED = 256;
 
 /** PostgreSQL's own cap on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
 const MAX_STARTUP_PACKET = 10_000;
@@ -43,7 +54,34 @@ const TLS_REQUIRED =
   'TLS is required on this listener: connect with sslmode=verify-full (or require), and the access token as the password';
 
 export function createPgListener(options: PgListenerOptions): Server {
-  return createServer((socket) => settleTransport(socket, options));
+  const max = options.maxUnauthenticated ?? MAX_UNAUTHENTICATED;
+  let unauthenticated = 0;
+  return createServer((socket) => {
+    if (unauthenticated >= max) {
+      // As PostgreSQL at max_connections; the client reads it whatever it sent first.
+      socket.on('error', () => socket.destroy());
+      // Read and drop what the client sends, so its FIN is seen and the socket closes; a client that
+      // never closes its side is cut off shortly after.
+      socket.resume();
+      setTimeout(() => socket.destroy(), 5_000).unref();
+      socket.end(
+        errorResponse({
+          severity: 'FATAL',
+          code: '53300',
+          message: 'hoop: too many connections are logging in at once; try again',
+        }),
+      );
+      return;
+    }
+    unauthenticated++;
+    let counted = true;
+    const release = () => {
+      if (counted) unauthenticated--;
+      counted = false;
+    };
+    socket.once('close', release);
+    settleTransport(socket, options, release);
+  });
 }
 
 function sourceOf(socket: Socket): string {
@@ -52,7 +90,7 @@ function sourceOf(socket: Socket): string {
 }
 
 /** Read the first packets of a fresh connection until the transport is decided. */
-function settleTransport(socket: Socket, options: PgListenerOptions): void {
+function settleTransport(socket: Socket, options: PgListenerOptions, loggedIn: () => void): void {
   socket.setNoDelay(true);
   socket.setKeepAlive(true, 60_000);
   const source = sourceOf(socket);
@@ -68,7 +106,7 @@ function settleTransport(socket: Socket, options: PgListenerOptions): void {
   };
   const handOver = (stream: Socket, tls: boolean) => {
     clearTimeout(timer);
-    options.onConnection(stream, { source, tls, deadline });
+    options.onConnection(stream, { source, tls, deadline, loggedIn });
     stream.resume();
   };
 

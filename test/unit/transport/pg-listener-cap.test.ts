@@ -1,0 +1,80 @@
+/**
+ * The native listener's cap on connections that have not logged in: past it a new connection gets
+ * FATAL 53300 at once; one that logs in (or leaves) frees its place.
+ */
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createPgListener } from '../../../gateway/transport/pg-listener.js';
+
+const startup = () => {
+  const body = Buffer.from('user\0me\0database\0d\0\0');
+  const header = Buffer.alloc(8);
+  header.writeInt32BE(8 + body.length, 0);
+  header.writeInt32BE(196608, 4);
+  return Buffer.concat([header, body]);
+};
+
+describe('native listener: unauthenticated connections are capped', () => {
+  let server: Server | undefined;
+  const clients: Socket[] = [];
+  const handed: { loggedIn: () => void; stream: Socket }[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    for (const h of handed.splice(0)) h.stream.destroy();
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  });
+
+  it('refuses past the cap with 53300, and counts a logged-in connection out', async () => {
+    server = createPgListener({
+      allowPlain: true,
+      maxUnauthenticated: 2,
+      onCancel: () => {},
+      onConnection: (stream, meta) => {
+        stream.on('data', () => {});
+        handed.push({ loggedIn: meta.loggedIn, stream });
+      },
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const open = async () => {
+      const c = connect(port, '127.0.0.1');
+      clients.push(c);
+      let answer = '';
+      c.on('data', (d: Buffer) => {
+        answer += d.toString('latin1');
+      });
+      const closed = new Promise<void>((r) => c.once('close', () => r()));
+      c.on('error', () => {});
+      await new Promise((r) => c.once('connect', r));
+      c.write(startup());
+      return { answer: () => answer, closed };
+    };
+    const waitFor = async (check: () => boolean) => {
+      for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+    };
+
+    await open();
+    await open();
+    await waitFor(() => handed.length === 2);
+    expect(handed.length).toBe(2);
+    const third = await open();
+    await third.closed;
+    expect(third.answer()).toContain('C53300');
+
+    // One logs in: its place is free.
+    handed[0]!.loggedIn();
+    await open();
+    await waitFor(() => handed.length === 3);
+    expect(handed.length).toBe(3);
+    // One unauthenticated leaves: its place is free too.
+    const fifth = await open();
+    await fifth.closed;
+    expect(fifth.answer()).toContain('C53300');
+    handed[1]!.stream.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    await open();
+    await waitFor(() => handed.length === 4);
+    expect(handed.length).toBe(4);
+  });
+});
