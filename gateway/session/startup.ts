@@ -203,9 +203,11 @@ export async function acceptStartup(
       packet = parseStartupPacket(frame.body);
       if (packet.kind === 'ssl-request' || packet.kind === 'gssenc-request') {
         if (negotiated.has(packet.kind)) {
+          // PostgreSQL's own answer: a request code it already handled reads as an unknown protocol.
+          const code = packet.kind === 'ssl-request' ? '1234.5679' : '1234.5680';
           throw new StartupRefused(
-            `protocol violation: ${packet.kind === 'ssl-request' ? 'SSLRequest' : 'GSSENCRequest'} after the encryption was negotiated`,
-            '08P01',
+            `unsupported frontend protocol ${code}: server supports 3.0 to 3.0`,
+            '0A000',
           );
         }
         negotiated.add(packet.kind);

@@ -399,21 +399,21 @@ describe('I/O shell', () => {
     return b;
   };
 
-  it('answers one SSLRequest N and refuses a second (08P01), as PostgreSQL does', async () => {
+  it('answers one SSLRequest N and refuses a second (0A000), as PostgreSQL does', async () => {
     const client = new MemorySocket();
     const handshake = acceptStartup(client, { maxMessageBytes: 1 << 20 });
     client.push(sslRequest());
     await new Promise((r) => setImmediate(r));
     expect(Buffer.concat(client.writes).toString()).toBe('N');
     client.push(sslRequest());
-    await expect(handshake).rejects.toMatchObject({ sqlstate: '08P01' });
+    await expect(handshake).rejects.toMatchObject({ sqlstate: '0A000' });
   });
 
   it('refuses an SSLRequest once the transport is encrypted (the native listener’s TLS)', async () => {
     const client = new MemorySocket();
     const handshake = acceptStartup(client, { maxMessageBytes: 1 << 20, encrypted: true });
     client.push(sslRequest());
-    await expect(handshake).rejects.toMatchObject({ sqlstate: '08P01' });
+    await expect(handshake).rejects.toMatchObject({ sqlstate: '0A000' });
     expect(client.writes).toEqual([]);
   });
 
