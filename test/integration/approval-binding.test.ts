@@ -3,7 +3,7 @@
  * values, their format codes and the Parse's parameter types. Found by trying it as an attacker: a
  * request filed with the text `\x25` (a LIKE pattern matching nothing) ran, once approved, with the
  * binary byte 0x25 (`%`, matching every row), because both were shown and compared as `\x25`.
- * Driven over the tunnel as `hoopctl exec` opens it, with the parameters bound by hand.
+ * Driven over the tunnel as `hoopctl exec` opens it (pg-protocol binds strings as text, Buffers as binary).
  */
 import { readFileSync } from 'node:fs';
 import { serialize } from 'pg-protocol';
@@ -60,25 +60,6 @@ async function session(stack: Stack, token: string, headers: Record<string, stri
   return { exchange, close: () => ws.close() };
 }
 
-/** A Bind with explicit format codes (pg-protocol's serializer binds text only). */
-function bind(values: Buffer[], formats: number[]): Buffer {
-  const int16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-  const int32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(n);
-    return b;
-  };
-  const body = Buffer.concat([
-    Buffer.from([0, 0]), // unnamed portal, unnamed statement
-    int16(formats.length),
-    ...formats.map(int16),
-    int16(values.length),
-    ...values.flatMap((v) => [int32(v.length), v]),
-    int16(0),
-  ]);
-  return Buffer.concat([Buffer.from('B'), int32(body.length + 4), body]);
-}
-
 const errors = (messages: Message[]) => messages.filter((m) => m.type === 'E').map((m) => fieldsOf(m.body));
 const tags = (messages: Message[]) =>
   messages.filter((m) => m.type === 'C').map((m) => m.body.toString('utf8', 0, m.body.length - 1));
@@ -88,10 +69,11 @@ describe('an approval is bound to what it was filed with', () => {
   let aliceToken: string;
   let rita: string;
   const sql = "update public.customers set country = 'ZZ' where name like $1";
-  const statement = (types: number[], value: Buffer, format: number) =>
+  // pg-protocol binds a string in text format and a Buffer in binary format.
+  const statement = (types: number[], value: string | Buffer) =>
     Buffer.concat([
       serialize.parse({ text: sql, types }),
-      bind([value], [format]),
+      serialize.bind({ values: [value] }),
       serialize.execute({}),
       serialize.sync(),
     ]);
@@ -109,7 +91,7 @@ describe('an approval is bound to what it was filed with', () => {
 
   it('the text \\x25 approved is not the byte % (binary), nor the same bytes under another parameter type', async () => {
     const filer = await session(stack, aliceToken, { 'x-hoop-approval-wait': 'none' });
-    const filed = await filer.exchange(statement([25], Buffer.from('\\x25'), 0));
+    const filed = await filer.exchange(statement([25], '\\x25'));
     filer.close();
     expect(errors(filed)[0]?.R).toBe('hoop_approval_pending');
     const id = /#(\d+)/.exec(errors(filed)[0]!.M!)![1]!;
@@ -120,13 +102,13 @@ describe('an approval is bound to what it was filed with', () => {
     expect(shown.approvals.find((a) => a.id === id)?.params).toEqual(['\\x25']);
     expect((await stack.cli(rita, ['approve', id])).code).toBe(0);
 
-    for (const [types, value, format] of [
-      [[25], Buffer.from([0x25]), 1], // '%' in binary: every row
-      [[1043], Buffer.from('\\x25'), 0], // varchar instead of text
-      [[], Buffer.from('\\x25'), 0], // the server infers the type
+    for (const [types, value] of [
+      [[25], Buffer.from([0x25])], // '%' in binary: every row
+      [[1043], '\\x25'], // varchar instead of text
+      [[], '\\x25'], // the server infers the type
     ] as const) {
       const swap = await session(stack, aliceToken, { 'x-hoop-approval': id });
-      const out = await swap.exchange(statement([...types], value, format));
+      const out = await swap.exchange(statement([...types], value));
       swap.close();
       expect(errors(out)[0]?.R).toBe('hoop_approval_invalid');
       expect(errors(out)[0]?.M).toMatch(/different parameter values/);
@@ -138,7 +120,7 @@ describe('an approval is bound to what it was filed with', () => {
 
     // Exactly as filed, it runs once (and matches nothing).
     const exact = await session(stack, aliceToken, { 'x-hoop-approval': id });
-    expect(tags(await exact.exchange(statement([25], Buffer.from('\\x25'), 0)))).toEqual(['UPDATE 0']);
+    expect(tags(await exact.exchange(statement([25], '\\x25')))).toEqual(['UPDATE 0']);
     exact.close();
   });
 });
