@@ -24,6 +24,8 @@ let loaded = false;
 /** Load the parser's WASM module. Idempotent: every caller shares the one load. */
 export function loadSqlParser(): Promise<void> {
   loading ??= loadModule().then(() => {
+    // The parser's main functions are compiled on first use: pay that at start, not in a client's statement.
+    parseSync('select 1');
     loaded = true;
   });
   return loading;
