@@ -5,7 +5,9 @@
  * the system schemas, their own search_path). For masking lineage: every relation's columns (name,
  * number, type, whether it is generated and from what), view definitions (views are expanded through
  * them), inheritance and partition parents and children (a parent's column carries every descendant's
- * column of that name as a source: a scan of the parent returns the children's rows).
+ * column of that name as a source: a scan of the parent returns the children's rows); which operator
+ * names and which types can run code that is not built in (an operator's function, a cast's function,
+ * a type's I/O, comparison or domain-check functions), so lineage treats them like user functions.
  *
  * One snapshot per upstream connection, loaded over a connection of its own (the gateway's
  * credentials, the same connection config as the sessions), cached, and invalidated when a statement
@@ -57,6 +59,23 @@ export interface Catalog extends NameLookup {
   byOid(oid: number): CatalogRelation | undefined;
   /** A function by its name as written (`lower`, `pg_catalog.lower`, `app.f`). */
   functionKind(name: string): FunctionKind;
+  /**
+   * An operator by its name in any schema (`###` of `OPERATOR(public.###)`): 'user' when some operator of
+   * that name runs a function that is not built in; 'unknown' when none has it (created since the load).
+   */
+  operatorKind(name: string): FunctionKind;
+  /**
+   * The type a cast names, as its name parts (`['mytype']`, `['pg_catalog', 'int4']`): 'user' when
+   * converting to it may run code that is not built in (a cast's or the type's own functions, a
+   * domain's checks); 'unknown' when no type has that name (created since the load).
+   */
+  typeKind(names: readonly string[]): FunctionKind;
+  /** Values of this type run code that is not built in when read, compared or converted (or it is not known). */
+  opaqueType(oid: number): boolean;
+  /** Some type's values run user code, so a parameter (its type chosen by the client) may be one. */
+  readonly hasOpaqueTypes: boolean;
+  /** An implicit or assignment cast from a built-in type runs user code: any coercion may run it. */
+  readonly implicitUserCasts: boolean;
   /** Increments on every load: caches keyed by it never outlive the schema they describe. */
   readonly version: number;
 }
@@ -66,7 +85,7 @@ export interface CatalogRows {
   relations: (string | null)[][];
   /** child oid, parent oid */
   inherits: (string | null)[][];
-  /** proname, builtin ('t'/'f') */
+  /** proname, builtin ('t'/'f'), builtin in the system schemas (absent: as builtin) */
   functions: (string | null)[][];
   /** nspname, usable ('t'/'f'): every schema and whether the gateway's role has USAGE on it. */
   namespaces?: (string | null)[][];
@@ -74,6 +93,12 @@ export interface CatalogRows {
   relationNames?: (string | null)[][];
   /** One row per function: see PROCS_SQL for the columns. */
   procs?: (string | null)[][];
+  /** oprname, builtin ('t'/'f'): every operator name; absent or empty makes every operator unknown. */
+  operators?: (string | null)[][];
+  /** One row per type: see TYPES_SQL for the columns. Absent or empty makes every cast unknown. */
+  types?: (string | null)[][];
+  /** One row: how many implicit or assignment casts from a built-in type run user code. */
+  implicitCasts?: (string | null)[][];
 }
 
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
@@ -93,6 +118,54 @@ const PROCS_SQL = `SELECT p.oid, n.nspname, p.proname, p.pronargs, p.pronargdefa
    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
    CROSS JOIN LATERAL (SELECT n.nspname IN ('pg_catalog', 'information_schema') AS sys) s`;
 
+/*
+ * Objects made after initdb have OIDs from 16384 (FirstNormalObjectId) on: a function, operator or type
+ * below it is built in, whatever schema it sits in (a superuser may create objects in pg_catalog).
+ */
+
+/** A pg_cast row `c` whose conversion runs user code: its function, or a user type's I/O function. */
+const USER_CAST = `(c.castfunc >= 16384 OR (c.castmethod = 'i' AND EXISTS (SELECT 1 FROM pg_type s, pg_type d
+     WHERE s.oid = c.castsource AND d.oid = c.casttarget AND (s.typoutput::oid >= 16384 OR d.typinput::oid >= 16384))))`;
+
+/** A pg_operator row `o` that runs user code: its function or its planner estimators. */
+const USER_OPERATOR = `(o.oprcode::oid >= 16384 OR o.oprrest::oid >= 16384 OR o.oprjoin::oid >= 16384)`;
+
+/** Every operator name, and whether every operator of that name runs built-in code only. */
+const OPERATORS_SQL = `SELECT o.oprname, bool_and(NOT ${USER_OPERATOR})::text FROM pg_operator o GROUP BY o.oprname`;
+
+/**
+ * Every type: oid, schema, name; whether its own code is the user's (a user type whose I/O, typmod,
+ * analyze or subscript function, range function, domain check, operator, comparison support or cast
+ * from it runs user code); whether a cast from a built-in type into it runs user code; and the types
+ * its values are made of (element, domain base, range subtype, multirange's range, composite
+ * attributes), through which that propagates.
+ */
+const TYPES_SQL = `SELECT t.oid, n.nspname, t.typname,
+     (t.oid >= 16384 AND (
+       GREATEST(t.typinput::oid, t.typoutput::oid, t.typreceive::oid, t.typsend::oid, t.typmodin::oid,
+                t.typmodout::oid, t.typanalyze::oid, t.typsubscript::oid) >= 16384
+       OR t.oid IN (SELECT r.rngtypid FROM pg_range r WHERE r.rngcanonical::oid >= 16384 OR r.rngsubdiff::oid >= 16384)
+       OR t.oid IN (SELECT k.contypid FROM pg_constraint k JOIN pg_depend d
+                      ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+                    WHERE k.contypid <> 0 AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+                      AND d.refobjid >= 16384)
+       OR t.oid IN (SELECT o.oprleft FROM pg_operator o WHERE ${USER_OPERATOR}
+                    UNION SELECT o.oprright FROM pg_operator o WHERE ${USER_OPERATOR})
+       OR t.oid IN (SELECT p.amproclefttype FROM pg_amproc p WHERE p.amproc::oid >= 16384
+                    UNION SELECT p.amprocrighttype FROM pg_amproc p WHERE p.amproc::oid >= 16384)
+       OR t.oid IN (SELECT c.castsource FROM pg_cast c WHERE ${USER_CAST})))::text,
+     (t.oid IN (SELECT c.casttarget FROM pg_cast c WHERE c.castsource < 16384 AND ${USER_CAST}))::text,
+     concat_ws(',', NULLIF(t.typelem, 0), NULLIF(t.typbasetype, 0),
+       (SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid),
+       (SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = t.oid),
+       CASE WHEN t.typrelid <> 0 THEN (SELECT string_agg(a.atttypid::text, ',') FROM pg_attribute a
+         WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) END)
+   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname !~ '^pg_toast'`;
+
+/** Implicit and assignment casts from built-in types that run user code: they fire with no syntax. */
+const IMPLICIT_CASTS_SQL = `SELECT count(*)::text FROM pg_cast c
+   WHERE c.castcontext IN ('i', 'a') AND c.castsource < 16384 AND ${USER_CAST}`;
+
 export const CATALOG_SQL = [
   // Views print with every name qualified (but pg_catalog's), whatever the role's default search_path.
   `${OWN_QUERY_MARK}SET search_path = ''`,
@@ -107,12 +180,17 @@ export const CATALOG_SQL = [
    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname !~ '^pg_(toast|temp)'
    ORDER BY c.oid, a.attnum`,
   'SELECT inhrelid, inhparent FROM pg_inherits',
-  `SELECT p.proname, bool_and(n.nspname IN ('pg_catalog', 'information_schema'))::text
+  // Per name: every function of it built in; every one of it in a system schema built in.
+  `SELECT p.proname, bool_and(p.oid < 16384)::text,
+     bool_and(p.oid < 16384 OR n.nspname NOT IN ('pg_catalog', 'information_schema'))::text
    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace GROUP BY p.proname`,
   "SELECT n.nspname, has_schema_privilege(n.oid, 'USAGE')::text FROM pg_namespace n",
   `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname !~ '^pg_toast'`,
   PROCS_SQL,
+  OPERATORS_SQL,
+  TYPES_SQL,
+  IMPLICIT_CASTS_SQL,
 ].join(';\n');
 
 let versions = 0;
@@ -176,13 +254,17 @@ export function buildCatalog(rows: CatalogRows): Catalog {
     else byBare.set(bare, [r]);
   }
   const functions = new Map<string, boolean>();
-  for (const [name, builtin] of rows.functions) {
-    if (name !== null) functions.set(name.toLowerCase(), builtin === 't' || builtin === 'true');
+  const systemFunctions = new Map<string, boolean>();
+  for (const [name, builtin, systemBuiltin] of rows.functions) {
+    if (name === null) continue;
+    functions.set(name.toLowerCase(), isTrue(builtin));
+    systemFunctions.set(name.toLowerCase(), systemBuiltin == null || isTrue(systemBuiltin));
   }
   const version = ++versions;
   return {
     version,
     ...nameLookup(rows),
+    ...codeLookup(rows),
     relation(q) {
       const parts = parseName(q);
       if (parts.length !== 2) return byName.get(q.toLowerCase());
@@ -196,11 +278,83 @@ export function buildCatalog(rows: CatalogRows): Catalog {
       const schema = parts.length > 1 ? parts[parts.length - 2]! : undefined;
       const builtin = functions.get(bare);
       if (builtin === undefined) return schema && !SYSTEM_SCHEMAS.has(schema) ? 'user' : 'unknown';
-      if (schema) return SYSTEM_SCHEMAS.has(schema) ? 'builtin' : 'user';
+      if (schema) return SYSTEM_SCHEMAS.has(schema) && systemFunctions.get(bare) ? 'builtin' : 'user';
       // Unqualified: built in only when no other schema defines the same name (search_path could pick it).
       return builtin ? 'builtin' : 'user';
     },
   };
+}
+
+function isTrue(value: string | null | undefined): boolean {
+  return value === 't' || value === 'true';
+}
+
+type CodeLookup = Pick<
+  Catalog,
+  'operatorKind' | 'typeKind' | 'opaqueType' | 'hasOpaqueTypes' | 'implicitUserCasts'
+>;
+
+/** Which operators and types run user code (OPERATORS_SQL, TYPES_SQL, IMPLICIT_CASTS_SQL). */
+function codeLookup(rows: CatalogRows): CodeLookup {
+  const operators = new Map<string, boolean>();
+  for (const [name, builtin] of rows.operators ?? []) if (name !== null) operators.set(name, isTrue(builtin));
+  const types = typeTable(rows.types ?? []);
+  const opaque = [...types.byOid.keys()].filter((oid) => types.opaque(oid));
+  return {
+    operatorKind(name) {
+      const builtin = operators.get(name);
+      return builtin === undefined ? 'unknown' : builtin ? 'builtin' : 'user';
+    },
+    typeKind(names) {
+      const bare = names[names.length - 1]?.toLowerCase() ?? '';
+      const schema = names.length > 1 ? names[names.length - 2]!.toLowerCase() : undefined;
+      const named = (types.byName.get(bare) ?? []).filter((t) => !schema || t.schema === schema);
+      if (named.length === 0) return 'unknown';
+      return named.some((t) => t.castInto || types.opaque(t.oid)) ? 'user' : 'builtin';
+    },
+    // A type missing from the load (the load failed to read types) could be anything.
+    opaqueType: (oid) => !types.byOid.has(oid) || types.opaque(oid),
+    hasOpaqueTypes: opaque.length > 0,
+    implicitUserCasts: Number(rows.implicitCasts?.[0]?.[0] ?? 0) > 0,
+  };
+}
+
+interface CatalogType {
+  oid: number;
+  schema: string;
+  ownCode: boolean;
+  castInto: boolean;
+  /** The types its values are made of: element, domain base, range subtype, composite attributes. */
+  inner: number[];
+}
+
+/** Types by oid and by lower-case name; `opaque`: its own code or that of a type it is made of is the user's. */
+function typeTable(rows: (string | null)[][]) {
+  const byOid = new Map<number, CatalogType>();
+  const byName = new Map<string, CatalogType[]>();
+  for (const [oid, schema, name, ownCode, castInto, inner] of rows) {
+    if (oid == null || schema == null || name == null) continue;
+    const t: CatalogType = {
+      oid: Number(oid),
+      schema: schema.toLowerCase(),
+      ownCode: isTrue(ownCode),
+      castInto: isTrue(castInto),
+      inner: (inner ?? '').split(',').filter(Boolean).map(Number),
+    };
+    byOid.set(t.oid, t);
+    push(byName, name.toLowerCase(), t);
+  }
+  const memo = new Map<number, boolean>();
+  const opaque = (oid: number): boolean => {
+    const known = memo.get(oid);
+    if (known !== undefined) return known;
+    memo.set(oid, false); // a type made of itself (through a composite) adds nothing
+    const t = byOid.get(oid);
+    const result = !!t && (t.ownCode || t.inner.some(opaque));
+    memo.set(oid, result);
+    return result;
+  };
+  return { byOid, byName, opaque };
 }
 
 /** Schemas of other sessions' temporary objects: never on anyone's search path but their own. */

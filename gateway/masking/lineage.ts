@@ -133,6 +133,17 @@ class Analyzer {
     }
   }
 
+  /** Code the gateway cannot see into runs here: its value, and what it reads, are unknown. */
+  private opaque(ctx: Ctx): Lineage {
+    this.note(UNKNOWN, ctx);
+    return UNKNOWN;
+  }
+
+  /** Values of unknown type meet here and an implicit cast running user code may convert them. */
+  private coerced(l: Lineage, ctx: Ctx): Lineage {
+    return this.catalog.implicitUserCasts ? mergeLineage([l, this.opaque(ctx)], true) : l;
+  }
+
   private enter(): void {
     if (++this.depth > MAX_DEPTH) throw new Error('statement too deeply nested to follow');
   }
@@ -205,7 +216,10 @@ class Analyzer {
       if (op !== 'SETOP_NONE') {
         const left = this.query(body.larg, parent, ctx, ctes);
         const right = this.query(body.rarg, parent, ctx, ctes);
-        const outputs = combineSetOp(left, right);
+        const outputs = combineSetOp(left, right).map((o) => ({
+          ...o,
+          lineage: this.coerced(o.lineage, ctx),
+        }));
         // INTERSECT, EXCEPT and UNION without ALL compare values: a predicate over every column.
         if (!body.all || op !== 'SETOP_UNION') for (const o of outputs) this.note(o.lineage, 'predicate');
         const scope: Scope = { items: [], star: [], parent, ctes };
@@ -221,13 +235,13 @@ class Analyzer {
           return asArray(items).map((e) => this.expr(e, scope, ctx));
         });
         const width = Math.max(0, ...rows.map((r) => r.length));
-        return Array.from({ length: width }, (_, i) => ({
-          name: `column${i + 1}`,
-          lineage: mergeLineage(
+        return Array.from({ length: width }, (_, i) => {
+          const lineage = mergeLineage(
             rows.map((r) => r[i] ?? EMPTY),
             false,
-          ),
-        }));
+          );
+          return { name: `column${i + 1}`, lineage: rows.length > 1 ? this.coerced(lineage, ctx) : lineage };
+        });
       }
       for (const from of asArray(body.fromClause)) this.fromItem(from, scope, true);
       const outputs: Output[] = [];
@@ -283,7 +297,7 @@ class Analyzer {
       const byName = name !== undefined ? outputs.filter((o) => o.name.toLowerCase() === name) : [];
       if (byName.length > 0) for (const o of byName) this.note(o.lineage, 'predicate');
       else this.generic(node, scope, 'predicate');
-      if (unwrapped?.[0] === 'SortBy') this.generic(unwrapped[1].useOp, scope, 'predicate');
+      if (unwrapped?.[0] === 'SortBy' && this.userOperator(unwrapped[1].useOp)) this.opaque('predicate');
     }
   }
 
@@ -304,6 +318,8 @@ class Analyzer {
       const scope: Scope = { items: [], star: [], parent, ctes };
       const relation = isObject(body.relation) ? body.relation : undefined;
       const target = relation ? this.rangeVar(relation, scope) : undefined;
+      // Values assigned to columns may go through an assignment cast.
+      if (type !== 'DeleteStmt') this.coerced(EMPTY, 'sink');
       if (type === 'InsertStmt') {
         // The inserted values go into storage.
         if (body.selectStmt) this.query(body.selectStmt, undefined, 'sink', ctes);
@@ -402,6 +418,8 @@ class Analyzer {
           lineages.push(this.expr(items[0], scope, 'value'));
           this.generic(items[1], scope, 'value');
         }
+        // A column definition list converts the record's fields to its types.
+        lineages.push(this.generic(body.coldeflist, scope, 'value'));
         const lineage = mergeLineage(lineages, true);
         const coldefs = asArray(body.coldeflist).map((c) => String(unwrapNode(c)?.[1].colname ?? '?column?'));
         const names = colnames.length > 0 ? colnames : coldefs;
@@ -427,9 +445,12 @@ class Analyzer {
           : using;
         const merged: Output[] = common.map((name) => ({
           name,
-          lineage: mergeLineage(
-            [...left, ...right].filter((c) => c.name === name || c.open).map((c) => c.lineage),
-            false,
+          lineage: this.coerced(
+            mergeLineage(
+              [...left, ...right].filter((c) => c.name === name || c.open).map((c) => c.lineage),
+              false,
+            ),
+            'predicate',
           ),
         }));
         const star = [
@@ -602,6 +623,41 @@ class Analyzer {
 
   /** Lineage of an expression; every column it references is noted in `ctx`. */
   expr(node: unknown, scope: Scope, ctx: Ctx): Lineage {
+    const lineage = this.exprOf(node, scope, ctx);
+    const unwrapped = unwrapNode(node);
+    if (!unwrapped || !this.runsUserCode(unwrapped[0], unwrapped[1])) return lineage;
+    return mergeLineage([lineage, this.opaque(ctx)], true);
+  }
+
+  /**
+   * Does this node run code the gateway cannot see, beyond what its children do: an operator whose
+   * function is the user's (by name, any schema: `###`, `OPERATOR(s.###)`, `= ANY`, `IN`, `LIKE`,
+   * `IS DISTINCT FROM`), a parameter of a type whose I/O is the user's, or, when an implicit cast runs
+   * user code, any node that combines values. Casts (`::t`, `CAST`, `t 'literal'`) are checked where
+   * a `typeName` field is (generic).
+   */
+  private runsUserCode(type: string, body: Body): boolean {
+    if (this.catalog.implicitUserCasts && !LEAVES.has(type)) return true;
+    if (type === 'A_Expr') return operatorNames(body).some((names) => this.userOperator(names));
+    if (type === 'SubLink') return this.userOperator(subLinkOperator(body));
+    if (type === 'ParamRef') return this.catalog.hasOpaqueTypes;
+    return false;
+  }
+
+  /** An operator name list (`[public, ###]`): the bare name decides, whatever the schema. */
+  private userOperator(names: unknown): boolean {
+    const list = asArray(names).map(rawString);
+    const name = list[list.length - 1];
+    return name !== undefined && this.catalog.operatorKind(name) !== 'builtin';
+  }
+
+  /** A cast's target type (a `typeName` field): converting to it may run user code. */
+  private userType(typeName: Body): boolean {
+    const names = asArray(typeName.names).map(rawString);
+    return this.catalog.typeKind(names) !== 'builtin';
+  }
+
+  private exprOf(node: unknown, scope: Scope, ctx: Ctx): Lineage {
     const unwrapped = unwrapNode(node);
     if (!unwrapped) return Array.isArray(node) || isObject(node) ? this.generic(node, scope, ctx) : EMPTY;
     const [type, body] = unwrapped;
@@ -675,7 +731,7 @@ class Analyzer {
     }
     if (kind !== 'builtin' || isDynamicSqlFunction(name)) {
       // A function the gateway cannot see into (user-defined, or running SQL text): unknown.
-      return mergeLineage([...args, ...extras, UNKNOWN], true);
+      return mergeLineage([...args, ...extras, this.opaque(ctx)], true);
     }
     if (COUNTING.has(bare)) return EMPTY;
     return mergeLineage([...args, ...extras], true);
@@ -695,17 +751,18 @@ class Analyzer {
         found.push(this.expr(v, scope, ctx));
         return;
       }
+      fields(v);
+    };
+    const fields = (v: Body): void => {
+      // `x::t`, CAST(x AS t), `t 'literal'`, a column definition list, XMLSERIALIZE, JSON ... RETURNING.
+      if (isObject(v.typeName) && this.userType(v.typeName)) found.push(this.opaque(ctx));
       for (const [key, child] of Object.entries(v)) {
         if (key === 'location') continue;
         walk(child);
       }
     };
-    if (isObject(value) && !unwrapNode(value)) {
-      for (const [key, child] of Object.entries(value)) {
-        if (key === 'location') continue;
-        walk(child);
-      }
-    } else walk(value);
+    if (isObject(value) && !unwrapNode(value)) fields(value);
+    else walk(value);
     return found.length === 0 ? EMPTY : mergeLineage(found, transformed);
   }
 
@@ -954,6 +1011,42 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** Nodes that never convert a value's type (an implicit cast cannot fire on them alone). */
+const LEAVES = new Set([
+  'ColumnRef',
+  'A_Const',
+  'ParamRef',
+  'SQLValueFunction',
+  'String',
+  'Integer',
+  'Float',
+  'Boolean',
+  'BitString',
+  'A_Star',
+]);
+
+/** The operators an A_Expr runs: BETWEEN's are the comparisons, named by the syntax, not the node. */
+function operatorNames(body: Body): unknown[][] {
+  const kind = String(body.kind ?? '');
+  if (kind.startsWith('AEXPR_BETWEEN') || kind.startsWith('AEXPR_NOT_BETWEEN')) {
+    return ['<', '<=', '>', '>='].map((sval) => [{ String: { sval } }]);
+  }
+  return [asArray(body.name)];
+}
+
+/** The operator a SubLink compares with: `x IN (select ...)` has none written and runs `=`. */
+function subLinkOperator(body: Body): unknown[] {
+  const names = asArray(body.operName);
+  if (names.length > 0 || body.subLinkType !== 'ANY_SUBLINK') return names;
+  return [{ String: { sval: '=' } }];
+}
+
+/** A String node's text as written (operator and type names keep their case). */
+function rawString(node: unknown): string {
+  const n = unwrapNode(node);
+  return n?.[0] === 'String' ? String(n[1].sval ?? '') : '';
+}
+
 function stringOf(node: unknown): string {
   const n = unwrapNode(node);
   return n?.[0] === 'String' ? String(n[1].sval ?? '').toLowerCase() : '';
@@ -1058,18 +1151,22 @@ function simpleColumnName(node: unknown): string | undefined {
  * parents (transitively); the same-named column of every descendant, transitively, since a scan of the
  * relation returns their rows (`ONLY` is not told apart: conservative); and for a generated column, the
  * columns its generation expression references (every other column of the table when the expression is
- * not known), which makes it transformed: its value is computed from theirs.
+ * not known), which makes it transformed: its value is computed from theirs. A column of a type whose
+ * code is the user's (catalog.opaqueType) is unknown.
  */
 export function columnLineage(catalog: Catalog, r: CatalogRelation, column: CatalogColumn): Lineage {
   const name = column.name.toLowerCase();
   const sources = new Set<string>();
   for (const p of ancestors(catalog, r)) sources.add(`${p}.${name}`);
   let transformed = false;
+  let unknown = false;
   const seen = new Set<string>();
   const visit = (rel: CatalogRelation, col: CatalogColumn) => {
     const key = `${rel.oid}\u0000${col.attnum}`;
     if (seen.has(key)) return;
     seen.add(key);
+    // Reading, comparing or converting a value of such a type runs the user's code.
+    if (catalog.opaqueType(col.typeOid)) unknown = true;
     const colName = col.name.toLowerCase();
     sources.add(`${rel.schema}.${rel.name}.${colName}`.toLowerCase());
     if (col.generated) {
@@ -1083,7 +1180,7 @@ export function columnLineage(catalog: Catalog, r: CatalogRelation, column: Cata
     }
   };
   visit(r, column);
-  return { sources, transformed, unknown: false, typeOid: column.typeOid };
+  return { sources, transformed: transformed || unknown, unknown, typeOid: column.typeOid };
 }
 
 /**

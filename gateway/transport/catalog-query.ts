@@ -58,6 +58,9 @@ export async function fetchCatalogRows(target: UpstreamTarget, timeoutMs = 15_00
       namespaces: results[3] ?? [],
       relationNames: results[4] ?? [],
       procs: results[5] ?? [],
+      operators: results[6] ?? [],
+      types: results[7] ?? [],
+      implicitCasts: results[8] ?? [],
     };
   } finally {
     socket.end(serialize.end());

@@ -71,6 +71,39 @@ export const BUILTINS = [
   'row_number',
 ];
 
+/** Built-in operators the tests use (every one runs a built-in function). */
+export const BUILTIN_OPERATORS = [
+  '=',
+  '<>',
+  '<',
+  '>',
+  '<=',
+  '>=',
+  '||',
+  '~~',
+  '!~~',
+  '~~*',
+  '+',
+  '-',
+  '->',
+  '->>',
+];
+
+/** Built-in types (pg_catalog), as the types query returns them: oid, schema, name, own code, cast into, inner. */
+export const BUILTIN_TYPES: [string, string][] = [
+  ['16', 'bool'],
+  ['19', 'name'],
+  ['20', 'int8'],
+  ['23', 'int4'],
+  ['25', 'text'],
+  ['114', 'json'],
+  ['701', 'float8'],
+  ['1043', 'varchar'],
+  ['1184', 'timestamptz'],
+  ['2277', 'anyarray'],
+  ['3802', 'jsonb'],
+];
+
 export function demoRows(): CatalogRows {
   return {
     relations: [
@@ -132,6 +165,9 @@ export function demoRows(): CatalogRows {
     ],
     inherits: [['16005', '16001']],
     functions: [...BUILTINS.map((f) => [f, 't']), ['leak', 'f']],
+    operators: BUILTIN_OPERATORS.map((o) => [o, 't']),
+    types: BUILTIN_TYPES.map(([oid, name]) => [oid, 'pg_catalog', name, 'f', 'f', '']),
+    implicitCasts: [['0']],
   };
 }
 
