@@ -168,6 +168,15 @@ export class SessionMasking {
     if (effective.unknownPredicate && rules.guard && rules.fallback === 'deny') {
       return { deny: { rule: 'inference-guard', reason: 'a predicate uses values of unknown lineage' } };
     }
+    if (lineage.explain) {
+      if (!explainable(effective, masked)) {
+        const reason =
+          'EXPLAIN of a statement that reads masked columns or data of unknown lineage (a user function, operator or cast) would print values the planner computed in clear; run the statement itself, which is masked';
+        return { deny: { rule: 'masking-explain', reason } };
+      }
+      // The plan's text lines are clear (a table with masked columns would otherwise mask them whole).
+      effective = { ...effective, rows: 'known', outputs: [PLAN_TEXT] };
+    }
     if (effective.copyOut) {
       const copied = masked(effective.copyOut.sources);
       if (copied.length > 0 || effective.copyOut.unknown) {
@@ -255,6 +264,25 @@ export class SessionMasking {
       filter && outputs !== undefined && outputs !== 'unknown' ? filter.masked() : undefined;
     return { filter, masked: maskedColumns?.length ? maskedColumns : undefined };
   }
+}
+
+/** EXPLAIN's rows, whatever their number of columns, of a statement explainable() let through. */
+const PLAN_TEXT: Output = {
+  name: 'QUERY PLAN',
+  lineage: { sources: new Set(), transformed: false, unknown: false },
+  open: true,
+};
+
+/**
+ * May the plan of this statement be shown: nothing it reads is masked or of unknown lineage (outputs,
+ * predicates, sinks), and what EXECUTE runs is known. A plan prints the constants the planner folded
+ * (`EXPLAIN VERBOSE select f(1)` of an IMMUTABLE `f` reading a masked column shows its result) and,
+ * with ANALYZE, counts rows a predicate kept: neither passes through a result filter.
+ */
+function explainable(l: StatementLineage, masked: (sources: Iterable<string>) => string[]): boolean {
+  if (l.unknownRead || l.unknownPredicate || l.unknownSink || l.rows === 'unknown') return false;
+  if (l.outputs.some((o) => o.lineage.unknown)) return false;
+  return masked(l.reads).length === 0;
 }
 
 /** EXECUTE of a prepared statement returns what the statement returns (a PREPARE itself returns nothing). */

@@ -56,6 +56,8 @@ export interface StatementLineage {
   executeInto?: boolean;
   /** A statement that runs code the gateway cannot see (DO, CALL): its effects cannot be followed. */
   opaque?: string;
+  /** EXPLAIN of the statement this lineage describes (`outputs` are the statement's, not the plan's). */
+  explain?: boolean;
 }
 
 type Ctx = 'value' | 'predicate' | 'sink';
@@ -950,12 +952,14 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
         return base('none');
       }
       case 'ExplainStmt': {
-        // The plan text carries no table data; EXPLAIN ANALYZE runs the statement (its sinks count).
+        // The plan is clear only for a statement whose lineage is (masking decides, from `explain`):
+        // it prints constants the planner folded, a mislabelled IMMUTABLE function's result among them.
+        // EXPLAIN ANALYZE runs the statement (its sinks count).
         const inner = analyzeStatement(body.query, catalog, views);
         return {
           ...inner,
           rows: 'clear',
-          outputs: [],
+          explain: true,
           declareCursor: undefined,
           copyOut: undefined,
           copyColumns: undefined,

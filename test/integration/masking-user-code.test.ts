@@ -75,6 +75,7 @@ describe('operators, casts and EXPLAIN over masked columns', () => {
   it('the admin objects leak directly (the routes are real)', () => {
     expect(direct('select 1 ### 0')).toContain('000-12-3456');
     expect(direct('select (1::wrapped).v')).toContain('000-12-3456');
+    expect(direct('explain verbose select imm_ssn(1)')).toContain('000-12-3456');
   });
 
   it('an operator backed by a user function is masked, in any spelling and position', () => {
@@ -123,6 +124,33 @@ describe('operators, casts and EXPLAIN over masked columns', () => {
     const r = run('select 3 %%% 0');
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('****');
+  });
+
+  it('EXPLAIN of a statement reading masked or unknown data is refused 42501; clear ones work', () => {
+    for (const sql of [
+      'explain verbose select imm_ssn(1)',
+      'explain select 1 from customers where id::text = imm_ssn(1)',
+      'explain (analyze, verbose, format json) select imm_ssn(1)',
+      'explain select 1 ### 0',
+      'explain select ssn from customers',
+    ]) {
+      const r = run(sql);
+      expect(r.stdout, sql).toBe('');
+      expect(r.stderr, sql).toMatch(/42501/);
+      expect(r.stderr, sql).toMatch(/masking-explain/);
+    }
+    const plain = run('explain select name, country from customers where id = 1');
+    expect(plain.stderr).toBe('');
+    expect(plain.stdout).toMatch(/Scan .*on customers/);
+    const analyzed = run('explain (analyze, verbose) select id from orders');
+    expect(analyzed.stderr).toBe('');
+    expect(analyzed.stdout).toMatch(/actual time/);
+  });
+
+  it('EXPLAIN for an identity without masking rules is untouched', () => {
+    const r = psql(rita.url, 'explain verbose select imm_ssn(1)');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('000-12-3456');
   });
 
   it('no clear SSN reached the masked identity', () => {

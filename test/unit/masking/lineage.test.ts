@@ -97,7 +97,8 @@ const CASES: [string, string[] | string][] = [
   ['copy (select c from customers c) to stdout with (format binary)', 'deny:masking-copy'],
   ['copy (select name from customers) to stdout', []],
   // no rows of table data
-  ['explain select ssn from customers', []],
+  ['explain select ssn from customers', 'deny:masking-explain'],
+  ['explain select name from customers', []],
   ['show search_path', []],
   ["do $$ begin raise notice '%', (select ssn from customers limit 1); end $$", 'deny:masking-opaque'],
 ];

@@ -1,12 +1,13 @@
 /**
  * Code the gateway cannot see that runs without a function call in the text: operators and casts
- * backed by user functions, types whose own code is the user's, implicit casts. For the engineers
- * (ssn, card_pan partial; email email-domain) and for a guarded identity (inference guard, fallback
- * deny).
+ * backed by user functions, types whose own code is the user's, implicit casts, and EXPLAIN of
+ * statements whose lineage is not clear. For the engineers (ssn, card_pan partial; email
+ * email-domain) and for a guarded identity (inference guard, fallback deny).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildCatalog, type CatalogRows } from '../../../gateway/masking/catalog.js';
 import { SessionMasking } from '../../../gateway/masking/index.js';
+import { SessionModel } from '../../../gateway/session/session-model.js';
 import { loadSqlParser } from '../../../gateway/sql/parser.js';
 import { demoRows, ENGINEERS, planSql, policy, staticSource, TOKEN_KEY } from './helpers.js';
 
@@ -162,5 +163,42 @@ describe("casts and types whose code is the user's", () => {
     expect(plan?.filter?.message({ S: 'ERROR', C: 'P0001', M: '000-12-3456' })?.M).not.toContain('000-12');
     const [cast] = await planSql("select '1'::checked", [ENGINEERS], sessionOf(adminRows()));
     expect(cast?.filter?.message({ S: 'ERROR', C: 'P0001', M: '000-12-3456' })?.M).not.toContain('000-12');
+  });
+});
+
+describe('EXPLAIN for an identity with masking rules', () => {
+  it.each([
+    ['explain select name, country from customers', []],
+    ['explain (analyze, verbose) select o.id from orders o join customers c on c.id = o.customer_id', []],
+    ['explain select ssn from customers', 'deny:masking-explain'],
+    ["explain select name from customers where ssn like '000-12%'", 'deny:masking-explain'],
+    ['explain verbose select leak(1)', 'deny:masking-explain'],
+    ["explain select id from orders where leak(id) = 'x'", 'deny:masking-explain'],
+    ['explain (format json) select 1 ### 0', 'deny:masking-explain'],
+    ['explain select 1::wrapped', 'deny:masking-explain'],
+    ['explain select * from not_in_catalog', 'deny:masking-explain'],
+    ['explain select * from customer_view', 'deny:masking-explain'],
+  ])('%s', async (sql, expected) => {
+    expect(await masked(sql)).toEqual(expected);
+  });
+
+  it('EXPLAIN EXECUTE judges what the prepared statement runs', async () => {
+    const s = sessionOf(adminRows());
+    const model = new SessionModel();
+    await planSql('prepare masked as select ssn from customers', [ENGINEERS], s, undefined, model);
+    await planSql('prepare plain as select name from customers', [ENGINEERS], s, undefined, model);
+    const rule = async (sql: string) =>
+      (await planSql(sql, [ENGINEERS], s, undefined, model))[0]?.deny?.rule ?? 'allowed';
+    expect(await rule('explain execute masked')).toBe('masking-explain');
+    expect(await rule('explain analyze execute masked')).toBe('masking-explain');
+    expect(await rule('explain execute never_prepared')).toBe('masking-explain');
+    expect(await rule('explain execute plain')).toBe('allowed');
+  });
+
+  it('identities without masking rules explain anything', async () => {
+    const plain = policy({ name: 'plain', groups: ['x'] });
+    expect(
+      await masked('explain verbose select 1 ### 0, leak(1), ssn from customers', adminRows(), [plain]),
+    ).toEqual([]);
   });
 });
