@@ -32,6 +32,8 @@ export interface CatalogColumn {
   generated?: boolean;
   /** The generation expression as pg_get_expr prints it (names it references are spelled as written). */
   generationExpression?: string;
+  /** The generation expression calls a function or operator that is not built in. */
+  generatedByUserCode?: boolean;
 }
 
 export interface CatalogRelation {
@@ -81,7 +83,7 @@ export interface Catalog extends NameLookup {
 }
 
 export interface CatalogRows {
-  /** oid, schema, relname, relkind, attnum, attname, atttypid, viewdef[, attgenerated, generation expression] */
+  /** oid, schema, relname, relkind, attnum, attname, atttypid, viewdef[, attgenerated, generation expression, it runs user code] */
   relations: (string | null)[][];
   /** child oid, parent oid */
   inherits: (string | null)[][];
@@ -173,7 +175,10 @@ export const CATALOG_SQL = [
      CASE WHEN c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND coalesce(a.attnum, 1) = 1
           THEN pg_get_viewdef(c.oid) END,
      a.attgenerated::text,
-     CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END
+     CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
+     CASE WHEN a.attgenerated <> '' THEN EXISTS (SELECT 1 FROM pg_depend x
+       WHERE x.classid = 'pg_attrdef'::regclass AND x.objid = d.oid AND x.refobjid >= 16384
+         AND x.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass))::text END
    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -209,6 +214,7 @@ export function buildCatalog(rows: CatalogRows): Catalog {
     viewdef,
     generated,
     expression,
+    userCode,
   ] of rows.relations) {
     const id = Number(oid);
     let relation = byOid.get(id);
@@ -229,6 +235,7 @@ export function buildCatalog(rows: CatalogRows): Catalog {
       if (generated) {
         column.generated = true;
         if (expression) column.generationExpression = expression;
+        if (isTrue(userCode)) column.generatedByUserCode = true;
       }
       relation.columns.push(column);
     }
