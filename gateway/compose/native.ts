@@ -35,6 +35,7 @@ export async function buildNativeListener(
       : undefined,
     allowPlain: listen.insecure_loopback && isLoopbackAddress(address),
     timeoutMs: listen.login_timeout,
+    maxUnauthenticated: listen.max_unauthenticated,
     onCancel: cancel,
     onConnection: (stream, meta) => {
       if (ctx.drain.draining) {

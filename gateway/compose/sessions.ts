@@ -105,14 +105,14 @@ export function buildTunnels(ctx: GatewayContext, deps: SessionDeps): Tunnels {
   };
   const tunnel = createTunnelHandler(tunnelOptions);
 
-  const onUpgrade: UpgradeHandler = (request, socket, head, identity) => {
+  const onUpgrade: UpgradeHandler = (request, socket, head, identity, pending) => {
     if (ctx.drain.draining) {
       metrics.tunnelRefused('draining');
       refuseUpgrade(socket, 503, 'unavailable', DRAINING_MESSAGE);
       return;
     }
     metrics.tunnelSocket(socket as Duplex & { bytesRead: number; bytesWritten: number });
-    tunnel.handler(request, socket, head, identity);
+    tunnel.handler(request, socket, head, identity, pending);
   };
 
   return {

@@ -181,6 +181,8 @@ export async function runSession(
     /** The handshake, when the listener already did it (the native listener checks the token in it). */
     login?: ClientLogin;
     nativeUser?: string;
+    /** A tunnel still counted as unauthenticated: its handshake's deadline, and the call once done. */
+    pending?: { deadline: number; loggedIn(): void };
   },
   settings: SessionSettings,
   hooks: SessionHooks,
@@ -206,6 +208,7 @@ export async function runSession(
         maxMessageBytes: settings.maxMessageBytes,
         localPassword: meta.localPassword,
         timeoutMs: settings.loginTimeoutMs,
+        deadline: meta.pending?.deadline,
       });
     } catch (err) {
       hooks.refused(info, (err as Error).message);
@@ -227,6 +230,7 @@ export async function runSession(
     }
     login = { ...handshake.result, leftover: handshake.leftover, late: handshake.late };
   }
+  meta.pending?.loggedIn();
   if (login.startup.application_name) info.applicationName = login.startup.application_name;
 
   const judged = hooks.startup?.(info, login.settings) ?? {

@@ -13,6 +13,7 @@ import { createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import { limitUnauthenticated, RETRY_AFTER_SECONDS, TOO_MANY_LOGINS } from './pre-auth.js';
 import { HttpError, type Route, type RouteAccess, type RouteContext } from './router.js';
 
 export interface Authenticator {
@@ -27,11 +28,18 @@ export interface Authenticator {
   sessionToken?(request: IncomingMessage, stateChanging: boolean): Promise<string | undefined>;
 }
 
+/** An upgrade not yet logged in: its deadline, and what to call once the tunnel's session has. */
+export interface PendingLogin {
+  deadline: number;
+  loggedIn(): void;
+}
+
 export type UpgradeHandler = (
   request: IncomingMessage,
   socket: Duplex,
   head: Buffer,
   identity: Identity,
+  login?: PendingLogin,
 ) => void;
 
 interface CompiledRoute {
@@ -84,12 +92,18 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   }
 }
 
-function sendJson(response: ServerResponse, status: number, body: unknown): void {
+function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const payload = Buffer.from(JSON.stringify(body));
   response.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': payload.length,
     'cache-control': 'no-store',
+    ...headers,
   });
   response.end(payload);
 }
@@ -125,12 +139,14 @@ export function refuseUpgrade(
   status: 401 | 403 | 404 | 503,
   code: HttpError['code'],
   message: string,
+  retryAfterSeconds?: number,
 ): void {
   const reasons = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
   const reason = reasons[status];
   const body = JSON.stringify({ error: { code, message } });
+  const retry = retryAfterSeconds === undefined ? '' : `retry-after: ${retryAfterSeconds}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${reason}\r\n${retry}content-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
@@ -229,6 +245,10 @@ export function createGatewayServer(
   };
 
   const listener = (request: IncomingMessage, response: ServerResponse) => {
+    if (limit.refused(request.socket)) {
+      refuseTooMany(response);
+      return;
+    }
     handle(request, response).catch((err: unknown) => {
       if (response.headersSent) {
         response.destroy();
@@ -250,10 +270,28 @@ export function createGatewayServer(
   };
 
   const server = config.tls
-    ? createHttps({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, listener)
-    : createHttp(listener);
+    ? createHttps(
+        {
+          cert: readFileSync(config.tls.cert),
+          key: readFileSync(config.tls.key),
+          ...slowClientLimits(config),
+        },
+        listener,
+      )
+    : createHttp(slowClientLimits(config), listener);
+  const limit = limitUnauthenticated(
+    server,
+    { max: config.max_unauthenticated, timeoutMs: config.login_timeout },
+    Boolean(config.tls),
+  );
 
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const place = limit.claim(socket);
+    if (!place) {
+      refuseUpgrade(socket, 503, 'unavailable', TOO_MANY_LOGINS, RETRY_AFTER_SECONDS);
+      return;
+    }
     const refuse = (status: number, message: string) => {
       const body = JSON.stringify({
         error: { code: status === 401 ? 'unauthenticated' : 'forbidden', message },
@@ -263,7 +301,6 @@ export function createGatewayServer(
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     };
-    socket.on('error', () => socket.destroy());
     const token = bearerToken(request);
     if (!token) {
       refuse(401, 'missing bearer token');
@@ -271,8 +308,39 @@ export function createGatewayServer(
     }
     auth
       .authenticate(token, sourceOf(request))
-      .then((identity) => onTunnel(request, socket, head, identity))
+      .then((identity) => {
+        // The tunnel's startup keeps the same deadline and gives the place back once logged in.
+        place.handOver();
+        onTunnel(request, socket, head, identity, { deadline: place.deadline, loggedIn: place.release });
+      })
       .catch((err: Error) => refuse(401, err.message));
   });
   return server;
+}
+
+/**
+ * Slow clients that hold a socket without authenticating: the first request head is bounded by the
+ * pre-auth deadline (pre-auth.ts); these bound later ones, a body, and the TLS handshake.
+ */
+function slowClientLimits(config: GatewayConfig['listen']) {
+  const headersTimeout = config.login_timeout;
+  return {
+    headersTimeout,
+    requestTimeout: Math.max(headersTimeout, 60_000),
+    // Node checks both timeouts on this interval (default 30 s, too coarse for a 30 s bound).
+    connectionsCheckingInterval: Math.min(headersTimeout, 5_000),
+    handshakeTimeout: config.login_timeout,
+  };
+}
+
+function refuseTooMany(response: ServerResponse): void {
+  sendJson(
+    response,
+    503,
+    { error: { code: 'unavailable', message: TOO_MANY_LOGINS } },
+    {
+      'retry-after': String(RETRY_AFTER_SECONDS),
+      connection: 'close',
+    },
+  );
 }

@@ -12,7 +12,7 @@ import type { ConnectionConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
 import type { McpClientInfo } from '../../src/shared/mcp.js';
 import type { ClientLogin } from '../contracts/session.js';
-import type { UpgradeHandler } from './http.js';
+import type { PendingLogin, UpgradeHandler } from './http.js';
 import { sourceOf } from './http.js';
 import { webSocketStream } from './ws-stream.js';
 
@@ -33,6 +33,8 @@ export interface TunnelTarget {
   /** Set by the native PostgreSQL listener: the handshake it did (token checked) and the login's user. */
   login?: ClientLogin;
   nativeUser?: string;
+  /** A tunnel not yet logged in (transport/pre-auth.ts): its startup's deadline, and the call once done. */
+  pending?: PendingLogin;
 }
 
 export interface TunnelOptions {
@@ -67,6 +69,7 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
     socket: Duplex,
     head: Buffer,
     identity: Identity,
+    pending?: PendingLogin,
   ) => {
     const url = new URL(request.url ?? '/', 'http://gateway');
     const refuse = (status: number, message: string) => {
@@ -123,6 +126,7 @@ export function createTunnelHandler(options: TunnelOptions): { handler: UpgradeH
           typeof approvalWait === 'string' && /^(none|\d{1,12})$/.test(approvalWait)
             ? approvalWait
             : undefined,
+        pending,
       });
     });
   };

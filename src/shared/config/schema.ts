@@ -50,6 +50,11 @@ export const listenSchema = z
      */
     login_timeout: duration.default(30_000),
     /**
+     * Connections not yet authenticated at once, per listener (the HTTPS one: until the first request
+     * head, or a tunnel's login; the native one: until its login); past it, 503 / FATAL 53300.
+     */
+    max_unauthenticated: z.number().int().min(1).default(256),
+    /**
      * A native PostgreSQL listener (host:port) besides the HTTPS one: clients connect with libpq, the
      * password is an access token, the database is the connection name. TLS required (listen.tls);
      * plain only on a loopback address with insecure_loopback. Off unless set.

@@ -1,0 +1,99 @@
+/**
+ * The HTTP listener's bound on connections that have not authenticated: a place is taken when a
+ * connection opens (after TLS), given back when its first request head is read (an API request: its
+ * own auth is per request) or, for a tunnel upgrade, when the tunnel's session has logged in. Past
+ * `max` a new connection gets 503 with Retry-After at once. A connection still holding its place at
+ * the deadline (TCP connect + login_timeout) is cut; a tunnel's startup enforces the same deadline.
+ */
+import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** What a connection past the cap is told; clients print the JSON message. */
+export const TOO_MANY_LOGINS = 'too many connections are authenticating at once; try again';
+
+export interface PreAuthPlace {
+  /** Still counted (not released)? */
+  readonly holding: boolean;
+  /** When the connection must have logged in (Date.now() ms). */
+  deadline: number;
+  /** Give the place back (idempotent): the connection authenticated, or went away. */
+  release(): void;
+  /** Stop the listener's own timer: a later stage enforces the deadline (the tunnel's startup). */
+  handOver(): void;
+}
+
+export interface PreAuthOptions {
+  max: number;
+  timeoutMs: number;
+}
+
+/** Tracks the places of one server's sockets. */
+export interface PreAuthLimit {
+  /**
+   * The socket's place for an upgrade: the one it holds, or a new one (a keep-alive socket whose
+   * first request was an API call); undefined past the cap.
+   */
+  claim(socket: Duplex): PreAuthPlace | undefined;
+  /** Came past the cap: its request (or upgrade) is answered 503 with Retry-After. */
+  refused(socket: Duplex): boolean;
+  /** Connections holding a place now. */
+  size(): number;
+}
+
+/** Retry-After of a refusal: 503, not 429, as the gateway as a whole is full, not this client over a quota. */
+export const RETRY_AFTER_SECONDS = 5;
+
+export function limitUnauthenticated(server: Server, options: PreAuthOptions, tls: boolean): PreAuthLimit {
+  const places = new WeakMap<Duplex, PreAuthPlace>();
+  const refused = new WeakSet<Duplex>();
+  let held = 0;
+  const admit = (socket: Duplex) => {
+    if (held >= options.max) {
+      refused.add(socket);
+      // Answered when its request head comes; one that does not come soon is cut off.
+      setTimeout(() => socket.destroy(), Math.min(options.timeoutMs, RETRY_AFTER_SECONDS * 1000)).unref();
+      return;
+    }
+    held++;
+    places.set(
+      socket,
+      takePlace(socket, options.timeoutMs, () => held--),
+    );
+  };
+  const claim = (socket: Duplex) => {
+    const place = places.get(socket);
+    if (place?.holding) return place;
+    if (refused.has(socket) || held >= options.max) return undefined;
+    admit(socket);
+    return places.get(socket);
+  };
+  // After TLS (the handshake is bounded by handshakeTimeout): a refusal must be readable as HTTP.
+  server.on(tls ? 'secureConnection' : 'connection', admit);
+  // An API request's head was read: its auth is per request, bounded by requestTimeout.
+  server.prependListener('request', (request) => places.get(request.socket)?.release());
+  return {
+    claim,
+    refused: (socket) => refused.has(socket),
+    size: () => held,
+  };
+}
+
+function takePlace(socket: Duplex, timeoutMs: number, free: () => void): PreAuthPlace {
+  let holding = true;
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  timer.unref();
+  const release = () => {
+    clearTimeout(timer);
+    if (holding) free();
+    holding = false;
+  };
+  socket.once('close', release);
+  return {
+    get holding() {
+      return holding;
+    },
+    deadline: Date.now() + timeoutMs,
+    release,
+    handOver: () => clearTimeout(timer),
+  };
+}
