@@ -25,6 +25,11 @@ export interface Approval {
   statement: string;
   statement_hash: string;
   params?: unknown[];
+  /**
+   * The requester's search_path when the request was filed, as the session model knew it from the
+   * server: what the statement's names meant to the reviewer, and what a deferred run must use.
+   */
+  search_path?: string;
   rule: string;
   policy: string;
   /** Groups whose members may decide. */

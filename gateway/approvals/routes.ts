@@ -82,6 +82,7 @@ export function approvalView(
     statement: a.statement,
     statement_hash: a.statement_hash,
     ...(a.params ? { params: a.params as (string | null)[] } : {}),
+    ...(a.search_path !== undefined ? { search_path: a.search_path } : {}),
     rule: a.rule,
     policy: a.policy,
     approvers: a.approvers,

@@ -64,6 +64,8 @@ export interface HoldRequest {
   statementIds: string[];
   /** Which of them needs the approval. */
   primary: number;
+  /** The session's search_path as the message starts under; undefined when not known exactly. */
+  searchPath?: string;
   /** Write the statement records, each carrying approval_id (write-ahead). False: the log cannot be written. */
   record(approvalId: number): Promise<boolean>;
 }
@@ -340,6 +342,8 @@ export class ApprovalService implements ApprovalHook {
     if (info.approval) return this.runApproved(h);
 
     const deferred = info.approvalWait === 'none';
+    // A deferred run must reproduce the path the reviewer saw: it has to be known exactly now.
+    if (deferred && h.searchPath === undefined) return this.invalid(h, SEARCH_PATH_UNKNOWN);
     const clientWait =
       !deferred && info.approvalWait && /^\d+$/.test(info.approvalWait)
         ? Number(info.approvalWait)
@@ -352,8 +356,9 @@ export class ApprovalService implements ApprovalHook {
         connection: info.connection.name,
         session: info.id,
         statement: request.sql,
-        statement_hash: hashStatement(request.sql, bindingOf(request)),
+        statement_hash: hashStatement(request.sql, bindingOf(request), h.searchPath),
         params,
+        search_path: h.searchPath,
         rule: decision.rule,
         policy: decision.policy ?? '',
         approvers: decision.approvers ?? [],
@@ -378,6 +383,7 @@ export class ApprovalService implements ApprovalHook {
       statement: approval.statement,
       statement_hash: approval.statement_hash,
       params: approval.params,
+      search_path: approval.search_path,
       approvers: approval.approvers,
       approvals_required: approval.approvals_required,
       expires_at: approval.expires_at,
@@ -394,6 +400,7 @@ export class ApprovalService implements ApprovalHook {
         connection: approval.connection,
         statement: approval.statement,
         params: approval.params,
+        search_path: approval.search_path,
         rule: approval.rule,
         policy: approval.policy,
         approvers: approval.approvers,
@@ -541,25 +548,7 @@ export class ApprovalService implements ApprovalHook {
   private async runApproved(h: HoldRequest): Promise<GateVerdict> {
     const { info, request } = h;
     const ref = parseRequestRef(info.approval ?? '');
-    const invalid = async (message: string, approval?: Approval) => {
-      if (approval) await h.record(approval.id);
-      await this.record({
-        type: 'policy.blocked',
-        identity: info.identity,
-        source: info.source,
-        connection: info.connection.name,
-        session: info.id,
-        data: {
-          statement_id: h.statementIds[h.primary],
-          text: request.sql,
-          rule: h.decision.rule,
-          policy: h.decision.policy,
-          reason: message,
-          approval_id: approval?.id,
-        },
-      });
-      return refusal('42501', `hoop: ${message}`, 'hoop_approval_invalid');
-    };
+    const invalid = (message: string, approval?: Approval) => this.invalid(h, message, approval);
     if (ref?.kind !== 'statement') return invalid(`"${info.approval}" is not a statement approval id`);
     const approval = await this.deps.store.getApproval(ref.id);
     if (!approval) return invalid(`there is no approval request #${ref.id}`);
@@ -568,6 +557,7 @@ export class ApprovalService implements ApprovalHook {
       connection: info.connection.name,
       text: request.sql,
       binding: bindingOf(request),
+      searchPath: h.searchPath,
     };
     const check = checkUse(approval, use, Date.now());
     if (!check.ok) return invalid(check.message, approval);
@@ -596,6 +586,42 @@ export class ApprovalService implements ApprovalHook {
     };
   }
 
+  /** Refuse a statement that cannot use (or file) the approval: recorded as policy.blocked, then 42501. */
+  private async invalid(h: HoldRequest, message: string, approval?: Approval): Promise<GateVerdict> {
+    const { info, request } = h;
+    if (approval) await h.record(approval.id);
+    await this.record({
+      type: 'policy.blocked',
+      identity: info.identity,
+      source: info.source,
+      connection: info.connection.name,
+      session: info.id,
+      data: {
+        statement_id: h.statementIds[h.primary],
+        text: request.sql,
+        rule: h.decision.rule,
+        policy: h.decision.policy,
+        reason: message,
+        approval_id: approval?.id,
+      },
+    });
+    return refusal('42501', `hoop: ${message}`, 'hoop_approval_invalid');
+  }
+
+  /**
+   * Settings a session opened with `exec --approval ID` starts with upstream: the search_path the
+   * request was filed under, so the approved text names what the reviewer saw (checkUse compares).
+   */
+  async runSettings(info: SessionInfo): Promise<Record<string, string>> {
+    const ref = parseRequestRef(info.approval ?? '');
+    if (ref?.kind !== 'statement') return {};
+    const approval = await this.deps.store.getApproval(ref.id);
+    const own =
+      approval?.requester.issuer === info.identity.issuer &&
+      approval.requester.subject === info.identity.subject;
+    return own && approval.search_path !== undefined ? { search_path: approval.search_path } : {};
+  }
+
   /** Summary for a person. */
   describe(a: Approval): string {
     return `#${a.id} ${a.requester.subject} on ${a.connection}: ${oneLine(a.statement)}`;
@@ -605,6 +631,9 @@ export class ApprovalService implements ApprovalHook {
     return formatDuration(ms);
   }
 }
+
+const SEARCH_PATH_UNKNOWN =
+  "the session's search_path is not known exactly (statements in flight, or a set_config the gateway cannot follow), so the request cannot be deferred: SET search_path explicitly, then send it again";
 
 function refusal(sqlstate: string, message: string, routine: string, approval?: Approval): GateVerdict {
   const refused: Refusal = {

@@ -34,16 +34,20 @@ export interface Binding {
 /**
  * SHA-256 hex of what runs: the exact statement text as it came on the wire and, when it was bound
  * with anything, the bound bytes with their format codes and the Parse's parameter types — the text
- * `\x25` and the binary byte 0x25 (`%`) are different values, and so are `1` as text and as int4.
+ * `\x25` and the binary byte 0x25 (`%`) are different values, and so are `1` as text and as int4 —
+ * and the search_path it was filed under (the same text names other tables under another path).
  */
-export function hashStatement(text: string, binding: Binding = {}): string {
+export function hashStatement(text: string, binding: Binding = {}, searchPath?: string): string {
   const hash = createHash('sha256').update(text, 'utf8');
   const values = binding.parameters ?? [];
   const types = binding.types ?? [];
-  if (values.length === 0 && types.length === 0) return hash.digest('hex');
-  const formats = values.map((_, i) => formatOf(binding.formats, i));
-  const bound = values.map((v) => (v === null ? null : v.toString('base64')));
-  return hash.update(`\0${JSON.stringify({ types, formats, bound })}`, 'utf8').digest('hex');
+  if (values.length > 0 || types.length > 0) {
+    const formats = values.map((_, i) => formatOf(binding.formats, i));
+    const bound = values.map((v) => (v === null ? null : v.toString('base64')));
+    hash.update(`\0${JSON.stringify({ types, formats, bound })}`, 'utf8');
+  }
+  if (searchPath !== undefined) hash.update(`\0search_path=${searchPath}`, 'utf8');
+  return hash.digest('hex');
 }
 
 /** Bind's format codes: none = all text, one = all that format, else one per parameter. */
@@ -163,7 +167,7 @@ export function applyDecision(
  */
 export function checkUse(
   approval: Approval,
-  use: { identity: Identity; connection: string; text: string; binding?: Binding },
+  use: { identity: Identity; connection: string; text: string; binding?: Binding; searchPath?: string },
   now: number,
 ): { ok: true } | Refusal {
   const id = `#${approval.id}`;
@@ -181,7 +185,9 @@ export function checkUse(
   if (approval.statement !== use.text) {
     return refuse(403, `approval ${id} is for a different statement: ${oneLine(approval.statement)}`);
   }
-  if (approval.statement_hash !== hashStatement(use.text, use.binding)) {
+  const path = checkSearchPath(approval, use.searchPath);
+  if (path) return path;
+  if (approval.statement_hash !== hashStatement(use.text, use.binding, approval.search_path)) {
     return refuse(403, `approval ${id} is for different parameter values (or their formats or types)`);
   }
   if (approval.status === 'used')
@@ -191,6 +197,29 @@ export function checkUse(
   if (isPast(approval.expires_at, now))
     return refuse(409, `approval ${id} has expired (it was not used in time)`);
   return { ok: true };
+}
+
+/** A deferred run must see the statement's names as the reviewer did: under the search_path it was filed with. */
+function checkSearchPath(approval: Approval, current: string | undefined): Refusal | undefined {
+  const id = `#${approval.id}`;
+  if (approval.search_path === undefined)
+    return refuse(
+      409,
+      `approval ${id} has no recorded search_path (filed by an older gateway): file it again`,
+    );
+  if (current === undefined) {
+    return refuse(
+      409,
+      `approval ${id} must run under search_path ${approval.search_path}, and this session's is not known exactly (statements in flight, or a set_config the gateway cannot follow)`,
+    );
+  }
+  if (current !== approval.search_path) {
+    return refuse(
+      403,
+      `approval ${id} was filed under search_path ${approval.search_path}, not this session's ${current}: the same text may name other tables`,
+    );
+  }
+  return undefined;
 }
 
 /** When a new request expires: the rule's timeout, or the client's shorter wait (exec --approval-timeout). */

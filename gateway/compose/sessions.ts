@@ -174,6 +174,7 @@ function sessionHooks(ctx: GatewayContext, deps: SessionDeps): SessionHooks {
       judgeStartup(deps.engine, info.identity, info.connection.name, settings, {
         grants: approvals.grantsFor(info.identity, info.connection.name),
       }),
+    runSettings: (info) => approvals.runSettings(info),
     openGate: async (info, session) => {
       await audit.log.append({
         type: 'session.started',

@@ -49,6 +49,11 @@ export interface SessionHooks {
    * FATAL naming the parameter and the rule. Without it, startup parameters are not passed on.
    */
   startup?(info: SessionInfo, settings: readonly StartupSetting[]): StartupJudgement;
+  /**
+   * Settings the upstream session starts with besides the client's (a session running an approved
+   * statement gets the search_path it was filed under). Not judged: the reviewer saw them.
+   */
+  runSettings?(info: SessionInfo): Promise<Record<string, string>>;
   /** The session is authenticated and the upstream is ready: build its gate (records session.started). */
   openGate(info: SessionInfo, session: SessionState): Promise<SessionGate>;
   /** The session ended (records session.ended). */
@@ -240,6 +245,17 @@ export async function runSession(
   if (judged.refused) {
     hooks.refused(info, refuseParameter(client, judged.refused));
     return;
+  }
+  if (info.approval && hooks.runSettings) {
+    try {
+      judged.upstream = { ...judged.upstream, ...(await hooks.runSettings(info)) };
+    } catch (err) {
+      client.end(
+        errorResponse({ severity: 'FATAL', code: '58030', message: `hoop: ${(err as Error).message}` }),
+      );
+      hooks.refused(info, (err as Error).message);
+      return;
+    }
   }
   info.parameters = judged.upstream;
 

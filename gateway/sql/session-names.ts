@@ -14,7 +14,7 @@ import type { Classification } from '../../src/shared/statement.js';
 import { type ResolvedMessage, resolveMessage, type StatementEffects } from './resolve.js';
 import type { NameLookup } from './search-path.js';
 import type { TransactionEvent } from './session-sql.js';
-import { SessionSettings, type SettingOp } from './settings.js';
+import { SessionSettings, type SettingOp, SettingsView, UNKNOWN_VALUE } from './settings.js';
 import { syntaxExtrasOf } from './syntax.js';
 
 /** What the session's upstream connection said at start (SHOW after login, before the client's first message). */
@@ -71,6 +71,16 @@ export class SessionNames {
 
   get held(): ReadonlyMap<string, string> {
     return this.start.held ?? new Map();
+  }
+
+  /**
+   * search_path as the next message starts under, when it is one known value: undefined while
+   * statements in flight may change it, or after code the gateway cannot follow set it.
+   */
+  searchPath(): string | undefined {
+    const pending = [...this.pending.values()].map((e) => e.settingOps);
+    const values = SettingsView.of(this.settings, pending).values('search_path');
+    return values.length === 1 && values[0] !== UNKNOWN_VALUE ? values[0] : undefined;
   }
 
   /** Resolve a message against the session's settings; `lookup` undefined resolves textually. */

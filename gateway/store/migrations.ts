@@ -197,6 +197,12 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 5,
+    name: "an approval's search_path",
+    // The requester's search_path at filing: shown to the reviewer, covered by the hash, used by a deferred run.
+    sql: () => ['ALTER TABLE approvals ADD COLUMN search_path TEXT'],
+  },
 ];
 
 /** Bring the schema up to date. Safe when several gateways start at once (migration lock). */

@@ -32,6 +32,7 @@ function approvalOf(row: Row): Approval {
     statement: String(row.statement),
     statement_hash: String(row.statement_hash),
     params: row.params === null ? undefined : json<unknown[]>(row.params),
+    search_path: opt(row.search_path as string | null | undefined),
     rule: String(row.rule),
     policy: String(row.policy),
     approvers: json<string[]>(row.approvers),
@@ -196,8 +197,9 @@ export class SqlStore extends SqlAuditStore implements Store {
   async createApproval(a: NewApproval): Promise<Approval> {
     const rows = await this.db.query<Row>(
       `INSERT INTO approvals (status, requester, requester_subject, connection, session, statement, statement_hash,
-         params, rule, policy, approvers, approvals_required, decisions, created_at, expires_at, mode, statement_id, replica)
-       VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?) RETURNING *`,
+         params, rule, policy, approvers, approvals_required, decisions, created_at, expires_at, mode, statement_id, replica,
+         search_path)
+       VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?) RETURNING *`,
       [
         JSON.stringify(a.requester),
         a.requester.subject,
@@ -215,6 +217,7 @@ export class SqlStore extends SqlAuditStore implements Store {
         a.mode ?? 'wait',
         a.statement_id ?? null,
         a.replica ?? null,
+        a.search_path ?? null,
       ],
     );
     return approvalOf(rows[0]!);

@@ -90,6 +90,11 @@ export interface ApprovalView {
   statement_hash: string;
   /** Extended protocol: bound values (text as is, binary as \x<hex>, NULL as null). */
   params?: (string | null)[];
+  /**
+   * The requester's search_path when it was filed (what the statement's unqualified names meant);
+   * absent when it was not known exactly. statement_hash covers it; a deferred run uses it.
+   */
+  search_path?: string;
   rule: string;
   policy: string;
   approvers: string[];

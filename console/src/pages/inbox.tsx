@@ -275,6 +275,16 @@ function StatementCard(props: {
           </dd>
         </div>
         <div>
+          <dt>search_path</dt>
+          <dd>
+            {view.search_path === undefined ? (
+              <span class="muted">not known exactly</span>
+            ) : (
+              <code>{view.search_path}</code>
+            )}
+          </dd>
+        </div>
+        <div>
           <dt>Masking</dt>
           <dd>
             <Masking view={view} />

@@ -232,6 +232,7 @@ class StatementGate implements SessionGate {
       info: this.info,
       request,
       decision,
+      searchPath: this.names.searchPath(),
       statementIds: heldIds,
       primary,
       record: async (approvalId) => {

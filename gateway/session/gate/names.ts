@@ -69,6 +69,11 @@ export class NamesCheck {
       : linked(classification, named);
   }
 
+  /** The session's search_path as the next message starts under, when known exactly (approvals record it). */
+  searchPath(): string | undefined {
+    return this.names.searchPath();
+  }
+
   /** A read-only session may not change the settings the gateway holds, nor (after a grant) write. */
   heldRefusal(named: Named): Decision | undefined {
     const index = named.effects.findIndex((e) => e.heldViolation);

@@ -62,6 +62,8 @@ export function printApproval(a: ApprovalView): void {
     `${c.bold(`#${a.id}`)}  ${statusColour(a.status)}  ${who} on ${a.connection}${a.mode === 'deferred' ? '  (filed with --no-wait)' : ''}`,
     `    rule ${a.rule} of policy ${a.policy}: needs ${a.approvals_required} approver${a.approvals_required === 1 ? '' : 's'} from ${a.approvers.join(', ')}`,
     `    requested ${when(a.created_at)}, expires ${when(a.expires_at)}${a.session ? `, session ${a.session}` : ''}`,
+    // The statement's unqualified names mean what they meant under this path.
+    `    search_path: ${a.search_path === undefined ? '(not known exactly)' : printable(a.search_path)}`,
     '    statement:',
     indent(printable(a.statement), '      '),
   ];

@@ -32,7 +32,8 @@ function approval(overrides: Partial<Approval> = {}): Approval {
     connection: 'prod-db',
     session: 's1',
     statement: 'delete from orders where id = 7',
-    statement_hash: hashStatement('delete from orders where id = 7'),
+    statement_hash: hashStatement('delete from orders where id = 7', {}, '"$user", public'),
+    search_path: '"$user", public',
     rule: 'changes-need-review',
     policy: 'engineers',
     approvers: ['db-reviewers'],
@@ -151,7 +152,12 @@ describe('deciding a statement approval', () => {
 
 describe('running an approved statement later (exec --approval)', () => {
   const deferred = approval({ mode: 'deferred', status: 'approved' });
-  const use = { identity: alice, connection: 'prod-db', text: 'delete from orders where id = 7' };
+  const use = {
+    identity: alice,
+    connection: 'prod-db',
+    text: 'delete from orders where id = 7',
+    searchPath: '"$user", public',
+  };
 
   it('runs exactly that statement, by the requester, on that connection', () => {
     expect(checkUse(deferred, use, NOW)).toEqual({ ok: true });
@@ -174,9 +180,13 @@ describe('running an approved statement later (exec --approval)', () => {
     const text = 'update customers set country = $2 where name like $1';
     const filed = { parameters: [Buffer.from('\\x25'), Buffer.from('ZZ')], formats: [0], types: [25, 25] };
     const bound = approval({ mode: 'deferred', status: 'approved', statement: text });
-    const withHash = { ...bound, statement_hash: hashStatement(text, filed) };
+    const withHash = { ...bound, statement_hash: hashStatement(text, filed, bound.search_path) };
     const run = (binding: Parameters<typeof hashStatement>[1]) =>
-      checkUse(withHash, { identity: alice, connection: 'prod-db', text, binding }, NOW);
+      checkUse(
+        withHash,
+        { identity: alice, connection: 'prod-db', text, binding, searchPath: bound.search_path },
+        NOW,
+      );
     expect(run(filed)).toEqual({ ok: true });
     for (const other of [
       { ...filed, parameters: [Buffer.from([0x25]), Buffer.from('ZZ')], formats: [1, 0] }, // 0x25 = '%'
@@ -190,6 +200,29 @@ describe('running an approved statement later (exec --approval)', () => {
     }
     // Without parameters the hash is the text's alone (requests filed before bindings were hashed).
     expect(hashStatement('select 1', {})).toBe(hashStatement('select 1'));
+  });
+
+  it('under exactly the search_path it was filed with, which the hash covers', () => {
+    expect(checkUse(deferred, { ...use, searchPath: 'b' }, NOW)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/filed under search_path "\$user", public, not this session's b/),
+    });
+    expect(checkUse(deferred, { ...use, searchPath: undefined }, NOW)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/not known exactly/),
+    });
+    expect(checkUse({ ...deferred, search_path: undefined }, use, NOW)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/no recorded search_path/),
+    });
+    // A stored path that does not match its hash (an edited row) is refused too.
+    const edited = { ...deferred, search_path: 'b' };
+    expect(checkUse(edited, { ...use, searchPath: 'b' }, NOW)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/parameter values/),
+    });
+    expect(hashStatement('delete from t', {}, 'a')).not.toBe(hashStatement('delete from t', {}, 'b'));
+    expect(hashStatement('delete from t', {}, 'a')).not.toBe(hashStatement('delete from t'));
   });
 
   it('once, while approved and within its window; never a request held in a session', () => {
