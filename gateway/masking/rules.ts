@@ -13,6 +13,8 @@
  *    `inference_guard: true` of a policy guards the columns that policy masks.
  * Built in, whenever any masking rule applies: the statistics views' sample values (pg_stats and
  * friends hold real column values) are redacted.
+ * Built in for every identity: other sessions' statement text (statementTextRules), unless a matching
+ * policy has `statement_text: true`.
  */
 import type { MaskingRuleConfig, PolicyConfig } from '../../src/shared/config/schema.js';
 import { compileGlobs } from '../sql/glob.js';
@@ -54,6 +56,49 @@ const STATISTICS_COLUMNS = compileGlobs(
   ],
   true,
 );
+
+export const STATEMENT_TEXT_RULE = 'builtin-statement-text';
+/**
+ * Every identity reaches the database as the gateway's one role, and PostgreSQL shows a role the text
+ * of every statement its sessions run, literals included: other identities' statements.
+ */
+const STATEMENT_TEXT_COLUMNS = compileGlobs(
+  ['pg_catalog.pg_stat_activity.query', '*.pg_stat_statements.query'],
+  true,
+);
+/** Relations holding that text (any schema: pg_stat_statements is an extension's): what makes a statement need analysis. */
+export const STATEMENT_TEXT_RELATIONS: ReadonlySet<string> = new Set([
+  'pg_stat_activity',
+  'pg_stat_statements',
+]);
+/** Functions returning it among other columns lineage cannot tell apart: refused without the allowance. */
+export const STATEMENT_TEXT_FUNCTIONS: ReadonlySet<string> = new Set([
+  'pg_stat_get_activity',
+  'pg_stat_get_backend_activity',
+  'pg_stat_statements',
+]);
+const STATEMENT_TEXT: ColumnRule = {
+  mask: 'redact',
+  rule: STATEMENT_TEXT_RULE,
+  policy: '(built in)',
+  // A predicate on another session's text is an oracle for it (`where query like '%password%'`).
+  guard: true,
+};
+
+/** May these policies' members read other sessions' statement text? */
+export function mayReadStatementText(policies: readonly PolicyConfig[]): boolean {
+  return policies.some((p) => p.statement_text);
+}
+
+/** The rules of an identity with no masking rule, for a statement that names statement-text sources. */
+export const STATEMENT_TEXT_RULES: MaskRules = {
+  active: true,
+  column: (id) => (STATEMENT_TEXT_COLUMNS(id) ? STATEMENT_TEXT : undefined),
+  tags: new Map(),
+  fallback: 'mask',
+  guard: false,
+  key: STATEMENT_TEXT_RULE,
+};
 
 interface CompiledRule {
   matches: (id: string) => boolean;
@@ -138,6 +183,7 @@ function compileMaskRules(policies: readonly PolicyConfig[], decidingPolicy: str
     }
   }
   const cache = new Map<string, ColumnRule | undefined>();
+  const hideText = !mayReadStatementText(policies);
   const column = (id: string): ColumnRule | undefined => {
     if (cache.has(id)) return cache.get(id);
     let found: ColumnRule | undefined;
@@ -156,6 +202,7 @@ function compileMaskRules(policies: readonly PolicyConfig[], decidingPolicy: str
     }
     if (!found && STATISTICS_COLUMNS(id))
       found = { mask: 'redact', rule: STATISTICS_RULE, policy: '(built in)', guard };
+    if (!found && hideText && STATEMENT_TEXT_COLUMNS(id)) found = STATEMENT_TEXT;
     cache.set(id, found);
     return found;
   };

@@ -9,9 +9,10 @@ import type { GateRequest } from '../../contracts/gate.js';
 import type { NameView } from '../../contracts/names.js';
 import type { SessionInfo } from '../../contracts/session.js';
 import { resolveMaskRules, type SessionMasking, type StatementMasking } from '../../masking/index.js';
-import type { MaskRules } from '../../masking/rules.js';
+import { type MaskRules, STATEMENT_TEXT_RULES } from '../../masking/rules.js';
 import type { PolicyEngine } from '../../policy/engine.js';
 import { LruCache } from '../../sql/lru.js';
+import { statementTextNeed } from './statement-text.js';
 
 export type MaskingResult =
   | { plans: StatementMasking[] }
@@ -46,8 +47,13 @@ export class MaskingCheck {
     grants: readonly string[],
   ): MaskingResult | Promise<MaskingResult> {
     if (!this.factory || statements.length === 0) return { plans: [] };
-    const rules = statements.map((_, i) => this.rulesFor((decisions[i] ?? decision).policy, grants));
-    if (!rules.some((r) => r.active)) return { plans: [] };
+    const text = statementTextNeed(statements, () => this.policies(grants));
+    if (text && text !== 'mask') return text;
+    let rules = statements.map((_, i) => this.rulesFor((decisions[i] ?? decision).policy, grants));
+    if (!rules.some((r) => r.active)) {
+      if (!text) return { plans: [] };
+      rules = statements.map(() => STATEMENT_TEXT_RULES);
+    }
     this.session ??= this.factory(this.info);
     if (!this.session) return { plans: [] };
     let planned: StatementMasking[] | Promise<StatementMasking[]>;
@@ -64,11 +70,15 @@ export class MaskingCheck {
     return judged(planned, statements.length);
   }
 
+  private policies(grants: readonly string[]) {
+    return this.engine.policiesFor(this.info.identity, this.info.connection.name, grants);
+  }
+
   private rulesFor(policy: string | null, grants: readonly string[]): MaskRules {
     const key = `${grants.join(',')}\0${policy ?? ''}`;
     let rules = this.rules.get(key);
     if (!rules) {
-      const policies = this.engine.policiesFor(this.info.identity, this.info.connection.name, grants);
+      const policies = this.policies(grants);
       rules = resolveMaskRules(policies, policy);
       this.rules.set(key, rules);
     }

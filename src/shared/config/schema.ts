@@ -239,6 +239,11 @@ export const policySchema = z.strictObject({
   audit: z.boolean().default(false),
   /** Members may manage identities (revoke, restore). */
   admin: z.boolean().default(false),
+  /**
+   * Members may read other sessions' statement text on this policy's connections (pg_stat_activity.query,
+   * pg_stat_statements, pg_stat_get_activity): every identity shares the gateway's database role.
+   */
+  statement_text: z.boolean().default(false),
   /** Only through an approved time-boxed access request (hoopctl request). */
   requestable: z.boolean().default(false),
   /** Longest time-boxed grant of this policy. */
