@@ -21,7 +21,9 @@ export type StatementTextNeed =
   | 'mask'
   | undefined;
 
+/** The object's own name (no schema), lower-cased; every source's name starts `pg_stat_` (cheap test first). */
 const bare = (name: string) => {
+  if (!name.toLowerCase().includes('pg_stat_')) return '';
   const parts = parseName(name);
   return (parts[parts.length - 1] ?? name).toLowerCase();
 };
