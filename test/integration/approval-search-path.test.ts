@@ -109,4 +109,17 @@ describe('a deferred approval carries the search_path it was filed under', () =>
     expect(count('b')).toBe('0');
     expect(count('a')).toBe('1');
   }, 60_000);
+
+  it('a path the gateway cannot pin down (a set_config of a computed value) cannot be deferred', async () => {
+    const filer = await session(stack, aliceToken, { 'x-hoop-approval-wait': 'none' });
+    const set = errors(
+      await filer.query("select set_config('search_path', v, false) from (values ('a')) s(v)"),
+    );
+    expect(set).toEqual([]);
+    const refused = errors(await filer.query('delete from t where id = 2'));
+    filer.close();
+    expect(refused[0]?.R).toBe('hoop_approval_invalid');
+    expect(refused[0]?.M).toContain('search_path is not known exactly');
+    expect(stack.pg.psql('select count(*) from a.t where id = 2', 'shop').trim()).toBe('1');
+  }, 60_000);
 });
