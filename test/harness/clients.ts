@@ -15,6 +15,7 @@ policies:
       - name: all
         allow: [read, write, ddl, dcl, admin, copy-out, copy-in, session, transaction, procedural, utility]
         allow_side_channels: ['*']
+    statement_text: true          # everything, other sessions' statement text included
   - name: auditors
     groups: [audit]
     audit: true
