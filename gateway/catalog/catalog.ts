@@ -20,6 +20,7 @@ import { OWN_QUERY_MARK } from '../contracts/own-query.js';
 import { formatName, parseName, splitIdentifierList } from '../sql/names.js';
 import { loadPlpgsqlParser } from '../sql/plpgsql.js';
 import type { CatalogFunction, NameLookup } from '../sql/search-path.js';
+import { type StatementTextReaders, statementTextReaders } from './statement-text.js';
 
 export interface CatalogColumn {
   name: string;
@@ -80,6 +81,8 @@ export interface Catalog extends NameLookup {
   readonly implicitUserCasts: boolean;
   /** Increments on every load: caches keyed by it never outlive the schema they describe. */
   readonly version: number;
+  /** Relations and functions that hold or pass on other sessions' statement text (computed on first use). */
+  statementText(): StatementTextReaders;
 }
 
 export interface CatalogRows {
@@ -101,6 +104,8 @@ export interface CatalogRows {
   types?: (string | null)[][];
   /** One row: how many implicit or assignment casts from a built-in type run user code. */
   implicitCasts?: (string | null)[][];
+  /** view oid, 'r' or 'f', referenced oid: what each user view's rules reference (VIEW_DEPENDENCIES_SQL). */
+  viewDependencies?: (string | null)[][];
 }
 
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
@@ -168,6 +173,16 @@ const TYPES_SQL = `SELECT t.oid, n.nspname, t.typname,
 const IMPLICIT_CASTS_SQL = `SELECT count(*)::text FROM pg_cast c
    WHERE c.castcontext IN ('i', 'a') AND c.castsource < 16384 AND ${USER_CAST}`;
 
+/**
+ * What each view and materialized view made after initdb (extensions' included) references, from its
+ * rewrite rule's pg_depend rows: relations and functions, so views over views are followed.
+ */
+const VIEW_DEPENDENCIES_SQL = `SELECT DISTINCT r.ev_class,
+     CASE WHEN d.refclassid = 'pg_proc'::regclass THEN 'f' ELSE 'r' END, d.refobjid
+   FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+   WHERE r.ev_class >= 16384 AND d.refobjid <> r.ev_class
+     AND d.refclassid IN ('pg_class'::regclass, 'pg_proc'::regclass)`;
+
 export const CATALOG_SQL = [
   // Views print with every name qualified (but pg_catalog's), whatever the role's default search_path.
   `${OWN_QUERY_MARK}SET search_path = ''`,
@@ -196,6 +211,7 @@ export const CATALOG_SQL = [
   OPERATORS_SQL,
   TYPES_SQL,
   IMPLICIT_CASTS_SQL,
+  VIEW_DEPENDENCIES_SQL,
 ].join(';\n');
 
 let versions = 0;
@@ -268,8 +284,13 @@ export function buildCatalog(rows: CatalogRows): Catalog {
     systemFunctions.set(name.toLowerCase(), systemBuiltin == null || isTrue(systemBuiltin));
   }
   const version = ++versions;
+  let statementText: StatementTextReaders | undefined;
   return {
     version,
+    statementText: () => {
+      statementText ??= readersOf(rows, byOid);
+      return statementText;
+    },
     ...nameLookup(rows),
     ...codeLookup(rows),
     relation(q) {
@@ -290,6 +311,20 @@ export function buildCatalog(rows: CatalogRows): Catalog {
       return builtin ? 'builtin' : 'user';
     },
   };
+}
+
+/** statement-text.ts over this load's relations, view dependencies and functions. */
+function readersOf(rows: CatalogRows, byOid: ReadonlyMap<number, CatalogRelation>): StatementTextReaders {
+  const relationNames = new Map([...byOid].map(([oid, r]) => [oid, r.name.toLowerCase()]));
+  const viewDefinitions = [...byOid.values()].flatMap((r) =>
+    r.viewDefinition === undefined ? [] : [[r.name.toLowerCase(), r.viewDefinition] as const],
+  );
+  return statementTextReaders({
+    relationNames,
+    viewDefinitions,
+    viewDependencies: rows.viewDependencies ?? [],
+    functions: (rows.procs ?? []).flatMap((row) => functionOf(row) ?? []),
+  });
 }
 
 function isTrue(value: string | null | undefined): boolean {

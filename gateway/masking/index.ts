@@ -165,7 +165,7 @@ export class SessionMasking {
         },
       };
     }
-    if (effective.unknownPredicate && rules.guard && rules.fallback === 'deny') {
+    if (effective.unknownPredicate && (rules.guardUnknown || (rules.guard && rules.fallback === 'deny'))) {
       return { deny: { rule: 'inference-guard', reason: 'a predicate uses values of unknown lineage' } };
     }
     if (lineage.explain) {

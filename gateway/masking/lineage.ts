@@ -9,6 +9,7 @@
  * function, a node it does not know) is `unknown`, never clear. Pure: the catalog is passed in.
  */
 import { isDynamicSqlFunction, isSideChannelFunction, isWritingFunction } from '../sql/side-channels.js';
+import { isStatementTextFunction } from '../sql/statement-text-sources.js';
 import { dottedName, isObject, unwrapNode } from '../sql/walk.js';
 import { type Catalog, type CatalogColumn, type CatalogRelation, isSystemSchema } from './catalog.js';
 import { type CopyFormat, copyFormatOf } from './copy.js';
@@ -731,8 +732,9 @@ class Analyzer {
     if (body.agg_star) {
       // count(*) — nothing of any value.
     }
-    if (kind !== 'builtin' || isDynamicSqlFunction(name)) {
-      // A function the gateway cannot see into (user-defined, or running SQL text): unknown.
+    if (kind !== 'builtin' || isDynamicSqlFunction(name) || isStatementTextFunction(bare)) {
+      // A function the gateway cannot see into (user-defined, running SQL text, or returning other
+      // sessions' statement text among its columns, as a view over pg_stat_get_activity would): unknown.
       return mergeLineage([...args, ...extras, this.opaque(ctx)], true);
     }
     if (COUNTING.has(bare)) return EMPTY;

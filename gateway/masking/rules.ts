@@ -18,6 +18,7 @@
  */
 import type { MaskingRuleConfig, PolicyConfig } from '../../src/shared/config/schema.js';
 import { compileGlobs } from '../sql/glob.js';
+import { STATEMENT_TEXT_COLUMNS as STATEMENT_TEXT_COLUMN_GLOBS } from '../sql/statement-text-sources.js';
 import type { Tag, TagMasks } from './detectors.js';
 import { type MaskName, stricterMask } from './masks.js';
 
@@ -40,6 +41,11 @@ export interface MaskRules {
   readonly fallback: 'mask' | 'deny';
   /** Some policy guards inference (used for predicates on values of unknown lineage). */
   readonly guard: boolean;
+  /**
+   * Predicates on values of unknown lineage are refused whatever the fallback: the statement reads other
+   * sessions' statement text, which may be behind them (a function-backed view: pg_stat_statements).
+   */
+  readonly guardUnknown?: boolean;
   /** Stable key of this rule set, for caches. */
   readonly key: string;
 }
@@ -62,21 +68,7 @@ export const STATEMENT_TEXT_RULE = 'builtin-statement-text';
  * Every identity reaches the database as the gateway's one role, and PostgreSQL shows a role the text
  * of every statement its sessions run, literals included: other identities' statements.
  */
-const STATEMENT_TEXT_COLUMNS = compileGlobs(
-  ['pg_catalog.pg_stat_activity.query', '*.pg_stat_statements.query'],
-  true,
-);
-/** Relations holding that text (any schema: pg_stat_statements is an extension's): what makes a statement need analysis. */
-export const STATEMENT_TEXT_RELATIONS: ReadonlySet<string> = new Set([
-  'pg_stat_activity',
-  'pg_stat_statements',
-]);
-/** Functions returning it among other columns lineage cannot tell apart: refused without the allowance. */
-export const STATEMENT_TEXT_FUNCTIONS: ReadonlySet<string> = new Set([
-  'pg_stat_get_activity',
-  'pg_stat_get_backend_activity',
-  'pg_stat_statements',
-]);
+const STATEMENT_TEXT_COLUMNS = compileGlobs(STATEMENT_TEXT_COLUMN_GLOBS, true);
 const STATEMENT_TEXT: ColumnRule = {
   mask: 'redact',
   rule: STATEMENT_TEXT_RULE,
@@ -97,8 +89,15 @@ export const STATEMENT_TEXT_RULES: MaskRules = {
   tags: new Map(),
   fallback: 'mask',
   guard: false,
+  guardUnknown: true,
   key: STATEMENT_TEXT_RULE,
 };
+
+/** An identity's rules for a statement that reads statement-text sources (STATEMENT_TEXT_RULES without any). */
+export function guardingUnknown(rules: MaskRules): MaskRules {
+  if (!rules.active) return STATEMENT_TEXT_RULES;
+  return { ...rules, guardUnknown: true, key: `${rules.key}\0${STATEMENT_TEXT_RULE}` };
+}
 
 interface CompiledRule {
   matches: (id: string) => boolean;

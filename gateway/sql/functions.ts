@@ -182,7 +182,7 @@ function userFunction(f: CatalogFunction, a: Analysis): FunctionEffect {
   return effect;
 }
 
-interface Body {
+export interface Body {
   nodes: unknown[];
   dynamic: boolean;
   transaction: boolean;
@@ -191,7 +191,7 @@ interface Body {
 }
 
 /** The statement nodes a function's body runs, or undefined when the body cannot be read. */
-function bodyStatements(f: CatalogFunction): Body | undefined {
+export function bodyStatements(f: CatalogFunction): Body | undefined {
   const language = f.language.toLowerCase();
   if (language === 'sql') {
     try {

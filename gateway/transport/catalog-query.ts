@@ -61,6 +61,7 @@ export async function fetchCatalogRows(target: UpstreamTarget, timeoutMs = 15_00
       operators: results[6] ?? [],
       types: results[7] ?? [],
       implicitCasts: results[8] ?? [],
+      viewDependencies: results[9] ?? [],
     };
   } finally {
     socket.end(serialize.end());

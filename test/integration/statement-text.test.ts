@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { psql } from '../harness/clients.js';
 import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
 
 const POLICIES = `
@@ -167,6 +168,92 @@ describe("another identity's statement text (pg_stat_activity.query and friends)
       expect(JSON.stringify(rows)).toContain(SECRET);
       const fn = (await c.query('select query from pg_stat_get_activity(null)')).rows;
       expect(JSON.stringify(fn)).toContain(SECRET);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('other routes to the text: to_jsonb, quoted names, a cursor, COPY, EXPLAIN ANALYZE', async () => {
+    for (const sql of [
+      'select to_jsonb(a) from pg_stat_activity a',
+      'select query from pg_catalog."pg_stat_activity"',
+      'select "query" from "pg_stat_activity"',
+      'select array_agg(a) from pg_stat_activity a',
+    ]) {
+      const rows = await asAlice(sql);
+      expect(Array.isArray(rows), `${sql}: ${rows}`).toBe(true);
+      expect(JSON.stringify(rows), sql).not.toContain(SECRET);
+    }
+    const c = await client(alice);
+    try {
+      await c.query('begin');
+      await c.query('declare cur cursor for select query from pg_stat_activity');
+      expect(JSON.stringify((await c.query('fetch all cur')).rows)).not.toContain(SECRET);
+      await c.query('commit');
+    } finally {
+      await c.end();
+    }
+    const copied = psql(alice.url, ['-c', 'copy (select query from pg_stat_activity) to stdout']);
+    expect(`${copied.stdout}${copied.stderr}`).not.toContain(SECRET);
+    expect(copied.status).not.toBe(0);
+    // Rows a predicate removed: an oracle, like the predicate itself.
+    const explained = await asAlice(
+      "explain analyze select pid from pg_stat_activity where query like '%4111%'",
+    );
+    expect(explained).toMatch(/^42501 /);
+  });
+
+  it('views, functions and materialized views a DBA made around the gateway do not pass it on', async () => {
+    const direct = (sql: string) => stack.pg.psql(sql, 'shop');
+    direct(`
+      create view public.dba_activity as select pid, state, query from pg_stat_activity;
+      create view public.dba_activity2 as select * from public.dba_activity;
+      create view public.dba_raw as select * from pg_stat_get_activity(null);
+      create materialized view public.dba_snapshot as select query from pg_stat_activity;
+      create function public.peek() returns setof text language sql as 'select query from public.dba_activity2';
+      create function public.peek_definer() returns text language plpgsql security definer as $$
+        begin return (select string_agg(query, ';') from pg_stat_activity); end $$;
+      create view public.dba_peek as select t as q from public.peek() t;
+      grant select on public.dba_activity, public.dba_activity2, public.dba_raw, public.dba_snapshot,
+        public.dba_peek to public;
+    `);
+    // The catalog sees them at its next load: a DDL through the gateway reloads it at once.
+    const ci = await client(victim);
+    try {
+      await ci.query('create table public.reload_marker (x int)');
+    } finally {
+      await ci.end();
+    }
+    expect(JSON.stringify(direct('select query from public.dba_snapshot'))).toContain('pg_sleep');
+    for (const sql of [
+      'select query from public.dba_activity',
+      'select * from dba_activity2',
+      'select * from public.dba_raw',
+      'select * from public.dba_snapshot',
+      'select q from public.dba_peek',
+      'select public.peek_definer()',
+    ]) {
+      const rows = await asAlice(sql);
+      expect(Array.isArray(rows), `${sql}: ${rows}`).toBe(true);
+      expect(JSON.stringify(rows), sql).not.toContain(SECRET);
+    }
+    // The other columns of a view over pg_stat_activity stay readable.
+    expect(JSON.stringify(await asAlice('select state from public.dba_activity'))).toContain('active');
+    for (const sql of [
+      "select pid from public.dba_activity2 where query like '%4111%'",
+      "select count(*) from public.dba_raw where query like '%4111%'",
+      'select public.peek()',
+      'select * from peek()',
+      "select 1 where public.peek_definer() like '%4111%'",
+    ]) {
+      const refused = JSON.stringify(await asAlice(sql));
+      expect(refused, sql).toMatch(/^"42501 /);
+      expect(refused, sql).not.toContain(SECRET);
+    }
+    const c = await client(aubrey);
+    try {
+      const rows = (await c.query('select query from public.dba_activity')).rows;
+      expect(JSON.stringify(rows)).toContain(SECRET);
     } finally {
       await c.end();
     }

@@ -14,16 +14,18 @@
  */
 import type { ClassifiedStatement, Decision } from '../../../src/shared/statement.js';
 import type { ApprovalHook } from '../../approvals/service.js';
+import type { Catalog } from '../../catalog/catalog.js';
 import type { GateRequest, GateVerdict, SessionGate, StatementOutcome } from '../../contracts/gate.js';
 import type { Refusal } from '../../contracts/refusal.js';
 import type { SessionInfo } from '../../contracts/session.js';
 import type { MaskingFilter } from '../../masking/filter.js';
 import type { SessionMasking, StatementMasking } from '../../masking/index.js';
 import type { MessageDecision, PolicyEngine } from '../../policy/engine.js';
+import type { NameLookup } from '../../sql/search-path.js';
 import type { LookupSource } from '../../sql/session-names.js';
 import type { SessionState } from '../session.js';
 import { type DurableLog, durableLogOf } from './durable-log.js';
-import { MaskingCheck, type MaskingResult } from './masking.js';
+import { MaskingCheck, type MaskingResult, type ReadersSource } from './masking.js';
 import { type Named, NamesCheck } from './names.js';
 import { type Judged, judgeText, syntaxRefusal } from './parse.js';
 import { PolicyCheck } from './policy.js';
@@ -36,6 +38,7 @@ import {
   REVOKED,
 } from './refusals.js';
 import { checkRevoked } from './revoked.js';
+import { BUILT_IN_READERS } from './statement-text.js';
 
 export interface StatementGateDeps {
   engine: PolicyEngine;
@@ -57,6 +60,19 @@ export interface StatementGateDeps {
   session?: SessionState;
   /** The connection's catalog, for resolving names (without it, names resolve textually). */
   catalog?: (info: SessionInfo) => LookupSource & { invalidate?(): void };
+}
+
+/**
+ * The catalog's views and user functions passing on other sessions' statement text. A load that fails
+ * rejects (the statement is refused: fail closed); a lookup without them (a test's) gives undefined.
+ */
+function readersOf(catalog: LookupSource | undefined): ReadersSource {
+  if (!catalog) return () => undefined;
+  const of = (lookup: NameLookup) => (lookup as Partial<Catalog>).statementText?.();
+  return () => {
+    const now = catalog.peek?.();
+    return now ? of(now) : catalog.get().then((lookup) => of(lookup) ?? BUILT_IN_READERS);
+  };
 }
 
 export function createStatementGate(info: SessionInfo, deps: StatementGateDeps): SessionGate {
@@ -83,7 +99,8 @@ class StatementGate implements SessionGate {
     this.recordRows = deps.recordRows;
     this.recordBytes = deps.recordBytes;
     this.policy = new PolicyCheck(deps.engine, info);
-    this.masking = new MaskingCheck(deps.engine, info, deps.masking);
+    const catalog = deps.catalog?.(info);
+    this.masking = new MaskingCheck(deps.engine, info, deps.masking, readersOf(catalog));
     const maskingRules = deps.engine
       .policiesFor(info.identity, info.connection.name, deps.grants(info))
       .some((p) => p.masking.length > 0);
@@ -91,7 +108,7 @@ class StatementGate implements SessionGate {
     this.names = new NamesCheck(info, {
       engine: deps.engine,
       session: deps.session,
-      catalog: deps.catalog?.(info),
+      catalog,
       masking: maskingRules && deps.masking !== undefined,
     });
     this.recorder = new Recorder(info, durableLogOf(deps.log), deps.onLogError);

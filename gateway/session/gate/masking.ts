@@ -5,14 +5,23 @@
  * synchronous unless the catalog must be (re)loaded.
  */
 import type { ClassifiedStatement, Decision } from '../../../src/shared/statement.js';
+import type { StatementTextReaders } from '../../catalog/statement-text.js';
 import type { GateRequest } from '../../contracts/gate.js';
 import type { NameView } from '../../contracts/names.js';
 import type { SessionInfo } from '../../contracts/session.js';
 import { resolveMaskRules, type SessionMasking, type StatementMasking } from '../../masking/index.js';
-import { type MaskRules, STATEMENT_TEXT_RULES } from '../../masking/rules.js';
+import {
+  guardingUnknown,
+  type MaskRules,
+  mayReadStatementText,
+  STATEMENT_TEXT_RULES,
+} from '../../masking/rules.js';
 import type { PolicyEngine } from '../../policy/engine.js';
 import { LruCache } from '../../sql/lru.js';
-import { statementTextNeed } from './statement-text.js';
+import { namesAnything, type StatementTextNeed, statementTextNeed } from './statement-text.js';
+
+/** The catalog's statement-text readers: now, after a load, or undefined without a catalog. */
+export type ReadersSource = () => StatementTextReaders | Promise<StatementTextReaders> | undefined;
 
 export type MaskingResult =
   | { plans: StatementMasking[] }
@@ -27,6 +36,7 @@ export class MaskingCheck {
     private readonly engine: PolicyEngine,
     private readonly info: SessionInfo,
     private readonly factory: ((info: SessionInfo) => SessionMasking | undefined) | undefined,
+    private readonly readers: ReadersSource = () => undefined,
   ) {}
 
   /** The schema may have changed (DDL through this session). */
@@ -47,14 +57,44 @@ export class MaskingCheck {
     grants: readonly string[],
   ): MaskingResult | Promise<MaskingResult> {
     if (!this.factory || statements.length === 0) return { plans: [] };
-    const text = statementTextNeed(statements, () => this.policies(grants));
+    const text = this.statementText(statements, grants);
+    if (text instanceof Promise)
+      return text.then(
+        (need) => this.planWith(request, statements, views, decisions, decision, grants, need),
+        (err: Error) => ({ unavailable: err }),
+      );
+    return this.planWith(request, statements, views, decisions, decision, grants, text);
+  }
+
+  /** Views and user functions passing the text on come from the catalog, loaded only when something is named. */
+  private statementText(
+    statements: readonly ClassifiedStatement[],
+    grants: readonly string[],
+  ): StatementTextNeed | Promise<StatementTextNeed> {
+    const policies = () => this.policies(grants);
+    const direct = statementTextNeed(statements, policies);
+    if (direct || !namesAnything(statements) || mayReadStatementText(policies())) return direct;
+    const readers = this.readers();
+    if (readers instanceof Promise) return readers.then((r) => statementTextNeed(statements, policies, r));
+    return statementTextNeed(statements, policies, readers);
+  }
+
+  private planWith(
+    request: GateRequest,
+    statements: readonly ClassifiedStatement[],
+    views: readonly NameView[],
+    decisions: readonly Decision[],
+    decision: Decision,
+    grants: readonly string[],
+    text: StatementTextNeed,
+  ): MaskingResult | Promise<MaskingResult> {
     if (text && text !== 'mask') return text;
     let rules = statements.map((_, i) => this.rulesFor((decisions[i] ?? decision).policy, grants));
     if (!rules.some((r) => r.active)) {
       if (!text) return { plans: [] };
       rules = statements.map(() => STATEMENT_TEXT_RULES);
-    }
-    this.session ??= this.factory(this.info);
+    } else if (text) rules = rules.map(guardingUnknown);
+    this.session ??= this.factory?.(this.info);
     if (!this.session) return { plans: [] };
     let planned: StatementMasking[] | Promise<StatementMasking[]>;
     try {
