@@ -187,6 +187,9 @@ class Analyzer {
       const def = cte[1];
       const name = String(def.ctename ?? '').toLowerCase();
       const aliases = asArray(def.aliascolnames).map(stringOf);
+      // CYCLE compares its mark with `<>` and the row with `=`, looked up by name: no operator written.
+      if (isObject(def.cycle_clause) && (this.userOperator(NOT_EQUALS) || this.userOperator(EQUALS)))
+        this.opaque('predicate');
       let outputs: Output[];
       if (withClause.recursive) {
         // The recursive term reads itself: iterate from "unknown shape, nothing read" to a fixed point.
@@ -461,6 +464,8 @@ class Analyzer {
           ...left.filter((c) => !common.includes(c.name)),
           ...right.filter((c) => !common.includes(c.name)),
         ];
+        // USING and NATURAL compare the common columns with `=`, looked up by name: no operator written.
+        if ((natural || using.length > 0) && this.userOperator(EQUALS)) this.opaque('predicate');
         const joinScope: Scope = { ...inner, items: [...inner.items, { columns: merged }] };
         this.generic(body.quals, joinScope, 'predicate');
         for (const c of merged) this.note(c.lineage, 'predicate');
@@ -643,6 +648,8 @@ class Analyzer {
     if (this.catalog.implicitUserCasts && !LEAVES.has(type)) return true;
     if (type === 'A_Expr') return operatorNames(body).some((names) => this.userOperator(names));
     if (type === 'SubLink') return this.userOperator(subLinkOperator(body));
+    // `CASE x WHEN y` compares x = y: the parser looks `=` up by name, none is written.
+    if (type === 'CaseExpr') return body.arg !== undefined && body.arg !== null && this.userOperator(EQUALS);
     if (type === 'ParamRef') return this.catalog.hasOpaqueTypes;
     return false;
   }
@@ -1039,6 +1046,10 @@ function operatorNames(body: Body): unknown[][] {
   }
   return [asArray(body.name)];
 }
+
+/** `=` and `<>` as operator name lists: what CASE, JOIN USING / NATURAL and CYCLE run without spelling it. */
+const EQUALS: unknown[] = [{ String: { sval: '=' } }];
+const NOT_EQUALS: unknown[] = [{ String: { sval: '<>' } }];
 
 /** The operator a SubLink compares with: `x IN (select ...)` has none written and runs `=`. */
 function subLinkOperator(body: Body): unknown[] {

@@ -167,3 +167,48 @@ describe('operators, casts and EXPLAIN over masked columns', () => {
     for (const ssn of SSNS) expect(all, `clear value ${ssn} leaked`).not.toContain(ssn);
   });
 });
+
+describe('a user `=` runs where no operator is written (CASE x WHEN, JOIN USING, NATURAL JOIN)', () => {
+  let stack: Stack;
+  let alice: Tunnel;
+  const direct = (sql: string) => stack.pg.psql(sql, 'shop');
+
+  beforeAll(async () => {
+    stack = await startStack({ policies: POLICIES });
+    // The tables' owner (no superuser needed): an `=` for (json, json), which PostgreSQL lacks, and one
+    // for (int, text), each raising the SSN. The parser finds them by name for CASE and USING.
+    direct(`SET ROLE hoop_gateway;
+      CREATE FUNCTION public.jeq_leak(json, json) RETURNS bool LANGUAGE plpgsql AS
+        $$ begin raise exception 'found %', (select ssn from public.customers where id = 1); end $$;
+      CREATE OPERATOR public.= (LEFTARG = json, RIGHTARG = json, FUNCTION = public.jeq_leak);
+      CREATE FUNCTION public.ieq_leak(int, text) RETURNS bool LANGUAGE plpgsql AS
+        $$ begin raise exception 'found %', (select ssn from public.customers where id = $1); end $$;
+      CREATE OPERATOR public.= (LEFTARG = int, RIGHTARG = text, FUNCTION = public.ieq_leak);
+      CREATE TABLE public.ja (j json); INSERT INTO public.ja VALUES ('1');
+      CREATE TABLE public.jb (j json); INSERT INTO public.jb VALUES ('1');`);
+    alice = await stack.connect(await stack.login('alice@example.com'));
+  }, 180_000);
+
+  afterAll(async () => {
+    alice?.stop();
+    await stack?.stop();
+  });
+
+  it('the routes are real: each spells the SSN directly', () => {
+    expect(() => direct('select * from ja join jb using (j)')).toThrow(/000-12-3456/);
+    expect(() => direct("select case 1 when 'a'::text then 1 end")).toThrow(/000-12-3456/);
+  });
+
+  it('through the gateway the error is withheld', () => {
+    for (const sql of [
+      'select * from ja join jb using (j)',
+      'select * from ja natural join jb',
+      "select case 1 when 'a'::text then 1 end",
+    ]) {
+      const r = psql(alice.url, sql);
+      expect(r.stderr, sql).toMatch(/P0001/);
+      expect(r.stderr, sql).toMatch(/withheld/);
+      for (const ssn of SSNS) expect(`${r.stdout}${r.stderr}`, sql).not.toContain(ssn);
+    }
+  });
+});

@@ -114,6 +114,35 @@ describe('operators backed by user functions', () => {
     ).toBe('deny:inference-guard');
     expect(await masked('select id > 1 from orders', rows)).toEqual([]);
   });
+
+  it('a user `=` runs where none is written: CASE x WHEN, JOIN USING, NATURAL JOIN, CYCLE', async () => {
+    const rows = withAdmin((r) => ({ ...r, operators: [...(r.operators ?? []), ['=', 'f']] }));
+    expect(await masked('select case id when 1 then 1 end as c from orders', rows)).toEqual(['c:redact']);
+    expect(await masked('select case when id = 1 then 1 end as c from orders', rows)).toEqual(['c:redact']);
+    const recursive =
+      "with recursive r(n) as (select 1 union all select n + 1 from r where n < 3) cycle n set c to 'y' default 'n' using p select 1 as x";
+    for (const sql of [
+      'select o.id from orders o join orders p using (id)',
+      'select id from orders o natural join orders p',
+      recursive,
+    ]) {
+      expect(await guarded(sql, rows), sql).toMatch(/^deny:/);
+      const [plan] = await planSql(sql, [ENGINEERS], sessionOf(rows));
+      expect(plan?.filter?.message({ S: 'ERROR', C: 'P0001', M: '000-12-3456' })?.M, sql).not.toContain(
+        '000-12',
+      );
+    }
+    // Built-in `=` only: all of them stay clear.
+    for (const sql of [
+      'select case id when 1 then 1 end as c from orders',
+      'select o.id from orders o join orders p using (id)',
+      'select id from orders o natural join orders p',
+      recursive,
+    ]) {
+      expect(await masked(sql), sql).toEqual([]);
+      expect(await guarded(sql), sql).toEqual([]);
+    }
+  });
 });
 
 describe("casts and types whose code is the user's", () => {
