@@ -1,11 +1,11 @@
 /**
  * The HTTP listener's bound on connections that have not authenticated: a place is taken when a
- * connection opens (after TLS), given back when its first request head is read (an API request: its
- * own auth is per request) or, for a tunnel upgrade, when the tunnel's session has logged in. Past
+ * connection opens (after TLS), given back when its first request has arrived — its head, and its
+ * body if it has one (an API request: its own auth is per request) — or, for a tunnel upgrade, when the tunnel's session has logged in. Past
  * `max` a new connection gets 503 with Retry-After at once. A connection still holding its place at
  * the deadline (TCP connect + login_timeout) is cut; a tunnel's startup enforces the same deadline.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /** What a connection past the cap is told; clients print the JSON message. */
@@ -69,13 +69,31 @@ export function limitUnauthenticated(server: Server, options: PreAuthOptions, tl
   };
   // After TLS (the handshake is bounded by handshakeTimeout): a refusal must be readable as HTTP.
   server.on(tls ? 'secureConnection' : 'connection', admit);
-  // An API request's head was read: its auth is per request, bounded by requestTimeout.
-  server.prependListener('request', (request) => places.get(request.socket)?.release());
+  // An API request's head was read: its auth is per request. A body still counts as unauthenticated
+  // until it has all arrived (within the same deadline): a body trickled a byte a second would
+  // otherwise hold the socket uncounted until requestTimeout.
+  server.prependListener('request', (request: IncomingMessage) => {
+    const place = places.get(request.socket);
+    if (!place?.holding) return;
+    if (!hasBody(request)) {
+      place.release();
+      return;
+    }
+    // 'end' comes once the body is read: by the handler, or by Node discarding what it left unread.
+    request.once('end', place.release);
+  });
   return {
     claim,
     refused: (socket) => refused.has(socket),
     size: () => held,
   };
+}
+
+/** The request has a body to wait for (RFC 9112 §6.3: Transfer-Encoding, or a Content-Length above 0). */
+function hasBody(request: IncomingMessage): boolean {
+  if (request.headers['transfer-encoding'] !== undefined) return true;
+  const length = request.headers['content-length'];
+  return length !== undefined && length !== '0';
 }
 
 function takePlace(socket: Duplex, timeoutMs: number, free: () => void): PreAuthPlace {

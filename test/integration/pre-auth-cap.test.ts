@@ -140,6 +140,57 @@ describe('HTTPS listener: connections not yet authenticated are capped, and have
     expect(fatal).toContain('C08006');
   }, 30_000);
 
+  it('an upgrade refused after its token was checked (no such connection) gives its place back, open socket or not', async () => {
+    // A valid token (of anyone: no connection needed) asks for a tunnel the gateway refuses, and the
+    // client keeps its end open: the refusal's half-close must not hold the place for ever.
+    const refusedHeads = [];
+    for (let i = 0; i < CAP; i++)
+      refusedHeads.push(await idle(upgradeHead(true).replace('/v1/tunnel/prod-db', `/v1/tunnel/nope-${i}`)));
+    await new Promise((r) => setTimeout(r, 500));
+    for (const h of refusedHeads) expect(h.received()).toMatch(/^HTTP\/1\.1 404/);
+    // login_timeout (3 s) later, every place is free again: a new tunnel opens.
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect((await tunnel()).status).toBe(101);
+  }, 30_000);
+
+  it('a request whose body is trickled counts until the body has arrived, and is cut at login_timeout', async () => {
+    const opened = Date.now();
+    const head =
+      'POST /v1/approvals/1/approve HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n' +
+      'content-length: 100000\r\n\r\n{';
+    const slow = [];
+    for (let i = 0; i < CAP; i++) slow.push(await idle(head));
+    // A byte a second keeps Node's own requestTimeout (60 s) from firing; none of these authenticated.
+    const trickle = setInterval(() => {
+      for (const s of sockets) if (!s.destroyed) s.write(' ');
+    }, 1_000);
+    try {
+      // The cap is full of slow bodies: the next one is refused at once.
+      const extra = await idle(head);
+      await extra.closed;
+      expect(extra.received()).toMatch(/^HTTP\/1\.1 503/);
+      expect((await tunnel()).status).toBe(503);
+      // And each is cut at login_timeout (3 s from connect), not at requestTimeout.
+      const closed = await Promise.all(slow.map((h) => h.closed));
+      for (const at of closed) expect(at - opened).toBeLessThan(10_000);
+    } finally {
+      clearInterval(trickle);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await tunnel()).status).toBe(101);
+  }, 30_000);
+
+  it('a small API request with a body gives its place back once the body arrived', async () => {
+    const posted = await idle(
+      'POST /v1/approvals/1/approve HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}',
+    );
+    for (let i = 0; i < CAP - 1; i++) await idle();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(posted.received()).toMatch(/^HTTP\/1\.1 401/);
+    // The posted socket (kept alive) no longer counts: one more connection fits.
+    expect((await tunnel()).status).toBe(101);
+  });
+
   it('logged-in sessions do not count: more than the cap of psql sessions run together', async () => {
     const conn: Tunnel = await stack.connect(alice);
     try {
