@@ -141,6 +141,21 @@ const USER_OPERATOR = `(o.oprcode::oid >= 16384 OR o.oprrest::oid >= 16384 OR o.
 const OPERATORS_SQL = `SELECT o.oprname, bool_and(NOT ${USER_OPERATOR})::text FROM pg_operator o GROUP BY o.oprname`;
 
 /**
+ * Types whose default btree or hash operator class (what DISTINCT, GROUP BY, UNION, ORDER BY, min/max,
+ * GREATEST, array equality ... compare with, no operator written) runs user code for the type itself:
+ * a superuser's `CREATE OPERATOR CLASS ... DEFAULT FOR TYPE point USING hash` with a user hash
+ * function, built-in type or not. Cross-type members (other left/right types) are not the type's own;
+ * other access methods' default classes (btree_gist's for int4) are used only by indexes.
+ */
+const USER_DEFAULT_OPCLASS = `SELECT oc.opcintype FROM pg_opclass oc
+     WHERE oc.opcdefault AND oc.opcmethod IN (SELECT m.oid FROM pg_am m WHERE m.amname IN ('btree', 'hash')) AND (
+       EXISTS (SELECT 1 FROM pg_amproc p WHERE p.amprocfamily = oc.opcfamily AND p.amproc::oid >= 16384
+                 AND p.amproclefttype = oc.opcintype AND p.amprocrighttype = oc.opcintype)
+       OR EXISTS (SELECT 1 FROM pg_amop a JOIN pg_operator o ON o.oid = a.amopopr
+                 WHERE a.amopfamily = oc.opcfamily AND a.amoplefttype = oc.opcintype
+                   AND a.amoprighttype = oc.opcintype AND ${USER_OPERATOR}))`;
+
+/**
  * Every type: oid, schema, name; whether its own code is the user's (a user type whose I/O, typmod,
  * analyze or subscript function, range function, domain check, operator, comparison support or cast
  * from it runs user code); whether a cast from a built-in type into it runs user code; and the types
@@ -160,7 +175,8 @@ const TYPES_SQL = `SELECT t.oid, n.nspname, t.typname,
                     UNION SELECT o.oprright FROM pg_operator o WHERE ${USER_OPERATOR})
        OR t.oid IN (SELECT p.amproclefttype FROM pg_amproc p WHERE p.amproc::oid >= 16384
                     UNION SELECT p.amprocrighttype FROM pg_amproc p WHERE p.amproc::oid >= 16384)
-       OR t.oid IN (SELECT c.castsource FROM pg_cast c WHERE ${USER_CAST})))::text,
+       OR t.oid IN (SELECT c.castsource FROM pg_cast c WHERE ${USER_CAST}))
+     OR t.oid IN (${USER_DEFAULT_OPCLASS}))::text,
      (t.oid IN (SELECT c.casttarget FROM pg_cast c WHERE c.castsource < 16384 AND ${USER_CAST}))::text,
      concat_ws(',', NULLIF(t.typelem, 0), NULLIF(t.typbasetype, 0),
        (SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid),

@@ -185,7 +185,14 @@ describe('a user `=` runs where no operator is written (CASE x WHEN, JOIN USING,
         $$ begin raise exception 'found %', (select ssn from public.customers where id = $1); end $$;
       CREATE OPERATOR public.= (LEFTARG = int, RIGHTARG = text, FUNCTION = public.ieq_leak);
       CREATE TABLE public.ja (j json); INSERT INTO public.ja VALUES ('1');
-      CREATE TABLE public.jb (j json); INSERT INTO public.jb VALUES ('1');`);
+      CREATE TABLE public.jb (j json); INSERT INTO public.jb VALUES ('1');
+      RESET ROLE;
+      CREATE FUNCTION public.point_hash_leak(point) RETURNS int LANGUAGE plpgsql AS
+        $$ begin raise exception 'found %', (select ssn from public.customers where id = 1); end $$;
+      CREATE OPERATOR CLASS public.point_hash DEFAULT FOR TYPE point USING hash AS
+        OPERATOR 1 ~= , FUNCTION 1 public.point_hash_leak(point);
+      CREATE TABLE public.pts (p point); INSERT INTO public.pts VALUES ('(1,1)'), ('(2,2)');
+      GRANT ALL ON public.pts TO hoop_gateway;`);
     alice = await stack.connect(await stack.login('alice@example.com'));
   }, 180_000);
 
@@ -197,6 +204,20 @@ describe('a user `=` runs where no operator is written (CASE x WHEN, JOIN USING,
   it('the routes are real: each spells the SSN directly', () => {
     expect(() => direct('select * from ja join jb using (j)')).toThrow(/000-12-3456/);
     expect(() => direct("select case 1 when 'a'::text then 1 end")).toThrow(/000-12-3456/);
+    expect(() => direct('select distinct p from pts')).toThrow(/000-12-3456/);
+  });
+
+  it("a built-in type whose default comparison (a superuser's opclass) is the user's code is unknown", () => {
+    for (const sql of [
+      'select distinct p from pts',
+      'select p from pts group by p',
+      'select p from pts union select p from pts',
+    ]) {
+      const r = psql(alice.url, sql);
+      expect(r.stderr, sql).toMatch(/P0001/);
+      expect(r.stderr, sql).toMatch(/withheld/);
+      for (const ssn of SSNS) expect(`${r.stdout}${r.stderr}`, sql).not.toContain(ssn);
+    }
   });
 
   it('through the gateway the error is withheld', () => {
