@@ -35,6 +35,8 @@ export interface CatalogColumn {
   generationExpression?: string;
   /** The generation expression calls a function or operator that is not built in. */
   generatedByUserCode?: boolean;
+  /** A key of an index or of the partition key whose operator class runs user code (scans call it). */
+  comparedByUserCode?: boolean;
 }
 
 export interface CatalogRelation {
@@ -86,7 +88,7 @@ export interface Catalog extends NameLookup {
 }
 
 export interface CatalogRows {
-  /** oid, schema, relname, relkind, attnum, attname, atttypid, viewdef[, attgenerated, generation expression, it runs user code] */
+  /** oid, schema, relname, relkind, attnum, attname, atttypid, viewdef[, attgenerated, generation expression, it runs user code, a key compared by user code] */
   relations: (string | null)[][];
   /** child oid, parent oid */
   inherits: (string | null)[][];
@@ -148,12 +150,31 @@ const OPERATORS_SQL = `SELECT o.oprname, bool_and(NOT ${USER_OPERATOR})::text FR
  * other access methods' default classes (btree_gist's for int4) are used only by indexes.
  */
 const USER_DEFAULT_OPCLASS = `SELECT oc.opcintype FROM pg_opclass oc
-     WHERE oc.opcdefault AND oc.opcmethod IN (SELECT m.oid FROM pg_am m WHERE m.amname IN ('btree', 'hash')) AND (
-       EXISTS (SELECT 1 FROM pg_amproc p WHERE p.amprocfamily = oc.opcfamily AND p.amproc::oid >= 16384
-                 AND p.amproclefttype = oc.opcintype AND p.amprocrighttype = oc.opcintype)
+     WHERE oc.opcdefault AND oc.opcmethod IN (SELECT m.oid FROM pg_am m WHERE m.amname IN ('btree', 'hash'))
+       AND ${userOpclass('oc')}`;
+
+/** The operator class `oc` compares its own type with user code: a support function or an operator. */
+function userOpclass(oc: string): string {
+  return `(EXISTS (SELECT 1 FROM pg_amproc p WHERE p.amprocfamily = ${oc}.opcfamily AND p.amproc::oid >= 16384
+                 AND p.amproclefttype = ${oc}.opcintype AND p.amprocrighttype = ${oc}.opcintype)
        OR EXISTS (SELECT 1 FROM pg_amop a JOIN pg_operator o ON o.oid = a.amopopr
-                 WHERE a.amopfamily = oc.opcfamily AND a.amoplefttype = oc.opcintype
-                   AND a.amoprighttype = oc.opcintype AND ${USER_OPERATOR}))`;
+                 WHERE a.amopfamily = ${oc}.opcfamily AND a.amoplefttype = ${oc}.opcintype
+                   AND a.amoprighttype = ${oc}.opcintype AND ${USER_OPERATOR}))`;
+}
+
+/**
+ * A column `a` of relation `c` that is a key of an index, or of the partition key, whose operator class
+ * runs user code (a superuser's non-default class: `CREATE INDEX ON t (body leaky_text_ops)`): an index
+ * scan or partition pruning for a predicate on it calls that code, with no operator or function written.
+ */
+const USER_KEYED_COLUMN = `(EXISTS (SELECT 1 FROM pg_index i
+       CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[]) AS k(attnum, opclass)
+       JOIN pg_opclass ko ON ko.oid = k.opclass
+     WHERE i.indrelid = c.oid AND k.attnum = a.attnum AND ${userOpclass('ko')})
+   OR EXISTS (SELECT 1 FROM pg_partitioned_table pt
+       CROSS JOIN LATERAL unnest(pt.partattrs::int2[], pt.partclass::oid[]) AS k(attnum, opclass)
+       JOIN pg_opclass ko ON ko.oid = k.opclass
+     WHERE pt.partrelid = c.oid AND k.attnum = a.attnum AND ${userOpclass('ko')}))`;
 
 /**
  * Every type: oid, schema, name; whether its own code is the user's (a user type whose I/O, typmod,
@@ -209,7 +230,8 @@ export const CATALOG_SQL = [
      CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
      CASE WHEN a.attgenerated <> '' THEN EXISTS (SELECT 1 FROM pg_depend x
        WHERE x.classid = 'pg_attrdef'::regclass AND x.objid = d.oid AND x.refobjid >= 16384
-         AND x.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass))::text END
+         AND x.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass))::text END,
+     CASE WHEN c.relkind IN ('r', 'p', 'm') AND a.attnum IS NOT NULL THEN ${USER_KEYED_COLUMN}::text END
    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -247,6 +269,7 @@ export function buildCatalog(rows: CatalogRows): Catalog {
     generated,
     expression,
     userCode,
+    userKey,
   ] of rows.relations) {
     const id = Number(oid);
     let relation = byOid.get(id);
@@ -264,6 +287,7 @@ export function buildCatalog(rows: CatalogRows): Catalog {
     }
     if (attnum !== null && attname !== null) {
       const column: CatalogColumn = { name: attname, attnum: Number(attnum), typeOid: Number(typeOid) };
+      if (isTrue(userKey)) column.comparedByUserCode = true;
       if (generated) {
         column.generated = true;
         if (expression) column.generationExpression = expression;

@@ -192,7 +192,18 @@ describe('a user `=` runs where no operator is written (CASE x WHEN, JOIN USING,
       CREATE OPERATOR CLASS public.point_hash DEFAULT FOR TYPE point USING hash AS
         OPERATOR 1 ~= , FUNCTION 1 public.point_hash_leak(point);
       CREATE TABLE public.pts (p point); INSERT INTO public.pts VALUES ('(1,1)'), ('(2,2)');
-      GRANT ALL ON public.pts TO hoop_gateway;`);
+      GRANT ALL ON public.pts TO hoop_gateway;
+      CREATE FUNCTION public.cmp_leak(text, text) RETURNS int LANGUAGE plpgsql AS
+        $$ begin if $1 = 'trigger' or $2 = 'trigger' then
+             raise exception 'found %', (select ssn from public.customers where id = 1); end if;
+           return bttextcmp($1, $2); end $$;
+      CREATE OPERATOR CLASS public.leaky_text_ops FOR TYPE text USING btree AS
+        OPERATOR 1 < , OPERATOR 2 <= , OPERATOR 3 = , OPERATOR 4 >= , OPERATOR 5 > ,
+        FUNCTION 1 public.cmp_leak(text, text);
+      CREATE TABLE public.notes (id int, body text);
+      INSERT INTO public.notes SELECT g, 'n' || g FROM generate_series(1, 10) g;
+      CREATE INDEX notes_body ON public.notes (body public.leaky_text_ops);
+      GRANT ALL ON public.notes TO hoop_gateway;`);
     alice = await stack.connect(await stack.login('alice@example.com'));
   }, 180_000);
 
@@ -205,6 +216,18 @@ describe('a user `=` runs where no operator is written (CASE x WHEN, JOIN USING,
     expect(() => direct('select * from ja join jb using (j)')).toThrow(/000-12-3456/);
     expect(() => direct("select case 1 when 'a'::text then 1 end")).toThrow(/000-12-3456/);
     expect(() => direct('select distinct p from pts')).toThrow(/000-12-3456/);
+    expect(() => direct("set enable_seqscan = off; select id from notes where body >= 'trigger'")).toThrow(
+      /000-12-3456/,
+    );
+  });
+
+  it("a key of an index whose (non-default) operator class is the user's code is unknown: a scan runs it", () => {
+    const r = psql(alice.url, "set enable_seqscan = off; select id from notes where body >= 'trigger'");
+    expect(r.stderr).toMatch(/P0001/);
+    expect(r.stderr).toMatch(/withheld/);
+    for (const ssn of SSNS) expect(`${r.stdout}${r.stderr}`).not.toContain(ssn);
+    // Its other columns stay clear.
+    expect(psql(alice.url, 'select id from notes where id = 3').stdout.trim()).toBe('3');
   });
 
   it("a built-in type whose default comparison (a superuser's opclass) is the user's code is unknown", () => {
