@@ -319,8 +319,8 @@ export function createGatewayServer(
 }
 
 /**
- * Slow clients that hold a socket without authenticating: the first request head is bounded by the
- * pre-auth deadline (pre-auth.ts); these bound later ones, a body, and the TLS handshake.
+ * Slow clients that hold a socket without authenticating: the first request (head and body) is bounded
+ * by the pre-auth deadline (pre-auth.ts); these bound later ones, their bodies, and the TLS handshake.
  */
 function slowClientLimits(config: GatewayConfig['listen']) {
   const headersTimeout = config.login_timeout;
