@@ -572,29 +572,46 @@ export interface CatalogSourceOptions {
   fetch: () => Promise<CatalogRows>;
 }
 
+/** Past this share of its TTL a snapshot is still served, and a fresh one is loaded beside it. */
+const REFRESH_AHEAD = 0.8;
+
 export function createCatalogSource(options: CatalogSourceOptions): CatalogSource {
   const ttl = options.ttlMs ?? 60_000;
   const fetch = options.fetch;
   let current: { catalog: Catalog; at: number } | undefined;
-  let loading: Promise<Catalog> | undefined;
+  /** The load in flight and the generation it started in (one started before an invalidation is not reused). */
+  let loading: { promise: Promise<Catalog>; generation: number } | undefined;
   let generation = 0;
+  const load = (): Promise<Catalog> => {
+    const started = generation;
+    const promise: Promise<Catalog> = Promise.all([fetch(), loadPlpgsqlParser()])
+      .then(([rows]) => {
+        const catalog = buildCatalog(rows);
+        // An invalidation while loading means the snapshot may predate the change: keep it for this
+        // caller only.
+        if (started === generation) current = { catalog, at: Date.now() };
+        return catalog;
+      })
+      .finally(() => {
+        if (loading?.promise === promise) loading = undefined;
+      });
+    loading = { promise, generation: started };
+    return promise;
+  };
+  /** The snapshot while it is fresh; near its end a reload starts, so no statement waits for one. */
+  const fresh = (): Catalog | undefined => {
+    if (!current) return undefined;
+    const age = Date.now() - current.at;
+    if (age >= ttl) return undefined;
+    // A failed early reload changes nothing: at the end of the TTL a statement's own load fails closed.
+    if (age >= ttl * REFRESH_AHEAD && !loading) load().catch(() => undefined);
+    return current.catalog;
+  };
   return {
     get() {
-      if (current && Date.now() - current.at < ttl) return Promise.resolve(current.catalog);
-      if (loading) return loading;
-      const started = generation;
-      loading = Promise.all([fetch(), loadPlpgsqlParser()])
-        .then(([rows]) => {
-          const catalog = buildCatalog(rows);
-          // An invalidation while loading means the snapshot may predate the change: keep it for this
-          // caller only.
-          if (started === generation) current = { catalog, at: Date.now() };
-          return catalog;
-        })
-        .finally(() => {
-          loading = undefined;
-        });
-      return loading;
+      const now = fresh();
+      if (now) return Promise.resolve(now);
+      return loading?.generation === generation ? loading.promise : load();
     },
     invalidate() {
       generation++;
@@ -603,9 +620,7 @@ export function createCatalogSource(options: CatalogSourceOptions): CatalogSourc
     close() {
       current = undefined;
     },
-    peek() {
-      return current && Date.now() - current.at < ttl ? current.catalog : undefined;
-    },
+    peek: fresh,
     refreshIfOlder(ms) {
       if (current && Date.now() - current.at >= ms) {
         generation++;
