@@ -40,8 +40,13 @@ export interface PreAuthLimit {
   size(): number;
 }
 
-/** Retry-After of a refusal: 503, not 429, as the gateway as a whole is full, not this client over a quota. */
-export const RETRY_AFTER_SECONDS = 5;
+/**
+ * Retry-After of a refusal: 503, not 429, as the gateway as a whole is full, not this client over a quota.
+ * One second: a burst of honest logins (a pool opening its connections) clears well within it.
+ */
+export const RETRY_AFTER_SECONDS = 1;
+/** How long a refused connection may take to send the request head its 503 answers. */
+const REFUSED_HEAD_WAIT_MS = 5_000;
 
 export function limitUnauthenticated(server: Server, options: PreAuthOptions, tls: boolean): PreAuthLimit {
   const places = new WeakMap<Duplex, PreAuthPlace>();
@@ -51,7 +56,7 @@ export function limitUnauthenticated(server: Server, options: PreAuthOptions, tl
     if (held >= options.max) {
       refused.add(socket);
       // Answered when its request head comes; one that does not come soon is cut off.
-      setTimeout(() => socket.destroy(), Math.min(options.timeoutMs, RETRY_AFTER_SECONDS * 1000)).unref();
+      setTimeout(() => socket.destroy(), Math.min(options.timeoutMs, REFUSED_HEAD_WAIT_MS)).unref();
       return;
     }
     held++;

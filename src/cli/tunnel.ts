@@ -35,11 +35,48 @@ export async function openTunnel(options: TunnelOptions): Promise<TunnelStream> 
   return stream;
 }
 
+/** How long a tunnel keeps retrying while the gateway answers 503 (too many logins at once). */
+const BUSY_RETRY_FOR_MS = 15_000;
+
 /**
  * Open a tunnel and hand back the open WebSocket itself (hoopctl connect relays its messages directly,
- * without a stream layer on top), or reject with a CliError.
+ * without a stream layer on top), or reject with a CliError. A gateway that is busy with other logins
+ * answers 503 with Retry-After: the tunnel waits that long (with jitter, so a pool's connections do not
+ * come back together) and tries again, for up to BUSY_RETRY_FOR_MS.
  */
-export function openTunnelSocket(options: TunnelOptions): Promise<{ ws: WebSocket; sessionId?: string }> {
+export async function openTunnelSocket(
+  options: TunnelOptions,
+): Promise<{ ws: WebSocket; sessionId?: string }> {
+  const deadline = Date.now() + BUSY_RETRY_FOR_MS;
+  for (;;) {
+    try {
+      return await attemptTunnel(options);
+    } catch (err) {
+      if (!(err instanceof GatewayBusy)) throw err;
+      const waitMs = err.retryAfterMs * (1 + Math.random() / 2);
+      if (Date.now() + waitMs > deadline) throw err.refusal;
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
+}
+
+/** A 503 refusal of the upgrade: the gateway is full for now, not refusing this client. */
+class GatewayBusy extends Error {
+  constructor(
+    readonly refusal: CliError,
+    readonly retryAfterMs: number,
+  ) {
+    super(refusal.message);
+  }
+}
+
+/** Seconds of a Retry-After header, bounded to [0.1 s, 5 s]; 1 s when absent or a date. */
+function retryAfterMs(header: string | string[] | undefined): number {
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  return Number.isFinite(seconds) && header !== undefined ? Math.min(Math.max(seconds, 0.1), 5) * 1000 : 1000;
+}
+
+function attemptTunnel(options: TunnelOptions): Promise<{ ws: WebSocket; sessionId?: string }> {
   const url = new URL(`${TUNNEL_PATH}${encodeURIComponent(options.connection)}`, options.target.url);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const headers: Record<string, string> = {
@@ -72,7 +109,15 @@ export function openTunnelSocket(options: TunnelOptions): Promise<{ ws: WebSocke
             : res.statusCode === 403 || res.statusCode === 404
               ? ExitCode.denied
               : ExitCode.error;
-        reject(new CliError(res.statusCode === 401 ? `not authenticated: ${message}` : message, code));
+        const refusal = new CliError(
+          res.statusCode === 401 ? `not authenticated: ${message}` : message,
+          code,
+        );
+        reject(
+          res.statusCode === 503
+            ? new GatewayBusy(refusal, retryAfterMs(res.headers['retry-after']))
+            : refusal,
+        );
       });
     });
     ws.once('error', (err) =>
