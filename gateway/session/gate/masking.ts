@@ -66,14 +66,17 @@ export class MaskingCheck {
     return this.planWith(request, statements, views, decisions, decision, grants, text);
   }
 
-  /** Views and user functions passing the text on come from the catalog, loaded only when something is named. */
+  /**
+   * Views and user functions passing the text on come from the catalog, loaded only when something is
+   * named. One pass over the catalog's readers (they include the sources): a statement that names a
+   * source and also calls a user function reading it is refused for the call, as the call alone is.
+   */
   private statementText(
     statements: readonly ClassifiedStatement[],
     grants: readonly string[],
   ): StatementTextNeed | Promise<StatementTextNeed> {
     const policies = () => this.policies(grants);
-    const direct = statementTextNeed(statements, policies);
-    if (direct || !namesAnything(statements) || mayReadStatementText(policies())) return direct;
+    if (!namesAnything(statements) || mayReadStatementText(policies())) return undefined;
     const readers = this.readers();
     if (readers instanceof Promise) return readers.then((r) => statementTextNeed(statements, policies, r));
     return statementTextNeed(statements, policies, readers);
