@@ -41,7 +41,7 @@ const BUSY_RETRY_FOR_MS = 15_000;
 /**
  * Open a tunnel and hand back the open WebSocket itself (hoopctl connect relays its messages directly,
  * without a stream layer on top), or reject with a CliError. A gateway that is busy with other logins
- * answers 503 with Retry-After: the tunnel waits that long (with jitter, so a pool's connections do not
+ * answers 503 with Retry-After (a draining one 503 without it): the tunnel waits that long (with jitter, so a pool's connections do not
  * come back together) and tries again, for up to BUSY_RETRY_FOR_MS.
  */
 export async function openTunnelSocket(
@@ -70,10 +70,10 @@ class GatewayBusy extends Error {
   }
 }
 
-/** Seconds of a Retry-After header, bounded to [0.1 s, 5 s]; 1 s when absent or a date. */
-function retryAfterMs(header: string | string[] | undefined): number {
+/** Seconds of a Retry-After header, bounded to [0.1 s, 5 s]; 1 s when it is a date. */
+function retryAfterMs(header: string | string[]): number {
   const seconds = Number(Array.isArray(header) ? header[0] : header);
-  return Number.isFinite(seconds) && header !== undefined ? Math.min(Math.max(seconds, 0.1), 5) * 1000 : 1000;
+  return Number.isFinite(seconds) ? Math.min(Math.max(seconds, 0.1), 5) * 1000 : 1000;
 }
 
 function attemptTunnel(options: TunnelOptions): Promise<{ ws: WebSocket; sessionId?: string }> {
@@ -113,11 +113,10 @@ function attemptTunnel(options: TunnelOptions): Promise<{ ws: WebSocket; session
           res.statusCode === 401 ? `not authenticated: ${message}` : message,
           code,
         );
-        reject(
-          res.statusCode === 503
-            ? new GatewayBusy(refusal, retryAfterMs(res.headers['retry-after']))
-            : refusal,
-        );
+        // Only a 503 that says when to come back is waited out (a draining gateway's does not).
+        const retryAfter = res.headers['retry-after'];
+        const busy = res.statusCode === 503 && retryAfter !== undefined;
+        reject(busy ? new GatewayBusy(refusal, retryAfterMs(retryAfter)) : refusal);
       });
     });
     ws.once('error', (err) =>
