@@ -60,10 +60,11 @@ export interface ResultFilter {
   /** An ErrorResponse/NoticeResponse during this statement: fields (by code letter) to send instead, or undefined. */
   message?(fields: Record<string, string>): Record<string, string> | undefined;
   /**
-   * The statement's query runs again after it completes, where no statement of its own is running: a
-   * WITH HOLD cursor, which PostgreSQL materialises when the transaction commits (an error there comes
-   * back as the COMMIT's, a later statement's or Sync's). Until the transaction ends, every error and
-   * notice goes through this filter's `message`.
+   * The statement's work goes on after it completes, where no statement of its own is running: a
+   * WITH HOLD cursor, which PostgreSQL materialises when the transaction commits, or a write's deferred
+   * constraints and triggers, checked at COMMIT or SET CONSTRAINTS (an error there comes back as the
+   * COMMIT's, a later statement's or Sync's). Until the transaction ends, every error and notice goes
+   * through this filter's `message`.
    */
   readonly runsAtCommit?: boolean;
 }

@@ -114,7 +114,10 @@ export interface MaskingFilterOptions {
   redactMessages: boolean;
   /** COPY ... TO STDOUT with `masking.copy: mask`: the rows' format (text or csv); `outputs` are its columns. */
   copy?: CopyFormat;
-  /** A WITH HOLD cursor over masked data: its query runs again, unseen, when the transaction commits. */
+  /**
+   * Work of the statement runs again, unseen, when the transaction commits: a WITH HOLD cursor over
+   * masked data, a write's deferred constraints and triggers.
+   */
   runsAtCommit?: boolean;
 }
 

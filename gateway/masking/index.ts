@@ -257,8 +257,10 @@ export class SessionMasking {
             catalog,
             views: this.views,
             redactMessages,
-            // PostgreSQL runs a WITH HOLD cursor's query again when the transaction commits.
-            runsAtCommit: effective.declareCursor?.hold === true && readsMasked,
+            // PostgreSQL runs a WITH HOLD cursor's query again when the transaction commits, and a write's
+            // deferred constraints and triggers then (or at SET CONSTRAINTS ... IMMEDIATE): their errors
+            // come back as another message's ("Key (ssn)=(...) is still referenced").
+            runsAtCommit: (effective.declareCursor?.hold === true && readsMasked) || changesData,
           });
     const maskedColumns =
       filter && outputs !== undefined && outputs !== 'unknown' ? filter.masked() : undefined;

@@ -184,11 +184,12 @@ export class ProtocolCore {
   private copyWaiters: (() => void)[] = [];
   private ended = false;
   /**
-   * A WITH HOLD cursor over masked data ran in this transaction: its query runs again at COMMIT, where
-   * its errors come back as another message's. Until the transaction ends, every error and notice goes
-   * through this filter.
+   * A WITH HOLD cursor over masked data, or a write of an identity with masking rules, ran in this
+   * transaction: the cursor's query runs again at COMMIT, the write's deferred constraints there or at
+   * SET CONSTRAINTS, and their errors come back as another message's. Until the transaction ends,
+   * every error and notice goes through this filter.
    */
-  private heldCursor: ResultFilter | undefined;
+  private heldFilter: ResultFilter | undefined;
   /**
    * Notices of the gateway's own ("waiting for approval #7") that wait for the answers to what the
    * client sent before the message they are about: released once `answers` Queries/Syncs are answered.
@@ -777,7 +778,7 @@ export class ProtocolCore {
 
   /** What redacts an error or notice now: a WITH HOLD cursor's filter until its transaction ends, or the statement's. */
   private messageFilter(running: Running | undefined): ResultFilter | undefined {
-    return this.heldCursor ?? running?.filter;
+    return this.heldFilter ?? running?.filter;
   }
 
   private NoData(head: Expected | undefined): Buffer | undefined {
@@ -821,7 +822,7 @@ export class ProtocolCore {
     // An error no message asked for (a FATAL from a server timeout or shutdown): as it is, unless a
     // WITH HOLD cursor over masked data may have raised it.
     if (!head) {
-      const redacted = this.heldCursor?.message?.(fields);
+      const redacted = this.heldFilter?.message?.(fields);
       return redacted ? encodeFields('E', redacted) : undefined;
     }
     this.model.error();
@@ -872,7 +873,7 @@ export class ProtocolCore {
     this.status = decodeReadyForQuery(frame.body);
     this.copyIn = false;
     // Out of any transaction: a WITH HOLD cursor's query has run (or never will).
-    if (this.status === 'I') this.heldCursor = undefined;
+    if (this.status === 'I') this.heldFilter = undefined;
     // Everything up to the Query/Sync/FunctionCall this answers is over (skipped after an error).
     while (this.expected.length > 0) {
       const entry = this.expected.shift()!;
@@ -961,7 +962,7 @@ export class ProtocolCore {
   }
 
   private finish(running: Running, outcome: Parameters<typeof outcomeOf>[1]): void {
-    if (running.filter?.runsAtCommit) this.heldCursor = running.filter;
+    if (running.filter?.runsAtCommit) this.heldFilter = running.filter;
     this.gate.completed(running.id, outcomeOf(running, outcome));
   }
 }

@@ -470,6 +470,51 @@ describe('routes around the gateway', () => {
       expect(out.map((m) => m.body.toString('utf8')).join('\n')).not.toContain('4111111111111111');
     });
 
+    it('an error of a deferred constraint, raised at COMMIT, Sync or SET CONSTRAINTS for an earlier write, is withheld', async () => {
+      // A DBA's deferrable foreign key on the masked column: deleting a referenced customer fails only
+      // when the transaction commits, and the detail quotes the key: "Key (ssn)=(...) is still referenced".
+      const secret = '000-77-8888';
+      const d = await direct();
+      await d.exchange(
+        query(
+          'create schema if not exists sandbox; create or replace view sandbox.customer_names as ' +
+            'select id, name, country from public.customers; ' +
+            'alter table public.customers add constraint customers_ssn_key unique (ssn); ' +
+            'create table public.badges (ssn text references public.customers (ssn) deferrable initially deferred); ' +
+            `insert into public.customers (id, name, email, ssn, card_pan, country) values (99, 'Badge Holder', 'b@example.com', '${secret}', '4000000000000002', 'NL'); ` +
+            `insert into public.badges values ('${secret}')`,
+        ),
+      );
+      const c = await open();
+      const withheld = (out: RawMessage[], what: string) => {
+        expect(first(out)?.C, what).toBe('23503');
+        expect(first(out)?.D, what).toBe('hoop: detail withheld because the statement reads masked columns');
+        expect(out.map((m) => m.body.toString('utf8')).join('\n'), what).not.toContain(secret);
+      };
+      // Allowed (sandbox-writes), and the DELETE itself succeeds: the check waits for the commit.
+      const remove = 'delete from sandbox.customer_names where id = 99';
+      for (const end of ['commit', 'end', 'set constraints all immediate', 'prepare transaction $$t$$']) {
+        await c.exchange(query('begin'));
+        expect(errors(await c.exchange(query(remove))), end).toEqual([]);
+        withheld(await c.exchange(query(end)), end);
+        await c.exchange(query('rollback'));
+      }
+      // The implicit transaction of a multi-statement Query commits after its last statement.
+      withheld(await c.exchange(query(`${remove}; select 1 as one`)), 'implicit commit');
+      // Extended protocol: the implicit transaction commits at Sync.
+      withheld(await c.exchange(cat(parse({ text: remove }), bind({}), execute({}), sync())), 'Sync');
+      // Once the transaction is over, errors of statements that read no masked data are PostgreSQL's own.
+      expect(first(await c.exchange(query('select 1 / 0')))?.M).toBe('division by zero');
+      c.close();
+      await d.exchange(
+        query(
+          'drop table public.badges; delete from public.customers where id = 99; ' +
+            'alter table public.customers drop constraint customers_ssn_key',
+        ),
+      );
+      d.close();
+    });
+
     it("a trigger's NOTIFY of a changed row reaches a LISTENing identity with masking rules without its payload", async () => {
       const d = await direct();
       await d.exchange(
