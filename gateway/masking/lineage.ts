@@ -47,7 +47,10 @@ export interface StatementLineage {
   /** COPY ... TO: each column it copies out, in order, and its format (null: options not understood). */
   copyColumns?: Output[];
   copyFormat?: CopyFormat | null;
-  /** Cursor and prepared-statement bookkeeping the session must do. */
+  /**
+   * Cursor and prepared-statement bookkeeping the session must do. Names as PostgreSQL holds them: the
+   * parser folds unquoted ones, and a quoted "S1" is another object than s1.
+   */
   declareCursor?: { name: string; hold: boolean };
   fetchCursor?: string;
   closeCursor?: string | null;
@@ -889,24 +892,24 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
         const hold = (Number(body.options ?? 0) & 0x20) !== 0;
         return {
           ...base('none', outputs),
-          declareCursor: { name: String(body.portalname ?? '').toLowerCase(), hold },
+          declareCursor: { name: String(body.portalname ?? ''), hold },
         };
       }
       case 'FetchStmt':
         if (body.ismove) return base('none');
-        return { ...base('unknown'), fetchCursor: String(body.portalname ?? '').toLowerCase() };
+        return { ...base('unknown'), fetchCursor: String(body.portalname ?? '') };
       case 'ClosePortalStmt':
         return {
           ...base('none'),
-          closeCursor: typeof body.portalname === 'string' ? body.portalname.toLowerCase() : null,
+          closeCursor: typeof body.portalname === 'string' ? body.portalname : null,
         };
       case 'PrepareStmt': {
         const inner = analyzeStatement(body.query, catalog, views);
-        return { ...inner, rows: 'none', prepare: String(body.name ?? '').toLowerCase() };
+        return { ...inner, rows: 'none', prepare: String(body.name ?? '') };
       }
       case 'ExecuteStmt':
         for (const p of asArray(body.params)) a.expr(p, emptyScope(), 'value');
-        return { ...base('unknown'), execute: String(body.name ?? '').toLowerCase() };
+        return { ...base('unknown'), execute: String(body.name ?? '') };
       case 'CopyStmt': {
         if (body.is_from) {
           a.generic(body.whereClause, emptyScope(), 'predicate');
@@ -954,7 +957,7 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
         const execute = unwrapNode(body.query);
         if (execute?.[0] === 'ExecuteStmt') {
           for (const p of asArray(execute[1].params)) a.expr(p, emptyScope(), 'sink');
-          return { ...base('none'), execute: String(execute[1].name ?? '').toLowerCase(), executeInto: true };
+          return { ...base('none'), execute: String(execute[1].name ?? ''), executeInto: true };
         }
         const outputs = a.query(body.query, undefined, 'sink');
         void outputs;

@@ -157,6 +157,33 @@ describe('routes through the session’s named objects', () => {
     c.close();
   });
 
+  it('names that differ only in case ("S1" and s1, "C" and c) are two objects: each is masked as its own text', async () => {
+    // PostgreSQL folds unquoted names and keeps quoted ones: "S1" is not s1. `|| ''` leaves the
+    // RowDescription without a table column, so only the statement's lineage can mask it.
+    const c = await open();
+    await c.exchange(query(`prepare s1 as select 'harmless' || '' as x`));
+    await c.exchange(query(`prepare "S1" as select ssn || '' as x from customers`));
+    const executed = await c.exchange(query('execute "S1"'));
+    expect(errors(executed)).toEqual([]);
+    expect(executed.filter((m) => m.type === 'D')).toHaveLength(5);
+    expectNoClearValue(rowsText(executed));
+    // The protocol's names are exact too: Bind of "S1", then SQL EXECUTE of it.
+    await c.exchange(cat(parse({ name: 'P2', text: `select email || '' as x from customers` }), sync()));
+    await c.exchange(query(`prepare p2 as select 'harmless' || '' as x`));
+    const protocol = await c.exchange(query('execute "P2"'));
+    expect(protocol.filter((m) => m.type === 'D')).toHaveLength(5);
+    expectNoClearValue(rowsText(protocol));
+    await c.exchange(query('begin'));
+    await c.exchange(query(`declare c cursor for select 'harmless' || '' as x from customers`));
+    await c.exchange(query(`declare "C" cursor for select card_pan || '' as x from customers`));
+    const fetched = await c.exchange(query('fetch all from "C"'));
+    expect(errors(fetched)).toEqual([]);
+    expect(fetched.filter((m) => m.type === 'D')).toHaveLength(5);
+    expectNoClearValue(rowsText(fetched));
+    await c.exchange(query('rollback'));
+    c.close();
+  });
+
   async function statementRecords(): Promise<Record<string, unknown>[]> {
     const r = await stack.cli(auditor, ['sessions', 'export', '--since', '1h', '--format', 'jsonl']);
     expect(r.code, r.stderr).toBe(0);
