@@ -188,7 +188,7 @@ class Analyzer {
       const cte = unwrapNode(c);
       if (cte?.[0] !== 'CommonTableExpr') continue;
       const def = cte[1];
-      const name = String(def.ctename ?? '').toLowerCase();
+      const name = String(def.ctename ?? '');
       const aliases = asArray(def.aliascolnames).map(stringOf);
       // CYCLE compares its mark with `<>` and the row with `=`, looked up by name: no operator written.
       if (isObject(def.cycle_clause) && (this.userOperator(NOT_EQUALS) || this.userOperator(EQUALS)))
@@ -303,7 +303,7 @@ class Analyzer {
         continue;
       }
       const name = simpleColumnName(node);
-      const byName = name !== undefined ? outputs.filter((o) => o.name.toLowerCase() === name) : [];
+      const byName = name !== undefined ? outputs.filter((o) => o.name === name) : [];
       if (byName.length > 0) for (const o of byName) this.note(o.lineage, 'predicate');
       else this.generic(node, scope, 'predicate');
       if (unwrapped?.[0] === 'SortBy' && this.userOperator(unwrapped[1].useOp)) this.opaque('predicate');
@@ -405,7 +405,7 @@ class Analyzer {
     const unwrapped = unwrapNode(node);
     if (!unwrapped) return [];
     const [type, body] = unwrapped;
-    const aliasName = isObject(body.alias) ? String(body.alias.aliasname).toLowerCase() : undefined;
+    const aliasName = isObject(body.alias) ? String(body.alias.aliasname) : undefined;
     const colnames = isObject(body.alias) ? asArray(body.alias.colnames).map(stringOf) : [];
     switch (type) {
       case 'RangeVar': {
@@ -434,7 +434,7 @@ class Analyzer {
         const names = colnames.length > 0 ? colnames : coldefs;
         const item: Item =
           names.length > 0 && !body.ordinality
-            ? { name: aliasName, columns: names.map((n) => ({ name: n.toLowerCase(), lineage })) }
+            ? { name: aliasName, columns: names.map((n) => ({ name: n, lineage })) }
             : { name: aliasName ?? functionAlias(body), columns: [], open: lineage };
         this.addItem(scope, item, top);
         return starOf(item);
@@ -497,16 +497,18 @@ class Analyzer {
   }
 
   private rangeVar(body: Body, scope: Scope): Item {
-    const relname = String(body.relname ?? '').toLowerCase();
-    const schema = typeof body.schemaname === 'string' ? body.schemaname.toLowerCase() : undefined;
-    const alias = isObject(body.alias) ? String(body.alias.aliasname).toLowerCase() : undefined;
+    // Names in the statement are PostgreSQL's (unquoted ones folded by the parser): "C" is not c. The
+    // catalog is searched ignoring case, which can only add candidates.
+    const relname = String(body.relname ?? '');
+    const schema = typeof body.schemaname === 'string' ? body.schemaname : undefined;
+    const alias = isObject(body.alias) ? String(body.alias.aliasname) : undefined;
     const colnames = isObject(body.alias) ? asArray(body.alias.colnames).map(stringOf) : [];
     if (!schema) {
       const cte = findCte(scope, relname);
       if (cte) return itemOf(alias ?? relname, renameOutputs(cte, colnames));
     }
     const candidates = schema
-      ? [this.catalog.relation(`${schema}.${relname}`)].filter((r): r is CatalogRelation => !!r)
+      ? [this.catalog.relation(`${schema}.${relname}`.toLowerCase())].filter((r): r is CatalogRelation => !!r)
       : this.catalog.candidates(relname);
     if (candidates.length === 0) {
       // Not in the catalog (a temporary table, one created since the snapshot): unknown.
@@ -543,7 +545,7 @@ class Analyzer {
     const single = candidates.length === 1 ? candidates[0]! : undefined;
     return {
       name: alias ?? relname,
-      qualified: single ? `${single.schema}.${single.name}`.toLowerCase() : undefined,
+      qualified: single ? `${single.schema}.${single.name}` : undefined,
       columns: renamed,
     };
   }
@@ -556,7 +558,7 @@ class Analyzer {
       if (view.unknownRead) this.unknownRead = true;
       return view.columns;
     }
-    return r.columns.map((c) => ({ name: c.name.toLowerCase(), lineage: columnLineage(this.catalog, r, c) }));
+    return r.columns.map((c) => ({ name: c.name, lineage: columnLineage(this.catalog, r, c) }));
   }
 
   private expandStar(star: { qualifier?: string[] }, scope: Scope): Output[] {
@@ -569,8 +571,8 @@ class Analyzer {
   }
 
   private findItem(scope: Scope, qualifier: string[]): Item | undefined {
-    const name = qualifier[qualifier.length - 1]!.toLowerCase();
-    const schema = qualifier.length > 1 ? qualifier[qualifier.length - 2]!.toLowerCase() : undefined;
+    const name = qualifier[qualifier.length - 1]!;
+    const schema = qualifier.length > 1 ? qualifier[qualifier.length - 2]! : undefined;
     for (let s: Scope | undefined = scope; s; s = s.parent) {
       const found = s.items.filter(
         (i) => i.name === name && (!schema || i.qualified === `${schema}.${name}`),
@@ -586,7 +588,7 @@ class Analyzer {
     const fields = asArray(body.fields);
     const names = fields.map((f) => {
       const n = unwrapNode(f);
-      return n?.[0] === 'String' ? String(n[1].sval ?? '').toLowerCase() : '*';
+      return n?.[0] === 'String' ? String(n[1].sval ?? '') : '*';
     });
     if (names.includes('*')) {
       // `c.*` inside an expression (row_to_json(c.*)): the whole row.
@@ -821,7 +823,7 @@ export class ViewCache {
     let shape: ViewShape;
     if (this.expanding.has(view.oid) || this.expanding.size > 32) {
       shape = {
-        columns: view.columns.map((c) => ({ name: c.name.toLowerCase(), lineage: UNKNOWN })),
+        columns: view.columns.map((c) => ({ name: c.name, lineage: UNKNOWN })),
         reads: new Set(),
         unknownRead: true,
       };
@@ -831,7 +833,7 @@ export class ViewCache {
         shape = this.expand(view, catalog);
       } catch {
         shape = {
-          columns: view.columns.map((c) => ({ name: c.name.toLowerCase(), lineage: UNKNOWN })),
+          columns: view.columns.map((c) => ({ name: c.name, lineage: UNKNOWN })),
           reads: new Set(),
           unknownRead: true,
         };
@@ -855,7 +857,7 @@ export class ViewCache {
       const out = open || outputs.length !== view.columns.length ? undefined : outputs[i];
       const lineage = out ? out.lineage : mergeLineage([...outputs.map((o) => o.lineage), UNKNOWN], true);
       return {
-        name: c.name.toLowerCase(),
+        name: c.name,
         lineage: out && !out.lineage.transformed ? { ...lineage, typeOid: c.typeOid } : lineage,
       };
     });
@@ -1069,14 +1071,14 @@ function rawString(node: unknown): string {
 
 function stringOf(node: unknown): string {
   const n = unwrapNode(node);
-  return n?.[0] === 'String' ? String(n[1].sval ?? '').toLowerCase() : '';
+  return n?.[0] === 'String' ? String(n[1].sval ?? '') : '';
 }
 
 function itemOf(name: string | undefined, outputs: Output[]): Item {
   const open = outputs.filter((o) => o.open);
   return {
     name,
-    columns: outputs.filter((o) => !o.open).map((o) => ({ name: o.name.toLowerCase(), lineage: o.lineage })),
+    columns: outputs.filter((o) => !o.open).map((o) => ({ name: o.name, lineage: o.lineage })),
     open:
       open.length > 0
         ? mergeLineage(
@@ -1237,7 +1239,7 @@ function generatedColumnNames(catalog: Catalog, relation: Body): Set<string> {
     ? [catalog.relation(`${schema}.${relname}`)].filter((r): r is CatalogRelation => !!r)
     : catalog.candidates(relname);
   const names = new Set<string>();
-  for (const r of candidates) for (const c of r.columns) if (c.generated) names.add(c.name.toLowerCase());
+  for (const r of candidates) for (const c of r.columns) if (c.generated) names.add(c.name);
   return names;
 }
 

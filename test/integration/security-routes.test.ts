@@ -162,6 +162,22 @@ describe('routes around the gateway', () => {
       c.close();
     });
 
+    it('names that differ only in case (a quoted alias, CTE or column next to an unquoted one) are not confused', async () => {
+      // `|| ''` leaves the RowDescription without a table column: only the lineage can mask these.
+      const c = await open();
+      for (const sql of [
+        `select "X" from (select 'a' || '' as x, ssn || '' as "X" from customers) s`,
+        `with "A" as (select ssn || '' v from customers), a as (select 'z' || '' v) select * from "A"`,
+        `select "C".x from (select ssn || '' x from customers) "C", (select 'a' || '' x) c`,
+        `select "C".* from (select ssn || '' x from customers) "C", (select 'a' || '' x) c`,
+      ]) {
+        const out = await c.exchange(query(sql));
+        expect(errors(out), sql).toEqual([]);
+        expectMasked(out);
+      }
+      c.close();
+    });
+
     it('an error that would echo a masked value (a failed cast) does not show it', async () => {
       const c = await open();
       const out = await c.exchange(query('select ssn::int from customers'));

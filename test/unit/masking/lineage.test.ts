@@ -17,8 +17,12 @@ const CASES: [string, string[] | string][] = [
   ['select ssn as x, c.card_pan p from customers c', ['x:partial', 'p:partial']],
   ['select public.customers.ssn from public.customers', ['ssn:partial']],
   ['table customers', ['email:email-domain', 'ssn:partial', 'card_pan:partial']],
-  // Identifiers are compared case-insensitively: a quoted "SSN" matches ssn (errs on the masked side).
-  ['select "SSN" from customers', ['ssn:partial']],
+  // Identifiers are PostgreSQL's: a quoted name keeps its case, so "X" is not x. A column that is not
+  // there ("SSN" of customers) is of unknown lineage.
+  ['select "SSN" from customers', ['SSN:redact']],
+  ['select "X" from (select \'a\' as x, ssn as "X" from customers) s', ['X:partial']],
+  ['with "A" as (select ssn v from customers), a as (select \'z\' v) select * from "A"', ['v:partial']],
+  ['select "C".x from (select ssn x from customers) "C", (select \'a\' x) c', ['x:partial']],
   // expressions and functions: derived values are redacted
   [
     "select lower(ssn), ssn || '', substring(card_pan from 1 for 6), ssn::int from customers",
