@@ -165,6 +165,15 @@ export class SessionMasking {
         },
       };
     }
+    const computedOn = masked(effective.computed, true);
+    if (computedOn.length > 0) {
+      return {
+        deny: {
+          rule: 'inference-guard',
+          reason: `masked column ${computedOn.join(', ')} is computed on, and whether that fails (a division by zero, a failed cast) tells its value; select the column as it is`,
+        },
+      };
+    }
     if (effective.unknownPredicate && (rules.guardUnknown || (rules.guard && rules.fallback === 'deny'))) {
       return { deny: { rule: 'inference-guard', reason: 'a predicate uses values of unknown lineage' } };
     }
@@ -360,6 +369,7 @@ function unknownRows(): StatementLineage {
     outputs: [],
     reads: new Set(),
     predicates: new Set(),
+    computed: new Set(),
     sinks: new Set(),
     unknownRead: true,
     unknownPredicate: false,

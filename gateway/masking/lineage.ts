@@ -38,6 +38,11 @@ export interface StatementLineage {
   outputs: Output[];
   reads: Set<string>;
   predicates: Set<string>;
+  /**
+   * Columns a value of the statement's own is computed from (`upper(ssn)`, `1 / (ascii(ssn) - 49)`, a
+   * CASE over it): whether computing it fails tells something about the column, as a predicate would.
+   */
+  computed: Set<string>;
   sinks: Set<string>;
   unknownRead: boolean;
   unknownPredicate: boolean;
@@ -116,6 +121,7 @@ const SINK_FUNCTIONS = new Set(['set_config', 'pg_notify', 'pg_logical_emit_mess
 class Analyzer {
   reads = new Set<string>();
   predicates = new Set<string>();
+  computed = new Set<string>();
   sinks = new Set<string>();
   unknownRead = false;
   unknownPredicate = false;
@@ -638,6 +644,10 @@ class Analyzer {
   expr(node: unknown, scope: Scope, ctx: Ctx): Lineage {
     const lineage = this.exprOf(node, scope, ctx);
     const unwrapped = unwrapNode(node);
+    // A column passed on as it is (a whole row too) computes nothing; anything else that derives from
+    // one does, and its error (a division by zero, a failed cast) comes only for some values.
+    if (ctx === 'value' && lineage.transformed && unwrapped && unwrapped[0] !== 'ColumnRef')
+      for (const s of lineage.sources) this.computed.add(s);
     if (!unwrapped || !this.runsUserCode(unwrapped[0], unwrapped[1])) return lineage;
     return mergeLineage([lineage, this.opaque(ctx)], true);
   }
@@ -784,11 +794,12 @@ class Analyzer {
 
   result(): Pick<
     StatementLineage,
-    'reads' | 'predicates' | 'sinks' | 'unknownRead' | 'unknownPredicate' | 'unknownSink'
+    'reads' | 'predicates' | 'computed' | 'sinks' | 'unknownRead' | 'unknownPredicate' | 'unknownSink'
   > {
     return {
       reads: this.reads,
       predicates: this.predicates,
+      computed: this.computed,
       sinks: this.sinks,
       unknownRead: this.unknownRead,
       unknownPredicate: this.unknownPredicate,

@@ -420,6 +420,16 @@ public class MaskProbe {
     expect(join_.stderr).toMatch(/inference-guard/);
     const group = psql(aubrey.url, 'select count(*) from customers group by email');
     expect(group.stderr).toMatch(/inference-guard/);
+    // No predicate, but an error only for some values: whether the 5th character is '1', and a CASE.
+    for (const sql of [
+      'select 1 / (ascii(substr(ssn, 5, 1)) - 49) from customers where id = 1',
+      "select case when ssn like '000-1%' then 1 / 0 end from customers where id = 1",
+      "select (replace(ssn, '-', '')::int - 123456)::smallint from customers where id = 1",
+    ]) {
+      const computed = psql(aubrey.url, sql);
+      expect(computed.stderr, sql).toMatch(/inference-guard/);
+      seen.push(computed.stderr);
+    }
     const unknown = psql(aubrey.url, 'select * from pg_temp.nothing_here');
     expect(unknown.stderr).toMatch(/masking-fallback|does not exist/);
     seen.push(where.stderr, order.stderr, join_.stderr, group.stderr);
