@@ -11,7 +11,7 @@ import { LruCache } from '../sql/lru.js';
 import { type ParseResult, parseSql } from '../sql/parser.js';
 import type { Catalog, CatalogSource } from './catalog.js';
 import { FALLBACK_RULE, type MaskedColumn, MaskingFilter } from './filter.js';
-import { analyzeStatement, type Output, type StatementLineage, ViewCache } from './lineage.js';
+import { analyzeStatement, mergeLineage, type Output, type StatementLineage, ViewCache } from './lineage.js';
 import type { MaskContext } from './masks.js';
 import type { MaskRules } from './rules.js';
 
@@ -118,7 +118,7 @@ export class SessionMasking {
     let effective = lineage;
     if (lineage.execute !== undefined) {
       const prepared = names.ofStatement(lineage.execute);
-      effective = prepared ? executed(prepared) : { ...lineage, rows: 'unknown' };
+      effective = prepared ? withParameters(executed(prepared), lineage) : { ...lineage, rows: 'unknown' };
       if (lineage.executeInto && !prepared) {
         const reason = `cannot tell what prepared statement "${lineage.execute}" would store in the new table`;
         return { deny: { rule: 'masking-sink', reason } };
@@ -304,6 +304,22 @@ function executed(prepared: StatementLineage): StatementLineage {
     prepare: undefined,
   };
   return prepared.declareCursor ? { ...effective, rows: 'none' } : effective;
+}
+
+/**
+ * EXECUTE's parameters flow into what the prepared statement returns (`PREPARE p(text) AS SELECT $1`):
+ * a parameter computed from masked or unknown data (a user function reading a masked column) makes
+ * every output derive from it, and what the parameters read counts as read.
+ */
+function withParameters(run: StatementLineage, use: StatementLineage): StatementLineage {
+  const params = use.executeParams;
+  if (!params || (params.sources.size === 0 && !params.unknown)) return run;
+  return {
+    ...run,
+    outputs: run.outputs.map((o) => ({ ...o, lineage: mergeLineage([o.lineage, params], true) })),
+    reads: new Set([...run.reads, ...use.reads]),
+    unknownRead: run.unknownRead || use.unknownRead,
+  };
 }
 
 /** CREATE TABLE AS EXECUTE: the rows the prepared statement returns are stored, not sent (sinks). */

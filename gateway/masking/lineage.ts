@@ -61,6 +61,8 @@ export interface StatementLineage {
   closeCursor?: string | null;
   prepare?: string;
   execute?: string;
+  /** EXECUTE's parameters, merged: the prepared statement may return any of them (`select $1`). */
+  executeParams?: Lineage;
   /** CREATE TABLE ... AS EXECUTE: what the prepared statement returns goes into a table (a sink). */
   executeInto?: boolean;
   /** A statement that runs code the gateway cannot see (DO, CALL): its effects cannot be followed. */
@@ -920,9 +922,14 @@ export function analyzeStatement(node: unknown, catalog: Catalog, views: ViewCac
         const inner = analyzeStatement(body.query, catalog, views);
         return { ...inner, rows: 'none', prepare: String(body.name ?? '') };
       }
-      case 'ExecuteStmt':
-        for (const p of asArray(body.params)) a.expr(p, emptyScope(), 'value');
-        return { ...base('unknown'), execute: String(body.name ?? '') };
+      case 'ExecuteStmt': {
+        const params = asArray(body.params).map((p) => a.expr(p, emptyScope(), 'value'));
+        return {
+          ...base('unknown'),
+          execute: String(body.name ?? ''),
+          executeParams: params.length > 0 ? mergeLineage(params, false) : undefined,
+        };
+      }
       case 'CopyStmt': {
         if (body.is_from) {
           a.generic(body.whereClause, emptyScope(), 'predicate');

@@ -162,6 +162,19 @@ describe('operators, casts and EXPLAIN over masked columns', () => {
     expect(r.stdout).toContain('000-12-3456');
   });
 
+  it("a user function's value passed as an EXECUTE parameter is masked like the call itself", () => {
+    // `select $1` has no lineage of its own: what comes back is whatever the parameter was.
+    for (const sql of [
+      'prepare pass(text) as select $1 as x; execute pass(lookup_ssn(1, 0))',
+      "prepare pass2(text) as select $1 || '' as x; execute pass2(lookup_ssn(2, 0))",
+      'prepare pass3(int, text) as select $1 as n, $2 as x; execute pass3(1, lookup_ssn(3, 0))',
+    ]) {
+      const r = run(sql);
+      expect(r.stderr, sql).toBe('');
+      expect(r.stdout.trim().split('\n').at(-1), sql).toMatch(/\*\*\*\*$/);
+    }
+  });
+
   it('no clear SSN reached the masked identity', () => {
     const all = seen.join('\n');
     for (const ssn of SSNS) expect(all, `clear value ${ssn} leaked`).not.toContain(ssn);
