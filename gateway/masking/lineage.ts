@@ -117,8 +117,25 @@ const MAX_DEPTH = 64;
 
 /** Functions whose value says nothing about their arguments' values beyond what predicates do. */
 const COUNTING = new Set(['count']);
-/** Side effects that keep a value where a later statement can read it in clear. */
-const SINK_FUNCTIONS = new Set(['set_config', 'pg_notify', 'pg_logical_emit_message']);
+/**
+ * Side effects that keep a value where a later statement can read it in clear: a setting, a
+ * notification, a WAL message, an advisory lock's key (pg_locks shows it to every session), the
+ * random generator's seed (random() then follows from it).
+ */
+const SINK_FUNCTIONS = new Set([
+  'set_config',
+  'pg_notify',
+  'pg_logical_emit_message',
+  'pg_advisory_lock',
+  'pg_advisory_lock_shared',
+  'pg_advisory_xact_lock',
+  'pg_advisory_xact_lock_shared',
+  'pg_try_advisory_lock',
+  'pg_try_advisory_lock_shared',
+  'pg_try_advisory_xact_lock',
+  'pg_try_advisory_xact_lock_shared',
+  'setseed',
+]);
 
 class Analyzer {
   reads = new Set<string>();

@@ -285,6 +285,21 @@ describe('routes around the gateway', () => {
       }
       await c.exchange(query("select 'flush notifications'"));
       noClearSsn(c.messages);
+      // An advisory lock's key is shown in pg_locks (to every session): the SSN's digits as a number.
+      const digits = SSNS.map((ssn) => String(Number(ssn.replaceAll('-', ''))));
+      for (const sql of [
+        "select pg_advisory_lock(replace(ssn, '-', '')::bigint) from customers",
+        "select pg_try_advisory_xact_lock(1, replace(ssn, '-', '')::int) from customers",
+        "select pg_advisory_lock_shared(replace(ssn, '-', '')::bigint) from customers",
+      ]) {
+        const out = await c.exchange(query(sql));
+        expect(first(out)?.C, sql).toBe('42501');
+      }
+      const locks = rows(
+        await c.exchange(query("select classid, objid from pg_locks where locktype = 'advisory'")),
+      );
+      for (const n of digits) expect(locks, `lock key ${n}`).not.toMatch(new RegExp(`\\b${n}\\b`));
+      await c.exchange(query('select pg_advisory_unlock_all()'));
       c.close();
     });
 
