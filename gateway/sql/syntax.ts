@@ -419,9 +419,11 @@ function placeCopy(body: Record<string, unknown>, facts: TreeFacts): Placement {
     sideChannels.push(COPY_FILE);
   }
   if (body.is_from) return { class: 'copy-in', flags, sideChannels };
-  // COPY (DELETE ... RETURNING *) TO STDOUT deletes: it is a write, not a copy-out.
+  // COPY (DELETE ... RETURNING *) TO STDOUT deletes, and COPY (SELECT ... FOR UPDATE) locks rows as
+  // the SELECT does: each is a write, not a copy-out.
   const query = unwrapNode(body.query);
-  const writes = query !== undefined && (query[0] !== 'SelectStmt' || facts.dataModifyingCte);
+  const writes =
+    query !== undefined && (query[0] !== 'SelectStmt' || facts.dataModifyingCte || facts.locking);
   return { class: writes ? 'write' : 'copy-out', flags, sideChannels };
 }
 

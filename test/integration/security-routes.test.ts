@@ -38,6 +38,12 @@ policies:
   - name: auditors
     groups: [audit]
     audit: true
+  - name: exporters
+    groups: [audit]
+    connections: [prod-db]
+    rules:
+      - { name: exports, allow: [read, transaction, session, copy-out] }
+      - { name: exporter-changes-need-review, approve: [write], approvers: [db-reviewers], timeout: 3s }
 `;
 
 const errors = errorsOf;
@@ -441,6 +447,36 @@ describe('routes around the gateway', () => {
       const out = await c.exchange(query('select * from orders for update'), 1, 20_000);
       c.close();
       expect(errors(out).length).toBeGreaterThan(0);
+    });
+
+    it('COPY (SELECT … FOR UPDATE) TO STDOUT locks rows as the SELECT does: a write, not a copy-out', async () => {
+      const exporter = await stack.connect(await stack.login('aubrey@example.com'));
+      const c = await RawPg.connect({
+        port: exporter.port,
+        user: 'hoop',
+        database: 'prod-db',
+        password: exporter.password,
+      });
+      // COPY out is allowed to this identity, writes wait for a reviewer.
+      expect(errors(await c.exchange(query('copy (select id from orders where id = 1) to stdout')))).toEqual(
+        [],
+      );
+      for (const sql of [
+        'copy (select id from orders for update) to stdout',
+        'copy (select id from orders for no key update skip locked) to stdout',
+      ]) {
+        const out = await c.exchange(query(sql), 1, 20_000);
+        expect(
+          render(out).some((line) => line.includes('waiting for approval')),
+          sql,
+        ).toBe(true);
+        expect(
+          out.some((m) => m.type === 'H'),
+          sql,
+        ).toBe(false);
+      }
+      c.close();
+      exporter.stop();
     });
 
     it('a write a function makes outside the relations a rule allows (setval on another sequence) waits for a reviewer', async () => {

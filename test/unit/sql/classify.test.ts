@@ -168,6 +168,7 @@ const rows: Row[] = [
     { flags: ['data-modifying-cte', 'explain-analyze-write'] },
   ],
   ['copy (delete from t returning *) to stdout', 'write', { relations: ['public.t'] }],
+  ['copy (select * from t for update) to stdout', 'write', { relations: ['public.t'], flags: ['locking'] }],
   [
     'copy (with x as (delete from t returning *) select * from x) to stdout',
     'write',
