@@ -16,7 +16,7 @@
 import { serialize } from 'pg-protocol';
 import type { ClassifiedStatement } from '../../src/shared/statement.js';
 import type { GateRequest, GateVerdict, Notice, ResultFilter, SessionGate } from '../contracts/gate.js';
-import type { PortalDef, StatementDef } from '../contracts/names.js';
+import type { NameView, PortalDef, StatementDef } from '../contracts/names.js';
 import type { Refusal } from '../contracts/refusal.js';
 import {
   dataRowColumns,
@@ -400,9 +400,12 @@ export class ProtocolCore {
         running.formats = def.resultFormats;
         this.describeTo(running, def);
       }
-      const runs = pinned ? undefined : def.runs;
+      // What the portal's text does to the session, an EXECUTE of a prepared statement included: it
+      // does what that statement does (a protocol-prepared PREPARE, DECLARE or DEALLOCATE ALL run by
+      // SQL EXECUTE from a protocol portal), as in a Query.
+      const runs = pinned ? undefined : def.runs && ranBy(def.runs, names);
       const effect = runs ? this.expectEffect(effectOf(runs, this.model), group) : undefined;
-      const copies = def.runs && mayCopyIn(def.runs) ? 1 : 0;
+      const copies = (runs ?? def.runs) && mayCopyIn(runs ?? def.runs!) ? 1 : 0;
       const entry: Expected = { kind: 'execute', statement: running, portal: def, effect, copies };
       this.expected.push(entry);
       return this.forward(verdict, frame.bytes, entry);
@@ -974,6 +977,13 @@ const fieldsOf = new WeakMap<StatementDef | PortalDef, FieldDescription[]>();
 function executedBy(stmt: ClassifiedStatement): ClassifiedStatement {
   const def = definitionRun(stmt);
   return def && !('hold' in def) && def.runs ? def.runs : stmt;
+}
+
+/** The statement a portal's text really runs, its EXECUTE resolved against the names it finds. */
+function ranBy(runs: ClassifiedStatement, names: NameView): ClassifiedStatement {
+  const resolved = resolveNames({ ok: true, statements: [runs] }, names).classification;
+  const stmt = resolved.ok ? resolved.statements[0] : undefined;
+  return stmt ? executedBy(stmt) : runs;
 }
 
 /** COPY ... FROM STDIN (or a COPY the gateway cannot tell is TO STDOUT): the server may start reading COPY data. */

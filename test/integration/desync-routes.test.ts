@@ -1,0 +1,130 @@
+/**
+ * Routes that would put the gateway's session model out of step with the server's by mixing SQL-level
+ * and protocol-level prepared statements and portals (2026-12-02, fourth round), through the real
+ * gateway (raw protocol client → hoopctl connect → gateway → PostgreSQL 15). Each is the project's
+ * founding bug class: a write run without approval, or masked values back in clear, because the
+ * gateway judged one definition while the server ran another.
+ */
+import { serialize } from 'pg-protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorsOf, RawPg, rowsText } from '../harness/raw-pg.js';
+import { type Stack, startStack, type Tunnel } from '../harness/stack.js';
+
+const { parse, bind, execute, sync, query } = serialize;
+const cat = (...parts: Buffer[]) => Buffer.concat(parts);
+
+const SSNS = ['000-12-3456', '000-98-7654', '000-45-6789', '000-11-2222', '000-33-4444'];
+
+const POLICIES = `
+policies:
+  - name: engineers
+    groups: [engineering]
+    connections: [prod-db]
+    rules:
+      - { name: reads, allow: [read, transaction, session] }
+      - { name: changes-need-review, approve: [write], approvers: [db-reviewers], timeout: 2s }
+      - { name: no-ddl, deny: [ddl, dcl, admin] }
+    masking:
+      - { name: ssn-partial, columns: [public.customers.ssn], mask: partial }
+  - name: auditors
+    groups: [audit]
+    audit: true
+`;
+
+function expectNoClearValue(text: string): void {
+  for (const v of SSNS) expect(text, `clear value ${v}`).not.toContain(v);
+}
+
+describe('desynchronising the session model through names the server holds and the model does not', () => {
+  let stack: Stack;
+  let tunnel: Tunnel;
+  const open = () =>
+    RawPg.connect({ port: tunnel.port, user: 'hoop', database: 'prod-db', password: tunnel.password });
+  const orders = () => Number(stack.pg.psql('select count(*) from public.orders', 'shop').trim());
+
+  beforeAll(async () => {
+    stack = await startStack({ policies: POLICIES });
+    tunnel = await stack.connect(await stack.login('alice@example.com'));
+  }, 120_000);
+  afterAll(async () => {
+    tunnel?.stop();
+    await stack?.stop();
+  });
+
+  it('a protocol portal running SQL EXECUTE of a protocol-parsed PREPARE: the statement it makes is known, and a Bind of it into the unnamed portal is judged as what it holds', async () => {
+    const c = await open();
+    await c.exchange(
+      cat(
+        parse({ name: 'inr', text: "prepare x as select ssn || '' as s from customers" }),
+        parse({ name: 'outer', text: 'execute inr' }),
+        bind({ portal: 'o', statement: 'outer' }),
+        execute({ portal: 'o' }),
+        sync(),
+      ),
+    );
+    // The unnamed portal is bound to a harmless statement, then (same segment) to x.
+    const out = await c.exchange(
+      cat(
+        parse({ name: 'h', text: "select 'harmless' as s" }),
+        bind({ statement: 'h' }),
+        bind({ statement: 'x' }),
+        execute({}),
+        sync(),
+      ),
+    );
+    expect(errorsOf(out)).toEqual([]);
+    expect(out.filter((m) => m.type === 'D')).toHaveLength(5);
+    expectNoClearValue(rowsText(out));
+    c.close();
+  });
+
+  it('a protocol portal running SQL EXECUTE of a protocol-parsed DECLARE: the cursor it opens is known, and an Execute of it is masked', async () => {
+    const c = await open();
+    await c.exchange(query('begin'));
+    const made = await c.exchange(
+      cat(
+        parse({ name: 'ind', text: "declare c3 cursor for select ssn || '' as s from customers" }),
+        parse({ name: 'outd', text: 'execute ind' }),
+        bind({ portal: 'od', statement: 'outd' }),
+        execute({ portal: 'od' }),
+        sync(),
+      ),
+    );
+    expect(errorsOf(made)).toEqual([]);
+    const out = await c.exchange(cat(execute({ portal: 'c3' }), sync()));
+    expect(errorsOf(out)).toEqual([]);
+    expect(out.filter((m) => m.type === 'D')).toHaveLength(5);
+    expectNoClearValue(rowsText(out));
+    await c.exchange(query('rollback'));
+    c.close();
+  });
+
+  it('the same with a DELETE: it never runs without a reviewer', async () => {
+    const before = orders();
+    const c = await open();
+    const made = await c.exchange(
+      cat(
+        parse({ name: 'inw', text: 'prepare w as delete from orders where id > 45' }),
+        parse({ name: 'outw', text: 'execute inw' }),
+        bind({ portal: 'ow', statement: 'outw' }),
+        execute({ portal: 'ow' }),
+        sync(),
+      ),
+      1,
+      30_000,
+    );
+    const out = await c.exchange(
+      cat(
+        parse({ name: 'hw', text: 'select 1' }),
+        bind({ statement: 'hw' }),
+        bind({ statement: 'w' }),
+        execute({}),
+        sync(),
+      ),
+      1,
+      30_000,
+    );
+    c.close();
+    expect(orders(), JSON.stringify([errorsOf(made), errorsOf(out)])).toBe(before);
+  });
+});
