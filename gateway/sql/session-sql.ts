@@ -13,6 +13,7 @@ import type { Classification, ClassifiedStatement } from '../../src/shared/state
 import type { NameView, PortalDef, Resolution, StatementDef } from '../contracts/names.js';
 import { preparedUseOf } from './classify.js';
 import { parseSql } from './parser.js';
+import { setExecutedSyntaxFacts } from './syntax.js';
 
 /** A transaction boundary a statement makes when it succeeds (SET LOCAL, portals and savepoints follow them). */
 export type TransactionEvent =
@@ -321,6 +322,8 @@ function resolveUse(
   // One class cannot say "creates a table and writes rows elsewhere" (a data-modifying WITH): refuse.
   if (into && runs.class !== 'read')
     resolved.unplaceable = `CREATE TABLE AS EXECUTE of ${what} "${name}", which does not only read`;
+  // EXECUTE runs the statement's SET or set_config too (not EXPLAIN ANALYZE of a utility statement).
+  if (use.kind === 'ExecuteStmt') setExecutedSyntaxFacts(resolved, use, runs);
   runsOf.set(resolved, resolution.def);
   return resolved;
 }

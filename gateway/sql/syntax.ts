@@ -83,6 +83,32 @@ export function syntaxExtrasOf(statement: ClassifiedStatement): SyntaxExtras | u
   return extras.get(statement);
 }
 
+/** Statements PREPARE can hold: run by EXECUTE, they change settings only through the functions they call. */
+const PLANNABLE = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * A resolved SQL EXECUTE does to settings what its own parameters do, then what the statement it runs
+ * does: a protocol Parse may hold SET, RESET, DISCARD or set_config, which SQL EXECUTE runs. A statement
+ * whose facts are not known and that PREPARE could not have made may change any setting.
+ */
+export function setExecutedSyntaxFacts(
+  resolved: ClassifiedStatement,
+  use: ClassifiedStatement,
+  runs: ClassifiedStatement,
+): void {
+  const own = extras.get(use);
+  const ran = extras.get(runs);
+  const extra: SyntaxExtras = {
+    settingOps: [...(own?.settingOps ?? []), ...(ran?.settingOps ?? [])],
+    runs: true,
+  };
+  const callsSetConfig = runs.functions.some((f) => /(^|\.)set_config\//i.test(f));
+  if (!ran && (!PLANNABLE.has(runs.kind) || callsSetConfig)) extra.settingOps.push({ op: 'unknown' });
+  if (ran?.discardsTemp) extra.discardsTemp = true;
+  if (own?.dynamicSetting || ran?.dynamicSetting) extra.dynamicSetting = true;
+  extras.set(resolved, extra);
+}
+
 /** A copy of a statement (name resolution makes one) keeps what the classifier noted beside it. */
 export function copySyntaxFacts(from: ClassifiedStatement, to: ClassifiedStatement): void {
   const use = preparedUses.get(from);

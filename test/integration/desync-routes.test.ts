@@ -22,6 +22,7 @@ policies:
     connections: [prod-db]
     rules:
       - { name: reads, allow: [read, transaction, session] }
+      - { name: archive-writes, allow: [write], relations: ["archive.*"] }
       - { name: changes-need-review, approve: [write], approvers: [db-reviewers], timeout: 2s }
       - { name: no-ddl, deny: [ddl, dcl, admin] }
     masking:
@@ -44,6 +45,14 @@ describe('desynchronising the session model through names the server holds and t
 
   beforeAll(async () => {
     stack = await startStack({ policies: POLICIES });
+    // A DBA's archive schema whose tables this identity may change without review.
+    stack.pg.psql(
+      `set role hoop_gateway;
+       create schema archive;
+       create table archive.notes (id int); insert into archive.notes values (1), (2), (3);
+       create table public.notes (id int); insert into public.notes values (1), (2), (3);`,
+      'shop',
+    );
     tunnel = await stack.connect(await stack.login('alice@example.com'));
   }, 120_000);
   afterAll(async () => {
@@ -126,5 +135,25 @@ describe('desynchronising the session model through names the server holds and t
     );
     c.close();
     expect(orders(), JSON.stringify([errorsOf(made), errorsOf(out)])).toBe(before);
+  });
+
+  it('SQL EXECUTE of a protocol-parsed SET search_path changes the path the gateway resolves names with', async () => {
+    const count = (t: string) => Number(stack.pg.psql(`select count(*) from ${t}`, 'shop').trim());
+    const c = await open();
+    await c.exchange(query('set search_path to archive, public'));
+    await c.exchange(cat(parse({ name: 'sp', text: 'set search_path to public' }), sync()));
+    expect(errorsOf(await c.exchange(query('execute sp')))).toEqual([]);
+    // Through a protocol portal too.
+    await c.exchange(query('set search_path to archive, public'));
+    const viaPortal = await c.exchange(
+      cat(parse({ name: 'osp', text: 'execute sp' }), bind({ statement: 'osp' }), execute({}), sync()),
+    );
+    expect(errorsOf(viaPortal)).toEqual([]);
+    // The server now resolves notes to public.notes: a write the policy allows only in archive.
+    const out = await c.exchange(query('delete from notes where id = 3'), 1, 30_000);
+    c.close();
+    expect(count('public.notes'), JSON.stringify(errorsOf(out))).toBe(3);
+    expect(errorsOf(out)[0]).toMatchObject({ R: 'hoop_approval_expired' });
+    expect(count('archive.notes')).toBe(3);
   });
 });
