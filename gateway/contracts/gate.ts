@@ -119,6 +119,11 @@ export interface SessionGate {
    * any row) are withheld.
    */
   readonly masksNotifications?: boolean;
+  /**
+   * The session's search_path as the next message starts under, when known exactly: a portal keeps
+   * the plan made when it was bound, so its execution is judged under the path it was bound under.
+   */
+  searchPath?(): string | undefined;
   /** How many result rows/bytes of each statement to keep for replay (0 = none). */
   readonly recordRows: number;
   readonly recordBytes: number;

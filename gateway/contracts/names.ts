@@ -39,6 +39,11 @@ export interface PortalDef {
   readonly parameterFormats?: number[];
   /** Bind: result column format codes. */
   readonly resultFormats: readonly number[];
+  /**
+   * Bind: the search_path it was bound under, when known exactly. The server plans a portal at Bind
+   * and never re-plans it, so its relations are the ones that path resolved.
+   */
+  readonly searchPath?: string;
 }
 
 /**

@@ -151,6 +151,16 @@ function portalAbsent(name: string): Refusal {
   };
 }
 
+function portalPathChanged(name: string): Refusal {
+  return {
+    sqlstate: '42501',
+    routine: 'hoop_policy_denied',
+    message: `hoop: portal "${name}" was bound under another search_path than the session has now, so the gateway cannot tell which relations it runs on`,
+    detail: 'PostgreSQL plans a portal when it is bound and keeps that plan when search_path changes.',
+    hint: 'Bind the portal again after changing search_path.',
+  };
+}
+
 export interface CoreOutput {
   /** Bytes for the client now (notices from the gate, ahead of the statement's answer). */
   toClient(bytes: Buffer): void;
@@ -356,6 +366,7 @@ export class ProtocolCore {
         parameters: bind.parameters,
         parameterFormats: bind.parameterFormats,
         resultFormats: bind.resultFormats,
+        searchPath: this.gate.searchPath?.(),
       };
       effect = this.model.expect({ on: 'portal', op: 'define', name: bind.portal, def }, group);
     }
@@ -373,6 +384,13 @@ export class ProtocolCore {
     // A portal the session does not hold: nothing the gateway checked would run, so it is refused.
     if (portal.state === 'absent') return this.refuseUse(portalAbsent(name));
     const def = portal.def;
+    // The server planned a bound portal under the search_path of its Bind and never re-plans it; the
+    // gate resolves names under the path now: if they may differ (or either is not known exactly), what
+    // it judged may not be what runs.
+    if (def.origin === 'bind' && this.gate.searchPath) {
+      const now = this.gate.searchPath();
+      if (now === undefined || now !== def.searchPath) return this.refuseUse(portalPathChanged(name));
+    }
     // A portal of a protocol Parse runs that text (which may itself EXECUTE or FETCH a name); one made
     // by SQL PREPARE + Bind, or by DECLARE, runs its definition, judged as such.
     const pinned = def.origin === 'declare' || def.statement?.origin === 'prepare';

@@ -156,4 +156,41 @@ describe('desynchronising the session model through names the server holds and t
     expect(errorsOf(out)[0]).toMatchObject({ R: 'hoop_approval_expired' });
     expect(count('archive.notes')).toBe(3);
   });
+
+  it('a portal bound under one search_path and executed under another: refused, the write does not run', async () => {
+    const count = (t: string) => Number(stack.pg.psql(`select count(*) from ${t}`, 'shop').trim());
+    const c = await open();
+    await c.exchange(query('set search_path to public'));
+    // In a block: Bind (planned against public.notes), SET, then Execute.
+    await c.exchange(query('begin'));
+    await c.exchange(
+      cat(
+        parse({ name: 'd2', text: 'delete from notes where id = 2' }),
+        bind({ portal: 'q1', statement: 'd2' }),
+        sync(),
+      ),
+    );
+    await c.exchange(query('set search_path to archive, public'));
+    const out = await c.exchange(cat(execute({ portal: 'q1' }), sync()), 1, 30_000);
+    expect(errorsOf(out)[0]).toMatchObject({ C: '42501', R: 'hoop_policy_denied' });
+    await c.exchange(query('rollback'));
+    // In one segment: Bind under public, a protocol SET, then Execute.
+    await c.exchange(query('set search_path to public'));
+    const piped = await c.exchange(
+      cat(
+        parse({ name: 'd1', text: 'delete from notes where id = 1' }),
+        bind({ portal: 'p1', statement: 'd1' }),
+        parse({ name: 'sp1', text: 'set search_path to archive, public' }),
+        bind({ portal: 'p2', statement: 'sp1' }),
+        execute({ portal: 'p2' }),
+        execute({ portal: 'p1' }),
+        sync(),
+      ),
+      1,
+      30_000,
+    );
+    expect(errorsOf(piped)[0]).toMatchObject({ C: '42501', R: 'hoop_policy_denied' });
+    c.close();
+    expect(count('public.notes')).toBe(3);
+  });
 });

@@ -335,6 +335,10 @@ class StatementGate implements SessionGate {
     return { ...verdict, filters: verdict.statementIds.map((_, i) => plans[i]?.filter) };
   }
 
+  searchPath(): string | undefined {
+    return this.names.searchPath();
+  }
+
   completed(statementId: string, outcome: StatementOutcome): void {
     this.names.completed(statementId, outcome.sqlstate !== undefined, outcome.skipped === true);
     const maskFilter = this.maskFilters.get(statementId);
