@@ -369,8 +369,13 @@ export class ProtocolCore {
         searchPath: this.gate.searchPath?.(),
       };
       effect = this.model.expect({ on: 'portal', op: 'define', name: bind.portal, def }, group);
+    } else {
+      // An absent statement: Postgres refuses the Bind ("does not exist"), as it would directly. Should
+      // it succeed after all (the server held a statement the model did not), the portal is one the
+      // gateway never checked: the name is then absent here, and every use of it refused — never the
+      // definition it had before (the unnamed portal's, above all).
+      effect = this.model.expect({ on: 'portal', op: 'drop', name: bind.portal }, group);
     }
-    // An absent statement: Postgres refuses the Bind ("does not exist"), as it would directly.
     this.expected.push({ kind: 'bind', effect });
     return { kind: 'pass' };
   }

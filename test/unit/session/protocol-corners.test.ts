@@ -240,3 +240,21 @@ describe("the gateway's own notices keep the client's order", () => {
     expect(types(toClient)).toEqual(['N']);
   });
 });
+
+describe('a Bind of a statement the model holds absent', () => {
+  it('that the server accepts after all leaves the portal unusable, never its earlier definition', () => {
+    const { send, reply } = coreRig();
+    send(query('begin'));
+    reply(server.commandComplete('BEGIN'), server.ready('T'));
+    // The unnamed portal holds a harmless statement.
+    send(parse({ name: 'h', text: "select 'harmless'" }), bind({ statement: 'h' }), sync());
+    reply(server.parseComplete(), server.bindComplete(), server.ready('T'));
+    // "x" is unknown to the model (as after a route the model missed): the server binds it anyway.
+    const steps = send(bind({ statement: 'x' }), sync());
+    expect(steps.map(kindOf)).toEqual(['pass', 'pass']);
+    reply(server.bindComplete(), server.ready('T'));
+    const [exec] = send(execute({}), sync());
+    expect(exec!.kind).toBe('refuse');
+    expect(exec!.kind === 'refuse' && exec.refusal.sqlstate).toBe('42501');
+  });
+});
