@@ -50,7 +50,9 @@ describe('desynchronising the session model through names the server holds and t
       `set role hoop_gateway;
        create schema archive;
        create table archive.notes (id int); insert into archive.notes values (1), (2), (3);
-       create table public.notes (id int); insert into public.notes values (1), (2), (3);`,
+       create table public.notes (id int); insert into public.notes values (1), (2), (3);
+       create function public.open_cust() returns refcursor language plpgsql as $$
+         declare c refcursor := 'fc'; begin open c for select id, ssn || '' as s from customers; return c; end $$;`,
       'shop',
     );
     tunnel = await stack.connect(await stack.login('alice@example.com'));
@@ -192,5 +194,64 @@ describe('desynchronising the session model through names the server holds and t
     expect(errorsOf(piped)[0]).toMatchObject({ C: '42501', R: 'hoop_policy_denied' });
     c.close();
     expect(count('public.notes')).toBe(3);
+  });
+
+  describe('routes that held (fourth round), kept as regressions', () => {
+    it('a PREPARE undone by ROLLBACK TO SAVEPOINT stays prepared (PREPARE is not transactional): masked as its text', async () => {
+      const c = await open();
+      const out = await c.exchange(
+        query(
+          "begin; savepoint a; prepare y as select ssn || '' as s from customers; rollback to a; commit; execute y",
+        ),
+      );
+      expect(errorsOf(out)).toEqual([]);
+      expect(out.filter((m) => m.type === 'D')).toHaveLength(5);
+      expectNoClearValue(rowsText(out));
+      c.close();
+    });
+
+    it('a cursor a DBA function opened, FETCHed by a name the model never saw: masked', async () => {
+      const c = await open();
+      const out = await c.exchange(query('begin; select open_cust(); fetch all from fc; rollback'));
+      expect(errorsOf(out)).toEqual([]);
+      expect(out.filter((m) => m.type === 'D')).toHaveLength(6);
+      expectNoClearValue(rowsText(out));
+      c.close();
+    });
+
+    it('RESET ALL by SQL EXECUTE of a protocol Parse, and DISCARD ALL: the path goes back, writes are judged under it', async () => {
+      const count = () => Number(stack.pg.psql('select count(*) from public.notes', 'shop').trim());
+      const c = await open();
+      for (const reset of [
+        () => c.exchange(cat(parse({ name: 'ra', text: 'reset all' }), sync(), query('execute ra')), 2),
+        () => c.exchange(query('discard all')),
+      ]) {
+        await c.exchange(query('set search_path to archive, public'));
+        expect(errorsOf(await reset())).toEqual([]);
+        const out = await c.exchange(query('delete from notes where id = 3'), 1, 30_000);
+        expect(errorsOf(out)[0]).toMatchObject({ R: 'hoop_approval_expired' });
+      }
+      c.close();
+      expect(count()).toBe(3);
+    });
+
+    it('a protocol Parse and a SQL PREPARE of one name, pipelined: every use refused', async () => {
+      const c = await open();
+      c.socket.write(
+        cat(
+          parse({ name: 'cx', text: "select 'x' as s" }),
+          sync(),
+          query("deallocate cx; prepare cx as select ssn || '' as s from customers"),
+          bind({ statement: 'cx' }),
+          execute({}),
+          sync(),
+        ),
+      );
+      await c.until(() => c.messages.filter((m) => m.type === 'Z').length >= 3);
+      const out = c.messages.splice(0);
+      expect(errorsOf(out).some((e) => e.R === 'hoop_name_unknown')).toBe(true);
+      expectNoClearValue(rowsText(out));
+      c.close();
+    });
   });
 });
