@@ -32,7 +32,13 @@ import {
   TEMP_SCHEMA,
 } from './search-path.js';
 import { parseBoolean, SessionSettings, type SettingOp, SettingsView, UNKNOWN_VALUE } from './settings.js';
-import { copySyntaxFacts, preparedUseOf, setPreparedUse, syntaxExtrasOf } from './syntax.js';
+import {
+  boundSearchPathOf,
+  copySyntaxFacts,
+  preparedUseOf,
+  setPreparedUse,
+  syntaxExtrasOf,
+} from './syntax.js';
 
 /** Most consequential first: a statement's `class` is the first of its classes in this order. */
 const CLASS_ORDER: readonly StatementClass[] = [
@@ -205,6 +211,14 @@ function resolveStatement(
   if (others.length > 0) resolved.alsoClasses = others;
   else delete resolved.alsoClasses;
   copySyntaxFacts(stmt, resolved);
+  // A FETCH of a portal bound under another search_path (or one not known exactly): the server runs
+  // the plan of the Bind, the names here are resolved under the path now.
+  const bound = boundSearchPathOf(stmt);
+  if (
+    bound !== undefined &&
+    (bound === UNKNOWN_VALUE || pathCtx.searchPaths.length !== 1 || pathCtx.searchPaths[0] !== bound)
+  )
+    resolved.unplaceable = `portal bound under another search_path than the session has here (${bound === UNKNOWN_VALUE ? 'not known exactly' : bound}); bind it again`;
   const use = preparedUseOf(stmt);
   if (use?.action === 'prepare') {
     // What EXECUTE will run, resolved the same way (for callers that resolve before the session tracker).

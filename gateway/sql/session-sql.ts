@@ -13,7 +13,7 @@ import type { Classification, ClassifiedStatement } from '../../src/shared/state
 import type { NameView, PortalDef, Resolution, StatementDef } from '../contracts/names.js';
 import { preparedUseOf } from './classify.js';
 import { parseSql } from './parser.js';
-import { setExecutedSyntaxFacts } from './syntax.js';
+import { setBoundSearchPath, setExecutedSyntaxFacts } from './syntax.js';
 
 /** A transaction boundary a statement makes when it succeeds (SET LOCAL, portals and savepoints follow them). */
 export type TransactionEvent =
@@ -324,6 +324,10 @@ function resolveUse(
     resolved.unplaceable = `CREATE TABLE AS EXECUTE of ${what} "${name}", which does not only read`;
   // EXECUTE runs the statement's SET or set_config too (not EXPLAIN ANALYZE of a utility statement).
   if (use.kind === 'ExecuteStmt') setExecutedSyntaxFacts(resolved, use, runs);
+  // FETCH of a protocol portal runs the plan made at its Bind, under the search_path of then.
+  const def = resolution.def;
+  if (what === 'cursor' && 'origin' in def && def.origin === 'bind')
+    setBoundSearchPath(resolved, def.searchPath);
   runsOf.set(resolved, resolution.def);
   return resolved;
 }

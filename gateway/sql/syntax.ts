@@ -83,6 +83,20 @@ export function syntaxExtrasOf(statement: ClassifiedStatement): SyntaxExtras | u
   return extras.get(statement);
 }
 
+const boundPaths = new WeakMap<ClassifiedStatement, string>();
+
+/**
+ * A resolved FETCH or MOVE of a portal made by a protocol Bind: the search_path it was bound under
+ * (UNKNOWN_VALUE when not known exactly). The server planned it then and never re-plans it.
+ */
+export function setBoundSearchPath(statement: ClassifiedStatement, path: string | undefined): void {
+  boundPaths.set(statement, path ?? UNKNOWN_VALUE);
+}
+
+export function boundSearchPathOf(statement: ClassifiedStatement): string | undefined {
+  return boundPaths.get(statement);
+}
+
 /** Statements PREPARE can hold: run by EXECUTE, they change settings only through the functions they call. */
 const PLANNABLE = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
@@ -115,6 +129,8 @@ export function copySyntaxFacts(from: ClassifiedStatement, to: ClassifiedStateme
   if (use) preparedUses.set(to, use);
   const extra = extras.get(from);
   if (extra) extras.set(to, extra);
+  const bound = boundPaths.get(from);
+  if (bound !== undefined) boundPaths.set(to, bound);
 }
 
 /** Replace the PreparedUse of a (resolved) statement: a resolved PREPARE carries its resolved inner statement. */

@@ -196,6 +196,24 @@ describe('desynchronising the session model through names the server holds and t
     expect(count('public.notes')).toBe(3);
   });
 
+  it('SQL FETCH of a portal bound under one search_path, after the path changed: refused, the write does not run', async () => {
+    const count = () => Number(stack.pg.psql('select count(*) from public.notes', 'shop').trim());
+    const c = await open();
+    await c.exchange(query('set search_path to public; begin'));
+    await c.exchange(
+      cat(
+        parse({ name: 'dr', text: 'delete from notes where id = 3 returning id' }),
+        bind({ portal: 'pr', statement: 'dr' }),
+        sync(),
+      ),
+    );
+    const out = await c.exchange(query('set search_path to archive, public; fetch all from pr'), 1, 30_000);
+    await c.exchange(query('commit'));
+    c.close();
+    expect(count(), JSON.stringify(errorsOf(out))).toBe(3);
+    expect(errorsOf(out)[0]).toMatchObject({ C: '42501' });
+  });
+
   describe('routes that held (fourth round), kept as regressions', () => {
     it('a PREPARE undone by ROLLBACK TO SAVEPOINT stays prepared (PREPARE is not transactional): masked as its text', async () => {
       const c = await open();
