@@ -120,10 +120,11 @@ export interface SessionGate {
    */
   readonly masksNotifications?: boolean;
   /**
-   * The session's search_path as the next message starts under, when known exactly: a portal keeps
-   * the plan made when it was bound, so its execution is judged under the path it was bound under.
+   * Every value the session's search_path may have as the next message starts (the settings model's
+   * UNKNOWN value among them when it could be anything): a portal keeps the plan made when it was
+   * bound, so its execution must be judged under (at least) the paths it may have been bound under.
    */
-  searchPath?(): string | undefined;
+  searchPaths?(): string[];
   /** How many result rows/bytes of each statement to keep for replay (0 = none). */
   readonly recordRows: number;
   readonly recordBytes: number;

@@ -40,10 +40,10 @@ export interface PortalDef {
   /** Bind: result column format codes. */
   readonly resultFormats: readonly number[];
   /**
-   * Bind: the search_path it was bound under, when known exactly. The server plans a portal at Bind
-   * and never re-plans it, so its relations are the ones that path resolved.
+   * Bind: every value search_path may have had at the Bind. The server plans a portal at Bind and
+   * never re-plans it, so its relations are the ones that path resolved.
    */
-  readonly searchPath?: string;
+  readonly searchPaths?: readonly string[];
 }
 
 /**

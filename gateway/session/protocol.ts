@@ -38,6 +38,7 @@ import {
   parseQuery,
 } from '../pgwire/frontend.js';
 import { definitionRun, preparedInner, resolveNames, sessionEffectOf } from '../sql/session-sql.js';
+import { pathsCover } from '../sql/settings.js';
 import { classifySyntax } from '../sql/syntax.js';
 import { noticeMessage, refusalResponse } from './edge.js';
 import { Fifo } from './fifo.js';
@@ -366,7 +367,7 @@ export class ProtocolCore {
         parameters: bind.parameters,
         parameterFormats: bind.parameterFormats,
         resultFormats: bind.resultFormats,
-        searchPath: this.gate.searchPath?.(),
+        searchPaths: this.gate.searchPaths?.(),
       };
       effect = this.model.expect({ on: 'portal', op: 'define', name: bind.portal, def }, group);
     } else {
@@ -390,12 +391,14 @@ export class ProtocolCore {
     if (portal.state === 'absent') return this.refuseUse(portalAbsent(name));
     const def = portal.def;
     // The server planned a bound portal under the search_path of its Bind and never re-plans it; the
-    // gate resolves names under the path now: if they may differ (or either is not known exactly), what
-    // it judged may not be what runs.
-    if (def.origin === 'bind' && this.gate.searchPath) {
-      const now = this.gate.searchPath();
-      if (now === undefined || now !== def.searchPath) return this.refuseUse(portalPathChanged(name));
-    }
+    // gate resolves names under the paths possible now: unless they include every path the Bind may
+    // have run under, what it judges may not be what runs.
+    if (
+      def.origin === 'bind' &&
+      this.gate.searchPaths &&
+      !pathsCover(this.gate.searchPaths(), def.searchPaths)
+    )
+      return this.refuseUse(portalPathChanged(name));
     // A portal of a protocol Parse runs that text (which may itself EXECUTE or FETCH a name); one made
     // by SQL PREPARE + Bind, or by DECLARE, runs its definition, judged as such.
     const pinned = def.origin === 'declare' || def.statement?.origin === 'prepare';

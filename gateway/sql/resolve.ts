@@ -31,9 +31,16 @@ import {
   resolveRelation,
   TEMP_SCHEMA,
 } from './search-path.js';
-import { parseBoolean, SessionSettings, type SettingOp, SettingsView, UNKNOWN_VALUE } from './settings.js';
 import {
-  boundSearchPathOf,
+  parseBoolean,
+  pathsCover,
+  SessionSettings,
+  type SettingOp,
+  SettingsView,
+  UNKNOWN_VALUE,
+} from './settings.js';
+import {
+  boundSearchPathsOf,
   copySyntaxFacts,
   preparedUseOf,
   setPreparedUse,
@@ -213,12 +220,10 @@ function resolveStatement(
   copySyntaxFacts(stmt, resolved);
   // A FETCH of a portal bound under another search_path (or one not known exactly): the server runs
   // the plan of the Bind, the names here are resolved under the path now.
-  const bound = boundSearchPathOf(stmt);
-  if (
-    bound !== undefined &&
-    (bound === UNKNOWN_VALUE || pathCtx.searchPaths.length !== 1 || pathCtx.searchPaths[0] !== bound)
-  )
-    resolved.unplaceable = `portal bound under another search_path than the session has here (${bound === UNKNOWN_VALUE ? 'not known exactly' : bound}); bind it again`;
+  const bound = boundSearchPathsOf(stmt);
+  if (bound !== undefined && !pathsCover(pathCtx.searchPaths, bound))
+    resolved.unplaceable =
+      'a portal bound under another search_path than the session may have here; bind it again';
   const use = preparedUseOf(stmt);
   if (use?.action === 'prepare') {
     // What EXECUTE will run, resolved the same way (for callers that resolve before the session tracker).

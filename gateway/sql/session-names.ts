@@ -78,9 +78,14 @@ export class SessionNames {
    * statements in flight may change it, or after code the gateway cannot follow set it.
    */
   searchPath(): string | undefined {
-    const pending = [...this.pending.values()].map((e) => e.settingOps);
-    const values = SettingsView.of(this.settings, pending).values('search_path');
+    const values = this.searchPaths();
     return values.length === 1 && values[0] !== UNKNOWN_VALUE ? values[0] : undefined;
+  }
+
+  /** Every value search_path may have as the next message starts (UNKNOWN_VALUE if it could be anything). */
+  searchPaths(): string[] {
+    const pending = [...this.pending.values()].map((e) => e.settingOps);
+    return SettingsView.of(this.settings, pending).values('search_path');
   }
 
   /** Resolve a message against the session's settings; `lookup` undefined resolves textually. */

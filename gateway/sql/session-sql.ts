@@ -13,7 +13,7 @@ import type { Classification, ClassifiedStatement } from '../../src/shared/state
 import type { NameView, PortalDef, Resolution, StatementDef } from '../contracts/names.js';
 import { preparedUseOf } from './classify.js';
 import { parseSql } from './parser.js';
-import { setBoundSearchPath, setExecutedSyntaxFacts } from './syntax.js';
+import { setBoundSearchPaths, setExecutedSyntaxFacts } from './syntax.js';
 
 /** A transaction boundary a statement makes when it succeeds (SET LOCAL, portals and savepoints follow them). */
 export type TransactionEvent =
@@ -327,7 +327,7 @@ function resolveUse(
   // FETCH of a protocol portal runs the plan made at its Bind, under the search_path of then.
   const def = resolution.def;
   if (what === 'cursor' && 'origin' in def && def.origin === 'bind')
-    setBoundSearchPath(resolved, def.searchPath);
+    setBoundSearchPaths(resolved, def.searchPaths);
   runsOf.set(resolved, resolution.def);
   return resolved;
 }

@@ -23,6 +23,17 @@ export const UNKNOWN_VALUE = '\u0000unknown';
 
 const CHOICE = '\u0000choice:';
 
+/**
+ * Names resolved under every value in `now` cover what they meant under any value in `then`: each of
+ * `then` is among `now`, or `now` may be anything (resolution then takes every schema). A `then` that
+ * may be anything is covered by nothing but that.
+ */
+export function pathsCover(now: readonly string[], then: readonly string[] | undefined): boolean {
+  if (now.includes(UNKNOWN_VALUE)) return true;
+  if (!then || then.length === 0 || then.includes(UNKNOWN_VALUE)) return false;
+  return then.every((v) => now.includes(v));
+}
+
 /** One of several values (a set_config that may or may not have run): one value when they agree. */
 export function choiceOf(values: readonly string[]): string {
   const all = [...new Set(values.flatMap(expandValue))].sort();

@@ -83,17 +83,20 @@ export function syntaxExtrasOf(statement: ClassifiedStatement): SyntaxExtras | u
   return extras.get(statement);
 }
 
-const boundPaths = new WeakMap<ClassifiedStatement, string>();
+const boundPaths = new WeakMap<ClassifiedStatement, readonly string[]>();
 
 /**
- * A resolved FETCH or MOVE of a portal made by a protocol Bind: the search_path it was bound under
- * (UNKNOWN_VALUE when not known exactly). The server planned it then and never re-plans it.
+ * A resolved FETCH or MOVE of a portal made by a protocol Bind: every search_path it may have been
+ * bound under ([UNKNOWN_VALUE] when not known). The server planned it then and never re-plans it.
  */
-export function setBoundSearchPath(statement: ClassifiedStatement, path: string | undefined): void {
-  boundPaths.set(statement, path ?? UNKNOWN_VALUE);
+export function setBoundSearchPaths(
+  statement: ClassifiedStatement,
+  paths: readonly string[] | undefined,
+): void {
+  boundPaths.set(statement, paths && paths.length > 0 ? paths : [UNKNOWN_VALUE]);
 }
 
-export function boundSearchPathOf(statement: ClassifiedStatement): string | undefined {
+export function boundSearchPathsOf(statement: ClassifiedStatement): readonly string[] | undefined {
   return boundPaths.get(statement);
 }
 

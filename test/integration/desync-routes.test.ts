@@ -191,9 +191,30 @@ describe('desynchronising the session model through names the server holds and t
       1,
       30_000,
     );
-    expect(errorsOf(piped)[0]).toMatchObject({ C: '42501', R: 'hoop_policy_denied' });
+    // The SET is still in flight when the Execute is judged: it is resolved under both paths, and the
+    // delete of public.notes waits for a reviewer.
+    expect(errorsOf(piped)[0]).toMatchObject({ R: 'hoop_approval_expired' });
     c.close();
     expect(count('public.notes')).toBe(3);
+  });
+
+  it('a SET search_path in a block, then a pipeline of Bind/Execute: runs (the paths the Bind may have had are covered)', async () => {
+    const c = await open();
+    await c.exchange(query('begin; set search_path to archive, public'));
+    const out = await c.exchange(
+      cat(
+        parse({ name: 'rd', text: 'select count(*) from notes' }),
+        bind({ portal: 'r1', statement: 'rd' }),
+        execute({ portal: 'r1' }),
+        bind({ portal: 'r2', statement: 'rd' }),
+        execute({ portal: 'r2' }),
+        sync(),
+      ),
+    );
+    await c.exchange(query('rollback'));
+    c.close();
+    expect(errorsOf(out)).toEqual([]);
+    expect(out.filter((m) => m.type === 'D')).toHaveLength(2);
   });
 
   it('SQL FETCH of a portal bound under one search_path, after the path changed: refused, the write does not run', async () => {

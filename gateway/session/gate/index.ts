@@ -335,8 +335,8 @@ class StatementGate implements SessionGate {
     return { ...verdict, filters: verdict.statementIds.map((_, i) => plans[i]?.filter) };
   }
 
-  searchPath(): string | undefined {
-    return this.names.searchPath();
+  searchPaths(): string[] {
+    return this.names.searchPaths();
   }
 
   completed(statementId: string, outcome: StatementOutcome): void {

@@ -74,6 +74,11 @@ export class NamesCheck {
     return this.names.searchPath();
   }
 
+  /** Every value the session's search_path may have as the next message starts. */
+  searchPaths(): string[] {
+    return this.names.searchPaths();
+  }
+
   /** A read-only session may not change the settings the gateway holds, nor (after a grant) write. */
   heldRefusal(named: Named): Decision | undefined {
     const index = named.effects.findIndex((e) => e.heldViolation);
