@@ -14,7 +14,7 @@ import type { Classification } from '../../src/shared/statement.js';
 import { type ResolvedMessage, resolveMessage, type StatementEffects } from './resolve.js';
 import type { NameLookup } from './search-path.js';
 import type { TransactionEvent } from './session-sql.js';
-import { SessionSettings, type SettingOp, SettingsView, UNKNOWN_VALUE } from './settings.js';
+import { expandValue, SessionSettings, type SettingOp, SettingsView, UNKNOWN_VALUE } from './settings.js';
 import { syntaxExtrasOf } from './syntax.js';
 
 /** What the session's upstream connection said at start (SHOW after login, before the client's first message). */
@@ -84,6 +84,11 @@ export class SessionNames {
 
   /** Every value search_path may have as the next message starts (UNKNOWN_VALUE if it could be anything). */
   searchPaths(): string[] {
+    // Asked at every Bind and Execute: with nothing in flight, the confirmed value, without a view.
+    if (this.pending.size === 0) {
+      const value = this.settings.value('search_path');
+      return value === undefined ? [] : expandValue(value);
+    }
     const pending = [...this.pending.values()].map((e) => e.settingOps);
     return SettingsView.of(this.settings, pending).values('search_path');
   }
