@@ -119,24 +119,22 @@ export async function startCluster({ replicas = 3, grace = '15s', scale = 1, log
   });
   const storeUrl = `postgres://hoop_store:${storePassword}@127.0.0.1:${pg.port}/hoop`;
 
+  // Ports are picked as each replica starts (the first one migrates the store, which takes seconds:
+  // ports picked up front could be taken meanwhile by another test's connections).
   const gateways = [];
-  for (let i = 1; i <= replicas; i++) {
-    const port = await freePort();
-    const diagPort = await freePort();
-    gateways.push({
-      id: `gw${i}`,
-      port,
-      diagPort,
-      url: `https://localhost:${port}`,
-      diagUrl: `http://127.0.0.1:${diagPort}`,
-      dir: join(dir, `gw${i}`),
-    });
-  }
+  for (let i = 1; i <= replicas; i++) gateways.push({ id: `gw${i}`, dir: join(dir, `gw${i}`) });
+  const pickPorts = async (g) => {
+    g.port = await freePort();
+    g.diagPort = await freePort();
+    g.url = `https://localhost:${g.port}`;
+    g.diagUrl = `http://127.0.0.1:${g.diagPort}`;
+  };
   // One signing key for every replica, as the Kubernetes manifests mount one Secret into every pod: each
   // replica's chain is then vouched for by a key the others (and the auditor) pin.
   loadOrCreateSigningKey({ dataDir: dir });
   const publicKeyFile = join(dir, SIGNING_PUBLIC_KEY_FILE);
   const startGateway = async (g) => {
+    await pickPorts(g);
     mkdirSync(g.dir, { recursive: true });
     const config = join(g.dir, 'gateway.yaml');
     writeFileSync(
@@ -167,8 +165,17 @@ export async function startCluster({ replicas = 3, grace = '15s', scale = 1, log
     g.exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
     await waitForOutput(child, /hoop-gateway listening/);
   };
-  // One at a time: the first migrates the store.
-  for (const g of gateways) await startGateway(g);
+  // One at a time: the first migrates the store. A port taken between the pick and the listen: again.
+  const startWithFreshPorts = async (g) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startGateway(g);
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test(String(err?.message))) throw err;
+      }
+    }
+  };
+  for (const g of gateways) await startWithFreshPorts(g);
 
   const socket = join(dir, 'haproxy.sock');
   const cfg = join(dir, 'haproxy.cfg');
