@@ -175,7 +175,15 @@ export async function startCluster({ replicas = 3, grace = '15s', scale = 1, log
       }
     }
   };
-  for (const g of gateways) await startWithFreshPorts(g);
+  try {
+    for (const g of gateways) await startWithFreshPorts(g);
+  } catch (err) {
+    // Nobody gets a stop() for a cluster that did not start: leave no gateway or server behind.
+    for (const g of gateways) if (g.process?.exitCode === null) g.process.kill('SIGKILL');
+    idp.stop();
+    pg.stop();
+    throw err;
+  }
 
   const socket = join(dir, 'haproxy.sock');
   const cfg = join(dir, 'haproxy.cfg');
