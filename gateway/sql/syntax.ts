@@ -23,7 +23,13 @@ import {
 } from './classes.js';
 import { fingerprintOf } from './fingerprint.js';
 import { SecondUseCache } from './lru.js';
-import { encodeFunctionRef, encodeRelationRef, joinIdentifierList, splitQualifiedName } from './names.js';
+import {
+  decodeFunctionRef,
+  encodeFunctionRef,
+  encodeRelationRef,
+  joinIdentifierList,
+  splitQualifiedName,
+} from './names.js';
 import { isSqlParserLoaded, parseSql, statementTexts } from './parser.js';
 import { normalizeSettingValue, parseBoolean, type SettingOp, UNKNOWN_VALUE } from './settings.js';
 import {
@@ -119,7 +125,7 @@ export function setExecutedSyntaxFacts(
     settingOps: [...(own?.settingOps ?? []), ...(ran?.settingOps ?? [])],
     runs: true,
   };
-  const callsSetConfig = runs.functions.some((f) => /(^|\.)set_config\//i.test(f));
+  const callsSetConfig = runs.functions.some((f) => decodeFunctionRef(f).name === 'set_config');
   if (!ran && (!PLANNABLE.has(runs.kind) || callsSetConfig)) extra.settingOps.push({ op: 'unknown' });
   if (ran?.discardsTemp) extra.discardsTemp = true;
   if (own?.dynamicSetting || ran?.dynamicSetting) extra.dynamicSetting = true;
