@@ -171,7 +171,7 @@ export class SessionModel {
     const defs = [...possible].filter((d) => d !== ABSENT);
     if (defs.length === 0) return { state: 'absent' };
     const first = defs[0]!;
-    if (defs.every((d) => d.id === first.id || d.text === first.text)) return { state: 'known', def: first };
+    if (defs.every((d) => sameDefinition(d, first))) return { state: 'known', def: first };
     return { state: 'unknown' };
   }
 
@@ -386,6 +386,41 @@ class Lane {
     return out;
   }
 }
+
+/**
+ * Two definitions the gate cannot tell apart: the same text and everything else it judges, records or
+ * hashes for an approval — a Parse's parameter types; a Bind's values, formats, search_paths and the
+ * statement it bound. Pipelined clients re-Parse the unnamed statement with the same text in every
+ * segment, so equal text alone must stay "known" only when nothing else differs: a portal bound twice
+ * with other values (the first Bind made to fail) would be judged, and approved, with the wrong ones.
+ */
+export function sameDefinition(a: StatementDef | PortalDef, b: StatementDef | PortalDef): boolean {
+  if (a === b || a.id === b.id) return true;
+  if (a.text !== b.text || a.origin !== b.origin) return false;
+  if (!('resultFormats' in a) || !('resultFormats' in b)) {
+    const types = (d: StatementDef | PortalDef) => ('resultFormats' in d ? undefined : d.parameterTypes);
+    return sameList(types(a), types(b));
+  }
+  return (
+    a.hold === b.hold &&
+    sameList(a.parameterFormats, b.parameterFormats) &&
+    sameList(a.resultFormats, b.resultFormats) &&
+    sameList(a.searchPaths, b.searchPaths) &&
+    sameValues(a.parameters, b.parameters) &&
+    (a.statement === b.statement ||
+      (a.statement !== undefined && b.statement !== undefined && sameDefinition(a.statement, b.statement)))
+  );
+}
+
+const sameList = <T>(a: readonly T[] = [], b: readonly T[] = []) =>
+  a.length === b.length && a.every((v, i) => v === b[i]);
+
+const sameValues = (a: readonly (Buffer | null)[] = [], b: readonly (Buffer | null)[] = []) =>
+  a.length === b.length &&
+  a.every((v, i) => {
+    const w = b[i];
+    return v === null || w === null || w === undefined ? v === w : v.equals(w);
+  });
 
 function mergeBySeq(a: InFlight[] = [], b: InFlight[] = []): InFlight[] {
   if (a.length === 0) return b;

@@ -57,7 +57,9 @@ async function session(stack: Stack, token: string, headers: Record<string, stri
     return seen.splice(0);
   };
   await exchange(serialize.startup({ user: 'hoop', database: 'prod-db' }));
-  return { exchange, close: () => ws.close() };
+  /** What came after the last exchange (the rest of a pipeline answered after its first ReadyForQuery). */
+  const rest = () => seen.splice(0);
+  return { exchange, rest, close: () => ws.close() };
 }
 
 const errors = (messages: Message[]) => messages.filter((m) => m.type === 'E').map((m) => fieldsOf(m.body));
@@ -122,5 +124,47 @@ describe('an approval is bound to what it was filed with', () => {
     const exact = await session(stack, aliceToken, { 'x-hoop-approval': id });
     expect(tags(await exact.exchange(statement([25], '\\x25')))).toEqual(['UPDATE 0']);
     exact.close();
+  });
+
+  it('a portal bound twice in pipelined segments, the approved values first in a segment that fails: refused, not run with the other values', async () => {
+    const filer = await session(stack, aliceToken, { 'x-hoop-approval-wait': 'none' });
+    const filed = await filer.exchange(statement([25], 'nobody%'));
+    filer.close();
+    const id = /#(\d+)/.exec(errors(filed)[0]!.M!)![1]!;
+    expect((await stack.cli(rita, ['approve', id])).code).toBe(0);
+
+    // Segment 1 fails at the server (1/0) before its Bind of p with the approved value; segment 2
+    // binds p with '%'. Judged while both are unanswered, p is one of two definitions of one text.
+    const run = await session(stack, aliceToken, { 'x-hoop-approval': id });
+    const out = await run.exchange(
+      Buffer.concat([
+        serialize.parse({ name: 's', text: sql, types: [25] }),
+        serialize.parse({ name: 'z', text: 'select 1/0' }),
+        serialize.bind({ statement: 'z' }),
+        serialize.execute({}),
+        serialize.bind({ portal: 'p', statement: 's', values: ['nobody%'] }),
+        serialize.sync(),
+        serialize.parse({ text: 'begin' }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.bind({ portal: 'p', statement: 's', values: ['%'] }),
+        serialize.sync(),
+        serialize.execute({ portal: 'p' }),
+        serialize.sync(),
+        serialize.parse({ text: 'commit' }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+      ]),
+    );
+    // exchange returns at the first ReadyForQuery; the rest follow.
+    await new Promise((r) => setTimeout(r, 1500));
+    out.push(...run.rest());
+    run.close();
+    expect(errors(out).map((e) => e.R)).toEqual(['int4div', 'hoop_name_unknown']);
+    expect(tags(out).filter((t) => t.startsWith('UPDATE'))).toEqual([]);
+    expect(stack.pg.psql("select count(*) from public.customers where country = 'ZZ'", 'shop').trim()).toBe(
+      '0',
+    );
   });
 });

@@ -11,6 +11,7 @@ import {
   type InFlight,
   type Outcome,
   SessionModel,
+  sameDefinition,
   step,
 } from '../../../gateway/session/session-model.js';
 
@@ -44,7 +45,7 @@ function reference(model: SessionModel, sent: InFlight[], space: Space, name: st
   const defs = [...possible].filter((d) => d !== null);
   if (defs.length === 0) return 'absent';
   const first = defs[0]!;
-  return defs.every((d) => d.id === first.id || d.text === first.text) ? `known ${first.id}` : 'unknown';
+  return defs.every((d) => sameDefinition(d, first)) ? `known ${first.id}` : 'unknown';
 }
 
 const shown = (r: Resolution<StatementDef | PortalDef>) =>
@@ -93,6 +94,61 @@ function randomEffect(model: SessionModel, rnd: ReturnType<typeof random>): Effe
       return { on: 'portal', op: 'define', name, def: portalDef(model, name) };
   }
 }
+
+describe('two possible definitions with the same text', () => {
+  const bound = (model: SessionModel, value: string, extra: Partial<PortalDef> = {}): PortalDef => ({
+    ...portalDef(model, 'p'),
+    text: 'delete from notes where id = $1',
+    parameters: [Buffer.from(value)],
+    ...extra,
+  });
+  const parsed = (model: SessionModel, types?: number[]): StatementDef => ({
+    ...statementDef(model, ''),
+    text: 'select $1',
+    parameterTypes: types,
+  });
+  /** Two segments in flight, each defining the name; the use is judged in a third. */
+  function useAfter(defs: [StatementDef, StatementDef] | [PortalDef, PortalDef], model: SessionModel) {
+    const space = 'resultFormats' in defs[0] ? 'portal' : 'statement';
+    const name = defs[0].name;
+    for (const [i, def] of defs.entries())
+      model.expect({ on: space, op: 'define', name, def } as Effect, i + 1);
+    const view = model.view(3);
+    return shown(space === 'portal' ? view.portal(name) : view.statement(name));
+  }
+
+  it('a portal bound twice with other values (the first Bind made to fail) is unknown, not judged with the first values', () => {
+    const model = new SessionModel();
+    expect(useAfter([bound(model, 'abc'), bound(model, '6')], model)).toBe('unknown');
+  });
+
+  it('a portal bound twice with the same values, formats and statement is the one definition', () => {
+    const model = new SessionModel();
+    const first = bound(model, '6');
+    expect(useAfter([first, bound(model, '6')], model)).toBe(`known ${first.id}`);
+  });
+
+  it('other formats, result formats or search_paths make another definition', () => {
+    for (const extra of [
+      { parameterFormats: [1] },
+      { resultFormats: [1] },
+      { searchPaths: ['archive, public'] },
+      { hold: true },
+    ]) {
+      const model = new SessionModel();
+      expect(useAfter([bound(model, '6'), bound(model, '6', extra)], model)).toBe('unknown');
+    }
+  });
+
+  it('the unnamed statement re-parsed with the same text in each segment stays known; other parameter types do not', () => {
+    const same = new SessionModel();
+    const first = parsed(same, [23]);
+    expect(useAfter([first, parsed(same, [23])], same)).toBe(`known ${first.id}`);
+    const other = new SessionModel();
+    expect(useAfter([parsed(other, [23]), parsed(other, [25])], other)).toBe('unknown');
+    expect(sameDefinition(parsed(other), parsed(other, []))).toBe(true);
+  });
+});
 
 describe('session model lookups through in-flight effects', () => {
   it('answer as folding every unanswered effect in order does (300 random sequences)', () => {
