@@ -16,6 +16,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { errorResponse } from '../pgwire/backend.js';
 import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE } from '../pgwire/frontend.js';
+import { PlacesBySource, sourceKey } from './places-by-source.js';
 
 export interface PgListenerOptions {
   /** The gateway's certificate; without it SSLRequest is answered 'N' (allowed on loopback only). */
@@ -54,10 +55,12 @@ const TLS_REQUIRED =
   'TLS is required on this listener: connect with sslmode=verify-full (or require), and the access token as the password';
 
 export function createPgListener(options: PgListenerOptions): Server {
-  const max = options.maxUnauthenticated ?? MAX_UNAUTHENTICATED;
-  let unauthenticated = 0;
+  const places = new PlacesBySource<Socket>(options.maxUnauthenticated ?? MAX_UNAUTHENTICATED);
   return createServer((socket) => {
-    if (unauthenticated >= max) {
+    // When full, a source holding fewer places takes one from the source holding the most.
+    const source = sourceKey(socket.remoteAddress);
+    const taken = places.take(source, socket);
+    if (!taken.ok) {
       // As PostgreSQL at max_connections; the client reads it whatever it sent first.
       socket.on('error', () => socket.destroy());
       // Read and drop what the client sends, so its FIN is seen and the socket closes; a client that
@@ -73,12 +76,8 @@ export function createPgListener(options: PgListenerOptions): Server {
       );
       return;
     }
-    unauthenticated++;
-    let counted = true;
-    const release = () => {
-      if (counted) unauthenticated--;
-      counted = false;
-    };
+    taken.evict?.destroy();
+    const release = () => places.release(source, socket);
     socket.once('close', release);
     settleTransport(socket, options, release);
   });

@@ -4,9 +4,13 @@
  * body if it has one (an API request: its own auth is per request) — or, for a tunnel upgrade, when the tunnel's session has logged in. Past
  * `max` a new connection gets 503 with Retry-After at once. A connection still holding its place at
  * the deadline (TCP connect + login_timeout) is cut; a tunnel's startup enforces the same deadline.
+ * When the places are full, a source holding fewer of them takes one from the source holding the most
+ * (places-by-source.ts): one source cannot keep every other out.
  */
 import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { PlacesBySource, sourceKey } from './places-by-source.js';
 
 /** What a connection past the cap is told; clients print the JSON message. */
 export const TOO_MANY_LOGINS = 'too many connections are authenticating at once; try again';
@@ -51,25 +55,29 @@ const REFUSED_HEAD_WAIT_MS = 5_000;
 export function limitUnauthenticated(server: Server, options: PreAuthOptions, tls: boolean): PreAuthLimit {
   const places = new WeakMap<Duplex, PreAuthPlace>();
   const refused = new WeakSet<Duplex>();
-  let held = 0;
-  const admit = (socket: Duplex) => {
-    if (held >= options.max) {
-      refused.add(socket);
-      // Answered when its request head comes; one that does not come soon is cut off.
-      setTimeout(() => socket.destroy(), Math.min(options.timeoutMs, REFUSED_HEAD_WAIT_MS)).unref();
-      return;
-    }
-    held++;
+  const bySource = new PlacesBySource<Duplex>(options.max);
+  /** A place for the socket, maybe taken from the source holding the most; false past the cap. */
+  const take = (socket: Duplex): boolean => {
+    const source = sourceKey((socket as Socket).remoteAddress);
+    const taken = bySource.take(source, socket);
+    if (!taken.ok) return false;
+    taken.evict?.destroy();
     places.set(
       socket,
-      takePlace(socket, options.timeoutMs, () => held--),
+      takePlace(socket, options.timeoutMs, () => bySource.release(source, socket)),
     );
+    return true;
+  };
+  const admit = (socket: Duplex) => {
+    if (take(socket)) return;
+    refused.add(socket);
+    // Answered when its request head comes; one that does not come soon is cut off.
+    setTimeout(() => socket.destroy(), Math.min(options.timeoutMs, REFUSED_HEAD_WAIT_MS)).unref();
   };
   const claim = (socket: Duplex) => {
     const place = places.get(socket);
     if (place?.holding) return place;
-    if (refused.has(socket) || held >= options.max) return undefined;
-    admit(socket);
+    if (refused.has(socket) || !take(socket)) return undefined;
     return places.get(socket);
   };
   // After TLS (the handshake is bounded by handshakeTimeout): a refusal must be readable as HTTP.
@@ -90,7 +98,7 @@ export function limitUnauthenticated(server: Server, options: PreAuthOptions, tl
   return {
     claim,
     refused: (socket) => refused.has(socket),
-    size: () => held,
+    size: () => bySource.size,
   };
 }
 

@@ -37,9 +37,10 @@ describe('HTTPS listener: connections not yet authenticated are capped, and have
   const port = () => Number(new URL(stack.gatewayUrl).port);
 
   /** A TLS connection that has sent nothing (or what `send` says) and records what it receives. */
-  async function idle(send = '') {
+  async function idle(send = '', localAddress?: string) {
     const s = tlsConnect({
       host: '127.0.0.1',
+      localAddress,
       port: port(),
       servername: 'localhost',
       ca: readFileSync(stack.certs!.caCert),
@@ -106,6 +107,30 @@ describe('HTTPS listener: connections not yet authenticated are capped, and have
     await api.closed;
     expect(api.received()).toMatch(/^HTTP\/1\.1 503/);
   });
+
+  it('one source holding every place cannot keep another out: the newcomer takes its oldest place', async () => {
+    // Linux routes all of 127/8 to the loopback: 127.0.0.2 is another source on this machine.
+    const flood = [];
+    for (let i = 0; i < CAP; i++) flood.push(await idle('', '127.0.0.2'));
+    const more = await idle(upgradeHead(false), '127.0.0.2');
+    await more.closed;
+    expect(more.received()).toMatch(/^HTTP\/1\.1 503/);
+
+    const api = await idle('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    await api.closed;
+    expect(api.received()).toMatch(/^HTTP\/1\.1 200/);
+    await flood[0]!.closed;
+    expect(flood[0]!.received()).toBe('');
+    // The flood fills the place again; a tunnel from the newcomer's source still logs in.
+    flood.push(await idle('', '127.0.0.2'));
+    const conn: Tunnel = await stack.connect(alice);
+    try {
+      expect((await psql(conn.url, 'select 1')).trim()).toBe('1');
+    } finally {
+      conn.stop();
+    }
+    await flood[1]!.closed;
+  }, 30_000);
 
   it('a connection that leaves gives its place back', async () => {
     const held = [];

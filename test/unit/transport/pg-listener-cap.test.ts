@@ -77,4 +77,54 @@ describe('native listener: unauthenticated connections are capped', () => {
     await waitFor(() => handed.length === 4);
     expect(handed.length).toBe(4);
   });
+
+  it('one source holding every place cannot keep another out: the newcomer takes its oldest place', async () => {
+    server = createPgListener({
+      allowPlain: true,
+      maxUnauthenticated: 3,
+      onCancel: () => {},
+      onConnection: (stream) => {
+        stream.on('data', () => {});
+        handed.push({ loggedIn: () => {}, stream });
+      },
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    // Linux routes all of 127/8 to the loopback: 127.0.0.2 is another source on this machine.
+    const open = async (localAddress: string) => {
+      const c = connect({ port, host: '127.0.0.1', localAddress });
+      clients.push(c);
+      let answer = '';
+      c.on('data', (d: Buffer) => {
+        answer += d.toString('latin1');
+      });
+      const closed = new Promise<void>((r) => c.once('close', () => r()));
+      c.on('error', () => {});
+      await new Promise((r) => c.once('connect', r));
+      return { answer: () => answer, closed };
+    };
+    const flood = [await open('127.0.0.2'), await open('127.0.0.2'), await open('127.0.0.2')];
+    const again = await open('127.0.0.2');
+    await again.closed;
+    expect(again.answer()).toContain('C53300');
+
+    const newcomer = await open('127.0.0.1');
+    let newcomerCut = false;
+    void newcomer.closed.then(() => {
+      newcomerCut = true;
+    });
+    await flood[0]!.closed; // the flood's oldest place was taken
+    expect(flood[0]!.answer()).toBe('');
+    // Two to one now: the flood cannot take it back, nor the newcomer's source another from it.
+    for (const from of ['127.0.0.2', '127.0.0.1']) {
+      const refused = await open(from);
+      await refused.closed;
+      expect(refused.answer()).toContain('C53300');
+    }
+    // A third source still may: the flood holds two, it none.
+    const third = await open('127.0.0.3');
+    await flood[1]!.closed;
+    expect(third.answer()).toBe('');
+    expect(newcomerCut).toBe(false);
+  });
 });
