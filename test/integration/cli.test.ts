@@ -339,6 +339,7 @@ describe.concurrent('profiles, status, token', () => {
 
   it('token prints one line; --json gives expiry and identity; --version names the gateway', async () => {
     const token = await stack.cli(alice, ['token']);
+    expect(token.code, token.stderr).toBe(0);
     expect(token.stdout.trim().split('.')).toHaveLength(3);
     expect(token.stdout.trim().split('\n')).toHaveLength(1);
     const json = JSON.parse((await stack.cli(alice, ['token', '--json'])).stdout);
