@@ -231,16 +231,26 @@ export function expiryOf(now: number, ruleTimeoutMs: number, clientWaitMs?: numb
 
 // ---- time-boxed access ---------------------------------------------------------------------------
 
-/** Is this a policy the identity may ask for, for this long, on this connection? */
+/**
+ * Is this a policy the identity may ask for, for this long, on this connection? `memberOfIt`: the
+ * connection exists and the policy covers the identity there. A policy or connection that does not
+ * exist and one that is not the identity's get the same answer: names are not disclosed (as a tunnel's
+ * refusal does not); only a member learns that its policy is not requestable.
+ */
 export function checkAccessRequest(
   policy: PolicyConfig | undefined,
   name: string,
   memberOfIt: boolean,
   durationMs: number,
+  connection: string,
 ): { ok: true } | Refusal {
-  if (!policy) return refuse(404, `no policy named "${name}"`);
+  if (!policy || !memberOfIt) {
+    return refuse(
+      404,
+      `no policy "${name}" covers you on connection "${connection}" (see: hoopctl connections)`,
+    );
+  }
   if (!policy.requestable) return refuse(403, `policy "${name}" is not requestable (requestable: true)`);
-  if (!memberOfIt) return refuse(403, `policy "${name}" does not cover you on that connection`);
   if (durationMs <= 0) return refuse(409, 'the duration must be positive');
   if (durationMs > policy.max_duration) {
     return refuse(409, `policy "${name}" may be granted for at most ${formatDuration(policy.max_duration)}`);

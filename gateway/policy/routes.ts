@@ -42,9 +42,6 @@ export function policyRoutes(deps: PolicyRouteDeps): Route[] {
           );
         }
         const { connection, sql, as } = parsed.data;
-        if (!deps.engine.connection(connection)) {
-          throw new HttpError(404, 'not_found', `no connection named "${connection}"`);
-        }
         if (as) {
           const roles = deps.engine.roles(identity);
           if (!roles.admin && !roles.audit) {
@@ -53,6 +50,9 @@ export function policyRoutes(deps: PolicyRouteDeps): Route[] {
               'forbidden',
               'explaining a decision for another identity needs the admin or audit role; without --identity you get your own',
             );
+          }
+          if (!deps.engine.connection(connection)) {
+            throw new HttpError(404, 'not_found', `no connection named "${connection}"`);
           }
           // A hypothetical identity (of the caller's issuer unless named): no grants, no claims.
           const other: Identity = {
@@ -63,7 +63,18 @@ export function policyRoutes(deps: PolicyRouteDeps): Route[] {
           };
           return explain(deps.engine, other, connection, sql, { grants: [] });
         }
-        return explain(deps.engine, identity, connection, sql, { grants: deps.grants?.(identity) ?? [] });
+        const grants = deps.grants?.(identity) ?? [];
+        // Only a connection this identity may know of (`hoopctl connections`): the same answer whether it
+        // does not exist or is not yours, as the tunnel, the native listener and MCP give — names are not
+        // disclosed.
+        if (!deps.engine.connectionsView(identity, { grants }).some((v) => v.name === connection)) {
+          throw new HttpError(
+            404,
+            'not_found',
+            `no connection "${connection}" for ${identity.subject} (see: hoopctl connections)`,
+          );
+        }
+        return explain(deps.engine, identity, connection, sql, { grants });
       },
     },
   ];

@@ -262,15 +262,26 @@ describe('time-boxed access', () => {
   });
 
   it('only requestable policies that cover the requester, for at most max_duration', () => {
-    expect(checkAccessRequest(policy, 'break-glass', true, 3_600_000)).toEqual({ ok: true });
-    expect(checkAccessRequest(undefined, 'nope', true, 1000)).toMatchObject({ ok: false, status: 404 });
-    expect(checkAccessRequest({ ...policy, requestable: false }, 'break-glass', true, 1000)).toMatchObject({
+    const db = 'prod-db';
+    expect(checkAccessRequest(policy, 'break-glass', true, 3_600_000, db)).toEqual({ ok: true });
+    // Unknown, or not the requester's (requestable or not): one answer, names are not disclosed.
+    const hidden = {
+      ok: false,
+      status: 404,
+      message: 'no policy "nope" covers you on connection "prod-db" (see: hoopctl connections)',
+    };
+    expect(checkAccessRequest(undefined, 'nope', true, 1000, db)).toEqual(hidden);
+    expect(checkAccessRequest({ ...policy, name: 'nope' }, 'nope', false, 1000, db)).toEqual(hidden);
+    expect(
+      checkAccessRequest({ ...policy, name: 'nope', requestable: false }, 'nope', false, 1000, db),
+    ).toEqual(hidden);
+    expect(
+      checkAccessRequest({ ...policy, requestable: false }, 'break-glass', true, 1000, db),
+    ).toMatchObject({
+      status: 403,
       message: expect.stringMatching(/not requestable/),
     });
-    expect(checkAccessRequest(policy, 'break-glass', false, 1000)).toMatchObject({
-      message: expect.stringMatching(/does not cover you/),
-    });
-    expect(checkAccessRequest(policy, 'break-glass', true, 3_600_001)).toMatchObject({
+    expect(checkAccessRequest(policy, 'break-glass', true, 3_600_001, db)).toMatchObject({
       message: expect.stringMatching(/at most 1h/),
     });
   });
