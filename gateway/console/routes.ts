@@ -102,7 +102,8 @@ export function createConsole(deps: ConsoleDeps) {
       method: 'GET',
       path: '/console/login',
       access: 'public',
-      handler: async ({ headers: h, query }) => redirect(await signIn.begin(h, query.get('return'))),
+      handler: async ({ headers: h, query, source }) =>
+        redirect(await signIn.begin(h, query.get('return'), source)),
     },
     {
       method: 'GET',

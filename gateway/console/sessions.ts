@@ -25,6 +25,8 @@ export interface ConsoleSession {
 }
 
 export interface PendingLogin {
+  /** Where the sign-in was started from (an IPv4 address or an IPv6 /64: transport/places-by-source.ts). */
+  source: string;
   issuer: number;
   verifier: string;
   nonce: string;
@@ -39,7 +41,10 @@ export interface SessionLimits {
   idleMs: number;
   /** Most sessions kept at once; the least recently used goes first. Default 10,000. */
   maxSessions?: number;
-  /** Most sign-ins in flight; unauthenticated callers start these, so they are few and short. Default 1,000. */
+  /**
+   * Most sign-ins in flight; unauthenticated callers start these, so they are few and short, and when
+   * they are full a new one pushes out the oldest of the source that started the most. Default 1,000.
+   */
   maxPending?: number;
   /** How long a sign-in may take. Default 10 min. */
   pendingMs?: number;
@@ -113,10 +118,27 @@ export class ConsoleSessions {
   begin(login: Omit<PendingLogin, 'createdAt'>): string {
     this.sweep();
     const max = this.limits.maxPending ?? 1000;
-    while (this.pending.size >= max) this.pending.delete(this.pending.keys().next().value!);
+    while (this.pending.size >= max) this.pending.delete(this.evictable());
     const state = randomToken();
     this.pending.set(keyOf(state), { ...login, createdAt: this.now() });
     return state;
+  }
+
+  /**
+   * The sign-in to drop when they are full: the oldest of the source holding the most. Dropping the
+   * oldest of all let one source that starts sign-ins faster than people finish them (a thousand
+   * requests take about a second) push out everyone else's, so nobody could sign in.
+   */
+  private evictable(): string {
+    const counts = new Map<string, number>();
+    let richest: string | undefined;
+    for (const { source } of this.pending.values()) {
+      const n = (counts.get(source) ?? 0) + 1;
+      counts.set(source, n);
+      if (richest === undefined || n > counts.get(richest)!) richest = source;
+    }
+    for (const [key, login] of this.pending) if (login.source === richest) return key;
+    return this.pending.keys().next().value!;
   }
 
   /** Take (once) the sign-in of this state, if it is still fresh. */

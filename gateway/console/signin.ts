@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { AuditRecordInput } from '../../src/shared/audit.js';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
+import { sourceKey } from '../transport/places-by-source.js';
 import { HttpError } from '../transport/router.js';
 import { cookieNames, readCookie, setCookie } from './cookies.js';
 import type { OidcLogin } from './oidc.js';
@@ -66,7 +67,12 @@ export function createSignIn(deps: SignInDeps) {
   const loginCookie = (value: string, maxAge: number) =>
     setCookie(names.login, value, { path: '/', sameSite: 'Lax', secure, maxAge });
 
-  async function begin(headers: IncomingHttpHeaders, returnTo: string | null): Promise<Redirect> {
+  /** `source`: the caller's ip:port (transport/http.ts sourceOf). */
+  async function begin(
+    headers: IncomingHttpHeaders,
+    returnTo: string | null,
+    source = 'unknown',
+  ): Promise<Redirect> {
     if (login.issuer === undefined) {
       return errorRedirect(
         'The console is not set up on this gateway: give an issuer console_client_id (see docs/console.md).',
@@ -76,6 +82,7 @@ export function createSignIn(deps: SignInDeps) {
     const verifier = randomToken();
     const nonce = randomToken();
     const state = sessions.begin({
+      source: sourceKey(source.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')),
       issuer: login.issuer,
       verifier,
       nonce,

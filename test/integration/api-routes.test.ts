@@ -2,6 +2,8 @@
  * The HTTP API against an identity with a valid token and little else (docs/security.md, "The HTTP
  * API"): what it may learn and do beyond its own policies. Real gateway, IdP and PostgreSQL.
  */
+import { readFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchTrustingCa } from '../../src/shared/fetch-with-ca.js';
 import { type Stack, startStack } from '../harness/stack.js';
@@ -143,5 +145,69 @@ describe('the HTTP API as an identity with a valid token and no policy on the co
     });
     expect(filed.status).toBe(201);
     expect(filed.body).toMatchObject({ policy: 'break-glass', status: 'pending' });
+  });
+});
+
+/** A GET as a browser without JavaScript would make it (no redirects followed), from `localAddress`. */
+function browserGet(path: string, options: { cookie?: string; agent?: Agent } = {}) {
+  return new Promise<{ status: number; location?: string; cookies: string[]; body: string }>(
+    (resolve, reject) => {
+      const request = httpsRequest(
+        new URL(path, stack.gatewayUrl),
+        {
+          ca: readFileSync(stack.certs!.caCert),
+          agent: options.agent,
+          headers: options.cookie ? { cookie: options.cookie } : {},
+        },
+        (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => {
+            body += chunk.toString('utf8');
+          });
+          response.on('end', () =>
+            resolve({
+              status: response.statusCode ?? 0,
+              location: response.headers.location,
+              cookies: response.headers['set-cookie'] ?? [],
+              body,
+            }),
+          );
+        },
+      );
+      request.on('error', reject);
+      request.end();
+    },
+  );
+}
+
+describe('the console sign-in without a token', () => {
+  it("a flood of sign-ins from one source pushes out its own, not a person's (found 2026-12-02, fifth round)", async () => {
+    // A person starts signing in: the state is in the sign-in cookie and in the IdP's address.
+    const begin = await browserGet('/console/login?return=/console/inbox');
+    expect(begin.status).toBe(302);
+    const cookie = begin.cookies[0]!.split(';')[0]!;
+    const state = new URL(begin.location!).searchParams.get('state')!;
+
+    // Meanwhile another source (Linux routes all of 127/8 to the loopback) starts 1,001 sign-ins, in about a
+    // second, without a token; it used to push every pending sign-in out, so nobody could sign in.
+    const agent = new Agent({ keepAlive: true, maxSockets: 8, localAddress: '127.0.0.2' });
+    try {
+      const flood = await Promise.all(
+        Array.from({ length: 1001 }, () => browserGet('/console/login', { agent })),
+      );
+      expect(flood.every((r) => r.status === 302)).toBe(true);
+    } finally {
+      agent.destroy();
+    }
+
+    // The person comes back from the IdP: the sign-in is still theirs (the made-up code then fails at the
+    // IdP, which shows it got that far), not "expired or started elsewhere".
+    const back = await browserGet(`/console/callback?state=${state}&code=made-up`, { cookie });
+    expect(back.status).toBe(302);
+    const key = new URL(back.location!, stack.gatewayUrl).searchParams.get('error');
+    const why = JSON.parse((await browserGet(`/console/session?error=${key}`)).body) as {
+      sign_in_error: string;
+    };
+    expect(why.sign_in_error).toMatch(/^Signing in failed at the identity provider/);
   });
 });

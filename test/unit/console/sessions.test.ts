@@ -61,6 +61,7 @@ describe('ConsoleSessions', () => {
       time.now,
     );
     const login = {
+      source: '192.0.2.1',
       issuer: 0,
       verifier: 'v',
       nonce: 'n',
@@ -77,6 +78,29 @@ describe('ConsoleSessions', () => {
     expect(sessions.size.pending).toBeLessThanOrEqual(3);
     expect(sessions.take(states[0])).toBeUndefined();
     expect(sessions.take(states[4])).toBeDefined();
+  });
+
+  it('when full, a new sign-in pushes out the oldest of the source that started the most', () => {
+    const sessions = new ConsoleSessions({ lifetimeMs: 1e9, idleMs: 1e9, maxPending: 4 }, clock().now);
+    const login = (source: string) => ({
+      source,
+      issuer: 0,
+      verifier: source,
+      nonce: 'n',
+      redirectUri: 'https://gw/console/callback',
+      returnTo: '/console/',
+    });
+    const person = sessions.begin(login('192.0.2.1'));
+    const flood = Array.from({ length: 50 }, () => sessions.begin(login('198.51.100.7')));
+    expect(sessions.size.pending).toBe(4);
+    const later = sessions.begin(login('203.0.113.9'));
+    expect(sessions.take(person)?.verifier).toBe('192.0.2.1');
+    expect(sessions.take(later)?.verifier).toBe('203.0.113.9');
+    expect(flood.filter((s) => sessions.take(s)).length).toBe(2);
+    // One source alone sees the plain cap: its own oldest go first.
+    const alone = new ConsoleSessions({ lifetimeMs: 1e9, idleMs: 1e9, maxPending: 2 }, clock().now);
+    const [a, b, c] = [1, 2, 3].map(() => alone.begin(login('192.0.2.1')));
+    expect([alone.take(a), alone.take(b), alone.take(c)].map(Boolean)).toEqual([false, true, true]);
   });
 });
 
