@@ -221,7 +221,8 @@ async function runTool(
     isError: true,
     summary: { ...summary, outcome: { status: 'error', ...summary.outcome } },
   });
-  const spec = TOOLS[name as ToolName];
+  // Own tools only: a name such as `__proto__` or `constructor` is no tool (not Object.prototype's).
+  const spec = Object.hasOwn(TOOLS, name) ? TOOLS[name as ToolName] : undefined;
   if (!spec) return fail(`no tool "${name}" (tools: ${Object.keys(TOOLS).join(', ')})`);
   const parsed = inputSchemas(state.pinned)[name as ToolName].safeParse(args ?? {});
   if (!parsed.success) {

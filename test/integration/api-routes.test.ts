@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseExport } from '../../src/shared/audit-export.js';
 import { fetchTrustingCa } from '../../src/shared/fetch-with-ca.js';
 import { type Stack, startStack } from '../harness/stack.js';
 
@@ -33,6 +34,9 @@ policies:
     review: true
     rules:
       - { name: reads, allow: [read] }
+  - name: auditors
+    groups: [audit]
+    audit: true
   - name: break-glass
     groups: [db-reviewers]
     connections: [prod-db]
@@ -63,7 +67,7 @@ const message = (r: { body: Record<string, unknown> }) => (r.body.error as { mes
 beforeAll(async () => {
   stack = await startStack({ policies: POLICIES });
   fetchCa = fetchTrustingCa(stack.certs!.caCert) as typeof fetch;
-  for (const user of ['alice@example.com', 'rita@example.com']) {
+  for (const user of ['alice@example.com', 'rita@example.com', 'aubrey@example.com']) {
     tokens[user] = (await stack.cli(await stack.login(user), ['token'])).stdout.trim();
   }
 }, 120_000);
@@ -209,5 +213,72 @@ describe('the console sign-in without a token', () => {
       sign_in_error: string;
     };
     expect(why.sign_in_error).toMatch(/^Signing in failed at the identity provider/);
+  });
+});
+
+describe('the MCP endpoint with a valid token', () => {
+  /** One JSON-RPC request; the answer whether it came as JSON or as one server-sent event. */
+  async function rpc(body: unknown, session?: string) {
+    const response = await fetchCa(`${stack.gatewayUrl}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${tokens['alice@example.com']}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-06-18',
+        ...(session ? { 'mcp-session-id': session } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    const data = text
+      .split('\n')
+      .filter((line) => line.startsWith('data:'))
+      .map((line) => line.slice(5))
+      .join('');
+    return {
+      session: response.headers.get('mcp-session-id') ?? undefined,
+      message: JSON.parse(data || text || '{}') as {
+        result?: { isError?: boolean; content: { text: string }[] };
+        error?: unknown;
+      },
+    };
+  }
+
+  it("a tool named after Object.prototype's keys is no tool, and the call is recorded (found 2026-12-02, fifth round)", async () => {
+    const { session } = await rpc({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'probe', version: '1' },
+      },
+    });
+    await rpc({ jsonrpc: '2.0', method: 'notifications/initialized' }, session);
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      // These used to find Object.prototype's property as the tool, throw a TypeError outside the tool's
+      // error handling (JSON-RPC -32603 "inputSchemas(...)[name].safeParse is not a function") and skip
+      // the call's mcp.tool record, which every call, refused or not, gets before its answer.
+      const { message } = await rpc(
+        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: {} } },
+        session,
+      );
+      expect(message.error).toBeUndefined();
+      expect(message.result?.isError).toBe(true);
+      expect(message.result?.content[0]?.text).toMatch(new RegExp(`^no tool "${name}" \\(tools: `));
+    }
+    const exported = await fetchCa(`${stack.gatewayUrl}/v1/export?since=1h&format=jsonl`, {
+      headers: { authorization: `Bearer ${tokens['aubrey@example.com']}` },
+    });
+    const tools = parseExport(await exported.text())
+      .records.filter((r) => r.type === 'mcp.tool')
+      .map((r) => [r.data?.tool, r.data?.error]);
+    expect(tools).toEqual(
+      expect.arrayContaining(
+        ['__proto__', 'constructor', 'toString', 'hasOwnProperty'].map((n) => [n, true]),
+      ),
+    );
   });
 });
