@@ -214,6 +214,25 @@ function recordOf(chain: string, input: AuditRecordInput, result: BatchResult, i
   return record;
 }
 
+/**
+ * The store keeps `connection`, `session` and the identity's subject as raw text columns beside the
+ * record, and PostgreSQL text cannot hold NUL: one such record failed its whole batch — every record
+ * committed with it (other people's statements refused 'the audit log cannot be written') and the
+ * store's readiness. A tunnel's connection name comes from the client (`/v1/tunnel/%00`), as does an MCP
+ * tool's: NUL there is written U+FFFD, in the record as in the column (the record says what was asked
+ * for, as clip() does for its length). The subject is left as it is in the record's identity.
+ */
+const NUL = '\u0000';
+const hasNul = (text: string | undefined): boolean => text !== undefined && text.includes(NUL);
+const withoutNul = (text: string): string => text.replaceAll(NUL, '\ufffd');
+function storable(input: AuditRecordInput): AuditRecordInput {
+  if (!hasNul(input.connection) && !hasNul(input.session)) return input;
+  const copy = { ...input };
+  if (copy.connection !== undefined) copy.connection = withoutNul(copy.connection);
+  if (copy.session !== undefined) copy.session = withoutNul(copy.session);
+  return copy;
+}
+
 /** A record's members as the writer thread takes them (ENTRY order, store/chain-writer.ts). */
 function entryOf(input: AuditRecordInput): (string | null)[] {
   if (!KNOWN_TYPES.has(input.type)) throw new Error(`unknown audit record type "${input.type}"`);
@@ -230,7 +249,9 @@ function entryOf(input: AuditRecordInput): (string | null)[] {
     input.type,
     input.session ?? null,
     input.connection ?? null,
-    input.identity?.subject ?? null,
+    input.identity && hasNul(input.identity.subject)
+      ? withoutNul(input.identity.subject)
+      : (input.identity?.subject ?? null),
     typeof decision === 'string' ? decision : null,
     input.source ?? null,
     identity,
@@ -323,7 +344,7 @@ class ChainLog implements AuditLog {
 
   enqueue(input: AuditRecordInput): number {
     if (this.closed) throw new AuditWriteError(new Error('the audit log is closed'));
-    const entry = entryOf(input);
+    const entry = entryOf(storable(input));
     const lsn = ++this.nextLsn;
     const maxEntries = (this.options.maxBatch ?? 1000) * ENTRY_STRIDE;
     if (!this.current || this.current.entries.length >= maxEntries) {
@@ -345,7 +366,9 @@ class ChainLog implements AuditLog {
     this.watch.wait(lsn, callback);
   }
 
-  append(input: AuditRecordInput): Promise<AuditRecord> {
+  append(given: AuditRecordInput): Promise<AuditRecord> {
+    // The record handed back is the one written (its connection and session as stored).
+    const input = storable(given);
     let lsn: number;
     try {
       lsn = this.enqueue(input);

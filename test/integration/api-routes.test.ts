@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { parseExport } from '../../src/shared/audit-export.js';
 import { fetchTrustingCa } from '../../src/shared/fetch-with-ca.js';
+import { type PgServer, startPostgres } from '../harness/postgres.js';
 import { type Stack, startStack } from '../harness/stack.js';
 
 const POLICIES = `
@@ -47,6 +49,8 @@ policies:
 `;
 
 let stack: Stack;
+/** The audit store: PostgreSQL, as several replicas share it. */
+let storePg: PgServer;
 let fetchCa: typeof fetch;
 const tokens: Record<string, string> = {};
 
@@ -65,7 +69,9 @@ async function call(who: string, method: string, path: string, body?: unknown) {
 const message = (r: { body: Record<string, unknown> }) => (r.body.error as { message: string }).message;
 
 beforeAll(async () => {
-  stack = await startStack({ policies: POLICIES });
+  storePg = await startPostgres();
+  storePg.psql('CREATE DATABASE hoop_store');
+  stack = await startStack({ policies: POLICIES, store: `  url: ${storePg.url('hoop_store')}` });
   fetchCa = fetchTrustingCa(stack.certs!.caCert) as typeof fetch;
   for (const user of ['alice@example.com', 'rita@example.com', 'aubrey@example.com']) {
     tokens[user] = (await stack.cli(await stack.login(user), ['token'])).stdout.trim();
@@ -74,6 +80,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  storePg?.stop();
 });
 
 describe('the HTTP API as an identity with a valid token and no policy on the connection', () => {
@@ -280,5 +287,44 @@ describe('the MCP endpoint with a valid token', () => {
         ['__proto__', 'constructor', 'toString', 'hasOwnProperty'].map((n) => [n, true]),
       ),
     );
+  });
+});
+
+describe('text from the caller in the audit store', () => {
+  it("a NUL in a tunnel's connection name is recorded, and does not fail other records (found 2026-12-02, fifth round)", async () => {
+    const home = await stack.login('rita@example.com');
+    // A tunnel to `/v1/tunnel/%00…` is refused 404 and recorded (auth.failed) with the name asked for. With
+    // a PostgreSQL store that record failed its whole batch (text cannot hold NUL): it was lost, every
+    // statement committed with it was refused "the audit log cannot be written", /readyz said 503.
+    const poison = () =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${stack.gatewayUrl.replace('https', 'wss')}/v1/tunnel/%00nul`, {
+          headers: { authorization: `Bearer ${tokens['alice@example.com']}` },
+          ca: readFileSync(stack.certs!.caCert),
+        });
+        ws.on('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
+        ws.on('error', () => resolve(0));
+      });
+    const runs = Array.from({ length: 6 }, (_, i) =>
+      stack.cli(home, ['exec', 'prod-db', '-c', `select ${i} as n`]),
+    );
+    const refused: Promise<number>[] = [];
+    for (let round = 0; round < 20; round++) {
+      refused.push(...Array.from({ length: 10 }, poison));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(new Set(await Promise.all(refused))).toEqual(new Set([404]));
+    for (const run of await Promise.all(runs)) expect(run.code, run.stderr).toBe(0);
+    expect((await fetchCa(`${stack.gatewayUrl}/readyz`)).status).toBe(200);
+
+    const exported = await fetchCa(`${stack.gatewayUrl}/v1/export?since=1h&format=jsonl`, {
+      headers: { authorization: `Bearer ${tokens['aubrey@example.com']}` },
+    });
+    const failed = parseExport(await exported.text()).records.filter(
+      (r) => r.type === 'auth.failed' && r.identity?.subject === 'alice@example.com',
+    );
+    expect(failed).toHaveLength(200);
+    expect(failed[0]!.connection).toBe('\ufffdnul');
+    expect((await stack.cli(await stack.login('aubrey@example.com'), ['audit', 'verify'])).code).toBe(0);
   });
 });
