@@ -223,7 +223,7 @@ function recordOf(chain: string, input: AuditRecordInput, result: BatchResult, i
  * for, as clip() does for its length). The subject is left as it is in the record's identity.
  */
 const NUL = '\u0000';
-const hasNul = (text: string | undefined): boolean => text !== undefined && text.includes(NUL);
+const hasNul = (text: string | undefined): boolean => text?.includes(NUL) === true;
 const withoutNul = (text: string): string => text.replaceAll(NUL, '\ufffd');
 function storable(input: AuditRecordInput): AuditRecordInput {
   if (!hasNul(input.connection) && !hasNul(input.session)) return input;
