@@ -244,9 +244,11 @@ export function checkAccessRequest(
   durationMs: number,
   connection: string,
 ): { ok: true } | Refusal {
+  // 403 (the CLI's "denied by policy", exit 4), as "does not cover you" was: a name that does not exist
+  // gets it too.
   if (!policy || !memberOfIt) {
     return refuse(
-      404,
+      403,
       `no policy "${name}" covers you on connection "${connection}" (see: hoopctl connections)`,
     );
   }

@@ -126,7 +126,7 @@ describe('the HTTP API as an identity with a valid token and no policy on the co
           ['other-db', 'engineers-elsewhere'],
         ][i]!;
         return {
-          status: 404,
+          status: 403,
           message: `no policy "${policy}" covers you on connection "${connection}" (see: hoopctl connections)`,
         };
       }),

@@ -267,7 +267,7 @@ describe('time-boxed access', () => {
     // Unknown, or not the requester's (requestable or not): one answer, names are not disclosed.
     const hidden = {
       ok: false,
-      status: 404,
+      status: 403,
       message: 'no policy "nope" covers you on connection "prod-db" (see: hoopctl connections)',
     };
     expect(checkAccessRequest(undefined, 'nope', true, 1000, db)).toEqual(hidden);
