@@ -85,11 +85,27 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return undefined;
+  const text = Buffer.concat(chunks).toString('utf8');
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(text);
   } catch {
     throw new HttpError(400, 'bad_request', 'request body is not valid JSON');
   }
+  // No field of the API takes a NUL, and PostgreSQL text (a store, a database) cannot hold one: refuse it
+  // here, named, rather than as a store error deep in a service. JSON can only carry it escaped.
+  if (/\\u0000/i.test(text) && containsNul(body)) {
+    throw new HttpError(400, 'bad_request', 'request body text may not contain NUL (\\u0000)');
+  }
+  return body;
+}
+
+function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value && typeof value === 'object')
+    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+  return false;
 }
 
 function sendJson(

@@ -291,6 +291,31 @@ describe('the MCP endpoint with a valid token', () => {
 });
 
 describe('text from the caller in the audit store', () => {
+  it('a NUL anywhere in a JSON body is refused 400, named, before any service sees it (a PostgreSQL store cannot hold it)', async () => {
+    const rita = 'rita@example.com';
+    const request = {
+      connection: 'prod-db',
+      policy: 'break-glass',
+      duration: '1h',
+      reason: 'INC-\u00009',
+    };
+    for (const [path, body] of [
+      ['/v1/access-requests', request],
+      ['/v1/policy/test', { connection: 'prod-db', sql: 'select 1 -- \u0000' }],
+      ['/v1/policy/test', { connection: 'prod-db', sql: 'select 1', ['x\u0000']: 1 }],
+    ] as const) {
+      const r = await call(rita, 'POST', path, body);
+      expect(r.status, path).toBe(400);
+      expect(message(r)).toBe('request body text may not contain NUL (\\u0000)');
+    }
+    // The six characters \u0000 (an escaped backslash) are text like any other.
+    const plain = await call(rita, 'POST', '/v1/policy/test', {
+      connection: 'prod-db',
+      sql: "select '\\u0000'",
+    });
+    expect(plain.status).toBe(200);
+  });
+
   it("a NUL in a tunnel's connection name is recorded, and does not fail other records (found 2026-12-02, fifth round)", async () => {
     const home = await stack.login('rita@example.com');
     // A tunnel to `/v1/tunnel/%00…` is refused 404 and recorded (auth.failed) with the name asked for. With
