@@ -140,20 +140,17 @@ describe('the HTTP API as an identity with a valid token and no policy on the co
     const explained = await call(rita, 'POST', '/v1/policy/test', { connection: 'prod-db', sql: 'select 1' });
     expect(explained.status).toBe(200);
     expect(explained.body).toMatchObject({ decision: 'allow', policy: 'reviewers' });
-    const own = await call(rita, 'POST', '/v1/access-requests', {
-      connection: 'prod-db',
-      policy: 'reviewers',
-      duration: '1h',
-      reason: 'x',
-    });
+    const request = (policy: string) =>
+      call(rita, 'POST', '/v1/access-requests', {
+        connection: 'prod-db',
+        policy,
+        duration: '1h',
+        reason: 'INC-5',
+      });
+    const own = await request('reviewers');
     expect(own.status).toBe(403);
     expect(message(own)).toMatch(/not requestable/);
-    const filed = await call(rita, 'POST', '/v1/access-requests', {
-      connection: 'prod-db',
-      policy: 'break-glass',
-      duration: '1h',
-      reason: 'INC-5',
-    });
+    const filed = await request('break-glass');
     expect(filed.status).toBe(201);
     expect(filed.body).toMatchObject({ policy: 'break-glass', status: 'pending' });
   });

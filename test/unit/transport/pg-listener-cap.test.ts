@@ -18,6 +18,19 @@ const startup = () => {
 describe('native listener: unauthenticated connections are capped', () => {
   let server: Server | undefined;
   const clients: Socket[] = [];
+  /** A connection to the listener (from `localAddress`) that keeps what it is answered. */
+  async function client(port: number, localAddress?: string) {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
+    clients.push(socket);
+    let answer = '';
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1');
+    });
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('connect', r));
+    return { socket, answer: () => answer, closed };
+  }
   const handed: { loggedIn: () => void; stream: Socket }[] = [];
   afterEach(async () => {
     for (const c of clients.splice(0)) c.destroy();
@@ -38,17 +51,9 @@ describe('native listener: unauthenticated connections are capped', () => {
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     const open = async () => {
-      const c = connect(port, '127.0.0.1');
-      clients.push(c);
-      let answer = '';
-      c.on('data', (d: Buffer) => {
-        answer += d.toString('latin1');
-      });
-      const closed = new Promise<void>((r) => c.once('close', () => r()));
-      c.on('error', () => {});
-      await new Promise((r) => c.once('connect', r));
-      c.write(startup());
-      return { answer: () => answer, closed };
+      const c = await client(port);
+      c.socket.write(startup());
+      return c;
     };
     const waitFor = async (check: () => boolean) => {
       for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -91,18 +96,7 @@ describe('native listener: unauthenticated connections are capped', () => {
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     // Linux routes all of 127/8 to the loopback: 127.0.0.2 is another source on this machine.
-    const open = async (localAddress: string) => {
-      const c = connect({ port, host: '127.0.0.1', localAddress });
-      clients.push(c);
-      let answer = '';
-      c.on('data', (d: Buffer) => {
-        answer += d.toString('latin1');
-      });
-      const closed = new Promise<void>((r) => c.once('close', () => r()));
-      c.on('error', () => {});
-      await new Promise((r) => c.once('connect', r));
-      return { answer: () => answer, closed };
-    };
+    const open = (localAddress: string) => client(port, localAddress);
     const flood = [await open('127.0.0.2'), await open('127.0.0.2'), await open('127.0.0.2')];
     const again = await open('127.0.0.2');
     await again.closed;
