@@ -25,6 +25,11 @@ export interface EventOptions {
   maxStreamMs?: number;
   /** Most streams open at once on this gateway (each is a socket held open). Default 1000. */
   maxStreams?: number;
+  /**
+   * Most streams one identity may hold open (a person's console tabs): without it one token could hold
+   * every place of `maxStreams` and keep everyone's inbox from going live. Default 20.
+   */
+  maxStreamsPerIdentity?: number;
 }
 
 type Listener = (change: RequestChange | { kind: 'any' }) => void;
@@ -141,23 +146,64 @@ export function eventRoutes(
     heartbeatMs: opts.heartbeatMs ?? 15_000,
     maxStreamMs: opts.maxStreamMs ?? 300_000,
     maxStreams: opts.maxStreams ?? 1000,
+    maxStreamsPerIdentity: opts.maxStreamsPerIdentity ?? 20,
   };
   const feed = createFeed(deps.source, deps.store, options.pollMs);
+  const perIdentity = new StreamCounts();
   return [
     {
       method: 'GET',
       path: '/v1/events',
       access: 'identity',
-      handler: async ({ signal }): Promise<RawResponse> => {
+      handler: async ({ signal, identity }): Promise<RawResponse> => {
+        const who = `${identity.issuer}\u0000${identity.subject}`;
+        if (perIdentity.of(who) >= options.maxStreamsPerIdentity)
+          throw new HttpError(
+            429,
+            'too_many_requests',
+            `you have ${options.maxStreamsPerIdentity} live streams open on this gateway, the most one identity may: close one (a console tab) and try again`,
+          );
         if (feed.size >= options.maxStreams)
           throw new HttpError(503, 'unavailable', 'too many live streams on this gateway; try again shortly');
+        // Counted from here: the stream ends with the client (abort) or at maxStreamMs (finally).
+        const release = perIdentity.open(who);
+        signal.addEventListener('abort', release, { once: true });
         return {
           raw: true,
           contentType: 'text/event-stream; charset=utf-8',
           headers: { 'x-accel-buffering': 'no' },
-          body: eventStream(feed.subscribe, signal, options),
+          body: releasing(eventStream(feed.subscribe, signal, options), release),
         };
       },
     },
   ];
+}
+
+/** Open streams per identity; `open` returns the stream's release (idempotent). */
+class StreamCounts {
+  private readonly counts = new Map<string, number>();
+
+  of(who: string): number {
+    return this.counts.get(who) ?? 0;
+  }
+
+  open(who: string): () => void {
+    this.counts.set(who, this.of(who) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = this.of(who) - 1;
+      if (left > 0) this.counts.set(who, left);
+      else this.counts.delete(who);
+    };
+  }
+}
+
+async function* releasing<T>(stream: AsyncGenerator<T>, release: () => void): AsyncGenerator<T> {
+  try {
+    yield* stream;
+  } finally {
+    release();
+  }
 }

@@ -49,7 +49,14 @@ export function rawRoute(method: Route['method'], path: string, raw: NonNullable
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: 'unauthenticated' | 'forbidden' | 'not_found' | 'bad_request' | 'conflict' | 'unavailable',
+    readonly code:
+      | 'unauthenticated'
+      | 'forbidden'
+      | 'not_found'
+      | 'bad_request'
+      | 'conflict'
+      | 'too_many_requests'
+      | 'unavailable',
     message: string,
   ) {
     super(message);

@@ -220,6 +220,39 @@ describe('the console sign-in without a token', () => {
   });
 });
 
+describe('live event streams with a valid token', () => {
+  it('one identity holds at most 20 streams (429); others still get theirs; a closed one frees its place (found 2026-12-02, fifth round)', async () => {
+    const open = async (who: string) => {
+      const abort = new AbortController();
+      const response = await fetchCa(`${stack.gatewayUrl}/v1/events`, {
+        headers: { authorization: `Bearer ${tokens[who]}` },
+        signal: abort.signal,
+      });
+      return { status: response.status, response, close: () => abort.abort() };
+    };
+    const alice = 'alice@example.com';
+    const held = [];
+    for (let i = 0; i < 20; i++) held.push(await open(alice));
+    expect(held.map((h) => h.status)).toEqual(Array(20).fill(200));
+    const over = await open(alice);
+    expect(over.status).toBe(429);
+    expect(
+      ((await over.response.json()) as { error: { code: string; message: string } }).error,
+    ).toMatchObject({
+      code: 'too_many_requests',
+      message: expect.stringMatching(/close one \(a console tab\)/),
+    });
+    const other = await open('rita@example.com');
+    expect(other.status).toBe(200);
+    other.close();
+    held.pop()!.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const again = await open(alice);
+    expect(again.status).toBe(200);
+    for (const h of [...held, again]) h.close();
+  });
+});
+
 describe('the MCP endpoint with a valid token', () => {
   /** One JSON-RPC request; the answer whether it came as JSON or as one server-sent event. */
   async function rpc(body: unknown, session?: string) {
