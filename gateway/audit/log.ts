@@ -343,8 +343,13 @@ class ChainLog implements AuditLog {
   }
 
   enqueue(input: AuditRecordInput): number {
+    return this.enqueueStorable(storable(input));
+  }
+
+  /** enqueue of a record whose column texts are already storable (append keeps what it hands back). */
+  private enqueueStorable(input: AuditRecordInput): number {
     if (this.closed) throw new AuditWriteError(new Error('the audit log is closed'));
-    const entry = entryOf(storable(input));
+    const entry = entryOf(input);
     const lsn = ++this.nextLsn;
     const maxEntries = (this.options.maxBatch ?? 1000) * ENTRY_STRIDE;
     if (!this.current || this.current.entries.length >= maxEntries) {
@@ -371,7 +376,7 @@ class ChainLog implements AuditLog {
     const input = storable(given);
     let lsn: number;
     try {
-      lsn = this.enqueue(input);
+      lsn = this.enqueueStorable(input);
     } catch (err) {
       return Promise.reject(err);
     }
