@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { AuditRecordInput } from '../../src/shared/audit.js';
 import type { GatewayConfig } from '../../src/shared/config/schema.js';
 import type { Identity } from '../../src/shared/identity.js';
-import { sourceKey } from '../transport/places-by-source.js';
+import { sourceKeyOfEndpoint } from '../transport/places-by-source.js';
 import { HttpError } from '../transport/router.js';
 import { cookieNames, readCookie, setCookie } from './cookies.js';
 import type { OidcLogin } from './oidc.js';
@@ -82,7 +82,7 @@ export function createSignIn(deps: SignInDeps) {
     const verifier = randomToken();
     const nonce = randomToken();
     const state = sessions.begin({
-      source: sourceKey(source.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')),
+      source: sourceKeyOfEndpoint(source),
       issuer: login.issuer,
       verifier,
       nonce,

@@ -67,6 +67,11 @@ export function sourceKey(address: string | undefined): string {
   return `${expandIpv6(address).slice(0, 4).join(':')}::/64`;
 }
 
+/** sourceKey of an endpoint as transport/http.ts's sourceOf prints it: `1.2.3.4:5678` or `[::1]:5678`. */
+export function sourceKeyOfEndpoint(endpoint: string): string {
+  return sourceKey(endpoint.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
+}
+
 /** The eight groups of an IPv6 address, `::` expanded (a zone id dropped), lower case without leading zeros. */
 function expandIpv6(address: string): string[] {
   const [head = '', tail] = address.split('%')[0]!.toLowerCase().split('::');

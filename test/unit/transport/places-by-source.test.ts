@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PlacesBySource, sourceKey } from '../../../gateway/transport/places-by-source.js';
+import {
+  PlacesBySource,
+  sourceKey,
+  sourceKeyOfEndpoint,
+} from '../../../gateway/transport/places-by-source.js';
 
 describe('places of unauthenticated connections, shared between sources', () => {
   it('below the cap every source takes a place; at the cap one source is refused its own next one', () => {
@@ -59,5 +63,13 @@ describe('the source of a connection', () => {
     expect(sourceKey('2001:db8:1:3::1')).not.toBe(key);
     expect(sourceKey('::1')).toBe('0:0:0:0::/64');
     expect(sourceKey(undefined)).toBe('unknown');
+  });
+});
+
+describe('the source of an endpoint as the HTTP listener prints it', () => {
+  it('drops the port, and the brackets of an IPv6 address', () => {
+    expect(sourceKeyOfEndpoint('192.0.2.7:5432')).toBe('192.0.2.7');
+    expect(sourceKeyOfEndpoint('[2001:db8:1:2::1]:443')).toBe('2001:db8:1:2::/64');
+    expect(sourceKeyOfEndpoint('[::ffff:192.0.2.7]:80')).toBe('192.0.2.7');
   });
 });
