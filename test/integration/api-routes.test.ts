@@ -332,7 +332,7 @@ describe('text from the caller in the audit store', () => {
     for (const [path, body] of [
       ['/v1/access-requests', request],
       ['/v1/policy/test', { connection: 'prod-db', sql: 'select 1 -- \u0000' }],
-      ['/v1/policy/test', { connection: 'prod-db', sql: 'select 1', ['x\u0000']: 1 }],
+      ['/v1/policy/test', { connection: 'prod-db', sql: 'select 1', 'x\u0000': 1 }],
     ] as const) {
       const r = await call(rita, 'POST', path, body);
       expect(r.status, path).toBe(400);
